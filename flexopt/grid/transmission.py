@@ -1,0 +1,170 @@
+"""Transmission DC model: PTDF, balancing sensitivities and ratings (DESIGN S2, S3).
+
+Equations are numbered in ``models/transmission.md``. Arrays in, arrays out; the pandapower
+conversion lives in :mod:`flexopt.grid.pandapower_io`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from flexopt.errors import TopologyError
+
+__all__ = ["TransmissionModel", "balancing_weights", "load_reduction_sensitivity"]
+
+
+@dataclass(frozen=True, eq=False)
+class TransmissionModel:
+    """DC transmission network as arrays.
+
+    Attributes
+    ----------
+    bus : pandas.Index
+        Bus labels (pandapower bus indices for networks read from pandapower).
+    branch : pandas.Index
+        Branch labels, ``line_<i>`` then ``trafo_<i>`` (pandapower ``_ppc`` order).
+    from_idx, to_idx : numpy.ndarray
+        Positional bus index of each branch end.
+    x_pu : numpy.ndarray
+        Series reactance on ``base_mva``.
+    tap : numpy.ndarray
+        Off-nominal tap ratio (1 for lines).
+    rating_mw : numpy.ndarray
+        Thermal rating used as the DC flow limit ``F̄_l`` (MVA taken as MW).
+    slack_idx : int
+        Positional index of the reference bus (PTDF column of zeros).
+    base_mva : float
+        System base.
+    """
+
+    bus: pd.Index
+    branch: pd.Index
+    from_idx: np.ndarray
+    to_idx: np.ndarray
+    x_pu: np.ndarray
+    tap: np.ndarray
+    rating_mw: np.ndarray
+    slack_idx: int
+    base_mva: float = 100.0
+
+    @property
+    def n_bus(self) -> int:
+        return len(self.bus)
+
+    @property
+    def n_branch(self) -> int:
+        return len(self.branch)
+
+    def bus_pos(self, labels) -> np.ndarray:
+        """Positional indices of bus labels; raises ``KeyError`` for unknown labels."""
+        pos = self.bus.get_indexer(pd.Index(np.atleast_1d(labels)))
+        if (pos < 0).any():
+            bad = np.atleast_1d(labels)[pos < 0]
+            raise KeyError(f"unknown transmission bus(es): {list(bad)}")
+        return pos
+
+    @cached_property
+    def ptdf(self) -> np.ndarray:
+        """Power transfer distribution factors ``Φ`` (branches × buses), eq. (T3).
+
+        ``Φ = B_f[:, n] B_bus[n, n]^{-1}`` over the non-slack buses ``n`` with
+        ``b_l = 1 / (x_l τ_l)`` (T1–T2); the slack column is zero. MW of branch flow per MW
+        injected at the bus and withdrawn at the slack.
+        """
+        phi = _compute_ptdf(self)
+        phi.flags.writeable = False
+        return phi
+
+    def flows_mw(self, injection_mw: np.ndarray) -> np.ndarray:
+        """DC branch flows ``f = Φ p`` for net injections ``[..., n_bus]`` (T4)."""
+        return np.asarray(injection_mw) @ self.ptdf.T
+
+
+def _compute_ptdf(model: TransmissionModel) -> np.ndarray:
+    n, nl = model.n_bus, model.n_branch
+    if np.any(model.x_pu == 0):
+        raise TopologyError("a transmission branch has zero reactance; the DC model needs x ≠ 0")
+    b = 1.0 / (model.x_pu * model.tap)
+    rows = np.arange(nl)
+    incidence = sp.csr_matrix(
+        (
+            np.r_[np.ones(nl), -np.ones(nl)],
+            (np.r_[rows, rows], np.r_[model.from_idx, model.to_idx]),
+        ),
+        shape=(nl, n),
+    )
+    bf = sp.diags(b) @ incidence
+    bbus = (incidence.T @ bf).tocsc()
+    keep = np.flatnonzero(np.arange(n) != model.slack_idx)
+    try:
+        lu = spla.splu(bbus[keep][:, keep].tocsc())
+    except RuntimeError as err:  # singular: islanded bus
+        raise TopologyError(
+            "the transmission network is not connected (singular B matrix)"
+        ) from err
+    phi = np.zeros((nl, n))
+    # Φ[:, keep] = B_f[:, keep] B^{-1}  ⇔  B^T Φ[:, keep]^T = B_f[:, keep]^T (B symmetric)
+    phi[:, keep] = lu.solve(np.asarray(bf[:, keep].T.todense())).T
+    return phi
+
+
+def balancing_weights(
+    n_bus: int, gen_bus_idx: np.ndarray, p_da_mw: np.ndarray | None, slack_idx: int
+) -> np.ndarray:
+    """Bus weights ``w_{t,b}`` of the rule that takes an imbalance (eq. T5).
+
+    Parameters
+    ----------
+    n_bus : int
+        Number of buses.
+    gen_bus_idx : numpy.ndarray
+        Positional bus index of each generator, shape ``[G]``.
+    p_da_mw : numpy.ndarray or None
+        Day-ahead schedule ``[T, G]``: generators share the imbalance in proportion to it
+        (distributed slack). ``None`` selects the slack-bus rule (all at ``slack_idx``).
+    slack_idx : int
+        Reference bus position.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T, n_bus]`` (or ``[1, n_bus]`` for the slack rule); every row sums to one.
+    """
+    if p_da_mw is None:
+        w = np.zeros((1, n_bus))
+        w[0, slack_idx] = 1.0
+        return w
+    p = np.clip(np.asarray(p_da_mw, dtype=float), 0.0, None)
+    total = p.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        raise ValueError("distributed balancing needs a positive day-ahead output in every hour")
+    w = np.zeros((p.shape[0], n_bus))
+    np.add.at(w.T, gen_bus_idx, (p / total).T)
+    return w
+
+
+def load_reduction_sensitivity(ptdf: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Flow change per MW of load *reduction* at each bus, ``H`` (eq. T6).
+
+    A 1 MW reduction at bus b injects +1 MW there and the balancing units lower their
+    output by ``w`` in total: ``H_{t,l,b} = Φ_{l,b} − Σ_k w_{t,k} Φ_{l,k}``.
+
+    Parameters
+    ----------
+    ptdf : numpy.ndarray
+        ``[L, N]``.
+    weights : numpy.ndarray
+        ``[T, N]`` from :func:`balancing_weights`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[T, L, N]``.
+    """
+    return ptdf[None, :, :] - (weights @ ptdf.T)[:, :, None]

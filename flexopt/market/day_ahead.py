@@ -1,0 +1,108 @@
+"""S1 — wholesale day-ahead energy market (copper plate economic dispatch).
+
+Equations D1–D3 in ``models/day_ahead.md``::
+
+    min  Σ_t Δt Σ_g (c2_g p_{g,t}² + c1_g p_{g,t})                     (D1)
+    s.t. Σ_g p_{g,t} = D_t                      [λ_t, €/MWh]          (D2)
+         p̲_g ≤ p_{g,t} ≤ p̄_g                                          (D3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+__all__ = ["DayAheadData", "DayAheadResult", "build_day_ahead", "read_day_ahead"]
+
+
+@dataclass(frozen=True, eq=False)
+class DayAheadData:
+    """Inputs of S1.
+
+    Attributes
+    ----------
+    generators : pandas.DataFrame
+        Indexed by generator label; columns ``p_min_mw``, ``p_max_mw``, ``c1_eur_per_mwh``,
+        ``c2_eur_per_mw2h``.
+    demand_mw : pandas.Series
+        Total forecast load per hour (index: hours).
+    dt_h : float
+        Length of an hour step.
+    """
+
+    generators: pd.DataFrame
+    demand_mw: pd.Series
+    dt_h: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class DayAheadResult:
+    """Solution of S1: ``p_mw`` (hours × generators), ``price_eur_per_mwh`` per hour."""
+
+    p_mw: pd.DataFrame
+    price_eur_per_mwh: pd.Series
+    cost_eur: float
+
+
+def build_day_ahead(data: DayAheadData) -> pyo.ConcreteModel:
+    """Build the S1 QP (D1–D3). Pure: never solves."""
+    m = pyo.ConcreteModel(name="day_ahead")
+    m.T = pyo.Set(initialize=list(data.demand_mw.index), ordered=True)
+    m.G = pyo.Set(initialize=list(data.generators.index), ordered=True)
+    m.dt_h = pyo.Param(initialize=float(data.dt_h), doc="hour step, h")
+    add_generation(m, data)
+    add_eq_balance(m, data)
+    add_objective(m, data)
+    return m
+
+
+def add_generation(m: pyo.ConcreteModel, data: DayAheadData) -> None:
+    """Generator outputs with their limits (D3)."""
+    gen = data.generators
+
+    def bounds(_m, g, _t):
+        return float(gen.at[g, "p_min_mw"]), float(gen.at[g, "p_max_mw"])
+
+    m.p = pyo.Var(m.G, m.T, bounds=bounds, doc="output, MW")
+
+
+def add_eq_balance(m: pyo.ConcreteModel, data: DayAheadData) -> None:
+    """Copper-plate energy balance per hour (D2); its dual is the market price."""
+
+    def rule(_m, t):
+        return sum(m.p[g, t] for g in m.G) == float(data.demand_mw.loc[t])
+
+    m.eq_balance = pyo.Constraint(m.T, rule=rule)
+
+
+def add_objective(m: pyo.ConcreteModel, data: DayAheadData) -> None:
+    """Variable generation cost (D1); no-load costs ``c0`` do not depend on the dispatch."""
+    gen = data.generators
+    c1 = gen["c1_eur_per_mwh"].to_dict()
+    c2 = gen["c2_eur_per_mw2h"].to_dict()
+    m.obj = pyo.Objective(
+        expr=m.dt_h * sum(c2[g] * m.p[g, t] ** 2 + c1[g] * m.p[g, t] for g in m.G for t in m.T),
+        sense=pyo.minimize,
+    )
+
+
+def read_day_ahead(m: pyo.ConcreteModel, duals: dict) -> DayAheadResult:
+    """Collect the solution of a solved S1 model; prices are the duals of (D2) over Δt."""
+    hours, gens = list(m.T), list(m.G)
+    p = np.array([[pyo.value(m.p[g, t]) for g in gens] for t in hours])
+    dt = float(pyo.value(m.dt_h))
+    price = pd.Series(
+        [duals[m.eq_balance[t]] / dt for t in hours],
+        index=pd.Index(hours, name="hour"),
+        name="price_eur_per_mwh",
+    )
+    return DayAheadResult(
+        p_mw=pd.DataFrame(
+            p, index=pd.Index(hours, name="hour"), columns=pd.Index(gens, name="gen")
+        ),
+        price_eur_per_mwh=price,
+        cost_eur=float(pyo.value(m.obj)),
+    )

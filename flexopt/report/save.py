@@ -1,0 +1,43 @@
+"""Atomic writing of result folders: everything goes to a temporary sibling, then one rename."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["save_results"]
+
+
+def save_results(
+    out: str | Path, tables: dict[str, pd.DataFrame], summary: dict, timings: dict[str, float]
+) -> Path:
+    """Write ``<name>.csv`` per table, ``summary.json`` and ``timings.json`` into ``out``.
+
+    Timings live in their own file so that two runs with the same seed give byte-identical
+    ``summary.json``. An existing ``out`` is replaced only once the new folder is complete.
+    """
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        for name, df in tables.items():
+            df.to_csv(work / f"{name}.csv", float_format="%.10g")
+        (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        (work / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+        if out.exists():
+            old = out.with_name(f".{out.name}-old")
+            if old.exists():
+                shutil.rmtree(old)
+            out.rename(old)
+            work.rename(out)
+            shutil.rmtree(old)
+        else:
+            work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,210 @@
+"""The only code in flexopt that calls an optimization solver.
+
+Every call returns a typed :class:`SolveResult`; nothing fails silently. A model that is
+infeasible or hits a limit without a solution comes back with the matching
+:class:`SolveStatus` and the solver's reason, never with stale variable values loaded.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+__all__ = ["SolveResult", "SolveStatus", "solve"]
+
+
+class SolveStatus(enum.Enum):
+    """Outcome of a solve, from the caller's point of view."""
+
+    OPTIMAL = "optimal"
+    FEASIBLE = "feasible"  # a limit was hit; the incumbent and its bound are reported
+    INFEASIBLE = "infeasible"
+    UNBOUNDED = "unbounded"
+    NO_SOLUTION = "no_solution"  # a limit was hit before any feasible point
+    ERROR = "error"
+
+    @property
+    def has_solution(self) -> bool:
+        return self in (SolveStatus.OPTIMAL, SolveStatus.FEASIBLE)
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """Typed result of :func:`solve`.
+
+    Attributes
+    ----------
+    status : SolveStatus
+    objective : float or None
+        Objective of the loaded solution.
+    bound : float or None
+        Best proven bound (equals ``objective`` for LP/QP at optimality).
+    wall_s : float
+        Wall-clock time of the solver call, model hand-over included.
+    solver : str
+    message : str
+        The solver's termination condition, verbatim.
+    duals : dict
+        Constraint data object → dual value (``λ = ∂objective/∂rhs`` with constants on the
+        right-hand side); empty for MIPs or when no solution was found.
+    """
+
+    status: SolveStatus
+    objective: float | None
+    bound: float | None
+    wall_s: float
+    solver: str
+    message: str
+    duals: dict[Any, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status.has_solution
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap ``|obj − bound| / max(1, |obj|)`` when both are known."""
+        if self.objective is None or self.bound is None:
+            return None
+        return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
+
+    def dual(self, constraint: Any) -> float:
+        """Dual of one constraint data object (``KeyError`` if none was reported)."""
+        return self.duals[constraint]
+
+
+_TC_MAP = {
+    TerminationCondition.convergenceCriteriaSatisfied: SolveStatus.OPTIMAL,
+    TerminationCondition.provenInfeasible: SolveStatus.INFEASIBLE,
+    TerminationCondition.locallyInfeasible: SolveStatus.INFEASIBLE,
+    TerminationCondition.infeasibleOrUnbounded: SolveStatus.INFEASIBLE,
+    TerminationCondition.unbounded: SolveStatus.UNBOUNDED,
+}
+
+
+def solve(
+    model: pyo.ConcreteModel,
+    solver: str = "highs",
+    *,
+    time_limit: float | None = None,
+    mip_gap: float | None = None,
+    duals: bool = True,
+    options: dict[str, Any] | None = None,
+) -> SolveResult:
+    """Solve a Pyomo model and load its solution when there is one.
+
+    Parameters
+    ----------
+    model : pyomo.environ.ConcreteModel
+        Built by one of the ``flexopt.market`` / ``flexopt.dso`` builders.
+    solver : str
+        ``"highs"`` (LP, convex QP, MILP) through Pyomo's HiGHS interface; any other name
+        goes through ``pyomo.environ.SolverFactory`` (e.g. ``"scip_direct"``).
+    time_limit : float, optional
+        Seconds. Hitting it returns ``FEASIBLE`` with the incumbent or ``NO_SOLUTION``.
+    mip_gap : float, optional
+        Relative MIP gap.
+    duals : bool
+        Collect constraint duals (continuous models).
+    options : dict, optional
+        Solver-specific options passed through unchanged.
+    """
+    if solver == "highs":
+        return _solve_highs(model, time_limit, mip_gap, duals, options or {})
+    return _solve_legacy(model, solver, time_limit, mip_gap, duals, options or {})
+
+
+def _solve_highs(model, time_limit, mip_gap, duals, options) -> SolveResult:
+    from pyomo.contrib.solver.solvers.highs import Highs
+
+    opt = Highs()
+    kwargs: dict[str, Any] = {
+        "load_solutions": False,
+        "raise_exception_on_nonoptimal_result": False,
+        "solver_options": dict(options),
+    }
+    if time_limit is not None:
+        kwargs["time_limit"] = float(time_limit)
+    if mip_gap is not None:
+        kwargs["rel_gap"] = float(mip_gap)
+    start = time.perf_counter()
+    try:
+        res = opt.solve(model, **kwargs)
+    except Exception as err:  # a solver crash must not escape as a bare traceback
+        return SolveResult(
+            SolveStatus.ERROR, None, None, time.perf_counter() - start, "highs", str(err)
+        )
+    wall = time.perf_counter() - start
+    tc = res.termination_condition
+    has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+    status = _TC_MAP.get(tc)
+    if status is None:
+        status = SolveStatus.FEASIBLE if has_sol else SolveStatus.NO_SOLUTION
+    if status is SolveStatus.OPTIMAL and not has_sol:
+        status = SolveStatus.ERROR
+    dual_map: dict[Any, float] = {}
+    if status.has_solution:
+        res.solution_loader.load_vars()
+        if duals and not _has_discrete(model):
+            dual_map = dict(res.solution_loader.get_duals())
+    objective = res.incumbent_objective if status.has_solution else None
+    bound = res.objective_bound if res.objective_bound is not None else objective
+    return SolveResult(status, objective, bound, wall, "highs", str(tc.name), dual_map)
+
+
+def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveResult:
+    from pyomo.opt import SolverStatus
+    from pyomo.opt import TerminationCondition as LegacyTC
+
+    opt = pyo.SolverFactory(solver)
+    if opt is None or not opt.available(exception_flag=False):
+        return SolveResult(
+            SolveStatus.ERROR, None, None, 0.0, solver, f"solver {solver!r} is not available"
+        )
+    opts = dict(options)
+    if time_limit is not None:
+        opts.setdefault("limits/time" if "scip" in solver else "time_limit", float(time_limit))
+    if mip_gap is not None:
+        opts.setdefault("limits/gap" if "scip" in solver else "mip_rel_gap", float(mip_gap))
+    if duals and not hasattr(model, "dual"):
+        model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
+    start = time.perf_counter()
+    try:
+        res = opt.solve(model, load_solutions=False, options=opts)
+    except Exception as err:
+        return SolveResult(
+            SolveStatus.ERROR, None, None, time.perf_counter() - start, solver, str(err)
+        )
+    wall = time.perf_counter() - start
+    tc = res.solver.termination_condition
+    n_sol = len(res.solution) if res.solution is not None else 0
+    if tc == LegacyTC.optimal:
+        status = SolveStatus.OPTIMAL
+    elif tc in (LegacyTC.infeasible, LegacyTC.infeasibleOrUnbounded):
+        status = SolveStatus.INFEASIBLE
+    elif tc == LegacyTC.unbounded:
+        status = SolveStatus.UNBOUNDED
+    elif res.solver.status == SolverStatus.error:
+        status = SolveStatus.ERROR
+    else:
+        status = SolveStatus.FEASIBLE if n_sol else SolveStatus.NO_SOLUTION
+    objective = bound = None
+    dual_map: dict[Any, float] = {}
+    if status.has_solution and n_sol:
+        model.solutions.load_from(res)
+        obj = next(model.component_data_objects(pyo.Objective, active=True))
+        objective = float(pyo.value(obj))
+        lb = res.problem.lower_bound
+        bound = float(lb) if lb is not None and abs(float(lb)) != float("inf") else objective
+        if duals and hasattr(model, "dual"):
+            dual_map = dict(model.dual.items())
+    return SolveResult(status, objective, bound, wall, solver, str(tc), dual_map)
+
+
+def _has_discrete(model: pyo.ConcreteModel) -> bool:
+    return any(not v.is_continuous() for v in model.component_data_objects(pyo.Var, active=True))
