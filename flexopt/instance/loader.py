@@ -156,6 +156,7 @@ class _Reader:
         self, path: Path, schema: dict[str, _Col], key: str | tuple[str, ...] | None
     ) -> pd.DataFrame:
         file = self.rel(path)
+        first = _header_line(path)
         try:
             raw = pd.read_csv(
                 path, dtype=str, comment="#", skipinitialspace=True, keep_default_na=False
@@ -180,7 +181,7 @@ class _Reader:
             empty = text == ""
             if empty.any():
                 raise InstanceError(
-                    file, col, f"line {int(np.flatnonzero(empty)[0]) + 2}: value is missing"
+                    file, col, f"line {first + 1 + int(np.flatnonzero(empty)[0])}: value is missing"
                 )
             if spec.kind == "str":
                 out[col] = text.to_numpy(dtype=object)
@@ -193,26 +194,52 @@ class _Reader:
                 i = int(np.flatnonzero(bad)[0])
                 want = "an integer" if spec.kind == "int" else "a finite number"
                 raise InstanceError(
-                    file, col, f"line {i + 2}: must be {want}, got {text.iloc[i]!r}"
+                    file, col, f"line {first + 1 + i}: must be {want}, got {text.iloc[i]!r}"
                 )
             if spec.check is not None:
                 viol = spec.check(num)
                 if viol.any():
                     i = int(np.flatnonzero(viol)[0])
-                    raise InstanceError(file, col, f"line {i + 2}: {spec.rule}, got {text.iloc[i]}")
+                    raise InstanceError(
+                        file, col, f"line {first + 1 + i}: {spec.rule}, got {text.iloc[i]}"
+                    )
             out[col] = num.astype(np.int64) if spec.kind == "int" else num
         df = pd.DataFrame(out)
+        df.attrs["header_line"] = first
         if key is not None:
             cols = [key] if isinstance(key, str) else list(key)
             dup = df.duplicated(subset=cols)
             if dup.any():
                 i = int(np.flatnonzero(dup.to_numpy())[0])
                 raise InstanceError(
-                    file, ",".join(cols), f"line {i + 2}: duplicate entry {tuple(df.loc[i, cols])}"
+                    file,
+                    ",".join(cols),
+                    f"line {_line(df, i)}: duplicate entry {', '.join(str(_py(df[c].iloc[i])) for c in cols)}",
                 )
         if df.empty:
             raise InstanceError(file, None, "table has no rows")
         return df
+
+
+def _header_line(path: Path) -> int:
+    """1-based line number of the CSV header (after leading ``#`` comment lines)."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.lstrip().startswith("#"):
+                    return n
+    except UnicodeDecodeError:
+        pass
+    return 1
+
+
+def _line(df: pd.DataFrame, row: int) -> int:
+    """File line of data row ``row`` of a table read by :meth:`_Reader.table`."""
+    return int(df.attrs.get("header_line", 1)) + 1 + row
+
+
+def _py(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _bad_ref(file: str, field: str, df: pd.DataFrame, col: str, allowed, what: str) -> None:
@@ -222,7 +249,7 @@ def _bad_ref(file: str, field: str, df: pd.DataFrame, col: str, allowed, what: s
         raise InstanceError(
             file,
             col if field is None else field,
-            f"line {i + 2}: unknown {what} {df[col].iloc[i]!r}",
+            f"line {_line(df, i)}: unknown {what} {_py(df[col].iloc[i])!r}",
         )
 
 
@@ -365,7 +392,9 @@ def _load_transmission(sec: _Section, reader: _Reader) -> TransmissionData:
     loops = branches["from_bus"] == branches["to_bus"]
     if loops.any():
         i = int(np.flatnonzero(loops.to_numpy())[0])
-        raise InstanceError(fbr, "to_bus", f"line {i + 2}: a branch must join two different buses")
+        raise InstanceError(
+            fbr, "to_bus", f"line {_line(branches, i)}: a branch must join two different buses"
+        )
     _check_connected(
         fbr, buses["bus"].to_numpy(), branches["from_bus"].to_numpy(), branches["to_bus"].to_numpy()
     )
@@ -375,7 +404,7 @@ def _load_transmission(sec: _Section, reader: _Reader) -> TransmissionData:
     inverted = gens["p_min_mw"] > gens["p_max_mw"]
     if inverted.any():
         i = int(np.flatnonzero(inverted.to_numpy())[0])
-        raise InstanceError(fg, "p_min_mw", f"line {i + 2}: exceeds p_max_mw")
+        raise InstanceError(fg, "p_min_mw", f"line {_line(gens, i)}: exceeds p_max_mw")
     return TransmissionData(
         buses=buses.set_index("bus"),
         branches=branches.set_index("branch"),
@@ -452,8 +481,17 @@ def _load_scenario(
 
 
 def _load_feeder(name: str, path: Path, reader: _Reader, vn_kv: float) -> FeederData:
-    tab = reader.table(path, _FEEDER, "to_bus")
+    tab = reader.table(path, _FEEDER, None)
     f = reader.rel(path)
+    twice = tab["to_bus"].duplicated()
+    if twice.any():
+        i = int(np.flatnonzero(twice.to_numpy())[0])
+        raise InstanceError(
+            f,
+            "to_bus",
+            f"line {_line(tab, i)}: bus {tab['to_bus'].iloc[i]} is fed by two "
+            "branches: the feeder is meshed (a radial feeder lists each bus once as to_bus)",
+        )
     to_set = set(tab["to_bus"])
     roots = sorted(set(tab["from_bus"]) - to_set)
     if len(roots) != 1:

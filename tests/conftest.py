@@ -1,0 +1,33 @@
+"""Shared fixtures. pandapower is imported quietly (it warns about numba at import)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import pandapower  # noqa: F401
+    import pandapower.networks as pn
+
+import flexopt as fx
+
+ROOT = Path(__file__).resolve().parents[1]
+RTS = ROOT / "instances" / "rts24-3dso"
+
+
+@pytest.fixture(scope="session")
+def rts() -> fx.Instance:
+    return fx.load_instance(RTS)
+
+
+@pytest.fixture(scope="session")
+def case33() -> fx.grid.Feeder:
+    return fx.grid.Feeder.from_pandapower(pn.case33bw())
+
+
+@pytest.fixture(scope="session")
+def case69() -> fx.grid.Feeder:
+    return fx.grid.Feeder.from_pandapower(fx.grid.case69())

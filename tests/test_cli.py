@@ -1,0 +1,70 @@
+"""The ``flexopt`` command: outputs, determinism, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from flexopt.cli import main
+from tests.conftest import RTS
+
+
+def test_validate_ok(capsys):
+    assert main(["validate", str(RTS)]) == 0
+    assert "rts24-3dso: valid" in capsys.readouterr().out
+
+
+def test_run_writes_tables_and_is_deterministic(tmp_path, capsys):
+    args = ["run", str(RTS), "--plf", "monte_carlo", "--samples", "4000", "--seed", "3"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "congestion" in out
+    assert "line_10" in out
+    for name in ("day_ahead", "congestion", "losses", "participants"):
+        assert (tmp_path / "a" / f"{name}.csv").is_file()
+    a = (tmp_path / "a" / "summary.json").read_bytes()
+    assert a == (tmp_path / "b" / "summary.json").read_bytes()
+    summary = json.loads(a)
+    assert summary["seed"] == 3
+    assert summary["plf_method"] == "monte_carlo"
+    timings = json.loads((tmp_path / "a" / "timings.json").read_text())
+    assert set(timings) == {"day_ahead_s", "plf_s", "loss_allocation_s"}
+    cong = pd.read_csv(tmp_path / "a" / "congestion.csv")
+    assert cong["congested"].sum() == summary["congested_line_hours_before"]
+
+
+def test_run_replaces_output_folder_whole(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "stale.csv").write_text("old")
+    assert main(["run", str(RTS), "--out", str(out)]) == 0
+    assert not (out / "stale.csv").exists()
+    assert (out / "summary.json").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no temporary folder left behind
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "no/such/instance"], "does not exist"),
+        (["run", str(RTS), "--plf", "magic"], "invalid choice"),
+        (["run", str(RTS), "--samples", "-3"], "positive integer"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_one_line_exit_2(capsys, argv, needle):
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert needle in err[0]
+
+
+def _exit_code(argv: list[str]) -> int:
+    """``main``'s status whether it returns it (bad data) or argparse exits (bad flags)."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code)
