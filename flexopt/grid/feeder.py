@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.errors import PowerFlowError, TopologyError
+from flexopt.grid._sweep import HAVE_NUMBA, sweep
 
 if TYPE_CHECKING:  # pandapower is imported lazily, only by from_pandapower
     import pandapower as pp
@@ -267,6 +268,11 @@ class Feeder:
         return np.flatnonzero(self.parent == self.root)
 
     @cached_property
+    def z_branch_pu(self) -> np.ndarray:
+        """Series impedance ``z_k = r_k + j x_k`` of each branch."""
+        return self.r_pu + 1j * self.x_pu
+
+    @cached_property
     def path(self) -> np.ndarray:
         """``A[k, j] = 1`` when branch ``k`` lies on the path from the root to bus ``j`` (F2)."""
         a = np.zeros((self.n_branch, self.n_bus))
@@ -283,8 +289,7 @@ class Feeder:
     @cached_property
     def z_pu(self) -> np.ndarray:
         """Root-referenced bus impedance ``Z = BCBV · BIBC = Aᵀ diag(z) A`` (F3), ``[n, n]``."""
-        z = self.r_pu + 1j * self.x_pu
-        m = (self.path.T * z) @ self.path
+        m = (self.path.T * self.z_branch_pu) @ self.path
         m.flags.writeable = False
         return m
 
@@ -308,6 +313,7 @@ class Feeder:
         *,
         tol_pu: float = 1e-10,
         max_iter: int = 100,
+        engine: str = "auto",
     ) -> PowerFlowResult:
         """Batched AC power flow by backward/forward sweep (F4–F7).
 
@@ -321,6 +327,11 @@ class Feeder:
             Stop when the largest voltage update of the whole batch is below this.
         max_iter : int
             Raise :class:`~flexopt.errors.PowerFlowError` beyond this many sweeps.
+        engine : {"auto", "numba", "numpy"}
+            ``numba``: compiled tree sweep, O(n) per power flow, parallel over the batch, each
+            power flow stopping on its own tolerance. ``numpy``: the matrix form (F4), one
+            complex matrix product per sweep for the whole batch. ``auto`` picks numba when it
+            is installed. Both iterate the same fixed point (tests hold them to 1e-12 pu).
 
         Returns
         -------
@@ -334,31 +345,40 @@ class Feeder:
                 f"expected loads with last axis {self.n_bus} buses, got shape {p.shape}"
             )
         batch = p.shape[:-1]
-        s = (p.reshape(-1, self.n_bus) + 1j * q.reshape(-1, self.n_bus)) / self.base_mva
-        s[:, self.root] = 0.0
+        p2 = p.reshape(-1, self.n_bus)
+        q2 = q.reshape(-1, self.n_bus)
         y = self.y_shunt_pu.copy()
         y[self.root] = 0.0
-        s_conj = np.conj(s)
-        zt = self.z_pu.T.copy()
-        v0 = complex(self.v_root_pu)
-        v = np.full(s.shape, v0, dtype=complex)
-        step = float("inf")
-        it = 0
-        while it < max_iter:
-            it += 1
-            v_new = v0 - (s_conj / np.conj(v) + y * v) @ zt
-            step = float(np.max(np.abs(v_new - v), initial=0.0))
-            v = v_new
-            if step < tol_pu:
-                break
-        if not step < tol_pu:
-            raise PowerFlowError(
-                f"feeder '{self.name}': power flow did not converge in {max_iter} sweeps "
-                f"(last voltage update {step:.3g} pu); the load is probably beyond the "
-                f"feeder's loadability"
+        if engine not in ("auto", "numba", "numpy"):
+            raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+        if engine == "numba" and not HAVE_NUMBA:
+            raise ImportError("engine='numba' needs numba (pip install numba)")
+        if engine != "numpy" and HAVE_NUMBA:
+            v, i_bus, i_branch, iters = sweep(
+                p2,
+                q2,
+                self.base_mva,
+                y,
+                self.parent,
+                self.child,
+                self.z_branch_pu,
+                self.root,
+                complex(self.v_root_pu),
+                float(tol_pu),
+                int(max_iter),
             )
-        i_bus = s_conj / np.conj(v) + y * v
-        i_branch = i_bus @ self.path.T  # backward sweep: I_k = Σ_{j downstream of k} I_j (F5)
+            if np.any(iters < 0):
+                bad = int(np.sum(iters < 0))
+                raise PowerFlowError(
+                    f"feeder '{self.name}': power flow did not converge in {max_iter} sweeps "
+                    f"({bad} of {len(iters)} cases); the load is probably beyond the feeder's "
+                    f"loadability"
+                )
+            it = int(iters.max(initial=0))
+        else:
+            s_conj = (p2 - 1j * q2) / self.base_mva
+            s_conj[:, self.root] = 0.0
+            v, i_bus, i_branch, it = self._sweep_numpy(s_conj, y, tol_pu, max_iter)
         shape_bus = (*batch, self.n_bus)
         return PowerFlowResult(
             feeder=self,
@@ -369,3 +389,47 @@ class Feeder:
             q_mvar=q,
             iterations=it,
         )
+
+    def _sweep_numpy(self, s_conj, y, tol_pu, max_iter):
+        """Matrix-form sweep (F4) over the whole batch at once."""
+        zt = self.z_pu.T.copy()
+        v0 = complex(self.v_root_pu)
+        # preallocated buffers: the loop allocates only the |ΔV| array of the stopping test
+        v = np.full(s_conj.shape, v0, dtype=complex)
+        v_new = np.empty_like(v)
+        i_bus = np.empty_like(v)
+        scratch = (np.empty(s_conj.shape), np.empty(s_conj.shape))
+        step = float("inf")
+        it = 0
+        while it < max_iter:
+            it += 1
+            _bus_current(s_conj, v, y, i_bus, scratch)
+            np.matmul(i_bus, zt, out=v_new)
+            np.subtract(v0, v_new, out=v_new)
+            np.subtract(v_new, v, out=i_bus)  # i_bus is recomputed next sweep: reuse it for ΔV
+            step = float(np.abs(i_bus).max(initial=0.0))
+            v, v_new = v_new, v
+            if step < tol_pu:
+                break
+        if not step < tol_pu:
+            raise PowerFlowError(
+                f"feeder '{self.name}': power flow did not converge in {max_iter} sweeps "
+                f"(last voltage update {step:.3g} pu); the load is probably beyond the "
+                f"feeder's loadability"
+            )
+        _bus_current(s_conj, v, y, i_bus, scratch)
+        i_branch = i_bus @ self.path.T  # backward sweep: I_k = Σ_{j downstream of k} I_j (F5)
+        return v, i_bus, i_branch, it
+
+
+def _bus_current(s_conj, v, y, out, scratch) -> None:
+    """``I = conj(S/V) + y V = conj(S)·V/|V|² + y V`` in place (real ops beat complex division)."""
+    inv_v2, im2 = scratch
+    np.multiply(v.real, v.real, out=inv_v2)
+    np.multiply(v.imag, v.imag, out=im2)
+    inv_v2 += im2
+    np.reciprocal(inv_v2, out=inv_v2)
+    np.multiply(s_conj, v, out=out)
+    out *= inv_v2
+    if np.any(y):
+        out += y * v

@@ -157,3 +157,27 @@ def test_branch_flows_balance_at_every_bus(case33):
         out = s_from[f.parent == j].sum()
         load = pf.p_mw[j] + 1j * pf.q_mvar[j]
         assert abs(s_to[k] - out - load) < 1e-9
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(scale=arrays(np.float64, (5, 69), elements=st.floats(-0.5, 1.5)))
+def test_numba_and_numpy_engines_agree(case69, scale):
+    p, q = case69.p_base_mw * scale, case69.q_base_mvar * scale
+    a = case69.power_flow(p, q, engine="numba")
+    b = case69.power_flow(p, q, engine="numpy")
+    # same fixed point; each numba power flow stops on its own tolerance (1e-10 pu)
+    np.testing.assert_allclose(a.v_pu, b.v_pu, atol=1e-9)
+    np.testing.assert_allclose(a.i_branch_pu, b.i_branch_pu, atol=1e-8)
+    np.testing.assert_allclose(a.loss_mw, b.loss_mw, atol=1e-9)
+
+
+def test_unknown_engine_is_rejected(case33):
+    with pytest.raises(ValueError, match="engine"):
+        case33.power_flow(engine="gpu")
+
+
+def test_numpy_engine_reports_non_convergence(case33):
+    with pytest.raises(PowerFlowError, match="did not converge"):
+        case33.power_flow(case33.p_base_mw * 40, case33.q_base_mvar * 40, engine="numpy")

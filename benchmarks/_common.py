@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmark scripts (never imported by flexopt or its tests)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def best_time(
+    fn: Callable[[], object], min_seconds: float = 0.5, repeats: int = 3
+) -> tuple[float, int]:
+    """Best-of-``repeats`` mean seconds per call, each repeat running ≥ ``min_seconds``."""
+    fn()  # warm-up (imports, caches, JIT)
+    best = float("inf")
+    calls = 0
+    for _ in range(repeats):
+        n, start = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        best = min(best, elapsed / n)
+        calls += n
+    return best, calls
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def write_csv(df: pd.DataFrame, name: str) -> Path:
+    """Write ``results/<name>.csv`` atomically."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"{name}.csv"
+    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
+    os.close(fd)
+    df.to_csv(tmp, index=False, float_format="%.6g")
+    os.replace(tmp, out)
+    return out
