@@ -1,7 +1,8 @@
 """The ``flexopt`` command.
 
     flexopt validate INSTANCE
-    flexopt run INSTANCE [--plf analytic|monte_carlo|pem] [--samples N] [--seed N] [--out DIR]
+    flexopt run INSTANCE [--method none|mlf] [--plf analytic|monte_carlo|pem] [--samples N]
+                         [--seed N] [--out DIR]
 
 Bad input prints one line naming the file and field and exits with status 2.
 """
@@ -31,8 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check an instance and print a short description")
     v.add_argument("instance", help="instance directory (holding instance.toml)")
 
-    r = sub.add_parser("run", help="run the market stages on an instance")
+    r = sub.add_parser("run", help="run the bilevel market on an instance")
     r.add_argument("instance", help="instance directory (holding instance.toml)")
+    r.add_argument(
+        "--method",
+        choices=("none", "mlf"),
+        default="none",
+        help="how DSOs modify their prosumers' offers (default: none)",
+    )
+    r.add_argument("--blocks", type=_positive_int, default=10, help="blocks per DSO bid and hour")
     r.add_argument(
         "--plf",
         choices=("analytic", "monte_carlo", "pem"),
@@ -97,41 +105,49 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from flexopt.instance import load_instance
-    from flexopt.pipeline import run_physics
+    from flexopt.pipeline import run_market
 
     inst = load_instance(args.instance)
-    print(
-        f"flexopt: {inst.name}: day-ahead market, PLF ({args.plf}), loss allocation …",
-        file=sys.stderr,
-    )
-    res = run_physics(
+    res = run_market(
         inst,
+        args.method,
+        seed=args.seed,
         plf_method=args.plf,
         samples=args.samples,
-        seed=args.seed,
-        loss_method=args.loss_allocation,
-        progress=args.plf == "monte_carlo",
+        blocks=args.blocks,
+        loss_allocation=args.loss_allocation,
+        progress=True,
     )
     s = res.summary
-    print(f"instance            {s['instance']}")
-    print(f"day-ahead cost      {s['day_ahead_cost_eur']:,.0f} EUR")
     print(
-        f"congestion ({s['plf_method']})  {s['congested_line_hours_before']} line-hours on "
-        f"{', '.join(s['congested_lines']) or 'no line'}; hours {s['congested_hours']}"
+        f"instance             {s['instance']}  (method {s['method']}, PLF {s['plf_method']}, seed {s['seed']})"
     )
     print(
-        f"overload            {s['overload_mw_before']:.2f} MW·h in total, worst {s['max_overload_mw']:.2f} MW"
+        f"congestion before    {s['congested_line_hours_before']} line-hours on "
+        f"{', '.join(s['congested_lines_before']) or 'no line'}, hours {s['congested_hours']}; "
+        f"overload {s['overload_mw_before']:.2f} MW·h"
     )
-    for dso_id, loss in s["dso_losses_mwh_before"].items():
+    print(
+        f"congestion after     {s['congested_line_hours_after']} line-hours; overload {s['overload_mw_after']:.2f} MW·h"
+    )
+    print(
+        f"flexibility          requested {s['flex_requested_mwh']:.3f} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh"
+    )
+    print(f"TSO cost             {s['tso_cost_eur']:,.2f} EUR")
+    print(
+        f"DSO losses           {s['dso_losses_mwh_before']:.3f} → {s['dso_losses_mwh_after']:.3f} MWh/day"
+    )
+    print(f"DSO balance          {s['dso_balance_eur']:,.2f} EUR")
+    print(f"social cost          {s['social_cost_eur']:,.2f} EUR")
+    for dso_id, d in s["dso"].items():
         print(
-            f"{dso_id:<19} feeder losses {loss:.3f} MWh/day, {s['participants'][dso_id]} participating prosumers"
+            f"  {dso_id:<18} {d['participants']} participants, requested {d['requested_mwh']:.3f} MWh, "
+            f"accepted {d['accepted_mwh']:.3f} MWh, losses −{d['losses_mwh_before'] - d['losses_mwh_after']:.3f} MWh, "
+            f"balance {d['balance_eur']:,.2f} EUR"
         )
-    print(f"time                {sum(res.timings.values()):.2f} s")
+    print(f"time                 {sum(res.timings.values()):.2f} s")
     if args.out:
-        from flexopt.report import save_results
-
-        path = save_results(args.out, res.tables, s, res.timings)
-        print(f"wrote               {path}")
+        print(f"wrote                {res.save(args.out)}")
     return 0
 
 

@@ -1,39 +1,143 @@
-"""The market stages end to end. Stages S1–S4 (physics core) are implemented here; each
-returns tables that mirror its inputs' indices, and timings are kept apart from results."""
+"""The bilevel market end to end (DESIGN §1): S1 → S2 → S4 → S3 → S5/S6 → S7 → S8 → S2 re-check.
+
+Only aggregated block bids (:class:`~flexopt.market.tso.DSOBid`) and accepted quantities
+cross the TSO–DSO boundary: the TSO-side stages below never receive a DSO context.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from flexopt.dso import local
 from flexopt.errors import FlexoptError
-from flexopt.grid import (
-    allocate_losses,
-    balancing_weights,
-    feeder_from_data,
-    screen_buses,
-    transmission_from_data,
-)
-from flexopt.instance import DSOData, Instance
+from flexopt.grid import LOSS_ALLOCATION_METHODS, balancing_weights, transmission_from_data
+from flexopt.instance import Instance
 from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
-from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
+from flexopt.market.requirement import (
+    RequirementData,
+    build_requirement,
+    build_requirement_tiebreak,
+    hour_values,
+    read_requirement,
+)
+from flexopt.market.tso import TSOMarketData, TSOMarketResult, build_tso_market, read_tso_market
+from flexopt.plf import PLF_METHODS, PLFModel, PLFResult, congestion_table, run_plf
 from flexopt.solve import solve
 
 __all__ = [
-    "PhysicsResult",
+    "METHODS",
+    "MarketOptions",
+    "MarketResult",
     "congestion",
     "day_ahead",
-    "dso_loss_allocation",
-    "feeder_net_load",
     "plf_model",
-    "run_physics",
+    "run_market",
 ]
 
+METHODS = local.BASELINE_METHODS
 
+
+@dataclass(frozen=True)
+class MarketOptions:
+    """Options of :func:`run_market`; unknown fields are rejected.
+
+    Attributes
+    ----------
+    method : {"none", "mlf"}
+        How DSOs modify their prosumers' offers (S5).
+    plf_method : {"analytic", "monte_carlo", "pem"}
+    samples : int
+        Monte Carlo samples.
+    seed : int
+        Seed of every random draw.
+    blocks : int
+        Blocks per DSO bid and hour (S6).
+    loss_allocation : {"branch_current", "marginal", "pro_rata"}
+    factor_bounds : (float, float)
+        Box of the modification factors.
+    progress : bool
+        Stage lines on stderr.
+    """
+
+    method: str = "none"
+    plf_method: str = "analytic"
+    samples: int = 10_000
+    seed: int = 0
+    blocks: int = 10
+    loss_allocation: str = "branch_current"
+    factor_bounds: tuple[float, float] = (0.5, 1.5)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("method", self.method in METHODS, f"one of {METHODS}"),
+            ("plf_method", self.plf_method in PLF_METHODS, f"one of {PLF_METHODS}"),
+            (
+                "loss_allocation",
+                self.loss_allocation in LOSS_ALLOCATION_METHODS,
+                f"one of {LOSS_ALLOCATION_METHODS}",
+            ),
+            ("samples", isinstance(self.samples, int) and self.samples > 0, "a positive integer"),
+            ("blocks", isinstance(self.blocks, int) and self.blocks > 0, "a positive integer"),
+            (
+                "factor_bounds",
+                0 < self.factor_bounds[0] <= 1 <= self.factor_bounds[1],
+                "lo ≤ 1 ≤ hi with lo > 0",
+            ),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(
+                    f"MarketOptions.{name} must be {want}, got {getattr(self, name)!r}"
+                )
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> MarketOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown market option(s) {unknown}; known: {sorted(known)}")
+        return cls(**kwargs)
+
+
+@dataclass
+class MarketResult:
+    """Result of :func:`run_market`.
+
+    ``tables`` maps names to DataFrames; ``summary`` holds JSON-ready headline figures
+    (``clearing_time_s`` is the only part that changes between identical runs and is written
+    to ``timings.json``, not ``summary.json``).
+    """
+
+    method: str
+    tables: dict[str, pd.DataFrame]
+    summary: dict
+    timings: dict[str, float]
+    detail: dict = field(default_factory=dict, repr=False)
+
+    def save(self, out: str | Path, figures: bool = True) -> Path:
+        """Write CSV tables, ``summary.json``, ``timings.json`` and figures into ``out``
+        atomically (a finished folder replaces ``out`` in one rename)."""
+        from flexopt.report import save_results
+
+        summary = {k: v for k, v in self.summary.items() if k != "clearing_time_s"}
+        extra = None
+        if figures:
+            from flexopt.report.figures import make_figures
+
+            extra = lambda folder: make_figures(self, folder)  # noqa: E731
+        return save_results(out, self.tables, summary, self.timings, extra=extra)
+
+
+# ---------------------------------------------------------------------------- stages
 def day_ahead(inst: Instance) -> DayAheadResult:
     """S1: copper-plate economic dispatch of the forecast load (``models/day_ahead.md``)."""
     gens = inst.transmission.generators
@@ -45,8 +149,7 @@ def day_ahead(inst: Instance) -> DayAheadResult:
                 f"day-ahead market infeasible in hour {t}: demand {d:.1f} MW outside the "
                 f"generation range [{p_min:.1f}, {p_max:.1f}] MW"
             )
-    data = DayAheadData(generators=gens, demand_mw=demand, dt_h=inst.dt_h)
-    model = build_day_ahead(data)
+    model = build_day_ahead(DayAheadData(generators=gens, demand_mw=demand, dt_h=inst.dt_h))
     res = solve(model, "highs")
     if not res.ok:
         raise FlexoptError(f"day-ahead market: solver returned {res.status.value} ({res.message})")
@@ -54,7 +157,7 @@ def day_ahead(inst: Instance) -> DayAheadResult:
 
 
 def plf_model(inst: Instance, da: DayAheadResult) -> PLFModel:
-    """Assemble the PLF inputs from the instance and the day-ahead schedule."""
+    """Assemble the PLF inputs from the instance and the day-ahead schedule (P1–P2)."""
     net = transmission_from_data(inst)
     tr = inst.transmission
     gen_pos = net.bus_pos(tr.generators["bus"].to_numpy())
@@ -68,14 +171,13 @@ def plf_model(inst: Instance, da: DayAheadResult) -> PLFModel:
         net.slack_idx,
     )
     rho = inst.scenario.correlation
-    corr = (1.0 - rho) * np.eye(net.n_bus) + rho
     return PLFModel(
         network=net,
         hours=inst.hour_index,
         load_mw=inst.forecast_load_mw()[net.bus].to_numpy(),
         increase_pu=inst.scenario.load_increase[net.bus].to_numpy(),
         sigma_pu=tr.buses["sigma_pu"].reindex(net.bus).to_numpy(),
-        correlation=corr,
+        correlation=(1.0 - rho) * np.eye(net.n_bus) + rho,
         gen_injection_mw=g,
         weights=weights,
     )
@@ -90,7 +192,7 @@ def congestion(
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[PLFResult, pd.DataFrame]:
-    """S2: PLF and the congestion table (``models/plf.md`` P6)."""
+    """S2: PLF and the congestion table (P6)."""
     res = run_plf(model, method, samples=samples, seed=seed, progress=progress)  # type: ignore[arg-type]
     table = congestion_table(
         res, model.network.rating_mw, model.hours, model.network.branch, inst.scenario.risk_quantile
@@ -98,125 +200,374 @@ def congestion(
     return res, table
 
 
-def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
-    """Feeder net load ``[T, n_bus]`` at the day-ahead point (eq. S4.1).
-
-    Bus loads follow the instance's load profile; batteries run their baseline schedule
-    (discharge lowers the bus's net load).
-    """
-    feeder = feeder_from_data(dso.feeder)
-    prof = inst.scenario.load_profile.to_numpy()[:, None]
-    p = prof * feeder.p_base_mw
-    q = prof * feeder.q_base_mvar
-    pos = feeder.bus.get_indexer(dso.prosumers["bus"].to_numpy())
-    np.add.at(p.T, pos, -dso.baseline_mw.to_numpy().T)
-    return p, q
-
-
-def dso_loss_allocation(
-    inst: Instance, dso: DSOData, method: str = "branch_current"
+def _limits(
+    inst: Instance, model: PLFModel, res: PLFResult, hours: pd.Index
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """S4: feeder losses per hour, their allocation, and the screened participants.
+    pos = model.hours.get_indexer(hours)
+    branches = model.network.branch
+    mean = pd.DataFrame(res.mean_mw[pos], index=hours, columns=branches)
+    limit = model.network.rating_mw[None, :] - inst.scenario.risk_quantile * res.std_mw[pos]
+    return mean, pd.DataFrame(np.clip(limit, 0.0, None), index=hours, columns=branches)
+
+
+def _requirement(
+    inst, model, res, hours, capacity: pd.DataFrame, dso_bus: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """S3 (R1–R5): TSO-side; sees DSO interface buses and declared capacities only."""
+    mean, limit = _limits(inst, model, res, hours)
+    net = model.network
+    sens = {}
+    for t in hours:
+        h = model.sensitivity[model.hours.get_loc(t)]
+        sens[t] = pd.DataFrame(
+            h[:, net.bus_pos(list(dso_bus.values()))], index=net.branch, columns=list(dso_bus)
+        )
+    data = RequirementData(
+        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, capacity_mw=capacity
+    )
+    lp = build_requirement(data)
+    r1 = solve(lp)
+    if not r1.ok:
+        raise FlexoptError(
+            f"flexibility requirement (S3): solver returned {r1.status.value} ({r1.message})"
+        )
+    qp = build_requirement_tiebreak(data, hour_values(lp))
+    r2 = solve(qp)
+    return read_requirement(qp if r2.ok else lp)
+
+
+def _tso_market(inst, model, res, hours, bids) -> TSOMarketResult:
+    """S7 (K1–K5): TSO-side; receives the DSOs' block bids only."""
+    mean, limit = _limits(inst, model, res, hours)
+    net = model.network
+    sens = {
+        t: pd.DataFrame(
+            model.sensitivity[model.hours.get_loc(t)], index=net.branch, columns=net.bus
+        )
+        for t in hours
+    }
+    data = TSOMarketData(
+        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, bids=tuple(bids), dt_h=inst.dt_h
+    )
+    m = build_tso_market(data)
+    r = solve(m)
+    if not r.ok:
+        raise FlexoptError(f"TSO market (S7): solver returned {r.status.value} ({r.message})")
+    return read_tso_market(m, data, r.duals, r.objective)
+
+
+# ---------------------------------------------------------------------------- end to end
+def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options) -> MarketResult:
+    """Run the bilevel market on an instance (DESIGN §1, S1–S8).
+
+    Parameters
+    ----------
+    inst : Instance
+    method : {"none", "mlf"}
+        The DSOs' cost-coefficient modification (S5).
+    seed : int
+        Seed of every random draw (Monte Carlo PLF).
+    **options
+        Fields of :class:`MarketOptions` (unknown names raise ``TypeError``).
 
     Returns
     -------
-    allocation : DataFrame
-        hours × feeder buses, MW (rows sum to the hour's loss).
-    participants : DataFrame
-        One row per prosumer: ``bus``, ``loss_share`` (of the day's allocated energy at its
-        bus), ``participates``.
+    MarketResult
     """
-    feeder = feeder_from_data(dso.feeder)
-    p, q = feeder_net_load(inst, dso)
-    pf = feeder.power_flow(p, q)
-    alloc = allocate_losses(pf, method)  # type: ignore[arg-type]
-    energy = alloc.sum(axis=0) * inst.dt_h
-    chosen = set(feeder.bus[screen_buses(energy, inst.market.loss_coverage)])
-    share = pd.Series(energy / energy.sum(), index=feeder.bus)
-    pros = dso.prosumers
-    participants = pd.DataFrame(
-        {
-            "dso_id": dso.id,
-            "bus": pros["bus"],
-            "loss_share": share.reindex(pros["bus"]).to_numpy(),
-            "participates": pros["bus"].isin(chosen).to_numpy(),
-        },
-        index=pros.index,
-    )
-    table = pd.DataFrame(alloc, index=inst.hour_index, columns=pd.Index(feeder.bus, name="bus"))
-    return table, participants
-
-
-@dataclass
-class PhysicsResult:
-    """Output of stages S1–S4: tables, JSON-ready headline figures, timings."""
-
-    tables: dict[str, pd.DataFrame]
-    summary: dict
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-def run_physics(
-    inst: Instance,
-    *,
-    plf_method: Literal["analytic", "monte_carlo", "pem"] = "analytic",
-    samples: int = 10_000,
-    seed: int = 0,
-    loss_method: str = "branch_current",
-    progress: bool = False,
-) -> PhysicsResult:
-    """Run S1 (day-ahead), S2 (PLF and congestion) and S4 (feeder losses and screening)."""
+    opt = MarketOptions.from_kwargs(method=method, seed=seed, **options)
     timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    da = day_ahead(inst)
-    timings["day_ahead_s"] = time.perf_counter() - t0
+    clock = _Clock(timings, opt.progress)
 
-    t0 = time.perf_counter()
-    model = plf_model(inst, da)
-    _, cong = congestion(inst, model, plf_method, samples=samples, seed=seed, progress=progress)
-    timings["plf_s"] = time.perf_counter() - t0
+    with clock("day_ahead", "S1 day-ahead market"):
+        da = day_ahead(inst)
+    with clock("plf", f"S2 probabilistic load flow ({opt.plf_method})"):
+        model = plf_model(inst, da)
+        plf_before, cong_before = congestion(
+            inst, model, opt.plf_method, samples=opt.samples, seed=opt.seed, progress=opt.progress
+        )
+    hours = pd.Index(
+        sorted(cong_before.loc[cong_before["congested"], "hour"].unique()), name="hour"
+    )
+    with clock("loss_allocation", "S4 loss allocation and screening"):
+        ctxs = [local.prepare(inst, d, opt.loss_allocation) for d in inst.dsos]
+    dso_ids = [d.id for d in inst.dsos]
+    dso_bus = {d.id: d.bus for d in inst.dsos}
 
-    t0 = time.perf_counter()
-    losses, parts = [], []
-    for dso in inst.dsos:
-        alloc, part = dso_loss_allocation(inst, dso, loss_method)
-        feeder_loss = alloc.sum(axis=1).to_numpy()
-        losses.append(
+    if len(hours) == 0:
+        capacity = requirement = pd.DataFrame(0.0, index=hours, columns=dso_ids)
+        unresolved_req = pd.DataFrame(index=hours)
+        offers, bids, tso = [], [], None
+    else:
+        capacity = pd.concat({c.dso.id: local.declared_capacity(c, hours) for c in ctxs}, axis=1)
+        with clock("requirement", "S3 flexibility requirement"):
+            requirement, unresolved_req = _requirement(
+                inst, model, plf_before, hours, capacity, dso_bus
+            )
+        with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
+            offers = [
+                local.make_bid(
+                    c,
+                    requirement[c.dso.id],
+                    opt.method,
+                    loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
+                    bounds=opt.factor_bounds,
+                    blocks=opt.blocks,
+                )
+                for c in ctxs
+            ]
+            bids = [o.bid for o in offers]
+        with clock("tso_market", "S7 TSO flexibility market"):
+            tso = _tso_market(inst, model, plf_before, hours, bids)
+    with clock("dispatch", "S8 local dispatch and settlement"):
+        results = (
+            [
+                local.dispatch(
+                    c,
+                    o,
+                    tso.accepted_mw[c.dso.id],
+                    tso.price_eur_per_mwh[c.dso.id],
+                    inst.market.loss_price_eur_per_mwh,
+                )
+                for c, o in zip(ctxs, offers, strict=True)
+            ]
+            if tso is not None
+            else []
+        )
+    with clock("verification", "S2 re-check with the accepted flexibility"):
+        reduction = np.zeros_like(model.load_mw)
+        if tso is not None:
+            net = model.network
+            for d in dso_ids:
+                reduction[model.hours.get_indexer(hours), net.bus_pos(dso_bus[d])] += (
+                    tso.accepted_mw[d].to_numpy()
+                )
+        plf_after, cong_after = congestion(
+            inst,
+            replace(model, reduction_mw=reduction),
+            opt.plf_method,
+            samples=opt.samples,
+            seed=opt.seed,
+        )
+
+    tables = _tables(
+        inst,
+        da,
+        cong_before,
+        cong_after,
+        ctxs,
+        capacity,
+        requirement,
+        unresolved_req,
+        offers,
+        tso,
+        results,
+    )
+    summary = _summary(
+        inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, results, timings
+    )
+    detail = {
+        "contexts": ctxs,
+        "offers": offers,
+        "tso": tso,
+        "dispatch": results,
+        "hours": hours,
+        "plf_before": plf_before,
+        "plf_after": plf_after,
+        "network": model.network,
+    }
+    return MarketResult(
+        method=opt.method, tables=tables, summary=summary, timings=dict(timings), detail=detail
+    )
+
+
+class _Clock:
+    """Times stages into ``timings`` and prints a line per stage when asked."""
+
+    def __init__(self, timings: dict[str, float], progress: bool) -> None:
+        self.timings, self.progress = timings, progress
+
+    @contextmanager
+    def __call__(self, key: str, label: str) -> Iterator[None]:
+        if self.progress:
+            print(f"flexopt: {label} …", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{key}_s"] = time.perf_counter() - start
+
+
+def _tables(
+    inst,
+    da,
+    cong_before,
+    cong_after,
+    ctxs,
+    capacity,
+    requirement,
+    unresolved_req,
+    offers,
+    tso,
+    results,
+):
+    price = da.price_eur_per_mwh.rename("price_eur_per_mwh").to_frame()
+    cong = cong_before.merge(
+        cong_after[["hour", "branch", "mean_mw", "overload_mw", "congested"]],
+        on=["hour", "branch"],
+        suffixes=("", "_after"),
+    )
+    req = requirement.stack().rename("requirement_mw").to_frame()
+    req["capacity_mw"] = capacity.stack()
+    req.index.names = ["hour", "dso_id"]
+    offer_rows = []
+    for c, o in zip(ctxs, offers, strict=False):
+        mem = c.members
+        offer_rows.append(
             pd.DataFrame(
                 {
-                    "dso_id": dso.id,
-                    "hour": alloc.index,
-                    "feeder_loss_mw": feeder_loss,
-                    "n_feeders": dso.n_feeders,
-                    "loss_mw": dso.n_feeders * feeder_loss,
+                    "dso_id": c.dso.id,
+                    "prosumer_id": mem.index,
+                    "bus": mem["bus"].to_numpy(),
+                    "a_eur_per_mw2h": mem["a_eur_per_mw2h"].to_numpy(),
+                    "b_eur_per_mwh": mem["b_eur_per_mwh"].to_numpy(),
+                    "alpha": o.factors.alpha,
+                    "beta": o.factors.beta,
+                    "a_mod_eur_per_mw2h": o.a_mod,
+                    "b_mod_eur_per_mwh": o.b_mod,
                 }
             )
         )
-        parts.append(part)
-    timings["loss_allocation_s"] = time.perf_counter() - t0
-
-    congested = cong[cong["congested"]]
-    summary = {
-        "instance": inst.name,
-        "plf_method": plf_method,
-        "seed": seed,
-        "day_ahead_cost_eur": round(da.cost_eur, 6),
-        "congested_line_hours_before": len(congested),
-        "congested_lines": sorted(congested["branch"].unique().tolist()),
-        "congested_hours": sorted(int(h) for h in congested["hour"].unique()),
-        "overload_mw_before": round(float(congested["overload_mw"].sum()), 6),
-        "max_overload_mw": round(float(cong["overload_mw"].max()), 6),
-        "dso_losses_mwh_before": {
-            d.id: round(float(t["loss_mw"].sum() * inst.dt_h), 9)
-            for d, t in zip(inst.dsos, losses, strict=True)
-        },
-        "participants": {p["dso_id"].iloc[0]: int(p["participates"].sum()) for p in parts},
-    }
-    price = da.price_eur_per_mwh.rename("price_eur_per_mwh").to_frame()
+    bid_rows = [
+        pd.DataFrame(
+            {
+                "dso_id": o.bid.dso_id,
+                "hour": np.repeat(o.bid.q_mw.index.to_numpy(), o.bid.q_mw.shape[1]),
+                "block": np.tile(o.bid.q_mw.columns.to_numpy(), len(o.bid.q_mw)),
+                "q_mw": o.bid.q_mw.to_numpy().ravel(),
+                "price_eur_per_mwh": o.bid.price_eur_per_mwh.to_numpy().ravel(),
+            }
+        )
+        for o in offers
+    ]
     tables = {
         "day_ahead": da.p_mw.join(price),
         "congestion": cong,
-        "losses": pd.concat(losses, ignore_index=True),
-        "participants": pd.concat(parts),
+        "participants": pd.concat([c.participants for c in ctxs]),
+        "requirement": req.reset_index(),
+        "offers": pd.concat(offer_rows, ignore_index=True) if offer_rows else pd.DataFrame(),
+        "bids": pd.concat(bid_rows, ignore_index=True) if bid_rows else pd.DataFrame(),
+        "losses": pd.concat([r.losses for r in results], ignore_index=True)
+        if results
+        else _losses_no_market(ctxs),
     }
-    return PhysicsResult(tables=tables, summary=summary, timings=timings)
+    if tso is not None:
+        tables["tso_clearing"] = tso.blocks
+        tables["tso_prices"] = (
+            pd.concat(
+                {"accepted_mw": tso.accepted_mw, "price_eur_per_mwh": tso.price_eur_per_mwh}, axis=1
+            )
+            .stack(future_stack=True)
+            .reset_index()
+            .rename(columns={"level_0": "hour", "level_1": "dso_id"})
+        )
+        tables["line_prices"] = (
+            tso.line_price_eur_per_mwh.stack()
+            .rename("price_eur_per_mwh")
+            .reset_index()
+            .rename(columns={"level_0": "hour", "level_1": "branch"})
+        )
+        tables["dispatch"] = pd.concat([r.dispatch for r in results], ignore_index=True)
+        tables["settlement"] = pd.concat([r.settlement for r in results], ignore_index=True)
+        if len(unresolved_req.columns):
+            tables["unresolved_requirement"] = (
+                unresolved_req.stack().rename("unresolved_mw").reset_index()
+            )
+    return tables
+
+
+def _losses_no_market(ctxs) -> pd.DataFrame:
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "dso_id": c.dso.id,
+                    "hour": c.hours.to_numpy(),
+                    "n_feeders": c.dso.n_feeders,
+                    "loss_mw_before": c.dso.n_feeders * c.loss_mw,
+                    "loss_mw_after": c.dso.n_feeders * c.loss_mw,
+                }
+            )
+            for c in ctxs
+        ],
+        ignore_index=True,
+    )
+
+
+def _r(x: float, nd: int = 9) -> float:
+    return round(float(x), nd)
+
+
+def _summary(
+    inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, results, timings
+) -> dict:
+    dt = inst.dt_h
+    losses = pd.concat([r.losses for r in results]) if results else _losses_no_market(ctxs)
+    settle = (
+        pd.concat([r.settlement for r in results])
+        if results
+        else pd.DataFrame(
+            columns=[
+                "dso_id",
+                "tso_payment_eur",
+                "prosumer_payment_eur",
+                "original_cost_eur",
+                "loss_saving_eur",
+                "balance_eur",
+                "accepted_mw",
+            ]
+        )
+    )
+    lpe = inst.market.loss_price_eur_per_mwh
+    loss_before = losses.groupby("dso_id")["loss_mw_before"].sum() * dt
+    loss_after = losses.groupby("dso_id")["loss_mw_after"].sum() * dt
+    per_dso = {}
+    for c in ctxs:
+        d = c.dso.id
+        s = settle[settle["dso_id"] == d]
+        per_dso[d] = {
+            "participants": int(c.participants["participates"].sum()),
+            "requested_mwh": _r(requirement[d].sum() * dt) if d in requirement else 0.0,
+            "accepted_mwh": _r(tso.accepted_mw[d].sum() * dt) if tso is not None else 0.0,
+            "losses_mwh_before": _r(loss_before[d]),
+            "losses_mwh_after": _r(loss_after[d]),
+            "tso_payment_eur": _r(s["tso_payment_eur"].sum(), 6),
+            "prosumer_payment_eur": _r(s["prosumer_payment_eur"].sum(), 6),
+            "balance_eur": _r(s["balance_eur"].sum(), 6),
+        }
+    before = cong_before[cong_before["congested"]]
+    after = cong_after[cong_after["congested"]]
+    return {
+        "instance": inst.name,
+        "method": opt.method,
+        "plf_method": opt.plf_method,
+        "seed": opt.seed,
+        "day_ahead_cost_eur": _r(da.cost_eur, 6),
+        "congested_line_hours_before": len(before),
+        "congested_lines_before": sorted(before["branch"].unique().tolist()),
+        "congested_hours": sorted(int(h) for h in before["hour"].unique()),
+        "overload_mw_before": _r(before["overload_mw"].sum(), 6),
+        "congested_line_hours_after": len(after),
+        "overload_mw_after": _r(after["overload_mw"].sum(), 6),
+        "flex_requested_mwh": _r(requirement.to_numpy().sum() * dt, 6),
+        "flex_accepted_mwh": _r(tso.accepted_mw.to_numpy().sum() * dt, 6)
+        if tso is not None
+        else 0.0,
+        "tso_cost_eur": _r(settle["tso_payment_eur"].sum(), 6),
+        "dso_losses_mwh_before": _r(loss_before.sum()),
+        "dso_losses_mwh_after": _r(loss_after.sum()),
+        "dso_balance_eur": _r(settle["balance_eur"].sum(), 6),
+        "flex_original_cost_eur": _r(settle["original_cost_eur"].sum(), 6),
+        "social_cost_eur": _r(settle["original_cost_eur"].sum() + lpe * loss_after.sum(), 6),
+        "dso": per_dso,
+        "clearing_time_s": {k: _r(v, 6) for k, v in timings.items()},
+    }

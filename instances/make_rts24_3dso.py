@@ -8,8 +8,8 @@ printed by this script. The scenario is built in three steps:
 1. Transmission: pandapower ``case24_ieee_rts`` exported to CSV (buses, branches in
    ``_ppc`` order, dispatchable units with their ``poly_cost``), hourly load of IEEE RTS 1979
    Table 4 (winter weekday, % of the daily peak).
-2. Sudden load increase: an unforecast +10 % load in the southern 138 kV area (RTS buses
-   1–10) during the afternoon plateau (hours 12–16). At the published ratings RTS-24 stays
+2. Sudden load increase: an unforecast +8 % load in the southern 138 kV area (RTS buses
+   1–10) during the afternoon plateau (hours 13–15). At the published ratings RTS-24 stays
    uncongested under copper-plate dispatch (peak loading 80 %), so the TSO operating limits of
    two 138 kV lines the surge stresses — RTS 8–9 and RTS 3–9 — are set 2 % above their own
    day-long base-case maximum flow: the day-ahead point is secure and the surge congests them.
@@ -64,13 +64,13 @@ RTS_HOURLY_PCT = [
     73,
     63,
 ]
-SURGE_PU = 0.10
-SURGE_HOURS = (12, 13, 14, 15, 16)
+SURGE_PU = 0.08
+SURGE_HOURS = (13, 14, 15)
 SOUTH_BUSES = tuple(range(10))  # pandapower 0..9 = RTS 1..10 (138 kV)
 DERATE_MARGIN = 1.02
 DERATED = ("line_10", "line_5")  # RTS 8–9 and RTS 3–9 (pandapower buses 7–8 and 2–8)
 DSO_BUSES = (6, 7, 8)  # RTS 7, 8, 9
-FEEDER_SHARE = 0.4  # share of a DSO bus's load served by feeders with participating prosumers
+FEEDER_SHARE = 0.6  # share of a DSO bus's load served by feeders with participating prosumers
 PROSUMERS_PER_FEEDER = 12
 SIGMA_PU = 0.03
 LOSS_PRICE = 50.0
@@ -264,15 +264,15 @@ def _prosumers(rng, fa, dso_ids, draw) -> tuple[pd.DataFrame, pd.DataFrame]:
         chosen = sorted(draw.choice(loaded, size=PROSUMERS_PER_FEEDER, replace=False).tolist())
         for k, bus in enumerate(chosen):
             pid = f"{dso_id}-P{k + 1:02d}"
-            p_max = round(float(draw.uniform(0.04, 0.12)), 4)
+            p_max = round(float(draw.uniform(0.05, 0.15)), 4)
             b = round(float(draw.uniform(40.0, 80.0)), 2)
             a = round(
                 float(draw.uniform(0.10, 0.30)) * b / p_max, 2
             )  # marginal cost +20…60 % at p_max
             eta = round(float(draw.uniform(0.92, 0.97)), 3)
-            rows.append((pid, dso_id, bus, p_max, round(3.0 * p_max, 4), 0.5, eta, a, b))
+            rows.append((pid, dso_id, bus, p_max, round(4.0 * p_max, 4), 0.5, eta, a, b))
             for hour in range(1, 25):  # self-consumption: charge at night, shave the evening peak
-                p = -0.25 * p_max if 2 <= hour <= 5 else (0.3 * p_max if 18 <= hour <= 20 else 0.0)
+                p = -0.25 * p_max if 1 <= hour <= 5 else (0.2 * p_max if 19 <= hour <= 20 else 0.0)
                 base_rows.append((hour, pid, round(p, 6)))
     pros = pd.DataFrame(
         rows,

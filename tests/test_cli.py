@@ -21,17 +21,31 @@ def test_run_writes_tables_and_is_deterministic(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "a")]) == 0
     assert main([*args, "--out", str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
-    assert "congestion" in out
+    assert "congestion before" in out
     assert "line_10" in out
-    for name in ("day_ahead", "congestion", "losses", "participants"):
-        assert (tmp_path / "a" / f"{name}.csv").is_file()
+    for name in (
+        "day_ahead",
+        "congestion",
+        "requirement",
+        "bids",
+        "tso_clearing",
+        "dispatch",
+        "losses",
+        "settlement",
+        "participants",
+        "offers",
+    ):
+        assert (tmp_path / "a" / f"{name}.csv").is_file(), name
+    for fig in ("line_loading", "offer_curves", "voltage_profiles", "losses_per_dso"):
+        assert (tmp_path / "a" / f"{fig}.png").stat().st_size > 10_000, fig
     a = (tmp_path / "a" / "summary.json").read_bytes()
     assert a == (tmp_path / "b" / "summary.json").read_bytes()
     summary = json.loads(a)
     assert summary["seed"] == 3
     assert summary["plf_method"] == "monte_carlo"
+    assert "clearing_time_s" not in summary  # timings live in timings.json only
     timings = json.loads((tmp_path / "a" / "timings.json").read_text())
-    assert set(timings) == {"day_ahead_s", "plf_s", "loss_allocation_s"}
+    assert {"day_ahead_s", "plf_s", "requirement_s", "tso_market_s", "dispatch_s"} <= set(timings)
     cong = pd.read_csv(tmp_path / "a" / "congestion.csv")
     assert cong["congested"].sum() == summary["congested_line_hours_before"]
 
@@ -51,6 +65,7 @@ def test_run_replaces_output_folder_whole(tmp_path):
     [
         (["run", "no/such/instance"], "does not exist"),
         (["run", str(RTS), "--plf", "magic"], "invalid choice"),
+        (["run", str(RTS), "--method", "magic"], "invalid choice"),
         (["run", str(RTS), "--samples", "-3"], "positive integer"),
         (["frobnicate"], "invalid choice"),
     ],

@@ -39,6 +39,9 @@ class PLFModel:
         Day-ahead generation per bus ``g`` ``[T, N]`` (balances ``L`` hour by hour).
     weights : numpy.ndarray
         Balancing weights ``w`` ``[T, N]`` or ``[1, N]``; rows sum to 1.
+    reduction_mw : numpy.ndarray or None
+        Deterministic load reduction ``F`` ``[T, N]`` bought as flexibility (S8 re-check);
+        it lowers the realized load and leaves the forecast error unchanged (P1').
     """
 
     network: TransmissionModel
@@ -49,6 +52,7 @@ class PLFModel:
     correlation: np.ndarray
     gen_injection_mw: np.ndarray
     weights: np.ndarray
+    reduction_mw: np.ndarray | None = None
 
     @property
     def n_hours(self) -> int:
@@ -62,13 +66,14 @@ class PLFModel:
 
     @cached_property
     def expected_load_mw(self) -> np.ndarray:
-        """``E[L̃] = L(1+Δ)`` ``[T, N]``."""
-        return self.load_mw * (1.0 + self.increase_pu)
+        """``E[L̃] = L(1+Δ) − F`` ``[T, N]``."""
+        expected = self.load_mw * (1.0 + self.increase_pu)
+        return expected if self.reduction_mw is None else expected - self.reduction_mw
 
     @cached_property
     def load_std_mw(self) -> np.ndarray:
         """``s = L(1+Δ)σ`` ``[T, N]``: the MW standard deviation of each load (P1)."""
-        return self.expected_load_mw * self.sigma_pu
+        return self.load_mw * (1.0 + self.increase_pu) * self.sigma_pu
 
     @cached_property
     def uncertain(self) -> np.ndarray:

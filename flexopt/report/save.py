@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,11 @@ __all__ = ["save_results"]
 
 
 def save_results(
-    out: str | Path, tables: dict[str, pd.DataFrame], summary: dict, timings: dict[str, float]
+    out: str | Path,
+    tables: dict[str, pd.DataFrame],
+    summary: dict,
+    timings: dict[str, float],
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write ``<name>.csv`` per table, ``summary.json`` and ``timings.json`` into ``out``.
 
@@ -28,6 +33,8 @@ def save_results(
             df.to_csv(work / f"{name}.csv", float_format="%.10g")
         (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         (work / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+        if extra is not None:
+            extra(work)
         if out.exists():
             old = out.with_name(f".{out.name}-old")
             if old.exists():

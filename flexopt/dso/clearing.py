@@ -1,0 +1,119 @@
+"""Local market clearing in closed form, batched (``models/local_market.md`` M4–M6).
+
+    u(Q) = argmin Σ_i a_i u_i² + b_i u_i   s.t.  Σ_i u_i = Q,  0 ≤ u_i ≤ Ū_i        (M4)
+
+KKT: ``u_i = clip((λ − b_i) / (2 a_i), 0, Ū_i)`` for ``a_i > 0`` and merit order for
+``a_i = 0`` (all of ``Ū_i`` below ``λ``, none above, the marginal units sharing the
+remainder) (M5). ``S(λ) = Σ_i u_i(λ)`` is piecewise linear and non-decreasing with
+breakpoints ``b_i`` and ``b_i + 2 a_i Ū_i``; the clearing price is found exactly by
+evaluating ``S`` at every breakpoint and interpolating on the segment that holds ``Q`` (M6) —
+no iteration, vectorized over any leading batch shape (population × hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Clearing", "clear"]
+
+
+@dataclass(frozen=True, eq=False)
+class Clearing:
+    """Result of :func:`clear` (batch shape ``[...]``).
+
+    Attributes
+    ----------
+    u_mw : numpy.ndarray
+        Dispatch ``[..., n]``.
+    price : numpy.ndarray
+        Uniform clearing price ``λ`` ``[...]`` (€/MWh): the marginal cost of the last MW.
+        For ``Q ≤ 0`` the price of the first MW (``min_i b_i``); when ``Q`` exceeds the
+        capacity, the marginal cost at full output.
+    served_mw : numpy.ndarray
+        ``min(Q, Σ Ū)`` ``[...]``.
+    requested_mw : numpy.ndarray
+        ``Q`` ``[...]``.
+    cost : numpy.ndarray
+        Value of the lower level ``Σ_i a_i u_i² + b_i u_i`` (€/h) ``[...]``.
+    """
+
+    u_mw: np.ndarray
+    price: np.ndarray
+    served_mw: np.ndarray
+    requested_mw: np.ndarray
+    cost: np.ndarray
+
+    @property
+    def shortfall_mw(self) -> np.ndarray:
+        """Requested quantity the offers cannot cover ``[...]``."""
+        return np.clip(self.requested_mw - self.served_mw, 0.0, None)
+
+
+def _continuous(lam, a, b, umax, pos):
+    safe = np.where(pos, 2.0 * a, 1.0)
+    return np.where(pos, np.clip((lam - b) / safe, 0.0, umax), 0.0)
+
+
+def clear(a, b, u_max, q) -> Clearing:
+    """Clear the local market for quantity ``q`` (M4–M6).
+
+    Parameters
+    ----------
+    a, b : array_like
+        Offer coefficients ``[..., n]`` (``a ≥ 0`` €/MW²h, ``b`` €/MWh).
+    u_max : array_like
+        Capacity ``Ū`` ``[..., n]`` (MW, ≥ 0).
+    q : array_like
+        Quantity to supply ``[...]`` (MW).
+
+    Returns
+    -------
+    Clearing
+    """
+    a, b, umax = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, b, u_max)))
+    q = np.asarray(q, dtype=float)
+    batch = np.broadcast_shapes(a.shape[:-1], q.shape)
+    a = np.broadcast_to(a, (*batch, a.shape[-1]))
+    b = np.broadcast_to(b, a.shape)
+    umax = np.broadcast_to(umax, a.shape)
+    q = np.broadcast_to(q, batch)
+    pos = a > 0
+    step = ~pos
+    total = umax.sum(-1)
+    served = np.clip(q, 0.0, total)
+
+    # breakpoints [..., 2n] and S just below / at each of them
+    bp = np.sort(np.concatenate([b, b + 2.0 * a * umax], axis=-1), axis=-1)
+    lam_k = bp[..., :, None]  # [..., 2n, 1] against units [..., 1, n]
+    cont = _continuous(
+        lam_k, a[..., None, :], b[..., None, :], umax[..., None, :], pos[..., None, :]
+    ).sum(-1)
+    below = (step[..., None, :] & (b[..., None, :] < lam_k)) * umax[..., None, :]
+    at = (step[..., None, :] & (b[..., None, :] <= lam_k)) * umax[..., None, :]
+    s_minus = cont + below.sum(-1)
+    s_plus = cont + at.sum(-1)
+
+    reach = s_plus >= served[..., None] - 1e-12
+    k = np.argmax(reach, axis=-1)  # first breakpoint where S⁺ ≥ Q (all reach: Q ≤ Σ Ū)
+    take = lambda arr, idx: np.take_along_axis(arr, idx[..., None], axis=-1)[..., 0]  # noqa: E731
+    lam_hi = take(bp, k)
+    km1 = np.maximum(k - 1, 0)
+    lam_lo = take(bp, km1)
+    s_lo = np.where(k > 0, take(s_plus, km1), 0.0)
+    s_hi = take(s_minus, k)
+    on_segment = (served <= s_hi) & (k > 0) & (s_hi > s_lo)
+    frac = np.where(on_segment, (served - s_lo) / np.where(s_hi > s_lo, s_hi - s_lo, 1.0), 1.0)
+    lam = np.where(on_segment, lam_lo + frac * (lam_hi - lam_lo), lam_hi)
+    lam = np.where(served <= 0, b.min(-1), lam)
+
+    u = _continuous(lam[..., None], a, b, umax, pos)
+    u = np.where(step & (b < lam[..., None]), umax, u)
+    marginal = step & (b == lam[..., None]) & (served[..., None] > 0)
+    rest = np.clip(served - u.sum(-1), 0.0, None)
+    cap = (marginal * umax).sum(-1)
+    share = np.where(cap > 0, rest / np.where(cap > 0, cap, 1.0), 0.0)
+    u = np.where(marginal, umax * share[..., None], u)
+    cost = (a * u * u + b * u).sum(-1)
+    return Clearing(u_mw=u, price=lam, served_mw=served, requested_mw=q, cost=cost)

@@ -1,0 +1,285 @@
+"""One DSO's side of the market: S4 (losses, screening), S5–S6 (modified offers, block bid)
+and S8 (local dispatch, settlement). Each function takes one DSO and returns its results, so
+the pipeline can map them over DSOs with any executor. Equations in
+``models/local_market.md`` (M1–M12)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.aggregation import aggregate_blocks
+from flexopt.dso.clearing import clear
+from flexopt.dso.flexibility import flexibility_capacity
+from flexopt.dso.modification import Factors, mlf_factors, unit_factors
+from flexopt.grid import (
+    Feeder,
+    allocate_losses,
+    feeder_from_data,
+    marginal_loss_factors,
+    screen_buses,
+)
+from flexopt.instance import DSOData, Instance
+from flexopt.market.tso import DSOBid
+
+__all__ = [
+    "BASELINE_METHODS",
+    "DSOContext",
+    "DSODispatch",
+    "DSOOffer",
+    "declared_capacity",
+    "dispatch",
+    "feeder_net_load",
+    "make_bid",
+    "prepare",
+]
+
+BASELINE_METHODS = ("none", "mlf")
+Method = Literal["none", "mlf"]
+
+
+def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
+    """Feeder net load ``[T, n_bus]`` at the day-ahead point (``models/loss_allocation.md`` S4.1):
+    bus loads follow the instance's load profile, batteries run their baseline schedule."""
+    feeder = feeder_from_data(dso.feeder)
+    prof = inst.scenario.load_profile.to_numpy()[:, None]
+    p = prof * feeder.p_base_mw
+    q = prof * feeder.q_base_mvar
+    pos = feeder.bus.get_indexer(dso.prosumers["bus"].to_numpy())
+    np.add.at(p.T, pos, -dso.baseline_mw.to_numpy().T)
+    return p, q
+
+
+@dataclass(frozen=True, eq=False)
+class DSOContext:
+    """What a DSO knows about itself at the day-ahead point (after S4)."""
+
+    dso: DSOData
+    feeder: Feeder
+    hours: pd.Index
+    dt_h: float
+    p_mw: np.ndarray
+    q_mvar: np.ndarray
+    loss_mw: np.ndarray  # per feeder, [T]
+    allocation: pd.DataFrame  # hours × feeder buses
+    participants: pd.DataFrame  # one row per prosumer: bus, loss_share, participates
+    mlf: pd.DataFrame  # hours × participating prosumers, ∂P_loss/∂P at their bus
+
+    @property
+    def members(self) -> pd.DataFrame:
+        """Offers and battery data of the participating prosumers."""
+        return self.dso.prosumers.loc[self.participants.index[self.participants["participates"]]]
+
+    @property
+    def bus_pos(self) -> np.ndarray:
+        return self.feeder.bus.get_indexer(self.members["bus"].to_numpy())
+
+
+def prepare(inst: Instance, dso: DSOData, loss_method: str = "branch_current") -> DSOContext:
+    """S4: AC power flow at the day-ahead point, loss allocation, screening (L1–L5)."""
+    feeder = feeder_from_data(dso.feeder)
+    p, q = feeder_net_load(inst, dso)
+    pf = feeder.power_flow(p, q)
+    alloc = allocate_losses(pf, loss_method)  # type: ignore[arg-type]
+    energy = alloc.sum(axis=0) * inst.dt_h
+    chosen = set(feeder.bus[screen_buses(energy, inst.market.loss_coverage)])
+    total = energy.clip(min=0).sum()
+    share = pd.Series(energy / total if total > 0 else 0.0 * energy, index=feeder.bus)
+    pros = dso.prosumers
+    participants = pd.DataFrame(
+        {
+            "dso_id": dso.id,
+            "bus": pros["bus"],
+            "loss_share": share.reindex(pros["bus"]).to_numpy(),
+            "participates": pros["bus"].isin(chosen).to_numpy(),
+        },
+        index=pros.index,
+    )
+    members = pros.loc[participants["participates"]]
+    dl_dp, _ = marginal_loss_factors(pf)
+    mlf = pd.DataFrame(
+        dl_dp[:, feeder.bus.get_indexer(members["bus"].to_numpy())],
+        index=inst.hour_index,
+        columns=members.index,
+    )
+    return DSOContext(
+        dso=dso,
+        feeder=feeder,
+        hours=inst.hour_index,
+        dt_h=inst.dt_h,
+        p_mw=p,
+        q_mvar=q,
+        loss_mw=pf.loss_mw,
+        allocation=pd.DataFrame(
+            alloc, index=inst.hour_index, columns=pd.Index(feeder.bus, name="bus")
+        ),
+        participants=participants,
+        mlf=mlf,
+    )
+
+
+def declared_capacity(ctx: DSOContext, hours: pd.Index) -> pd.Series:
+    """``R̄_{d,t}`` the DSO declares to the TSO for the congested ``hours`` (M10): its
+    participants' flexibility (M3) with spare energy split evenly over those hours, times the
+    number of feeder copies."""
+    weight = pd.Series(1.0, index=hours)
+    cap = flexibility_capacity(
+        ctx.members, ctx.dso.baseline_mw[ctx.members.index], weight, ctx.dt_h
+    )
+    return ctx.dso.n_feeders * cap.loc[hours].sum(axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class DSOOffer:
+    """A DSO's modified offers for the congested hours (per feeder copy) and its bid."""
+
+    method: str
+    factors: Factors
+    a_mod: np.ndarray  # [n]
+    b_mod: np.ndarray  # [n]
+    u_max_mw: pd.DataFrame  # hours × participants, per copy
+    design_q_mw: pd.Series  # per copy: R_{d,t} / n
+    bid: DSOBid
+
+
+def make_bid(
+    ctx: DSOContext,
+    requirement_mw: pd.Series,
+    method: Method,
+    *,
+    loss_price_eur_per_mwh: float,
+    bounds: tuple[float, float] = (0.5, 1.5),
+    blocks: int = 10,
+) -> DSOOffer:
+    """S5–S6: modify the participants' offers (``method``) and aggregate them into block bids.
+
+    The spare energy is split over the hours in proportion to the requirement ``R_{d,t}``
+    (evenly if the DSO was asked for nothing) (M3); the design point of the coefficient
+    problem is ``Q_t = R_{d,t} / n`` per feeder copy.
+    """
+    hours = requirement_mw.index
+    weight = requirement_mw if requirement_mw.sum() > 0 else pd.Series(1.0, index=hours)
+    members = ctx.members
+    u_max = flexibility_capacity(members, ctx.dso.baseline_mw[members.index], weight, ctx.dt_h).loc[
+        hours
+    ]
+    a = members["a_eur_per_mw2h"].to_numpy()
+    b = members["b_eur_per_mwh"].to_numpy()
+    if method == "none":
+        factors = unit_factors(len(members))
+    elif method == "mlf":
+        w = weight.to_numpy() / weight.sum()
+        mlf = (ctx.mlf.loc[hours].to_numpy() * w[:, None]).sum(axis=0)
+        factors = mlf_factors(b, mlf, loss_price_eur_per_mwh, bounds)
+    else:
+        raise ValueError(f"unknown method {method!r}; use one of {BASELINE_METHODS}")
+    a_mod, b_mod = factors.apply(a, b)
+    blk = aggregate_blocks(a_mod, b_mod, u_max.to_numpy(), blocks).scaled(ctx.dso.n_feeders)
+    cols = pd.RangeIndex(1, blocks + 1, name="block")
+    bid = DSOBid(
+        dso_id=ctx.dso.id,
+        bus=ctx.dso.bus,
+        q_mw=pd.DataFrame(blk.q_mw, index=hours, columns=cols),
+        price_eur_per_mwh=pd.DataFrame(blk.price_eur_per_mwh, index=hours, columns=cols),
+    )
+    return DSOOffer(method, factors, a_mod, b_mod, u_max, requirement_mw / ctx.dso.n_feeders, bid)
+
+
+@dataclass(frozen=True, eq=False)
+class DSODispatch:
+    """S8 results of one DSO (DSO-level quantities include all feeder copies)."""
+
+    dispatch: pd.DataFrame  # long: hour, prosumer_id, u_mw (per copy), ...
+    losses: pd.DataFrame  # per hour: loss before/after (feeder and DSO)
+    settlement: pd.DataFrame  # per hour: money flows
+    vm_before: np.ndarray  # [T, n_bus]
+    vm_after: np.ndarray
+
+
+def dispatch(
+    ctx: DSOContext,
+    offer: DSOOffer,
+    accepted_mw: pd.Series,
+    price_eur_per_mwh: pd.Series,
+    loss_price_eur_per_mwh: float,
+) -> DSODispatch:
+    """S8: dispatch the accepted quantity with the modified offers, AC power flow after,
+    settlement (M11–M12).
+
+    Each copy supplies ``F_{d,t} / n``. The TSO pays the DSO ``π_{d,t} F_{d,t} Δt``; the DSO
+    pays every prosumer ``max(λ'_t u_i, C_i(u_i)) Δt`` — the local uniform price of the
+    modified offers, but never below its *original* cost (make-whole) — and keeps the value
+    of the losses it avoids, ``π_loss ΔP_loss Δt``.
+    """
+    n = ctx.dso.n_feeders
+    hours = offer.u_max_mw.index
+    f = accepted_mw.reindex(hours, fill_value=0.0).to_numpy()
+    cl = clear(offer.a_mod, offer.b_mod, offer.u_max_mw.to_numpy(), f / n)
+    u = cl.u_mw  # [T_c, n_part] per copy
+    members = ctx.members
+    a, b = members["a_eur_per_mw2h"].to_numpy(), members["b_eur_per_mwh"].to_numpy()
+    cost = (a * u * u + b * u) * ctx.dt_h
+    pay = np.maximum(cl.price[:, None] * u * ctx.dt_h, cost)
+    pay = np.where(u > 1e-12, pay, 0.0)
+
+    p_after = ctx.p_mw.copy()
+    rows = ctx.hours.get_indexer(hours)
+    np.add.at(p_after, (rows[:, None], ctx.bus_pos[None, :]), -u)
+    before = ctx.feeder.power_flow(ctx.p_mw, ctx.q_mvar)
+    after = ctx.feeder.power_flow(p_after, ctx.q_mvar)
+
+    dispatch_tab = pd.DataFrame(
+        {
+            "dso_id": ctx.dso.id,
+            "hour": np.repeat(hours.to_numpy(), u.shape[1]),
+            "prosumer_id": np.tile(members.index.to_numpy(), len(hours)),
+            "bus": np.tile(members["bus"].to_numpy(), len(hours)),
+            "u_max_mw": offer.u_max_mw.to_numpy().ravel(),
+            "u_mw": u.ravel(),
+            "dso_u_mw": n * u.ravel(),
+            "local_price_eur_per_mwh": np.repeat(cl.price, u.shape[1]),
+            "original_cost_eur": n * cost.ravel(),
+            "payment_eur": n * pay.ravel(),
+        }
+    )
+    losses = pd.DataFrame(
+        {
+            "dso_id": ctx.dso.id,
+            "hour": ctx.hours.to_numpy(),
+            "n_feeders": n,
+            "feeder_loss_mw_before": before.loss_mw,
+            "feeder_loss_mw_after": after.loss_mw,
+            "loss_mw_before": n * before.loss_mw,
+            "loss_mw_after": n * after.loss_mw,
+            "vm_min_pu_before": before.vm_pu.min(axis=1),
+            "vm_min_pu_after": after.vm_pu.min(axis=1),
+        }
+    )
+    saved = (
+        losses.set_index("hour")["loss_mw_before"] - losses.set_index("hour")["loss_mw_after"]
+    ).loc[hours]
+    tso_pay = (
+        price_eur_per_mwh.reindex(hours).fillna(0.0) * accepted_mw.reindex(hours, fill_value=0.0)
+    ) * ctx.dt_h
+    settlement = pd.DataFrame(
+        {
+            "dso_id": ctx.dso.id,
+            "hour": hours.to_numpy(),
+            "accepted_mw": f,
+            "served_mw": n * cl.served_mw,
+            "tso_price_eur_per_mwh": price_eur_per_mwh.reindex(hours).to_numpy(),
+            "tso_payment_eur": tso_pay.to_numpy(),
+            "prosumer_payment_eur": n * pay.sum(axis=1),
+            "original_cost_eur": n * cost.sum(axis=1),
+            "loss_saving_eur": loss_price_eur_per_mwh * saved.to_numpy() * ctx.dt_h,
+        }
+    )
+    settlement["balance_eur"] = (
+        settlement["tso_payment_eur"]
+        + settlement["loss_saving_eur"]
+        - settlement["prosumer_payment_eur"]
+    )
+    return DSODispatch(dispatch_tab, losses, settlement, before.vm_pu, after.vm_pu)

@@ -1,0 +1,137 @@
+"""S3 — flexibility requirement per DSO interface bus (``models/requirement.md`` R1–R4).
+
+Per hour, the least total load reduction at the DSO buses that brings every monitored
+branch within its limit, given the PLF mean flows:
+
+    min  Σ_d R_{d,t} + M Σ_l (s⁺_{l,t} + s⁻_{l,t})                                  (R1)
+    s.t. E f_{l,t} + Σ_d H_{t,l,b(d)} R_{d,t} ≤ F̄_l − z σ_{l,t} + s⁺_{l,t}          (R2)
+         E f_{l,t} + Σ_d H_{t,l,b(d)} R_{d,t} ≥ −(F̄_l − z σ_{l,t}) − s⁻_{l,t}       (R3)
+         0 ≤ R_{d,t} ≤ R̄_{d,t},  s ≥ 0                                             (R4)
+
+A positive slack reports the MW a line stays overloaded (never an exception). Ties among
+DSOs with the same sensitivities are broken by :func:`build_requirement_tiebreak`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pyomo.environ as pyo
+
+__all__ = ["RequirementData", "build_requirement", "build_requirement_tiebreak", "read_requirement"]
+
+#: Penalty on unresolved overload (€-free: MW of requirement per MW of slack).
+SLACK_PENALTY = 1e4
+
+
+@dataclass(frozen=True, eq=False)
+class RequirementData:
+    """TSO-side inputs of S3, hours with congestion only.
+
+    Attributes
+    ----------
+    mean_flow_mw : DataFrame
+        hours × branches, PLF mean ``E f``.
+    limit_mw : DataFrame
+        hours × branches, ``F̄ − z σ`` (≥ 0).
+    sensitivity : dict
+        hour → DataFrame branches × DSOs, ``H_{t,l,b(d)}`` (flow change per MW of reduction).
+    capacity_mw : DataFrame
+        hours × DSOs, ``R̄_{d,t}`` declared by the DSOs.
+    """
+
+    mean_flow_mw: pd.DataFrame
+    limit_mw: pd.DataFrame
+    sensitivity: dict
+    capacity_mw: pd.DataFrame
+
+
+def build_requirement(data: RequirementData) -> pyo.ConcreteModel:
+    """Build the S3 LP (R1–R4). Pure: never solves."""
+    m = pyo.ConcreteModel(name="requirement")
+    _add_sets_and_vars(m, data)
+    add_ineq_line_limits(m, data)
+    m.obj = pyo.Objective(
+        expr=sum(m.R[d, t] for d in m.D for t in m.T)
+        + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L for t in m.T)
+    )
+    return m
+
+
+def build_requirement_tiebreak(data: RequirementData, optimum: pd.Series) -> pyo.ConcreteModel:
+    """Second, lexicographic stage (R5): among the optima of (R1), spread the requirement over
+    the DSOs in proportion to their capacity.
+
+        min Σ_{d,t} R_{d,t}² / R̄_{d,t}   s.t. (R2)–(R4),  Σ_d R_{d,t} + M Σ_l s_{l,t} ≤ v*_t
+
+    where ``v*_t`` is the hour's optimal value of (R1) (``optimum``). Without it, DSOs with equal
+    sensitivities would get whatever vertex the LP solver returns.
+    """
+    m = pyo.ConcreteModel(name="requirement_tiebreak")
+    _add_sets_and_vars(m, data)
+    add_ineq_line_limits(m, data)
+    tol = 1e-7
+    m.ineq_optimal = pyo.Constraint(
+        m.T,
+        rule=lambda _m, t: (
+            sum(m.R[d, t] for d in m.D)
+            + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L)
+            <= float(optimum.loc[t]) * (1 + tol) + tol
+        ),
+    )
+    cap = data.capacity_mw
+    m.obj = pyo.Objective(
+        expr=sum(m.R[d, t] ** 2 / max(float(cap.loc[t, d]), 1e-6) for d in m.D for t in m.T)
+    )
+    return m
+
+
+def _add_sets_and_vars(m: pyo.ConcreteModel, data: RequirementData) -> None:
+    m.T = pyo.Set(initialize=list(data.mean_flow_mw.index), ordered=True)
+    m.L = pyo.Set(initialize=list(data.mean_flow_mw.columns), ordered=True)
+    m.D = pyo.Set(initialize=list(data.capacity_mw.columns), ordered=True)
+    cap = data.capacity_mw
+    m.R = pyo.Var(m.D, m.T, bounds=lambda _m, d, t: (0.0, float(cap.loc[t, d])), doc="MW")
+    m.s_up = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals, doc="unresolved overload, MW")
+    m.s_dn = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals, doc="unresolved overload, MW")
+
+
+def add_ineq_line_limits(m: pyo.ConcreteModel, data: RequirementData) -> None:
+    """Both flow directions within ``F̄ − zσ`` after the reductions (R2, R3)."""
+    ef, lim = data.mean_flow_mw, data.limit_mw
+
+    def flow(t, l):
+        h = data.sensitivity[t]
+        return float(ef.loc[t, l]) + sum(float(h.loc[l, d]) * m.R[d, t] for d in m.D)
+
+    m.ineq_flow_max = pyo.Constraint(
+        m.L, m.T, rule=lambda _m, l, t: flow(t, l) - m.s_up[l, t] <= float(lim.loc[t, l])
+    )
+    m.ineq_flow_min = pyo.Constraint(
+        m.L, m.T, rule=lambda _m, l, t: flow(t, l) + m.s_dn[l, t] >= -float(lim.loc[t, l])
+    )
+
+
+def read_requirement(m: pyo.ConcreteModel) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Requirement (hours × DSOs) and unresolved overload (hours × branches)."""
+    hours, dsos, lines = list(m.T), list(m.D), list(m.L)
+    r = pd.DataFrame(
+        [[pyo.value(m.R[d, t]) for d in dsos] for t in hours], index=hours, columns=dsos
+    )
+    s = pd.DataFrame(
+        [[pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in lines] for t in hours],
+        index=hours,
+        columns=lines,
+    )
+    return r.clip(lower=0.0), s.where(s > 1e-7, 0.0)
+
+
+def hour_values(m: pyo.ConcreteModel) -> pd.Series:
+    """Optimal value of (R1) hour by hour (input of the tie-break stage)."""
+    vals = {
+        t: sum(pyo.value(m.R[d, t]) for d in m.D)
+        + SLACK_PENALTY * sum(pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in m.L)
+        for t in m.T
+    }
+    return pd.Series(vals)

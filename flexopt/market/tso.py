@@ -1,0 +1,203 @@
+"""S7 — level-1 TSO flexibility market (``models/tso_market.md`` K1–K5).
+
+Only DSOs bid. The TSO sees each DSO's interface bus and its block bids — never a feeder or a
+prosumer: :class:`DSOBid` is everything that crosses the TSO–DSO boundary, and this module
+imports nothing from the DSO side.
+
+    min  Σ_{d,t,k} Δt π_{d,t,k} q_{d,t,k} + M Σ_{l,t} (s⁺_{l,t} + s⁻_{l,t})                  (K1)
+    s.t. E f_{l,t} + Σ_d H_{t,l,b(d)} Σ_k q_{d,t,k} ≤ F̄_{l,t} + s⁺_{l,t}     [μ⁺_{l,t}]       (K2)
+         E f_{l,t} + Σ_d H_{t,l,b(d)} Σ_k q_{d,t,k} ≥ −F̄_{l,t} − s⁻_{l,t}    [μ⁻_{l,t}]       (K3)
+         0 ≤ q_{d,t,k} ≤ Q̄_{d,t,k},  s ≥ 0                                                  (K4)
+
+Accepted flexibility ``F_{d,t} = Σ_k q_{d,t,k}``; the uniform price of a DSO-hour is the price
+of its marginal accepted block (K5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+__all__ = ["DSOBid", "TSOMarketData", "TSOMarketResult", "build_tso_market", "read_tso_market"]
+
+#: Penalty on unresolved overload, €/MWh per MW — far above any flexibility price.
+SLACK_PENALTY_EUR = 1e5
+
+
+@dataclass(frozen=True, eq=False)
+class DSOBid:
+    """What a DSO sends to the TSO: its interface bus and increasing block bids per hour.
+
+    Attributes
+    ----------
+    dso_id : str
+    bus : int
+        Transmission interface bus.
+    q_mw : DataFrame
+        hours × blocks, block sizes (MW).
+    price_eur_per_mwh : DataFrame
+        hours × blocks, non-decreasing along the blocks.
+    """
+
+    dso_id: str
+    bus: int
+    q_mw: pd.DataFrame
+    price_eur_per_mwh: pd.DataFrame
+
+
+@dataclass(frozen=True, eq=False)
+class TSOMarketData:
+    """TSO-side inputs: PLF mean flows and limits (hours × branches), the TSO's sensitivity of
+    flows to a load reduction per bus (hour → branches × buses) and the DSO bids."""
+
+    mean_flow_mw: pd.DataFrame
+    limit_mw: pd.DataFrame
+    sensitivity: dict
+    bids: tuple[DSOBid, ...]
+    dt_h: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class TSOMarketResult:
+    """Accepted flexibility and prices.
+
+    ``accepted_mw`` (hours × DSOs), ``price_eur_per_mwh`` (hours × DSOs, NaN where nothing
+    was accepted), ``blocks`` (long table of accepted blocks), ``line_price_eur_per_mwh``
+    (hours × branches, the shadow price ``μ⁺ + μ⁻ ≥ 0`` of the limits), ``unresolved_mw``
+    (hours × branches, slack).
+    """
+
+    accepted_mw: pd.DataFrame
+    price_eur_per_mwh: pd.DataFrame
+    blocks: pd.DataFrame
+    line_price_eur_per_mwh: pd.DataFrame
+    unresolved_mw: pd.DataFrame
+    cost_eur: float
+
+
+def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
+    """Build the S7 LP (K1–K4). Pure: never solves."""
+    m = pyo.ConcreteModel(name="tso_market")
+    m.T = pyo.Set(initialize=list(data.mean_flow_mw.index), ordered=True)
+    m.L = pyo.Set(initialize=list(data.mean_flow_mw.columns), ordered=True)
+    m.D = pyo.Set(initialize=[b.dso_id for b in data.bids], ordered=True)
+    n_blocks = {b.dso_id: b.q_mw.shape[1] for b in data.bids}
+    m.DTK = pyo.Set(
+        initialize=[
+            (b.dso_id, t, k) for b in data.bids for t in m.T for k in range(n_blocks[b.dso_id])
+        ],
+        dimen=3,
+        ordered=True,
+    )
+    m.dt_h = pyo.Param(initialize=float(data.dt_h))
+    add_blocks(m, data)
+    add_ineq_line_limits(m, data)
+    price = {
+        (b.dso_id, t, k): float(b.price_eur_per_mwh.loc[t].iloc[k]) if t in b.q_mw.index else 0.0
+        for b in data.bids
+        for t in m.T
+        for k in range(n_blocks[b.dso_id])
+    }
+    m.obj = pyo.Objective(
+        expr=m.dt_h * sum(price[i] * m.q[i] for i in m.DTK)
+        + SLACK_PENALTY_EUR * m.dt_h * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L for t in m.T)
+    )
+    return m
+
+
+def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
+    """Accepted share of each block (K4) and the unresolved-overload slacks."""
+    size = {}
+    for b in data.bids:
+        for t in m.T:
+            row = b.q_mw.loc[t] if t in b.q_mw.index else pd.Series(0.0, index=b.q_mw.columns)
+            for k in range(b.q_mw.shape[1]):
+                size[(b.dso_id, t, k)] = max(float(row.iloc[k]), 0.0)
+    m.q = pyo.Var(m.DTK, bounds=lambda _m, d, t, k: (0.0, size[(d, t, k)]), doc="accepted, MW")
+    m.s_up = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals)
+    m.s_dn = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals)
+
+
+def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
+    """Flow limits after the accepted load reductions (K2, K3); constants on the right."""
+    ef, lim = data.mean_flow_mw, data.limit_mw
+    bus_of = {b.dso_id: b.bus for b in data.bids}
+    blocks_of = {d: [k for (dd, tt, k) in m.DTK if dd == d and tt == m.T.first()] for d in m.D}
+
+    def change(t, l):
+        h = data.sensitivity[t]
+        return sum(
+            float(h.loc[l, bus_of[d]]) * sum(m.q[d, t, k] for k in blocks_of[d]) for d in m.D
+        )
+
+    m.ineq_flow_max = pyo.Constraint(
+        m.L,
+        m.T,
+        rule=lambda _m, l, t: change(t, l) - m.s_up[l, t] <= float(lim.loc[t, l] - ef.loc[t, l]),
+    )
+    m.ineq_flow_min = pyo.Constraint(
+        m.L,
+        m.T,
+        rule=lambda _m, l, t: change(t, l) + m.s_dn[l, t] >= float(-lim.loc[t, l] - ef.loc[t, l]),
+    )
+
+
+def read_tso_market(
+    m: pyo.ConcreteModel, data: TSOMarketData, duals: dict, objective: float
+) -> TSOMarketResult:
+    """Accepted quantities, uniform DSO prices (K5), line shadow prices, unresolved overload."""
+    hours, dsos, lines = list(m.T), list(m.D), list(m.L)
+    rows = []
+    for d, t, k in m.DTK:
+        q = float(pyo.value(m.q[d, t, k]))
+        bid = next(b for b in data.bids if b.dso_id == d)
+        rows.append(
+            {
+                "dso_id": d,
+                "hour": t,
+                "block": k + 1,
+                "offered_mw": float(m.q[d, t, k].ub or 0.0),
+                "accepted_mw": max(q, 0.0),
+                "price_eur_per_mwh": float(bid.price_eur_per_mwh.loc[t].iloc[k]),
+            }
+        )
+    blocks = pd.DataFrame(rows)
+    taken = blocks[blocks["accepted_mw"] > 1e-7]
+    accepted = blocks.pivot_table(
+        index="hour", columns="dso_id", values="accepted_mw", aggfunc="sum"
+    )
+    accepted = accepted.reindex(index=hours, columns=dsos, fill_value=0.0).where(
+        lambda x: x > 1e-7, 0.0
+    )
+    price = taken.pivot_table(
+        index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
+    )
+    price = price.reindex(index=hours, columns=dsos)
+    dt = float(pyo.value(m.dt_h))
+    mu = (
+        np.array(
+            [
+                [
+                    abs(duals.get(m.ineq_flow_max[l, t], 0.0))
+                    + abs(duals.get(m.ineq_flow_min[l, t], 0.0))
+                    for l in lines
+                ]
+                for t in hours
+            ]
+        )
+        / dt
+    )
+    slack = np.array(
+        [[pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in lines] for t in hours]
+    )
+    return TSOMarketResult(
+        accepted_mw=accepted,
+        price_eur_per_mwh=price,
+        blocks=blocks,
+        line_price_eur_per_mwh=pd.DataFrame(mu, index=hours, columns=lines),
+        unresolved_mw=pd.DataFrame(np.where(slack > 1e-7, slack, 0.0), index=hours, columns=lines),
+        cost_eur=float(objective),
+    )

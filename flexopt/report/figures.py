@@ -1,0 +1,129 @@
+"""Figures a researcher would put in a paper, drawn from a :class:`~flexopt.pipeline.MarketResult`.
+
+Written as PNG by :meth:`MarketResult.save`: line loading before/after (heatmaps), each DSO's
+aggregated offer curve with the accepted point, feeder voltage profiles before/after, and
+losses per DSO.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt
+import numpy as np
+
+if TYPE_CHECKING:
+    from flexopt.pipeline import MarketResult
+
+__all__ = ["make_figures"]
+
+
+def make_figures(result: MarketResult, folder: Path) -> list[Path]:
+    """Draw every figure into ``folder``; returns the files written."""
+    out = [
+        _loading(result, folder / "line_loading.png"),
+        _losses(result, folder / "losses_per_dso.png"),
+    ]
+    if result.detail.get("tso") is not None:
+        out += [
+            _offer_curves(result, folder / "offer_curves.png"),
+            _voltages(result, folder / "voltage_profiles.png"),
+        ]
+    return out
+
+
+def _loading(result: MarketResult, path: Path) -> Path:
+    cong = result.tables["congestion"]
+    before = cong.pivot(index="branch", columns="hour", values="loading_percent")
+    after_mean = cong.pivot(index="branch", columns="hour", values="mean_mw_after").abs()
+    rating = cong.pivot(index="branch", columns="hour", values="rating_mw")
+    after = 100 * after_mean / rating
+    order = (
+        before.max(axis=1).sort_values(ascending=False).index[:15]
+    )  # the 15 most loaded branches
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True, constrained_layout=True)
+    for ax, data, title in (
+        (axes[0], before, "before flexibility"),
+        (axes[1], after, "after flexibility"),
+    ):
+        im = ax.imshow(data.loc[order].to_numpy(), aspect="auto", cmap="RdYlGn_r", vmin=0, vmax=120)
+        ax.set_title(f"line loading, % of limit — {title}")
+        ax.set_xticks(range(0, data.shape[1], 2), data.columns[::2])
+        ax.set_xlabel("hour")
+        over = data.loc[order].to_numpy() > 100 + 1e-6
+        for i, j in zip(*np.nonzero(over), strict=True):
+            ax.text(j, i, "×", ha="center", va="center", fontsize=8)
+    axes[0].set_yticks(range(len(order)), order)
+    fig.colorbar(im, ax=axes, label="|E f| / F̄ (%)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _offer_curves(result: MarketResult, path: Path) -> Path:
+    bids = result.tables["bids"]
+    prices = result.tables["tso_prices"]
+    dsos = list(bids["dso_id"].unique())
+    fig, axes = plt.subplots(
+        1, len(dsos), figsize=(4.2 * len(dsos), 3.6), squeeze=False, constrained_layout=True
+    )
+    for ax, d in zip(axes[0], dsos, strict=True):
+        acc = prices[prices["dso_id"] == d].set_index("hour")["accepted_mw"]
+        hour = int(acc.idxmax()) if acc.max() > 0 else int(acc.index[0])
+        b = bids[(bids["dso_id"] == d) & (bids["hour"] == hour)]
+        edges = np.concatenate([[0.0], np.cumsum(b["q_mw"].to_numpy())])
+        ax.stairs(b["price_eur_per_mwh"].to_numpy(), edges, baseline=None, label="block bid")
+        a = acc.loc[hour]
+        p = prices[(prices["dso_id"] == d) & (prices["hour"] == hour)]["price_eur_per_mwh"].iloc[0]
+        if a > 0:
+            ax.plot([a], [p], "o", color="C3", label=f"accepted {a:.2f} MW @ {p:.1f} €/MWh")
+        ax.set_title(f"{d}, hour {hour}")
+        ax.set_xlabel("flexibility (MW)")
+        ax.set_ylabel("price (€/MWh)")
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"aggregated offer curves ({result.method})")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _voltages(result: MarketResult, path: Path) -> Path:
+    dispatch = result.detail["dispatch"]
+    ctxs = result.detail["contexts"]
+    fig, axes = plt.subplots(
+        1, len(ctxs), figsize=(4.2 * len(ctxs), 3.6), squeeze=False, constrained_layout=True
+    )
+    for ax, ctx, dsp in zip(axes[0], ctxs, dispatch, strict=True):
+        moved = dsp.dispatch.groupby("hour")["u_mw"].sum()
+        hour = int(moved.idxmax()) if len(moved) else int(ctx.hours[0])
+        t = ctx.hours.get_loc(hour)
+        ax.plot(dsp.vm_before[t], ".-", label="before")
+        ax.plot(dsp.vm_after[t], ".-", label="after")
+        ax.set_title(f"{ctx.dso.id} feeder, hour {hour}")
+        ax.set_xlabel("bus (position)")
+        ax.set_ylabel("|V| (pu)")
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _losses(result: MarketResult, path: Path) -> Path:
+    losses = result.tables["losses"].groupby("dso_id")[["loss_mw_before", "loss_mw_after"]].sum()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    x = np.arange(len(losses))
+    ax.bar(x - 0.2, losses["loss_mw_before"], 0.4, label="before")
+    ax.bar(x + 0.2, losses["loss_mw_after"], 0.4, label="after")
+    ax.set_xticks(x, losses.index)
+    ax.set_ylabel("feeder losses over the day (MWh)")
+    lo = 0.98 * losses.to_numpy().min()
+    ax.set_ylim(lo, 1.005 * losses.to_numpy().max())
+    ax.set_title(f"DSO losses ({result.method})")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
