@@ -1,0 +1,77 @@
+"""S3 on a one-line system solved by hand."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flexopt.market.requirement import (
+    RequirementData,
+    build_requirement,
+    build_requirement_tiebreak,
+    hour_values,
+    read_requirement,
+)
+from flexopt.solve import SolveStatus, solve
+
+
+def _data(
+    h_a: float, h_b: float, cap_a: float, cap_b: float, flow: float = 110.0
+) -> RequirementData:
+    """One line at E f = 110 MW, limit 100 MW; a MW of reduction at A (B) changes it by h_a (h_b)."""
+    hours = pd.Index([1])
+    return RequirementData(
+        mean_flow_mw=pd.DataFrame({"l": [flow]}, index=hours),
+        limit_mw=pd.DataFrame({"l": [100.0]}, index=hours),
+        sensitivity={1: pd.DataFrame({"A": [h_a], "B": [h_b]}, index=["l"])},
+        capacity_mw=pd.DataFrame({"A": [cap_a], "B": [cap_b]}, index=hours),
+    )
+
+
+def _solve(data: RequirementData):
+    m = build_requirement(data)
+    res = solve(m)
+    assert res.status is SolveStatus.OPTIMAL
+    return read_requirement(m)
+
+
+def test_most_effective_dso_first():
+    # 110 − 0.5 R_A − 0.25 R_B ≤ 100: A relieves 0.5 MW per MW → R_A = 20, R_B = 0
+    r, slack = _solve(_data(-0.5, -0.25, 50.0, 50.0))
+    assert r.loc[1, "A"] == pytest.approx(20.0)
+    assert r.loc[1, "B"] == pytest.approx(0.0)
+    assert slack.to_numpy().sum() == 0.0
+
+
+def test_capacity_binds_then_next_dso():
+    # A capped at 12 MW relieves 6; the remaining 4 MW of flow need 16 MW at B
+    r, _ = _solve(_data(-0.5, -0.25, 12.0, 50.0))
+    assert r.loc[1, "A"] == pytest.approx(12.0)
+    assert r.loc[1, "B"] == pytest.approx(16.0)
+
+
+def test_infeasible_congestion_is_reported_as_slack():
+    # at most 0.5·4 + 0.25·4 = 3 MW of relief for a 10 MW overload: 7 MW stay unresolved
+    r, slack = _solve(_data(-0.5, -0.25, 4.0, 4.0))
+    assert r.loc[1, "A"] == pytest.approx(4.0)
+    assert r.loc[1, "B"] == pytest.approx(4.0)
+    assert slack.loc[1, "l"] == pytest.approx(7.0)
+
+
+def test_negative_flow_direction():
+    # E f = −110: a reduction with H = +0.5 brings it back to −100
+    r, _ = _solve(_data(0.5, 0.1, 50.0, 50.0, flow=-110.0))
+    assert r.loc[1, "A"] == pytest.approx(20.0)
+
+
+def test_tiebreak_spreads_in_proportion_to_capacity():
+    """Equal sensitivities: every split with R_A + R_B = 20 is optimal for (R1); the
+    tie-break (R5) minimizes R_A²/10 + R_B²/30 on that face → R ∝ R̄: (5, 15)."""
+    data = _data(-0.5, -0.5, 10.0, 30.0)
+    lp = build_requirement(data)
+    assert solve(lp).ok
+    qp = build_requirement_tiebreak(data, hour_values(lp))
+    assert solve(qp).ok
+    r, _ = read_requirement(qp)
+    assert r.loc[1, "A"] == pytest.approx(5.0, abs=1e-5)
+    assert r.loc[1, "B"] == pytest.approx(15.0, abs=1e-5)

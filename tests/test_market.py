@@ -1,0 +1,116 @@
+"""The bilevel market on the bundled instance: relief, settlement, methods, boundary."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flexopt.market.tso import DSOBid, TSOMarketData
+from flexopt.pipeline import MarketOptions, run_market
+
+
+@pytest.fixture(scope="module")
+def none(rts):
+    return run_market(rts, "none")
+
+
+@pytest.fixture(scope="module")
+def mlf(rts):
+    return run_market(rts, "mlf")
+
+
+@pytest.mark.parametrize("name", ["none", "mlf"])
+def test_every_congestion_is_relieved(request, name):
+    s = request.getfixturevalue(name).summary
+    assert s["congested_line_hours_before"] > 0
+    assert s["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
+    assert s["congested_line_hours_after"] == 0
+
+
+@pytest.mark.parametrize("name", ["none", "mlf"])
+def test_settlement_is_make_whole_and_balances(request, name):
+    res = request.getfixturevalue(name)
+    d = res.tables["dispatch"]
+    active = d[d["u_mw"] > 1e-9]
+    assert (active["payment_eur"] >= active["original_cost_eur"] - 1e-9).all()  # nobody below cost
+    st = res.tables["settlement"]
+    np.testing.assert_allclose(
+        st["balance_eur"],
+        st["tso_payment_eur"] + st["loss_saving_eur"] - st["prosumer_payment_eur"],
+    )
+    # payments add up from the prosumer rows to the DSO
+    pay = d.groupby(["dso_id", "hour"])["payment_eur"].sum()
+    np.testing.assert_allclose(
+        st.set_index(["dso_id", "hour"])["prosumer_payment_eur"], pay.loc[pay.index]
+    )
+    # the TSO pays the uniform price on what it accepted, and every accepted MW is served
+    prices = res.tables["tso_prices"].fillna(0.0)
+    assert res.summary["tso_cost_eur"] == pytest.approx(
+        (prices["accepted_mw"] * prices["price_eur_per_mwh"]).sum()
+    )
+    np.testing.assert_allclose(st["served_mw"], st["accepted_mw"], atol=1e-9)
+    assert res.summary["dso_balance_eur"] == pytest.approx(st["balance_eur"].sum())
+
+
+def test_dispatch_respects_capacity_and_meets_accepted(none):
+    d = none.tables["dispatch"]
+    assert (d["u_mw"] <= d["u_max_mw"] + 1e-12).all()
+    assert (d["u_mw"] >= 0).all()
+
+
+def test_mlf_lowers_losses_at_the_same_accepted_flexibility(none, mlf):
+    assert mlf.summary["flex_accepted_mwh"] == pytest.approx(
+        none.summary["flex_accepted_mwh"], rel=1e-9
+    )
+    assert mlf.summary["dso_losses_mwh_after"] < none.summary["dso_losses_mwh_after"]
+    assert mlf.summary["tso_cost_eur"] < none.summary["tso_cost_eur"]
+    offers = mlf.tables["offers"]
+    assert (offers["beta"] < 1).all()  # every participant's discharge saves losses here
+
+
+def test_social_cost_definition(none, rts):
+    s = none.summary
+    expected = (
+        s["flex_original_cost_eur"] + rts.market.loss_price_eur_per_mwh * s["dso_losses_mwh_after"]
+    )
+    assert s["social_cost_eur"] == pytest.approx(expected)
+
+
+def test_options_reject_unknown_fields(rts):
+    with pytest.raises(TypeError, match="unknown market option"):
+        run_market(rts, "none", colour="red")
+    with pytest.raises(ValueError, match="method"):
+        MarketOptions(method="magic")
+
+
+def test_tso_side_sees_bids_only():
+    """The information boundary: what the TSO market receives, and what its modules import."""
+    assert {f.name for f in dataclasses.fields(DSOBid)} == {
+        "dso_id",
+        "bus",
+        "q_mw",
+        "price_eur_per_mwh",
+    }
+    assert {f.name for f in dataclasses.fields(TSOMarketData)} == {
+        "mean_flow_mw",
+        "limit_mw",
+        "sensitivity",
+        "bids",
+        "dt_h",
+    }
+    root = Path(__file__).resolve().parents[1] / "flexopt" / "market"
+    for name in ("tso.py", "requirement.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not {
+            m for m in imported if m.startswith(("flexopt.dso", "flexopt.grid", "flexopt.instance"))
+        }, name
+        names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+        names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        names |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
+        assert not {x for x in names if "feeder" in x.lower() or "prosumer" in x.lower()}, name
