@@ -7,6 +7,7 @@
 from flexopt import grid
 from flexopt.errors import FlexoptError, InstanceError, PowerFlowError, TopologyError
 from flexopt.instance import Instance, load_instance
+from flexopt.pipeline import MarketOptions, MarketResult, run_market
 
 __version__ = "0.1.0"
 
@@ -14,9 +15,12 @@ __all__ = [
     "FlexoptError",
     "Instance",
     "InstanceError",
+    "MarketOptions",
+    "MarketResult",
     "PowerFlowError",
     "TopologyError",
     "__version__",
     "grid",
     "load_instance",
+    "run_market",
 ]
