@@ -1,0 +1,34 @@
+"""Optimization engine (numpy only; imports nothing else of flexopt, nor pyomo or pandapower).
+
+>>> import numpy as np, flexopt as fx
+>>> sphere = fx.optim.Problem.from_function(lambda X: (X**2).sum(1), -100 * np.ones(5), 100 * np.ones(5))
+>>> res = fx.optim.minimize(sphere, fx.optim.WCA(), max_iter=200, seed=0)
+>>> bool(res.f[0] < 1e-6)
+True
+"""
+
+from flexopt.optim.core import (
+    Algorithm,
+    Evaluation,
+    Problem,
+    Result,
+    Termination,
+    deb_better,
+    deb_order,
+    minimize,
+)
+from flexopt.optim.wca import WCA, allocate_streams, flow
+
+__all__ = [
+    "WCA",
+    "Algorithm",
+    "Evaluation",
+    "Problem",
+    "Result",
+    "Termination",
+    "allocate_streams",
+    "deb_better",
+    "deb_order",
+    "flow",
+    "minimize",
+]
