@@ -17,9 +17,18 @@ from flexopt.optim.core import (
     deb_order,
     minimize,
 )
+from flexopt.optim.mowca import MOWCA
+from flexopt.optim.pareto import (
+    compromise,
+    crowding_distance,
+    hypervolume_2d,
+    non_dominated_sort,
+    survive,
+)
 from flexopt.optim.wca import WCA, allocate_streams, flow
 
 __all__ = [
+    "MOWCA",
     "WCA",
     "Algorithm",
     "Evaluation",
@@ -27,8 +36,13 @@ __all__ = [
     "Result",
     "Termination",
     "allocate_streams",
+    "compromise",
+    "crowding_distance",
     "deb_better",
     "deb_order",
     "flow",
+    "hypervolume_2d",
     "minimize",
+    "non_dominated_sort",
+    "survive",
 ]

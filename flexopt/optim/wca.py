@@ -259,7 +259,7 @@ class WCA(Algorithm):
         chunks = np.array_split(rows[0], min(self.sea_chunks, rows[0].size))
         rivers = np.concatenate(rows[1:])
         # rounds of the stream phase: [sea chunk 0 + river streams], sea chunk 1, …
-        self._rounds = [np.concatenate([chunks[0], rivers])] + chunks[1:]
+        self._rounds = [np.concatenate([chunks[0], rivers]), *chunks[1:]]
         self._round_groups = [
             [(k, r[np.isin(r, rows[k])]) for k in range(self.n_sr) if np.isin(r, rows[k]).any()]
             for r in self._rounds

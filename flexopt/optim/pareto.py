@@ -1,0 +1,85 @@
+"""Pareto tools: non-dominated sorting, crowding distance, 2-D hypervolume, fuzzy compromise.
+
+Minimization throughout. Deb, Pratap, Agarwal & Meyarivan (2002), "A fast and elitist
+multiobjective genetic algorithm: NSGA-II", IEEE TEVC 6(2):182–197, doi:10.1109/4235.996017.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["compromise", "crowding_distance", "hypervolume_2d", "non_dominated_sort", "survive"]
+
+
+def non_dominated_sort(F: np.ndarray) -> np.ndarray:
+    """Front index per point (0 = non-dominated), ``F[n, m]``."""
+    F = np.asarray(F, dtype=float)
+    n = F.shape[0]
+    le = (F[:, None, :] <= F[None, :, :]).all(-1)
+    lt = (F[:, None, :] < F[None, :, :]).any(-1)
+    dominates = le & lt  # [i, j]: i dominates j
+    count = dominates.sum(0)
+    rank = np.full(n, -1)
+    front = np.flatnonzero(count == 0)
+    r = 0
+    while front.size:
+        rank[front] = r
+        count = count - dominates[front].sum(0)
+        count[rank >= 0] = -1
+        front = np.flatnonzero(count == 0)
+        r += 1
+    return rank
+
+
+def crowding_distance(F: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of the points of one front (boundary points: ``inf``)."""
+    F = np.asarray(F, dtype=float)
+    n, m = F.shape
+    cd = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for k in range(m):
+        order = np.argsort(F[:, k], kind="stable")
+        span = F[order[-1], k] - F[order[0], k]
+        cd[order[0]] = cd[order[-1]] = np.inf
+        if span > 0:
+            cd[order[1:-1]] += (F[order[2:], k] - F[order[:-2], k]) / span
+    return cd
+
+
+def survive(F: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NSGA-II environmental selection of ``n`` points: whole fronts, the last by crowding.
+
+    Returns the selected indices (best first: by front, then crowding descending), their
+    fronts and their crowding distances.
+    """
+    rank = non_dominated_sort(F)
+    cd = np.zeros(len(F))
+    for r in np.unique(rank):
+        idx = np.flatnonzero(rank == r)
+        cd[idx] = crowding_distance(F[idx])
+    order = np.lexsort((-cd, rank))[:n]
+    return order, rank[order], cd[order]
+
+
+def hypervolume_2d(F: np.ndarray, ref) -> float:
+    """Area dominated by the points of ``F[n, 2]`` and bounded by the reference point ``ref``."""
+    F = np.asarray(F, dtype=float)
+    ref = np.asarray(ref, dtype=float)
+    F = F[(F < ref).all(1)]
+    if F.size == 0:
+        return 0.0
+    F = F[non_dominated_sort(F) == 0]
+    F = F[np.argsort(F[:, 0])]
+    widths = np.diff(np.r_[F[:, 0], ref[0]])
+    return float(np.sum(widths * (ref[1] - F[:, 1])))
+
+
+def compromise(F: np.ndarray) -> int:
+    """Fuzzy max–min compromise of a front: ``argmax_i min_k μ_ik``, with the linear
+    membership ``μ_ik = (f_k^max − f_ik) / (f_k^max − f_k^min)`` (1 where the range is empty)."""
+    F = np.asarray(F, dtype=float)
+    lo, hi = F.min(0), F.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    mu = np.where(hi > lo, (hi - F) / span, 1.0)
+    return int(np.argmax(mu.min(1)))
