@@ -1,8 +1,8 @@
 """The ``flexopt`` command.
 
     flexopt validate INSTANCE
-    flexopt run INSTANCE [--method none|mlf] [--plf analytic|monte_carlo|pem] [--samples N]
-                         [--seed N] [--out DIR]
+    flexopt run INSTANCE [--method none|mlf|wca] [--pareto] [--plf analytic|monte_carlo|pem]
+                         [--samples N] [--seed N] [--out DIR]
 
 Bad input prints one line naming the file and field and exits with status 2.
 """
@@ -36,10 +36,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("instance", help="instance directory (holding instance.toml)")
     r.add_argument(
         "--method",
-        choices=("none", "mlf"),
+        choices=("none", "mlf", "wca"),
         default="none",
         help="how DSOs modify their prosumers' offers (default: none)",
     )
+    r.add_argument(
+        "--pareto",
+        action="store_true",
+        help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
+    )
+    r.add_argument("--wca-iter", type=_positive_int, default=300, help="wca: iterations per DSO")
     r.add_argument("--blocks", type=_positive_int, default=10, help="blocks per DSO bid and hour")
     r.add_argument(
         "--plf",
@@ -117,6 +123,8 @@ def _run(args: argparse.Namespace) -> int:
         blocks=args.blocks,
         loss_allocation=args.loss_allocation,
         progress=True,
+        pareto=args.pareto,
+        wca_iter=args.wca_iter,
     )
     s = res.summary
     print(
@@ -145,6 +153,13 @@ def _run(args: argparse.Namespace) -> int:
             f"accepted {d['accepted_mwh']:.3f} MWh, losses −{d['losses_mwh_before'] - d['losses_mwh_after']:.3f} MWh, "
             f"balance {d['balance_eur']:,.2f} EUR"
         )
+        if "dcp" in d:
+            c = d["dcp"]
+            print(
+                f"  {'':<18} DSO problem: objective {c['objective']:.4f}, f_loss {c['f_loss_mwh']:.4f} MWh, "
+                f"f_price {c['f_price_eur']:,.2f} EUR, budget {c['budget_eur']:,.2f} EUR"
+                f"{'' if c['feasible'] else ' (infeasible)'}"
+            )
     print(f"time                 {sum(res.timings.values()):.2f} s")
     if args.out:
         print(f"wrote                {res.save(args.out)}")

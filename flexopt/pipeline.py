@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.dso import local
+from flexopt.dso.dcp import DCPOptions
 from flexopt.errors import FlexoptError
 from flexopt.grid import LOSS_ALLOCATION_METHODS, balancing_weights, transmission_from_data
 from flexopt.instance import Instance
@@ -42,7 +43,7 @@ __all__ = [
     "run_market",
 ]
 
-METHODS = local.BASELINE_METHODS
+METHODS = local.METHODS
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class MarketOptions:
 
     Attributes
     ----------
-    method : {"none", "mlf"}
+    method : {"none", "mlf", "wca"}
         How DSOs modify their prosumers' offers (S5).
     plf_method : {"analytic", "monte_carlo", "pem"}
     samples : int
@@ -63,6 +64,17 @@ class MarketOptions:
     loss_allocation : {"branch_current", "marginal", "pro_rata"}
     factor_bounds : (float, float)
         Box of the modification factors.
+    dcp_mode : {"ab", "b"}
+        Decision variables of the DSO coefficient problem (``models/dcp.md``).
+    dcp_weight : float
+        Weight of losses in the single-objective DCP (C6).
+    dcp_price : {"uniform", "pay_as_bid"}
+    dcp_budget : bool
+        The DSO budget balance constraint (C7).
+    wca_pop, wca_iter : int
+        WCA population and iterations per DSO.
+    pareto : bool
+        Solve the DCP with MOWCA and take the fuzzy compromise (``wca`` only).
     progress : bool
         Stage lines on stderr.
     """
@@ -74,6 +86,13 @@ class MarketOptions:
     blocks: int = 10
     loss_allocation: str = "branch_current"
     factor_bounds: tuple[float, float] = (0.5, 1.5)
+    dcp_mode: str = "ab"
+    dcp_weight: float = 0.5
+    dcp_price: str = "uniform"
+    dcp_budget: bool = True
+    wca_pop: int = 50
+    wca_iter: int = 300
+    pareto: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -92,12 +111,29 @@ class MarketOptions:
                 0 < self.factor_bounds[0] <= 1 <= self.factor_bounds[1],
                 "lo ≤ 1 ≤ hi with lo > 0",
             ),
+            ("wca_pop", isinstance(self.wca_pop, int) and self.wca_pop >= 8, "an integer ≥ 8"),
+            (
+                "wca_iter",
+                isinstance(self.wca_iter, int) and self.wca_iter > 0,
+                "a positive integer",
+            ),
         ]
         for name, ok, want in checks:
             if not ok:
                 raise ValueError(
                     f"MarketOptions.{name} must be {want}, got {getattr(self, name)!r}"
                 )
+        self.dcp_options()  # validates the DCP fields
+
+    def dcp_options(self) -> DCPOptions:
+        """The DSO coefficient problem's options (``models/dcp.md``)."""
+        return DCPOptions(
+            mode=self.dcp_mode,
+            bounds=self.factor_bounds,
+            weight=self.dcp_weight,
+            price=self.dcp_price,
+            budget=self.dcp_budget,
+        )
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> MarketOptions:
@@ -304,18 +340,28 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
                 inst, model, plf_before, hours, capacity, dso_bus
             )
         with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
+            wca = local.WCASettings(n_pop=opt.wca_pop, n_iter=opt.wca_iter, pareto=opt.pareto)
             offers = [
                 local.make_bid(
                     c,
                     requirement[c.dso.id],
                     opt.method,
                     loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
-                    bounds=opt.factor_bounds,
+                    dcp=opt.dcp_options(),
+                    wca=wca,
                     blocks=opt.blocks,
+                    rng=np.random.default_rng([opt.seed, k]),
                 )
-                for c in ctxs
+                for k, c in enumerate(ctxs)
             ]
             bids = [o.bid for o in offers]
+            if opt.progress and opt.method == "wca":
+                for o in offers:
+                    print(
+                        f"flexopt:   {o.bid.dso_id}: {o.dcp['evaluations']} evaluations, DSO problem objective "
+                        f"{o.dcp['objective']:.4f}",
+                        file=sys.stderr,
+                    )
         with clock("tso_market", "S7 TSO flexibility market"):
             tso = _tso_market(inst, model, plf_before, hours, bids)
     with clock("dispatch", "S8 local dispatch and settlement"):
@@ -363,7 +409,7 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
         results,
     )
     summary = _summary(
-        inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, results, timings
+        inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, offers, results, timings
     )
     detail = {
         "contexts": ctxs,
@@ -508,7 +554,7 @@ def _r(x: float, nd: int = 9) -> float:
 
 
 def _summary(
-    inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, results, timings
+    inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, offers, results, timings
 ) -> dict:
     dt = inst.dt_h
     losses = pd.concat([r.losses for r in results]) if results else _losses_no_market(ctxs)
@@ -544,6 +590,11 @@ def _summary(
             "prosumer_payment_eur": _r(s["prosumer_payment_eur"].sum(), 6),
             "balance_eur": _r(s["balance_eur"].sum(), 6),
         }
+        offer = next((o for o in offers if o.bid.dso_id == d), None)
+        if offer is not None:
+            per_dso[d]["dcp"] = {
+                k: (_r(v, 9) if isinstance(v, float) else v) for k, v in offer.dcp.items()
+            }
     before = cong_before[cong_before["congested"]]
     after = cong_after[cong_after["congested"]]
     return {

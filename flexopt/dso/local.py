@@ -13,6 +13,7 @@ import pandas as pd
 
 from flexopt.dso.aggregation import aggregate_blocks
 from flexopt.dso.clearing import clear
+from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.dso.modification import Factors, mlf_factors, unit_factors
 from flexopt.grid import (
@@ -24,12 +25,15 @@ from flexopt.grid import (
 )
 from flexopt.instance import DSOData, Instance
 from flexopt.market.tso import DSOBid
+from flexopt.optim import MOWCA, WCA, compromise, minimize
 
 __all__ = [
     "BASELINE_METHODS",
+    "METHODS",
     "DSOContext",
     "DSODispatch",
     "DSOOffer",
+    "WCASettings",
     "declared_capacity",
     "dispatch",
     "feeder_net_load",
@@ -38,7 +42,8 @@ __all__ = [
 ]
 
 BASELINE_METHODS = ("none", "mlf")
-Method = Literal["none", "mlf"]
+METHODS = ("none", "mlf", "wca")
+Method = Literal["none", "mlf", "wca"]
 
 
 def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +104,8 @@ def prepare(inst: Instance, dso: DSOData, loss_method: str = "branch_current") -
         index=pros.index,
     )
     members = pros.loc[participants["participates"]]
+    for arr in (p, q):  # the day-ahead point is shared by every later stage: freeze it
+        arr.flags.writeable = False
     dl_dp, _ = marginal_loss_factors(pf)
     mlf = pd.DataFrame(
         dl_dp[:, feeder.bus.get_indexer(members["bus"].to_numpy())],
@@ -143,6 +150,19 @@ class DSOOffer:
     u_max_mw: pd.DataFrame  # hours × participants, per copy
     design_q_mw: pd.Series  # per copy: R_{d,t} / n
     bid: DSOBid
+    dcp: dict  # the method's factors scored on the DCP evaluator (C1–C7), DSO level
+    history: np.ndarray | None = None  # WCA convergence (best objective per iteration)
+    pareto_f: np.ndarray | None = None  # MOWCA front (normalized f_loss, f_price)
+    pareto_pick: np.ndarray | None = None  # the fuzzy compromise on that front
+
+
+@dataclass(frozen=True)
+class WCASettings:
+    """How the ``wca`` method searches: population, iterations, multi-objective or not."""
+
+    n_pop: int = 50
+    n_iter: int = 300
+    pareto: bool = False
 
 
 def make_bid(
@@ -151,15 +171,20 @@ def make_bid(
     method: Method,
     *,
     loss_price_eur_per_mwh: float,
-    bounds: tuple[float, float] = (0.5, 1.5),
+    dcp: DCPOptions | None = None,
+    wca: WCASettings | None = None,
+    rng: np.random.Generator | None = None,
     blocks: int = 10,
 ) -> DSOOffer:
     """S5–S6: modify the participants' offers (``method``) and aggregate them into block bids.
 
     The spare energy is split over the hours in proportion to the requirement ``R_{d,t}``
     (evenly if the DSO was asked for nothing) (M3); the design point of the coefficient
-    problem is ``Q_t = R_{d,t} / n`` per feeder copy.
+    problem is ``Q_t = R_{d,t} / n`` per feeder copy. Whatever the method, its factors are
+    scored on the same DCP evaluator (``models/dcp.md``) and reported in ``DSOOffer.dcp``.
     """
+    dcp = dcp or DCPOptions()
+    wca = wca or WCASettings()
     hours = requirement_mw.index
     weight = requirement_mw if requirement_mw.sum() > 0 else pd.Series(1.0, index=hours)
     members = ctx.members
@@ -168,14 +193,21 @@ def make_bid(
     ]
     a = members["a_eur_per_mw2h"].to_numpy()
     b = members["b_eur_per_mwh"].to_numpy()
-    if method == "none":
+    problem = DCPProblem(ctx, requirement_mw, loss_price_eur_per_mwh, dcp)
+    history = pareto_f = pareto_pick = None
+    evaluations = 0
+    if method == "none" or (method == "wca" and problem.trivial):
         factors = unit_factors(len(members))
     elif method == "mlf":
         w = weight.to_numpy() / weight.sum()
         mlf = (ctx.mlf.loc[hours].to_numpy() * w[:, None]).sum(axis=0)
-        factors = mlf_factors(b, mlf, loss_price_eur_per_mwh, bounds)
+        factors = mlf_factors(b, mlf, loss_price_eur_per_mwh, dcp.bounds)
+    elif method == "wca":
+        factors, history, pareto_f, pareto_pick, evaluations = _solve_wca(
+            problem, wca, rng or np.random.default_rng(0)
+        )
     else:
-        raise ValueError(f"unknown method {method!r}; use one of {BASELINE_METHODS}")
+        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
     a_mod, b_mod = factors.apply(a, b)
     blk = aggregate_blocks(a_mod, b_mod, u_max.to_numpy(), blocks).scaled(ctx.dso.n_feeders)
     cols = pd.RangeIndex(1, blocks + 1, name="block")
@@ -185,7 +217,77 @@ def make_bid(
         q_mw=pd.DataFrame(blk.q_mw, index=hours, columns=cols),
         price_eur_per_mwh=pd.DataFrame(blk.price_eur_per_mwh, index=hours, columns=cols),
     )
-    return DSOOffer(method, factors, a_mod, b_mod, u_max, requirement_mw / ctx.dso.n_feeders, bid)
+    score = _score(problem, factors, evaluations)
+    return DSOOffer(
+        method,
+        factors,
+        a_mod,
+        b_mod,
+        u_max,
+        requirement_mw / ctx.dso.n_feeders,
+        bid,
+        score,
+        history,
+        pareto_f,
+        pareto_pick,
+    )
+
+
+def _solve_wca(problem: DCPProblem, wca: WCASettings, rng: np.random.Generator):
+    """The DCP with WCA (single objective C6 under C7) or MOWCA + fuzzy compromise."""
+    if not wca.pareto:
+        algo = WCA(
+            n_pop=wca.n_pop,
+            d_max=1e-5 if problem.n_constr else 1e-16,
+            raining="gaussian" if problem.n_constr else "uniform",
+        )
+        res = minimize(problem, algo, max_iter=wca.n_iter, seed=rng)
+        alpha, beta = problem.factors(res.x[None, :])
+        return Factors(alpha[0], beta[0]), res.history, None, None, res.evaluations
+    penalty = problem.options.budget
+    from flexopt.optim import Evaluation, Problem
+
+    class _TwoObjectives(Problem):  # (f_loss, f_price) normalized; budget violations penalized
+        lower, upper, n_obj, n_constr = problem.lower, problem.upper, 2, 0
+
+        def evaluate(self, X):
+            F = problem.objectives(X)
+            if penalty:
+                F = F + 1e3 * problem.evaluate(X).violation[:, None] / max(
+                    abs(problem.f_price0), 1.0
+                )
+            return Evaluation(F)
+
+    res = minimize(_TwoObjectives(), MOWCA(n_pop=max(wca.n_pop, 20)), max_iter=wca.n_iter, seed=rng)
+    front_x, front_f = res.pareto_x, res.pareto_f
+    if penalty:  # keep budget-feasible members when there are any
+        ok = problem.evaluate(front_x).violation <= 0
+        if ok.any():
+            front_x, front_f = front_x[ok], front_f[ok]
+    pick = compromise(front_f)
+    alpha, beta = problem.factors(front_x[pick][None, :])
+    return Factors(alpha[0], beta[0]), res.history, front_f, front_f[pick], res.evaluations
+
+
+def _score(problem: DCPProblem, factors: Factors, evaluations: int) -> dict:
+    if problem.trivial:
+        return {
+            "objective": 1.0,
+            "f_loss_mwh": 0.0,
+            "f_price_eur": 0.0,
+            "budget_eur": 0.0,
+            "feasible": True,
+            "evaluations": 0,
+        }
+    v = problem.values(problem.vector(factors.alpha, factors.beta)[None, :])
+    return {
+        "objective": float(v.objective[0]),
+        "f_loss_mwh": float(v.f_loss_mwh[0]),
+        "f_price_eur": float(v.f_price_eur[0]),
+        "budget_eur": float(v.budget_eur[0]),
+        "feasible": bool(v.budget_eur[0] >= -1e-9),
+        "evaluations": int(evaluations),
+    }
 
 
 @dataclass(frozen=True, eq=False)

@@ -33,7 +33,44 @@ def make_figures(result: MarketResult, folder: Path) -> list[Path]:
             _offer_curves(result, folder / "offer_curves.png"),
             _voltages(result, folder / "voltage_profiles.png"),
         ]
+    offers = result.detail.get("offers", [])
+    if any(o.history is not None and len(o.history) for o in offers):
+        out.append(_convergence(offers, folder / "dcp_convergence.png"))
+    if any(o.pareto_f is not None for o in offers):
+        out.append(_pareto(offers, folder / "dcp_pareto.png"))
     return out
+
+
+def _convergence(offers, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
+    for o in offers:
+        if o.history is not None and len(o.history):
+            ax.plot(np.arange(1, len(o.history) + 1), o.history, label=o.bid.dso_id)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("best objective (x⁰ = 1)" if offers[0].pareto_f is None else "compromise f_loss")
+    ax.set_title("WCA convergence per DSO")
+    ax.legend()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _pareto(offers, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
+    for o in offers:
+        if o.pareto_f is None:
+            continue
+        line = ax.plot(o.pareto_f[:, 0], o.pareto_f[:, 1], ".", label=f"{o.bid.dso_id} front")[0]
+        ax.plot(
+            *o.pareto_pick, "*", ms=12, color=line.get_color(), label=f"{o.bid.dso_id} compromise"
+        )
+    ax.set_xlabel("f_loss / f_loss(x⁰)")
+    ax.set_ylabel("f_price / f_price(x⁰)")
+    ax.set_title("MOWCA fronts of the DSO problems")
+    ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _loading(result: MarketResult, path: Path) -> Path:

@@ -1,0 +1,199 @@
+"""The DSO coefficient problem (DCP, DESIGN S5) as a batched :class:`flexopt.optim.Problem`.
+
+Equations C1–C7 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level figures are
+``n_feeders ×``), decision ``x`` = modification factors (mode ``"ab"``: ``α, β``; mode ``"b"``:
+``β``, ``α ≡ 1``). For a whole population ``X[P, d]`` and every design hour at once:
+
+    a' = α a, b' = β b                                              (C1)
+    u_t(x), λ_t(x) = local clearing (M4–M6) at Q_t = R_{d,t} / n      (C2)
+    P^loss_t(x) = AC loss of the feeder with net load p_t − u_t(x)  (C3, batched F4)
+    f_loss(x) = Σ_t Δt P^loss_t(x)                                  (C4)
+    f_price(x) = Σ_t Δt λ_t Q_t   (or pay-as-bid Σ_t Δt Σ_i a' u² + b' u)   (C5)
+    F(x) = w f_loss/f_loss(x⁰) + (1 − w) f_price/f_price(x⁰)        (C6)
+    g(x) = Σ_t Δt [λ_t Q_t + π_loss (P^loss_t(x⁰) − P^loss_t(x))] − Σ_t Δt Σ_i C_i(u_{i,t}) ≥ 0   (C7)
+
+No Python loop over individuals: one clearing call and one power-flow call per evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.clearing import clear
+from flexopt.dso.flexibility import flexibility_capacity
+from flexopt.optim import Evaluation, Problem
+
+__all__ = ["DCPOptions", "DCPProblem", "DCPValues"]
+
+MODES = ("ab", "b")
+PRICE_RULES = ("uniform", "pay_as_bid")
+
+
+@dataclass(frozen=True)
+class DCPOptions:
+    """Options of the DCP; unknown fields are rejected by the dataclass constructor.
+
+    Attributes
+    ----------
+    mode : {"ab", "b"}
+    bounds : (float, float)
+        Box of every factor (default ``[0.5, 1.5]``).
+    weight : float
+        ``w`` of (C6), in [0, 1].
+    price : {"uniform", "pay_as_bid"}
+    budget : bool
+        Impose the DSO budget balance (C7) (default on).
+    """
+
+    mode: str = "ab"
+    bounds: tuple[float, float] = (0.5, 1.5)
+    weight: float = 0.5
+    price: str = "uniform"
+    budget: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"DCPOptions.mode must be one of {MODES}, got {self.mode!r}")
+        if self.price not in PRICE_RULES:
+            raise ValueError(f"DCPOptions.price must be one of {PRICE_RULES}, got {self.price!r}")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"DCPOptions.weight must be in [0, 1], got {self.weight}")
+        lo, hi = self.bounds
+        if not 0 < lo <= 1 <= hi:
+            raise ValueError(f"DCPOptions.bounds must satisfy 0 < lo ≤ 1 ≤ hi, got {self.bounds}")
+
+
+@dataclass(frozen=True, eq=False)
+class DCPValues:
+    """Per-individual figures of the DCP (DSO level: all feeder copies)."""
+
+    objective: np.ndarray  # [P]   (C6)
+    f_loss_mwh: np.ndarray  # [P]  (C4) × n
+    f_price_eur: np.ndarray  # [P] (C5) × n
+    budget_eur: np.ndarray  # [P]  g(x) (C7) × n
+    u_mw: np.ndarray  # [P, T, n] per copy
+    price_eur_per_mwh: np.ndarray  # [P, T]
+    loss_mw: np.ndarray  # [P, T] per copy
+
+
+class DCPProblem(Problem):
+    """The DCP of one DSO at its design point (hours with ``R_{d,t} > 0``).
+
+    Parameters
+    ----------
+    ctx : flexopt.dso.local.DSOContext
+        The DSO after S4 (feeder, day-ahead net load, participants).
+    requirement_mw : pandas.Series
+        ``R_{d,t}`` per congested hour (DSO level).
+    loss_price_eur_per_mwh : float
+    options : DCPOptions
+    """
+
+    def __init__(
+        self, ctx, requirement_mw: pd.Series, loss_price_eur_per_mwh: float, options: DCPOptions
+    ) -> None:
+        self.ctx, self.options, self.loss_price = ctx, options, float(loss_price_eur_per_mwh)
+        members = ctx.members
+        self.n = len(members)
+        weight = (
+            requirement_mw
+            if requirement_mw.sum() > 0
+            else pd.Series(1.0, index=requirement_mw.index)
+        )
+        u_max = flexibility_capacity(members, ctx.dso.baseline_mw[members.index], weight, ctx.dt_h)
+        self.hours = requirement_mw.index[requirement_mw.to_numpy() > 0]
+        self.u_max = u_max.loc[self.hours].to_numpy()  # [T, n]
+        self.q = requirement_mw.loc[self.hours].to_numpy() / ctx.dso.n_feeders  # [T] per copy
+        self.a = members["a_eur_per_mw2h"].to_numpy()
+        self.b = members["b_eur_per_mwh"].to_numpy()
+        rows = ctx.hours.get_indexer(self.hours)
+        self.p = ctx.p_mw[rows]  # [T, n_bus]
+        self.q_mvar = ctx.q_mvar[rows]
+        # prosumer → bus incidence: several prosumers may share a bus
+        self.incidence = np.zeros((self.n, ctx.feeder.n_bus))
+        self.incidence[np.arange(self.n), ctx.bus_pos] = 1.0
+        lo, hi = options.bounds
+        d = 2 * self.n if options.mode == "ab" else self.n
+        self.lower, self.upper = np.full(d, lo), np.full(d, hi)
+        self.n_obj = 1
+        self.n_constr = 1 if options.budget else 0
+        self.x0 = np.ones(d)
+        self.trivial = self.n == 0 or len(self.hours) == 0
+        if not self.trivial:
+            base = self._raw(self.x0[None, :])
+            self.loss0 = base["loss"][0]  # [T]
+            self.f_loss0 = float(base["f_loss"][0])
+            self.f_price0 = float(base["f_price"][0])
+
+    # ------------------------------------------------------------------ factors
+    def factors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(α, β)`` ``[P, n]`` from decision vectors ``X[P, d]`` (C1)."""
+        X = np.atleast_2d(X)
+        if self.options.mode == "ab":
+            return X[:, : self.n], X[:, self.n :]
+        return np.ones_like(X), X
+
+    def vector(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
+        """Decision vector of given factors (inverse of :meth:`factors`)."""
+        return np.r_[alpha, beta] if self.options.mode == "ab" else np.asarray(beta, dtype=float)
+
+    # ------------------------------------------------------------------ evaluation
+    def _raw(self, X: np.ndarray) -> dict:
+        alpha, beta = self.factors(X)
+        a_mod = (alpha * self.a)[:, None, :]  # [P, 1, n]
+        b_mod = (beta * self.b)[:, None, :]
+        cl = clear(a_mod, b_mod, self.u_max[None], self.q[None])  # [P, T, n], [P, T]
+        u = cl.u_mw
+        p = self.p - u @ self.incidence  # [P, T, n_bus]
+        loss = self.ctx.feeder.power_flow(
+            p, np.broadcast_to(self.q_mvar, p.shape)
+        ).loss_mw  # [P, T]
+        dt = self.ctx.dt_h
+        f_loss = dt * loss.sum(-1)
+        if self.options.price == "uniform":
+            f_price = dt * (cl.price * cl.served_mw).sum(-1)
+        else:
+            f_price = dt * (a_mod * u * u + b_mod * u).sum((-1, -2))
+        return {
+            "u": u,
+            "price": cl.price,
+            "served": cl.served_mw,
+            "loss": loss,
+            "f_loss": f_loss,
+            "f_price": f_price,
+        }
+
+    def values(self, X: np.ndarray) -> DCPValues:
+        """All figures of (C1)–(C7) for a population ``X[P, d]`` (DSO level)."""
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        r = self._raw(X)
+        dt, n = self.ctx.dt_h, self.ctx.dso.n_feeders
+        w = self.options.weight
+        objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
+        cost = (self.a * r["u"] ** 2 + self.b * r["u"]).sum(-1)  # original offers [P, T]
+        budget = dt * (
+            r["price"] * r["served"] + self.loss_price * (self.loss0 - r["loss"]) - cost
+        ).sum(-1)
+        return DCPValues(
+            objective=objective,
+            f_loss_mwh=n * r["f_loss"],
+            f_price_eur=n * r["f_price"],
+            budget_eur=n * budget,
+            u_mw=r["u"],
+            price_eur_per_mwh=r["price"],
+            loss_mw=r["loss"],
+        )
+
+    def evaluate(self, X: np.ndarray) -> Evaluation:
+        v = self.values(X)
+        G = -v.budget_eur[:, None] if self.options.budget else None
+        return Evaluation(v.objective[:, None], G)
+
+    def objectives(self, X: np.ndarray) -> np.ndarray:
+        """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""
+        v = self.values(X)
+        n = self.ctx.dso.n_feeders
+        return np.c_[v.f_loss_mwh / (n * self.f_loss0), v.f_price_eur / (n * self.f_price0)]

@@ -1,0 +1,124 @@
+"""The DCP evaluator against a slow per-individual reference (Pyomo/HiGHS + pandapower runpp)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandapower as pp
+import pandapower.networks as pn
+import pandas as pd
+import pytest
+
+from flexopt.dso import local
+from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.market.local import LocalMarketData, build_local_clearing, read_local_clearing
+from flexopt.pipeline import run_market
+from flexopt.solve import solve
+
+
+@pytest.fixture(scope="module")
+def market(rts):
+    return run_market(rts, "none")
+
+
+def _problem(rts, market, k: int, **opts) -> DCPProblem:
+    ctx = market.detail["contexts"][k]
+    req = market.tables["requirement"]
+    r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
+    return DCPProblem(ctx, r, rts.market.loss_price_eur_per_mwh, DCPOptions(**opts))
+
+
+def _reference(problem: DCPProblem, x: np.ndarray) -> tuple[float, float]:
+    """One individual, the slow way: HiGHS QP per hour, pandapower Newton–Raphson per hour."""
+    ctx = problem.ctx
+    alpha, beta = problem.factors(x[None, :])
+    members = ctx.members
+    a = pd.Series(alpha[0] * problem.a, index=members.index)
+    b = pd.Series(beta[0] * problem.b, index=members.index)
+    u_max = pd.DataFrame(problem.u_max, index=problem.hours, columns=members.index)
+    q = pd.Series(problem.q, index=problem.hours)
+    m = build_local_clearing(LocalMarketData(a, b, u_max, q, ctx.dt_h))
+    res = solve(
+        m, options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10}
+    )
+    u, price = read_local_clearing(m, res.duals)
+    f_loss = f_price = 0.0
+    for t in problem.hours:
+        net = pn.case33bw()  # the bundled feeder is pandapower's case33bw (instances/README.md)
+        row = ctx.hours.get_loc(t)
+        p = pd.Series(ctx.p_mw[row].copy(), index=ctx.feeder.bus)
+        p.loc[members["bus"].to_numpy()] -= u.loc[t].to_numpy()
+        qv = pd.Series(ctx.q_mvar[row], index=ctx.feeder.bus)
+        net.load["p_mw"] = p.loc[net.load.bus].to_numpy()
+        net.load["q_mvar"] = qv.loc[net.load.bus].to_numpy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pp.runpp(net, tolerance_mva=1e-11)
+        f_loss += ctx.dt_h * net.res_line.pl_mw.sum()
+        f_price += ctx.dt_h * price.loc[t] * q.loc[t]
+    n = ctx.dso.n_feeders
+    return n * f_loss, n * f_price
+
+
+@pytest.mark.parametrize(("k", "mode"), [(0, "ab"), (1, "b")])
+def test_evaluator_equals_slow_reference(rts, market, k, mode):
+    prob = _problem(rts, market, k, mode=mode)
+    X = np.random.default_rng(k).uniform(0.5, 1.5, (4, prob.n_var))
+    v = prob.values(X)
+    for i, x in enumerate(X):
+        f_loss, f_price = _reference(prob, x)
+        assert v.f_loss_mwh[i] == pytest.approx(f_loss, rel=1e-7)
+        assert v.f_price_eur[i] == pytest.approx(f_price, rel=1e-6)
+
+
+def test_objective_is_normalized_at_x0_and_budget_feasible(rts, market):
+    prob = _problem(rts, market, 0)
+    v = prob.values(prob.x0[None, :])
+    assert v.objective[0] == pytest.approx(1.0)
+    assert v.budget_eur[0] >= 0  # uniform price ≥ average cost: x⁰ always balances
+
+
+def test_without_budget_the_price_objective_runs_to_the_degenerate_corner(rts, market):
+    """DESIGN S5: without (C7) the price objective is minimized at the all-lower-bound corner,
+    whose dispatch equals x⁰'s (scaling every offer by 0.5 leaves the argmin unchanged)."""
+    from flexopt.optim import WCA, minimize
+
+    prob = _problem(rts, market, 1, budget=False, weight=0.0)
+    corner = prob.values(prob.lower[None, :])
+    x0 = prob.values(prob.x0[None, :])
+    np.testing.assert_allclose(corner.u_mw, x0.u_mw, atol=1e-12)
+    assert corner.objective[0] == pytest.approx(0.5)  # every price halves
+    res = minimize(prob, WCA(), max_iter=200, seed=0)
+    assert res.f[0] == pytest.approx(corner.objective[0], abs=1e-9)
+    assert corner.budget_eur[0] < 0  # and the DSO could not pay its prosumers' costs
+
+
+def test_pay_as_bid_price_rule(rts, market):
+    prob = _problem(rts, market, 0, price="pay_as_bid")
+    uniform = _problem(rts, market, 0)
+    x = prob.x0[None, :]
+    assert (
+        prob.values(x).f_price_eur[0] < uniform.values(x).f_price_eur[0]
+    )  # convex costs: paid below margin
+
+
+def test_wca_never_worse_than_the_baselines(rts):
+    res = {m: run_market(rts, m, seed=0) for m in ("none", "mlf", "wca")}
+    for d, s in res["wca"].summary["dso"].items():
+        wca = s["dcp"]
+        assert wca["feasible"]
+        assert wca["objective"] <= res["none"].summary["dso"][d]["dcp"]["objective"] + 1e-12
+        mlf = res["mlf"].summary["dso"][d]["dcp"]
+        if mlf["feasible"]:
+            assert wca["objective"] <= mlf["objective"] + 1e-12
+    assert res["wca"].summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
+    again = run_market(rts, "wca", seed=0)
+    assert again.summary["dso"] == res["wca"].summary["dso"]  # same seed, same numbers
+
+
+def test_declared_capacity_matches_flexibility(rts, market):
+    ctx = market.detail["contexts"][0]
+    hours = market.detail["hours"]
+    cap = local.declared_capacity(ctx, hours)
+    assert (cap > 0).all()
