@@ -63,3 +63,18 @@ def test_light_imports_do_not_load_pandapower(module):
     code = f"import sys, {module}; print('pandapower' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_optim_depends_on_nothing_of_ours():
+    """flexopt.optim is numpy only: no pyomo, no pandapower, nothing of flexopt outside it."""
+    for f in _files("optim"):
+        names = _imports(f)
+        assert not {n.split(".")[0] for n in names} & {"pyomo", "pandapower", "highspy"}, f
+        ours = {n for n in names if n.startswith("flexopt") and not n.startswith("flexopt.optim")}
+        assert not ours, f"{f} imports {ours}"
+
+
+def test_optim_imports_standalone():
+    code = "import sys, flexopt.optim; print(sorted(m for m in ('pyomo', 'pandapower') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

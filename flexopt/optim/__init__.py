@@ -17,6 +17,7 @@ from flexopt.optim.core import (
     deb_order,
     minimize,
 )
+from flexopt.optim.mealpy_adapter import Mealpy
 from flexopt.optim.mowca import MOWCA
 from flexopt.optim.pareto import (
     compromise,
@@ -32,6 +33,7 @@ __all__ = [
     "WCA",
     "Algorithm",
     "Evaluation",
+    "Mealpy",
     "Problem",
     "Result",
     "Termination",
