@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     for (dso, method), r in stats.iterrows():
         std = "" if np.isnan(r["std"]) else f"{r['std']:.2e}"
         print(
-            f"| {dso} | {method} | {r.best:.5f} | {r['mean']:.5f} | {r.worst:.5f} | {std} | "
+            f"| {dso} | {method} | {r['best']:.5f} | {r['mean']:.5f} | {r['worst']:.5f} | {std} | "
             f"{int(r.feasible_runs)}/{int(r.runs)} | {r.time_s:.2f} |"
         )
     missing = df.groupby(["dso", "method"])["feasible"].sum()

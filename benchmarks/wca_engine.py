@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import machine, write_csv
+from benchmarks._common import RESULTS, machine, write_csv
 from flexopt import optim
 
 D = 30
@@ -72,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--quick", action="store_true", help="3 seeds (smoke run)")
+    ap.add_argument(
+        "--report", action="store_true", help="only print the table of results/wca_engine.csv"
+    )
     args = ap.parse_args(argv)
+    if args.report:
+        return report(pd.read_csv(RESULTS / "wca_engine.csv"))
     seeds = 3 if args.quick else args.seeds
     rows = []
     for name in FUNCTIONS:
@@ -93,6 +98,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<11} {method:<19} done", file=sys.stderr)
     df = pd.DataFrame(rows)
     write_csv(df, "wca_engine")
+    return report(df)
+
+
+def report(df: pd.DataFrame) -> int:
+    """Print the Markdown table and the same-run throughput ratio of a results table."""
+    seeds = df["seed"].nunique()
     stats = df.groupby(["function", "method"]).agg(
         best=("f", "min"),
         median=("f", "median"),
@@ -112,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---:|---:|---:|---:|---:|")
     for (fn, method), r in stats.iterrows():
         print(
-            f"| {fn} | {method} | {r.best:.3g} | {r.median:.3g} | {r.worst:.3g} | {r.evals:,.0f} | {r.time_s:.2f} |"
+            f"| {fn} | {method} | {r['best']:.3g} | {r['median']:.3g} | {r['worst']:.3g} | {r['evals']:,.0f} | {r['time_s']:.2f} |"
         )
     print(
         f"\nthroughput on Sphere: flexopt {speed['flexopt WCA']:,.0f} evaluations/s, mealpy "

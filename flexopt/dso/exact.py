@@ -1,0 +1,248 @@
+"""Exact single-level formulations of the DSO coefficient problem (``models/dcp_exact.md`` X1–X12).
+
+Mode ``"b"`` (β only): the lower level (M4) is replaced by its KKT conditions, which are
+*linear* in ``(u, β, λ, μ)`` because β multiplies the constant ``b``; complementarity is
+modelled with binaries and big-M bounds derived from the data (X6–X8); feeder losses use
+LinDistFlow, ``Σ_k r_k (P_k² + Q_k²) / V₀²``, with a piecewise-linear outer approximation of
+``P_k²`` (tangent cuts, X9); the uniform-price objective is linear in λ. The result is a MILP
+(HiGHS). The same approximations define :class:`ApproxModel`, a batched numpy evaluator of the
+approximate model, so that any method's factors (WCA's included) can be scored on the very
+model the MILP optimizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+
+from flexopt.dso.clearing import clear
+from flexopt.dso.dcp import DCPProblem
+from flexopt.optim import Evaluation, Problem
+
+__all__ = ["ApproxModel", "MILPBounds", "build_dcp_milp", "milp_bounds", "read_dcp_milp"]
+
+
+class ApproxModel(Problem):
+    """The DCP on LinDistFlow losses with tangent-cut outer approximations (X9–X10).
+
+    An :class:`flexopt.optim.Problem` too: any metaheuristic can be run on the very model the
+    MILP optimizes, which makes "MILP optimum ≤ heuristic value" a test that can fail.
+
+    Parameters
+    ----------
+    problem : DCPProblem
+        Mode ``"b"`` or ``"ab"``; the approximation concerns the losses and the quadratic
+        costs in the budget only.
+    segments : int
+        Tangent points per squared term (``S ≥ 2``).
+    """
+
+    def __init__(self, problem: DCPProblem, segments: int = 16) -> None:
+        if segments < 2:
+            raise ValueError(f"segments must be ≥ 2, got {segments}")
+        self.problem, self.segments = problem, segments
+        f = problem.ctx.feeder
+        self.r_ohm = f.r_pu * f.vn_kv**2 / f.base_mva
+        self.v0_kv = f.vn_kv * f.v_root_pu
+        self.path = f.path  # [K, n_bus]
+        self.p_branch0 = problem.p @ f.path.T  # [T, K] LinDistFlow flows at u = 0 (X2)
+        self.q_branch = problem.q_mvar @ f.path.T  # [T, K]
+        self.sens = problem.incidence @ f.path.T  # [n, K]: flow drop per MW of u_i (X3)
+        umax = problem.u_max  # [T, n]
+        p_lo = self.p_branch0 - umax @ self.sens  # every u at its capacity
+        self.p_grid = np.linspace(
+            np.minimum(p_lo, self.p_branch0), np.maximum(p_lo, self.p_branch0), segments, axis=-1
+        )  # [T, K, S] tangent points (X9)
+        self.u_grid = np.linspace(
+            0.0, umax, segments, axis=-1
+        )  # [T, n, S] for the u² of costs (X10)
+        x0 = problem.x0[None, :]
+        self.f_loss0, self.f_price0 = (float(v[0]) for v in self._parts(x0)[:2])
+        self.loss0 = self._parts(x0)[3][0]  # [T]
+        self.lower, self.upper = problem.lower, problem.upper
+        self.n_obj, self.n_constr = 1, problem.n_constr
+
+    def evaluate(self, X: np.ndarray) -> Evaluation:
+        G = -self.budget(X)[:, None] if self.problem.options.budget else None
+        return Evaluation(self.objective(X)[:, None], G)
+
+    @staticmethod
+    def tangent_max(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        """``max_s (2 g_s x − g_s²)`` — the outer approximation of ``x²`` (X9)."""
+        return np.max(2 * grid * x[..., None] - grid**2, axis=-1)
+
+    def losses_mw(self, u: np.ndarray) -> np.ndarray:
+        """Approximate feeder loss ``[P, T]`` for dispatch ``u[P, T, n]`` (X3, X9)."""
+        p = self.p_branch0 - u @ self.sens  # [P, T, K]
+        return (self.r_ohm * (self.tangent_max(p, self.p_grid) + self.q_branch**2)).sum(
+            -1
+        ) / self.v0_kv**2
+
+    def _parts(self, X: np.ndarray):
+        pr = self.problem
+        alpha, beta = pr.factors(X)
+        cl = clear(
+            (alpha * pr.a)[:, None, :], (beta * pr.b)[:, None, :], pr.u_max[None], pr.q[None]
+        )
+        dt = pr.ctx.dt_h
+        loss = self.losses_mw(cl.u_mw)
+        f_loss = dt * loss.sum(-1)
+        f_price = dt * (cl.price * cl.served_mw).sum(-1)
+        return f_loss, f_price, cl, loss
+
+    def objective(self, X: np.ndarray) -> np.ndarray:
+        """(C6) on the approximate model, normalized by its own values at ``x⁰`` ``[P]``."""
+        X = np.atleast_2d(X)
+        f_loss, f_price, _, _ = self._parts(X)
+        w = self.problem.options.weight
+        return w * f_loss / self.f_loss0 + (1 - w) * f_price / self.f_price0
+
+    def budget(self, X: np.ndarray) -> np.ndarray:
+        """(C7) on the approximate model (per feeder copy), with tangent cuts for ``u²`` ``[P]``."""
+        X = np.atleast_2d(X)
+        pr = self.problem
+        _, _, cl, loss = self._parts(X)
+        cost = (pr.a * self.tangent_max(cl.u_mw, self.u_grid[None]) + pr.b * cl.u_mw).sum(-1)
+        return pr.ctx.dt_h * (
+            cl.price * cl.served_mw + pr.loss_price * (self.loss0 - loss) - cost
+        ).sum(-1)
+
+
+@dataclass(frozen=True, eq=False)
+class MILPBounds:
+    """Big-M constants derived from the data (X6–X8), ``[T]`` and ``[T, n]``."""
+
+    lam_lo: np.ndarray
+    lam_hi: np.ndarray
+    mu_lo_max: np.ndarray
+    mu_hi_max: np.ndarray
+
+
+def milp_bounds(problem: DCPProblem) -> MILPBounds:
+    """Bounds of the KKT multipliers (X6–X8).
+
+    The clearing price lies between the cheapest first MW and the dearest last MW of any
+    offer the factors allow: ``λ_t ∈ [min_i lo·b_i, max_i (hi·b_i + 2 a_i Ū_{i,t})]`` (X6).
+    With ``u_i = 0`` stationarity gives ``μ⁻_i = β_i b_i − λ ≤ hi·b_i − λ_lo`` (X7); with
+    ``u_i = Ū_i``, ``μ⁺_i = λ − 2 a_i Ū_i − β_i b_i ≤ λ_hi − 2 a_i Ū_i − lo·b_i`` (X8).
+    """
+    lo, hi = problem.options.bounds
+    a, b, umax = problem.a, problem.b, problem.u_max
+    lam_lo = np.full(len(problem.hours), (lo * b).min())
+    lam_hi = (hi * b + 2 * a * umax).max(axis=1)
+    mu_lo = np.maximum(hi * b[None, :] - lam_lo[:, None], 0.0)
+    mu_hi = np.maximum(lam_hi[:, None] - 2 * a * umax - lo * b[None, :], 0.0)
+    return MILPBounds(lam_lo, lam_hi, mu_lo, mu_hi)
+
+
+def build_dcp_milp(approx: ApproxModel, bounds: MILPBounds | None = None) -> pyo.ConcreteModel:
+    """Single-level MILP of the mode-``"b"`` DCP (X1–X12). Pure: never solves."""
+    pr = approx.problem
+    if pr.options.mode != "b":
+        raise ValueError("the MILP is the mode 'b' formulation (α ≡ 1); mode 'ab' needs the MINLP")
+    bounds = bounds or milp_bounds(pr)
+    m = pyo.ConcreteModel(name="dcp_milp")
+    T, n, K, S = len(pr.hours), pr.n, approx.sens.shape[1], approx.segments
+    m.T, m.I, m.K, m.S = (pyo.RangeSet(0, v - 1) for v in (T, n, K, S))
+    lo, hi = pr.options.bounds
+    m.beta = pyo.Var(m.I, bounds=(lo, hi), doc="β_i (X1)")
+    m.u = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(pr.u_max[t, i])), doc="MW per copy")
+    m.lam = pyo.Var(m.T, bounds=lambda _m, t: (float(bounds.lam_lo[t]), float(bounds.lam_hi[t])))
+    m.mu_lo = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(bounds.mu_lo_max[t, i])))
+    m.mu_hi = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(bounds.mu_hi_max[t, i])))
+    m.z_lo = pyo.Var(m.I, m.T, domain=pyo.Binary, doc="1: u at its lower bound")
+    m.z_hi = pyo.Var(m.I, m.T, domain=pyo.Binary, doc="1: u at its upper bound")
+    m.phi = pyo.Var(m.K, m.T, domain=pyo.NonNegativeReals, doc="≥ P_k² (MW²)")
+    a, b = pr.a, pr.b
+
+    # (X4) primal feasibility of the lower level
+    m.eq_balance = pyo.Constraint(
+        m.T, rule=lambda _m, t: sum(m.u[i, t] for i in m.I) == float(pr.q[t])
+    )
+    # (X5) stationarity: 2 a_i u + β_i b_i − λ − μ⁻ + μ⁺ = 0 (linear: b_i is data)
+    m.eq_stationarity = pyo.Constraint(
+        m.I,
+        m.T,
+        rule=lambda _m, i, t: (
+            2 * a[i] * m.u[i, t] + b[i] * m.beta[i] - m.lam[t] - m.mu_lo[i, t] + m.mu_hi[i, t] == 0
+        ),
+    )
+    # (X6–X8) complementarity by big-M: μ⁻ > 0 only at u = 0, μ⁺ > 0 only at u = Ū
+    m.ineq_mu_lo = pyo.Constraint(
+        m.I,
+        m.T,
+        rule=lambda _m, i, t: m.mu_lo[i, t] <= float(bounds.mu_lo_max[t, i]) * m.z_lo[i, t],
+    )
+    m.ineq_u_lo = pyo.Constraint(
+        m.I, m.T, rule=lambda _m, i, t: m.u[i, t] <= float(pr.u_max[t, i]) * (1 - m.z_lo[i, t])
+    )
+    m.ineq_mu_hi = pyo.Constraint(
+        m.I,
+        m.T,
+        rule=lambda _m, i, t: m.mu_hi[i, t] <= float(bounds.mu_hi_max[t, i]) * m.z_hi[i, t],
+    )
+    m.ineq_u_hi = pyo.Constraint(
+        m.I, m.T, rule=lambda _m, i, t: float(pr.u_max[t, i]) * m.z_hi[i, t] <= m.u[i, t]
+    )
+
+    # (X9) tangent cuts: φ_k ≥ 2 g P_k − g², P_k = P⁰_k − Σ_i s_{ik} u_i (LinDistFlow, X2–X3)
+    sens, p0, grid = approx.sens, approx.p_branch0, approx.p_grid
+
+    def flow(k, t):
+        return float(p0[t, k]) - sum(float(sens[i, k]) * m.u[i, t] for i in m.I if sens[i, k] != 0)
+
+    m.ineq_tangent = pyo.Constraint(
+        m.K,
+        m.T,
+        m.S,
+        rule=lambda _m, k, t, s: (
+            m.phi[k, t] >= 2 * float(grid[t, k, s]) * flow(k, t) - float(grid[t, k, s]) ** 2
+        ),
+    )
+    dt, w = pr.ctx.dt_h, pr.options.weight
+    r, v2, qb = approx.r_ohm, approx.v0_kv**2, approx.q_branch
+    m.loss = pyo.Expression(
+        m.T, rule=lambda _m, t: sum(r[k] * (m.phi[k, t] + float(qb[t, k]) ** 2) for k in m.K) / v2
+    )
+    f_loss = dt * sum(m.loss[t] for t in m.T)
+    f_price = dt * sum(float(pr.q[t]) * m.lam[t] for t in m.T)
+    # (X11) objective (C6) on the approximate model
+    m.obj = pyo.Objective(expr=w * f_loss / approx.f_loss0 + (1 - w) * f_price / approx.f_price0)
+    # (X12) budget (C7): u² of the original costs by tangent cuts as well
+    if pr.options.budget:
+        m.psi = pyo.Var(m.I, m.T, domain=pyo.NonNegativeReals, doc="≥ u² (MW²)")
+        ug = approx.u_grid
+        m.ineq_u_sq = pyo.Constraint(
+            m.I,
+            m.T,
+            m.S,
+            rule=lambda _m, i, t, s: (
+                m.psi[i, t] >= 2 * float(ug[t, i, s]) * m.u[i, t] - float(ug[t, i, s]) ** 2
+            ),
+        )
+        loss0 = approx.loss0
+        m.ineq_budget = pyo.Constraint(
+            expr=dt
+            * sum(
+                float(pr.q[t]) * m.lam[t]
+                + pr.loss_price * (float(loss0[t]) - m.loss[t])
+                - sum(a[i] * m.psi[i, t] + b[i] * m.u[i, t] for i in m.I)
+                for t in m.T
+            )
+            >= 0
+        )
+    return m
+
+
+def read_dcp_milp(m: pyo.ConcreteModel) -> dict:
+    """β, dispatch, prices and multipliers of a solved MILP."""
+    T, n = len(m.T), len(m.I)
+    return {
+        "beta": np.array([pyo.value(m.beta[i]) for i in m.I]),
+        "u": np.array([[pyo.value(m.u[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
+        "lam": np.array([pyo.value(m.lam[t]) for t in m.T]),
+        "mu_lo": np.array([[pyo.value(m.mu_lo[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
+        "mu_hi": np.array([[pyo.value(m.mu_hi[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
+    }

@@ -1,0 +1,94 @@
+"""The single-level MILP of the mode-"b" DCP: brute force, KKT, big-M, MILP ≤ WCA."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from flexopt.dso.clearing import clear
+from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.dso.exact import ApproxModel, build_dcp_milp, milp_bounds, read_dcp_milp
+from flexopt.optim import WCA, minimize
+from flexopt.pipeline import run_market
+from flexopt.solve import SolveStatus, solve
+
+
+@pytest.fixture(scope="module")
+def market(rts):
+    return run_market(rts, "none")
+
+
+def _problem(rts, market, k, n_members=None, hours=None, **opts) -> DCPProblem:
+    ctx = market.detail["contexts"][k]
+    if n_members is not None:  # a tiny case: keep the first participants only
+        part = ctx.participants.copy()
+        keep = part.index[part["participates"]][:n_members]
+        part["participates"] = part.index.isin(keep)
+        ctx = replace(ctx, participants=part)
+    req = market.tables["requirement"]
+    r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
+    if hours is not None:
+        r = r.iloc[:hours]
+    if n_members is not None:  # keep the design point within the smaller capacity
+        r = r * 0.3
+    return DCPProblem(ctx, r, rts.market.loss_price_eur_per_mwh, DCPOptions(mode="b", **opts))
+
+
+def _milp(approx, gap=1e-9):
+    m = build_dcp_milp(approx)
+    res = solve(m, time_limit=120, mip_gap=gap)
+    assert res.status is SolveStatus.OPTIMAL, res.message
+    return m, res
+
+
+@pytest.mark.parametrize(("n", "hours"), [(2, 1), (2, 2), (3, 1)])
+def test_milp_equals_brute_force_grid(rts, market, n, hours):
+    """Without the budget the optimum is not confined to the thin boundary g = 0 (where the
+    budgeted optimum sits, out of reach of a uniform grid); the budget is covered by the
+    MILP ≤ WCA checks below."""
+    prob = _problem(rts, market, 1, n_members=n, hours=hours, budget=False)
+    approx = ApproxModel(prob, 12)
+    _, res = _milp(approx)
+    steps = {2: 201, 3: 61}[n]
+    axes = np.meshgrid(*[np.linspace(0.5, 1.5, steps)] * n, indexing="ij")
+    X = np.stack([a.ravel() for a in axes], axis=1)
+    ev = approx.evaluate(X)
+    feasible = ev.violation <= 1e-9
+    grid = ev.F[feasible, 0].min()
+    assert res.bound <= grid + 1e-9  # the MILP is a global bound for its model
+    assert res.objective == pytest.approx(grid, abs=2e-4 if n == 2 else 1e-3)  # grid resolution
+
+
+def test_kkt_model_reproduces_the_closed_form_clearing(rts, market):
+    prob = _problem(rts, market, 0, budget=False)
+    approx = ApproxModel(prob, 8)
+    m = build_dcp_milp(approx)
+    beta = np.random.default_rng(1).uniform(0.5, 1.5, prob.n)
+    for i, v in enumerate(beta):
+        m.beta[i].fix(float(v))
+    res = solve(m, mip_gap=1e-9)
+    assert res.ok
+    sol = read_dcp_milp(m)
+    cl = clear(prob.a, beta * prob.b, prob.u_max, prob.q)
+    np.testing.assert_allclose(sol["u"], cl.u_mw, atol=1e-6)
+    np.testing.assert_allclose(sol["lam"], cl.price, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_no_big_m_bound_binds_and_milp_beats_wca_on_its_model(rts, market, k):
+    prob = _problem(rts, market, k)
+    approx = ApproxModel(prob, 16)
+    m, res = _milp(approx)
+    sol = read_dcp_milp(m)
+    b = milp_bounds(prob)
+    assert (sol["mu_lo"] < b.mu_lo_max - 1e-6).all()
+    assert (sol["mu_hi"] < b.mu_hi_max - 1e-6).all()
+    assert ((sol["lam"] > b.lam_lo + 1e-6) & (sol["lam"] < b.lam_hi - 1e-6)).all()
+    # the MILP's own β, scored by the numpy approximate model, gives the MILP's value
+    assert approx.objective(sol["beta"][None])[0] == pytest.approx(res.objective, abs=1e-7)
+    for seed in range(3):
+        w = minimize(approx, WCA(d_max=1e-5, raining="gaussian"), max_iter=200, seed=seed)
+        assert w.feasible
+        assert res.bound <= w.f[0] + 1e-9  # a check that can fail: the MILP is exact on its model
