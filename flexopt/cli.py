@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("instance", help="instance directory (holding instance.toml)")
     r.add_argument(
         "--method",
-        choices=("none", "mlf", "wca"),
+        choices=("none", "mlf", "wca", "exact"),
         default="none",
         help="how DSOs modify their prosumers' offers (default: none)",
     )
@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
         help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
     )
     r.add_argument("--wca-iter", type=_positive_int, default=300, help="wca: iterations per DSO")
+    r.add_argument("--solver", choices=("highs",), default="highs", help="exact: MILP solver")
+    r.add_argument("--time-limit", type=float, default=60.0, help="exact: seconds per DSO")
+    r.add_argument("--mip-gap", type=float, default=1e-6, help="exact: relative MIP gap")
     r.add_argument("--blocks", type=_positive_int, default=10, help="blocks per DSO bid and hour")
     r.add_argument(
         "--plf",
@@ -125,6 +128,9 @@ def _run(args: argparse.Namespace) -> int:
         progress=True,
         pareto=args.pareto,
         wca_iter=args.wca_iter,
+        solver=args.solver,
+        time_limit_s=args.time_limit,
+        mip_gap=args.mip_gap,
     )
     s = res.summary
     print(

@@ -52,7 +52,7 @@ class MarketOptions:
 
     Attributes
     ----------
-    method : {"none", "mlf", "wca"}
+    method : {"none", "mlf", "wca", "exact"}
         How DSOs modify their prosumers' offers (S5).
     plf_method : {"analytic", "monte_carlo", "pem"}
     samples : int
@@ -75,6 +75,9 @@ class MarketOptions:
         WCA population and iterations per DSO.
     pareto : bool
         Solve the DCP with MOWCA and take the fuzzy compromise (``wca`` only).
+    solver, time_limit_s, mip_gap, segments
+        ``exact`` only: the mode-"b" MILP (``models/dcp_exact.md``) — solver name, time limit
+        per DSO, relative MIP gap, tangent points of the loss approximation.
     progress : bool
         Stage lines on stderr.
     """
@@ -93,6 +96,10 @@ class MarketOptions:
     wca_pop: int = 50
     wca_iter: int = 300
     pareto: bool = False
+    solver: str = "highs"
+    time_limit_s: float = 60.0
+    mip_gap: float = 1e-6
+    segments: int = 16
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -341,6 +348,12 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
             )
         with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
             wca = local.WCASettings(n_pop=opt.wca_pop, n_iter=opt.wca_iter, pareto=opt.pareto)
+            exact = local.ExactSettings(
+                solver=opt.solver,
+                time_limit_s=opt.time_limit_s,
+                mip_gap=opt.mip_gap,
+                segments=opt.segments,
+            )
             offers = [
                 local.make_bid(
                     c,
@@ -349,6 +362,7 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
                     loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
                     dcp=opt.dcp_options(),
                     wca=wca,
+                    exact=exact,
                     blocks=opt.blocks,
                     rng=np.random.default_rng([opt.seed, k]),
                 )

@@ -33,6 +33,7 @@ __all__ = [
     "DSOContext",
     "DSODispatch",
     "DSOOffer",
+    "ExactSettings",
     "WCASettings",
     "declared_capacity",
     "dispatch",
@@ -42,8 +43,8 @@ __all__ = [
 ]
 
 BASELINE_METHODS = ("none", "mlf")
-METHODS = ("none", "mlf", "wca")
-Method = Literal["none", "mlf", "wca"]
+METHODS = ("none", "mlf", "wca", "exact")
+Method = Literal["none", "mlf", "wca", "exact"]
 
 
 def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +166,16 @@ class WCASettings:
     pareto: bool = False
 
 
+@dataclass(frozen=True)
+class ExactSettings:
+    """How the ``exact`` method solves: the mode-"b" MILP (``models/dcp_exact.md``)."""
+
+    solver: str = "highs"
+    time_limit_s: float = 60.0
+    mip_gap: float = 1e-6
+    segments: int = 16
+
+
 def make_bid(
     ctx: DSOContext,
     requirement_mw: pd.Series,
@@ -173,6 +184,7 @@ def make_bid(
     loss_price_eur_per_mwh: float,
     dcp: DCPOptions | None = None,
     wca: WCASettings | None = None,
+    exact: ExactSettings | None = None,
     rng: np.random.Generator | None = None,
     blocks: int = 10,
 ) -> DSOOffer:
@@ -196,7 +208,8 @@ def make_bid(
     problem = DCPProblem(ctx, requirement_mw, loss_price_eur_per_mwh, dcp)
     history = pareto_f = pareto_pick = None
     evaluations = 0
-    if method == "none" or (method == "wca" and problem.trivial):
+    solved: dict = {}
+    if method == "none" or (method in ("wca", "exact") and problem.trivial):
         factors = unit_factors(len(members))
     elif method == "mlf":
         w = weight.to_numpy() / weight.sum()
@@ -205,6 +218,10 @@ def make_bid(
     elif method == "wca":
         factors, history, pareto_f, pareto_pick, evaluations = _solve_wca(
             problem, wca, rng or np.random.default_rng(0)
+        )
+    elif method == "exact":
+        factors, solved = _solve_exact(
+            ctx, requirement_mw, loss_price_eur_per_mwh, dcp, exact or ExactSettings()
         )
     else:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
@@ -217,7 +234,7 @@ def make_bid(
         q_mw=pd.DataFrame(blk.q_mw, index=hours, columns=cols),
         price_eur_per_mwh=pd.DataFrame(blk.price_eur_per_mwh, index=hours, columns=cols),
     )
-    score = _score(problem, factors, evaluations)
+    score = {**_score(problem, factors, evaluations), **solved}
     return DSOOffer(
         method,
         factors,
@@ -231,6 +248,32 @@ def make_bid(
         pareto_f,
         pareto_pick,
     )
+
+
+def _solve_exact(ctx, requirement_mw, loss_price, dcp: DCPOptions, exact: ExactSettings):
+    """The mode-"b" MILP (X1–X12); a time-out keeps the incumbent and reports its gap."""
+    from dataclasses import replace
+
+    from flexopt.dso.exact import ApproxModel, build_dcp_milp, read_dcp_milp
+    from flexopt.errors import FlexoptError
+    from flexopt.solve import solve
+
+    problem_b = DCPProblem(ctx, requirement_mw, loss_price, replace(dcp, mode="b"))
+    approx = ApproxModel(problem_b, exact.segments)
+    model = build_dcp_milp(approx)
+    res = solve(model, exact.solver, time_limit=exact.time_limit_s, mip_gap=exact.mip_gap)
+    if not res.ok:
+        raise FlexoptError(
+            f"{ctx.dso.id}: exact DSO problem: solver {exact.solver} returned {res.status.value} ({res.message})"
+        )
+    beta = read_dcp_milp(model)["beta"]
+    info = {
+        "exact_status": res.status.value,
+        "exact_objective_approx": float(res.objective),
+        "exact_bound_approx": float(res.bound),
+        "exact_gap": float(res.gap or 0.0),
+    }
+    return Factors(np.ones_like(beta), beta), info
 
 
 def _solve_wca(problem: DCPProblem, wca: WCASettings, rng: np.random.Generator):

@@ -92,3 +92,14 @@ def test_no_big_m_bound_binds_and_milp_beats_wca_on_its_model(rts, market, k):
         w = minimize(approx, WCA(d_max=1e-5, raining="gaussian"), max_iter=200, seed=seed)
         assert w.feasible
         assert res.bound <= w.f[0] + 1e-9  # a check that can fail: the MILP is exact on its model
+
+
+def test_market_with_the_exact_method(rts):
+    res = run_market(rts, "exact", time_limit_s=30.0)
+    assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
+    for s in res.summary["dso"].values():
+        dcp = s["dcp"]
+        if "exact_status" in dcp:
+            assert dcp["exact_status"] == "optimal"
+            assert dcp["exact_bound_approx"] <= dcp["exact_objective_approx"] + 1e-9
+            assert dcp["exact_gap"] <= 1e-6
