@@ -171,6 +171,7 @@ def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveRe
         opts.setdefault("limits/time" if "scip" in solver else "time_limit", float(time_limit))
     if mip_gap is not None:
         opts.setdefault("limits/gap" if "scip" in solver else "mip_rel_gap", float(mip_gap))
+    duals = duals and not _has_discrete(model)  # no duals of a MIP/MINLP
     if duals and not hasattr(model, "dual"):
         model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     start = time.perf_counter()

@@ -21,7 +21,7 @@ from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPProblem
 from flexopt.optim import Evaluation, Problem
 
-__all__ = ["ApproxModel", "MILPBounds", "build_dcp_milp", "milp_bounds", "read_dcp_milp"]
+__all__ = ["ApproxModel", "ExactBounds", "build_dcp_exact", "exact_bounds", "read_dcp_exact"]
 
 
 class ApproxModel(Problem):
@@ -111,7 +111,7 @@ class ApproxModel(Problem):
 
 
 @dataclass(frozen=True, eq=False)
-class MILPBounds:
+class ExactBounds:
     """Big-M constants derived from the data (X6–X8), ``[T]`` and ``[T, n]``."""
 
     lam_lo: np.ndarray
@@ -120,34 +120,45 @@ class MILPBounds:
     mu_hi_max: np.ndarray
 
 
-def milp_bounds(problem: DCPProblem) -> MILPBounds:
+def exact_bounds(problem: DCPProblem) -> ExactBounds:
     """Bounds of the KKT multipliers (X6–X8).
 
     The clearing price lies between the cheapest first MW and the dearest last MW of any
-    offer the factors allow: ``λ_t ∈ [min_i lo·b_i, max_i (hi·b_i + 2 a_i Ū_{i,t})]`` (X6).
+    offer the factors allow: ``λ_t ∈ [min_i lo·b_i, max_i (hi·b_i + 2 α̅ a_i Ū_{i,t})]`` (X6).
     With ``u_i = 0`` stationarity gives ``μ⁻_i = β_i b_i − λ ≤ hi·b_i − λ_lo`` (X7); with
-    ``u_i = Ū_i``, ``μ⁺_i = λ − 2 a_i Ū_i − β_i b_i ≤ λ_hi − 2 a_i Ū_i − lo·b_i`` (X8).
+    ``u_i = Ū_i``, ``μ⁺_i = λ − 2 α_i a_i Ū_i − β_i b_i ≤ λ_hi − 2 α̲ a_i Ū_i − lo·b_i`` (X8),
+    where ``[α̲, α̅]`` is the box of α (mode "ab") or ``[1, 1]`` (mode "b").
     """
     lo, hi = problem.options.bounds
+    a_lo, a_hi = (lo, hi) if problem.options.mode == "ab" else (1.0, 1.0)
     a, b, umax = problem.a, problem.b, problem.u_max
     lam_lo = np.full(len(problem.hours), (lo * b).min())
-    lam_hi = (hi * b + 2 * a * umax).max(axis=1)
+    lam_hi = (hi * b + 2 * a_hi * a * umax).max(axis=1)
     mu_lo = np.maximum(hi * b[None, :] - lam_lo[:, None], 0.0)
-    mu_hi = np.maximum(lam_hi[:, None] - 2 * a * umax - lo * b[None, :], 0.0)
-    return MILPBounds(lam_lo, lam_hi, mu_lo, mu_hi)
+    mu_hi = np.maximum(lam_hi[:, None] - 2 * a_lo * a * umax - lo * b[None, :], 0.0)
+    return ExactBounds(lam_lo, lam_hi, mu_lo, mu_hi)
 
 
-def build_dcp_milp(approx: ApproxModel, bounds: MILPBounds | None = None) -> pyo.ConcreteModel:
-    """Single-level MILP of the mode-``"b"`` DCP (X1–X12). Pure: never solves."""
+def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> pyo.ConcreteModel:
+    """Single-level model of the DCP (X1–X12). Pure: never solves.
+
+    Mode ``"b"``: a MILP (HiGHS). Mode ``"ab"``: α becomes a variable and the stationarity term
+    ``2 a_i α_i u_i`` is bilinear — a nonconvex MINLP (SCIP, ``scip_direct``).
+    """
     pr = approx.problem
-    if pr.options.mode != "b":
-        raise ValueError("the MILP is the mode 'b' formulation (α ≡ 1); mode 'ab' needs the MINLP")
-    bounds = bounds or milp_bounds(pr)
-    m = pyo.ConcreteModel(name="dcp_milp")
+    bounds = bounds or exact_bounds(pr)
+    m = pyo.ConcreteModel(name=f"dcp_{'milp' if pr.options.mode == 'b' else 'minlp'}")
     T, n, K, S = len(pr.hours), pr.n, approx.sens.shape[1], approx.segments
     m.T, m.I, m.K, m.S = (pyo.RangeSet(0, v - 1) for v in (T, n, K, S))
     lo, hi = pr.options.bounds
+    a, b = pr.a, pr.b
     m.beta = pyo.Var(m.I, bounds=(lo, hi), doc="β_i (X1)")
+    if pr.options.mode == "ab":
+        m.alpha = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0, doc="α_i (X1)")
+
+    def quad(i, t):  # 2 a'_i u: linear in mode b, bilinear in mode ab
+        return 2 * a[i] * (m.alpha[i] * m.u[i, t] if pr.options.mode == "ab" else m.u[i, t])
+
     m.u = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(pr.u_max[t, i])), doc="MW per copy")
     m.lam = pyo.Var(m.T, bounds=lambda _m, t: (float(bounds.lam_lo[t]), float(bounds.lam_hi[t])))
     m.mu_lo = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(bounds.mu_lo_max[t, i])))
@@ -155,7 +166,6 @@ def build_dcp_milp(approx: ApproxModel, bounds: MILPBounds | None = None) -> pyo
     m.z_lo = pyo.Var(m.I, m.T, domain=pyo.Binary, doc="1: u at its lower bound")
     m.z_hi = pyo.Var(m.I, m.T, domain=pyo.Binary, doc="1: u at its upper bound")
     m.phi = pyo.Var(m.K, m.T, domain=pyo.NonNegativeReals, doc="≥ P_k² (MW²)")
-    a, b = pr.a, pr.b
 
     # (X4) primal feasibility of the lower level
     m.eq_balance = pyo.Constraint(
@@ -166,7 +176,7 @@ def build_dcp_milp(approx: ApproxModel, bounds: MILPBounds | None = None) -> pyo
         m.I,
         m.T,
         rule=lambda _m, i, t: (
-            2 * a[i] * m.u[i, t] + b[i] * m.beta[i] - m.lam[t] - m.mu_lo[i, t] + m.mu_hi[i, t] == 0
+            quad(i, t) + b[i] * m.beta[i] - m.lam[t] - m.mu_lo[i, t] + m.mu_hi[i, t] == 0
         ),
     )
     # (X6–X8) complementarity by big-M: μ⁻ > 0 only at u = 0, μ⁺ > 0 only at u = Ū
@@ -236,10 +246,13 @@ def build_dcp_milp(approx: ApproxModel, bounds: MILPBounds | None = None) -> pyo
     return m
 
 
-def read_dcp_milp(m: pyo.ConcreteModel) -> dict:
-    """β, dispatch, prices and multipliers of a solved MILP."""
+def read_dcp_exact(m: pyo.ConcreteModel) -> dict:
+    """α (ones in mode "b"), β, dispatch, prices and multipliers of a solved model."""
     T, n = len(m.T), len(m.I)
     return {
+        "alpha": np.array([pyo.value(m.alpha[i]) for i in m.I])
+        if hasattr(m, "alpha")
+        else np.ones(n),
         "beta": np.array([pyo.value(m.beta[i]) for i in m.I]),
         "u": np.array([[pyo.value(m.u[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
         "lam": np.array([pyo.value(m.lam[t]) for t in m.T]),

@@ -254,19 +254,19 @@ def _solve_exact(ctx, requirement_mw, loss_price, dcp: DCPOptions, exact: ExactS
     """The mode-"b" MILP (X1–X12); a time-out keeps the incumbent and reports its gap."""
     from dataclasses import replace
 
-    from flexopt.dso.exact import ApproxModel, build_dcp_milp, read_dcp_milp
+    from flexopt.dso.exact import ApproxModel, build_dcp_exact, read_dcp_exact
     from flexopt.errors import FlexoptError
     from flexopt.solve import solve
 
     problem_b = DCPProblem(ctx, requirement_mw, loss_price, replace(dcp, mode="b"))
     approx = ApproxModel(problem_b, exact.segments)
-    model = build_dcp_milp(approx)
+    model = build_dcp_exact(approx)
     res = solve(model, exact.solver, time_limit=exact.time_limit_s, mip_gap=exact.mip_gap)
     if not res.ok:
         raise FlexoptError(
             f"{ctx.dso.id}: exact DSO problem: solver {exact.solver} returned {res.status.value} ({res.message})"
         )
-    beta = read_dcp_milp(model)["beta"]
+    beta = read_dcp_exact(model)["beta"]
     info = {
         "exact_status": res.status.value,
         "exact_objective_approx": float(res.objective),

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPOptions, DCPProblem
-from flexopt.dso.exact import ApproxModel, build_dcp_milp, milp_bounds, read_dcp_milp
+from flexopt.dso.exact import ApproxModel, build_dcp_exact, exact_bounds, read_dcp_exact
 from flexopt.optim import WCA, minimize
 from flexopt.pipeline import run_market
 from flexopt.solve import SolveStatus, solve
@@ -37,7 +38,7 @@ def _problem(rts, market, k, n_members=None, hours=None, **opts) -> DCPProblem:
 
 
 def _milp(approx, gap=1e-9):
-    m = build_dcp_milp(approx)
+    m = build_dcp_exact(approx)
     res = solve(m, time_limit=120, mip_gap=gap)
     assert res.status is SolveStatus.OPTIMAL, res.message
     return m, res
@@ -64,13 +65,13 @@ def test_milp_equals_brute_force_grid(rts, market, n, hours):
 def test_kkt_model_reproduces_the_closed_form_clearing(rts, market):
     prob = _problem(rts, market, 0, budget=False)
     approx = ApproxModel(prob, 8)
-    m = build_dcp_milp(approx)
+    m = build_dcp_exact(approx)
     beta = np.random.default_rng(1).uniform(0.5, 1.5, prob.n)
     for i, v in enumerate(beta):
         m.beta[i].fix(float(v))
     res = solve(m, mip_gap=1e-9)
     assert res.ok
-    sol = read_dcp_milp(m)
+    sol = read_dcp_exact(m)
     cl = clear(prob.a, beta * prob.b, prob.u_max, prob.q)
     np.testing.assert_allclose(sol["u"], cl.u_mw, atol=1e-6)
     np.testing.assert_allclose(sol["lam"], cl.price, atol=1e-5)
@@ -81,8 +82,8 @@ def test_no_big_m_bound_binds_and_milp_beats_wca_on_its_model(rts, market, k):
     prob = _problem(rts, market, k)
     approx = ApproxModel(prob, 16)
     m, res = _milp(approx)
-    sol = read_dcp_milp(m)
-    b = milp_bounds(prob)
+    sol = read_dcp_exact(m)
+    b = exact_bounds(prob)
     assert (sol["mu_lo"] < b.mu_lo_max - 1e-6).all()
     assert (sol["mu_hi"] < b.mu_hi_max - 1e-6).all()
     assert ((sol["lam"] > b.lam_lo + 1e-6) & (sol["lam"] < b.lam_hi - 1e-6)).all()
@@ -103,3 +104,51 @@ def test_market_with_the_exact_method(rts):
             assert dcp["exact_status"] == "optimal"
             assert dcp["exact_bound_approx"] <= dcp["exact_objective_approx"] + 1e-9
             assert dcp["exact_gap"] <= 1e-6
+
+
+def test_minlp_mode_ab_equals_brute_force_grid(rts, market):
+    """Mode "ab" (bilinear stationarity) solved globally by SCIP vs a grid over (α, β)."""
+    prob = _problem(rts, market, 1, n_members=2, hours=1, budget=False)
+    prob = DCPProblem(
+        prob.ctx,
+        prob_requirement(market, prob),
+        rts.market.loss_price_eur_per_mwh,
+        DCPOptions(mode="ab", budget=False),
+    )
+    approx = ApproxModel(prob, 12)
+    m = build_dcp_exact(approx)
+    res = solve(m, "scip_direct", time_limit=120, mip_gap=1e-9)
+    assert res.ok, res.message
+    axes = np.meshgrid(*[np.linspace(0.5, 1.5, 26)] * 4, indexing="ij")
+    X = np.stack([a.ravel() for a in axes], axis=1)
+    grid = approx.evaluate(X).F[:, 0].min()
+    assert res.bound <= grid + 1e-7
+    assert res.objective == pytest.approx(grid, abs=5e-3)  # grid step 0.04 in four dimensions
+    sol = read_dcp_exact(m)
+    x = np.r_[sol["alpha"], sol["beta"]]
+    assert approx.objective(x[None])[0] == pytest.approx(res.objective, abs=1e-6)
+
+
+def prob_requirement(market, prob):
+    return pd.Series(prob.q * prob.ctx.dso.n_feeders, index=prob.hours)
+
+
+@pytest.mark.parametrize("k", [0, 1])
+def test_minlp_is_at_least_as_good_as_the_milp(rts, market, k):
+    """Mode "b" is mode "ab" with α ≡ 1: the MINLP optimum cannot be worse."""
+    b = ApproxModel(_problem(rts, market, k), 16)
+    ctx = b.problem.ctx
+    ab = ApproxModel(
+        DCPProblem(
+            ctx,
+            prob_requirement(market, b.problem),
+            rts.market.loss_price_eur_per_mwh,
+            DCPOptions(mode="ab"),
+        ),
+        16,
+    )
+    _, rb = _milp(b)
+    m = build_dcp_exact(ab)
+    rab = solve(m, "scip_direct", time_limit=120, mip_gap=1e-7)
+    assert rab.ok
+    assert rab.objective <= rb.objective + 1e-6
