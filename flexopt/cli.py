@@ -1,6 +1,7 @@
 """The ``flexopt`` command.
 
     flexopt validate INSTANCE
+    flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
     flexopt run INSTANCE [--method none|mlf|wca] [--pareto] [--plf analytic|monte_carlo|pem]
                          [--samples N] [--seed N] [--out DIR]
 
@@ -31,6 +32,26 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check an instance and print a short description")
     v.add_argument("instance", help="instance directory (holding instance.toml)")
+
+    e = sub.add_parser(
+        "export", help="write one DSO's exact coefficient problem for an external solver"
+    )
+    e.add_argument("instance", help="instance directory (holding instance.toml)")
+    e.add_argument("--dso", required=True, help="DSO id")
+    e.add_argument("--format", choices=("mps", "lp", "nl"), required=True, help="file format")
+    e.add_argument("--out", required=True, help="output file")
+    e.add_argument(
+        "--mode",
+        choices=("b", "ab"),
+        default="b",
+        help="b: MILP (β only); ab: MINLP with bilinear stationarity (nl only)",
+    )
+    e.add_argument(
+        "--segments",
+        type=_positive_int,
+        default=16,
+        help="tangent points of the loss approximation",
+    )
 
     r = sub.add_parser("run", help="run the bilevel market on an instance")
     r.add_argument("instance", help="instance directory (holding instance.toml)")
@@ -89,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args)
+        if args.command == "export":
+            return _export(args)
         return _run(args)
     except FlexoptError as err:
         print(f"flexopt: error: {err}", file=sys.stderr)
@@ -108,6 +131,58 @@ def _validate(args: argparse.Namespace) -> int:
         f"{inst.name}: valid — {len(tr.buses)} buses, {len(tr.branches)} branches, "
         f"{len(tr.generators)} generators, {inst.hours} hours, {len(inst.dsos)} DSOs, "
         f"{n_pros} prosumers"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from flexopt.dso.dcp import DCPOptions, DCPProblem
+    from flexopt.dso.exact import ApproxModel, build_dcp_exact
+    from flexopt.errors import FlexoptError
+    from flexopt.instance import load_instance
+    from flexopt.pipeline import run_market
+
+    if args.mode == "ab" and args.format != "nl":
+        raise FlexoptError("--mode ab is a nonlinear model: export it with --format nl")
+    inst = load_instance(args.instance)
+    ids = [d.id for d in inst.dsos]
+    if args.dso not in ids:
+        raise FlexoptError(
+            f"{inst.path / 'instance.toml'}: no DSO {args.dso!r} (DSOs: {', '.join(ids)})"
+        )
+    res = run_market(inst, "none")  # S1–S4 and the requirement S3: the design point of the DSO
+    ctx = next(c for c in res.detail["contexts"] if c.dso.id == args.dso)
+    req = res.tables["requirement"]
+    r = req[req["dso_id"] == args.dso].set_index("hour")["requirement_mw"]
+    problem = DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode=args.mode))
+    if problem.trivial:
+        raise FlexoptError(
+            f"{args.dso}: the TSO asks this DSO for nothing; there is no problem to export"
+        )
+    model = build_dcp_exact(ApproxModel(problem, args.segments))
+    out = Path(args.out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}-", suffix=f".{args.format}")
+    os.close(fd)
+    base = tmp[: -len(args.format) - 1]
+    try:  # the writer picks the format from the suffix; the nl writer adds .row/.col name maps
+        model.write(tmp, io_options={"symbolic_solver_labels": True})
+        os.chmod(tmp, 0o644)
+        for ext in ("row", "col"):
+            if os.path.exists(f"{base}.{ext}"):
+                os.replace(f"{base}.{ext}", out.with_suffix(f".{ext}"))
+        os.replace(tmp, out)
+    finally:
+        for leftover in (tmp, f"{base}.row", f"{base}.col"):
+            if os.path.exists(leftover):
+                os.remove(leftover)
+    n_var = model.nvariables()
+    print(
+        f"wrote {out} ({args.format}, mode {args.mode}, {n_var} variables, hours {list(problem.hours)})"
     )
     return 0
 

@@ -83,3 +83,62 @@ def _exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as stop:
         return int(stop.code)
+
+
+def test_export_mps_solves_to_the_same_optimum_in_highs(tmp_path, capsys):
+    """The exported MILP, read by HiGHS directly (no Pyomo), gives the MILP's optimum."""
+    import highspy
+
+    from flexopt import load_instance
+    from flexopt.dso.dcp import DCPOptions, DCPProblem
+    from flexopt.dso.exact import ApproxModel, build_dcp_exact
+    from flexopt.pipeline import run_market
+    from flexopt.solve import solve
+
+    out = tmp_path / "dso1.mps"
+    assert main(["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--out", str(out)]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["dso1.mps"]  # nothing half written left
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.readModel(str(out))
+    h.run()
+    inst = load_instance(RTS)
+    res = run_market(inst, "none")
+    ctx = res.detail["contexts"][0]
+    req = res.tables["requirement"]
+    r = req[req["dso_id"] == "DSO1"].set_index("hour")["requirement_mw"]
+    model = build_dcp_exact(
+        ApproxModel(
+            DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode="b")), 16
+        )
+    )
+    ours = solve(model, mip_gap=1e-9)
+    assert h.getInfo().objective_function_value == pytest.approx(ours.objective, abs=1e-6)
+
+
+def test_export_rejects_unknown_dso_and_linear_format_for_ab(tmp_path, capsys):
+    assert (
+        _exit_code(
+            ["export", str(RTS), "--dso", "DSO9", "--format", "mps", "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert "no DSO 'DSO9'" in capsys.readouterr().err
+    assert (
+        _exit_code(
+            [
+                "export",
+                str(RTS),
+                "--dso",
+                "DSO1",
+                "--format",
+                "mps",
+                "--mode",
+                "ab",
+                "--out",
+                str(tmp_path / "y"),
+            ]
+        )
+        == 2
+    )
+    assert "--format nl" in capsys.readouterr().err
