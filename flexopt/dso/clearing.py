@@ -5,9 +5,10 @@
 KKT: ``u_i = clip((λ − b_i) / (2 a_i), 0, Ū_i)`` for ``a_i > 0`` and merit order for
 ``a_i = 0`` (all of ``Ū_i`` below ``λ``, none above, the marginal units sharing the
 remainder) (M5). ``S(λ) = Σ_i u_i(λ)`` is piecewise linear and non-decreasing with
-breakpoints ``b_i`` and ``b_i + 2 a_i Ū_i``; the clearing price is found exactly by
-evaluating ``S`` at every breakpoint and interpolating on the segment that holds ``Q`` (M6) —
-no iteration, vectorized over any leading batch shape (population × hours).
+breakpoints ``b_i`` and ``b_i + 2 a_i Ū_i``; the clearing price is found exactly by one sweep
+over the sorted breakpoints (cumulative slopes and jumps give ``S`` at each of them) and
+interpolation on the segment that holds ``Q`` (M6) — no iteration, ``O(n log n)`` per market,
+vectorized over any leading batch shape (population × hours).
 """
 
 from __future__ import annotations
@@ -84,16 +85,20 @@ def clear(a, b, u_max, q) -> Clearing:
     total = umax.sum(-1)
     served = np.clip(q, 0.0, total)
 
-    # breakpoints [..., 2n] and S just below / at each of them
-    bp = np.sort(np.concatenate([b, b + 2.0 * a * umax], axis=-1), axis=-1)
-    lam_k = bp[..., :, None]  # [..., 2n, 1] against units [..., 1, n]
-    cont = _continuous(
-        lam_k, a[..., None, :], b[..., None, :], umax[..., None, :], pos[..., None, :]
-    ).sum(-1)
-    below = (step[..., None, :] & (b[..., None, :] < lam_k)) * umax[..., None, :]
-    at = (step[..., None, :] & (b[..., None, :] <= lam_k)) * umax[..., None, :]
-    s_minus = cont + below.sum(-1)
-    s_plus = cont + at.sum(-1)
+    # sweep over the sorted breakpoints [..., 2n]: S changes slope by ±1/(2a) where an offer
+    # starts or saturates and jumps by Ū where a linear offer (a = 0) switches on — O(n log n)
+    slope = np.where(pos, 0.5 / np.where(pos, a, 1.0), 0.0)
+    events = np.concatenate([b, np.where(pos, b + 2.0 * a * umax, b)], axis=-1)
+    d_slope = np.concatenate([slope, -slope], axis=-1)
+    jump = np.concatenate([np.where(step, umax, 0.0), np.zeros_like(umax)], axis=-1)
+    order = np.argsort(events, axis=-1, kind="stable")
+    bp = np.take_along_axis(events, order, axis=-1)
+    jump = np.take_along_axis(jump, order, axis=-1)
+    slope_after = np.cumsum(np.take_along_axis(d_slope, order, axis=-1), axis=-1)
+    rise = slope_after[..., :-1] * np.diff(bp, axis=-1)  # continuous growth between breakpoints
+    s_plus = np.cumsum(jump, axis=-1)
+    s_plus[..., 1:] += np.cumsum(rise, axis=-1)
+    s_minus = s_plus - jump
 
     reach = s_plus >= served[..., None] - 1e-12
     k = np.argmax(reach, axis=-1)  # first breakpoint where S⁺ ≥ Q (all reach: Q ≤ Σ Ū)
