@@ -11,38 +11,97 @@ from flexopt.grid import Feeder, case33bw
 from flexopt.instance.schema import DSOData, FeederData
 
 #: IEEE RTS 1979 Table 4, hours 9–24 and 1–8 from the afternoon on (so short cases sit at the plateau)
-PROFILE = np.array([95, 96, 96, 95, 95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63,
-                    67, 63, 60, 59, 59, 60, 74, 86]) / 100
+PROFILE = (
+    np.array(
+        [
+            95,
+            96,
+            96,
+            95,
+            95,
+            95,
+            93,
+            94,
+            99,
+            100,
+            100,
+            96,
+            91,
+            83,
+            73,
+            63,
+            67,
+            63,
+            60,
+            59,
+            59,
+            60,
+            74,
+            86,
+        ]
+    )
+    / 100
+)
 
 
-def synthetic_problem(n_prosumers: int, hours: int, seed: int = 0, mode: str = "b",
-                      loss_price: float = 50.0) -> DCPProblem:
+def synthetic_problem(
+    n_prosumers: int, hours: int, seed: int = 0, mode: str = "b", loss_price: float = 50.0
+) -> DCPProblem:
     """A DCP with ``n_prosumers`` batteries (on distinct loaded buses while they last) and a
     requirement of 40 % of their capacity in each of ``hours`` hours. Deterministic per seed."""
     rng = np.random.default_rng([seed, n_prosumers, hours])
     feeder = Feeder.from_pandapower(case33bw())
     loaded = np.flatnonzero(feeder.p_base_mw > 0)
-    buses = np.r_[rng.permutation(loaded), rng.choice(loaded, max(0, n_prosumers - loaded.size))][:n_prosumers]
+    buses = np.r_[rng.permutation(loaded), rng.choice(loaded, max(0, n_prosumers - loaded.size))][
+        :n_prosumers
+    ]
     p_max = 1.2 / n_prosumers * rng.uniform(0.5, 1.5, n_prosumers)  # ≈ 1.2 MW in total
     b = rng.uniform(40.0, 80.0, n_prosumers)
-    pros = pd.DataFrame({
-        "bus": feeder.bus[buses], "p_max_mw": p_max, "e_max_mwh": 4 * p_max, "soc_init_pu": 0.9,
-        "efficiency": rng.uniform(0.92, 0.97, n_prosumers), "a_eur_per_mw2h": rng.uniform(0.1, 0.3, n_prosumers) * b / p_max,
-        "b_eur_per_mwh": b,
-    }, index=[f"P{k:03d}" for k in range(n_prosumers)])
+    pros = pd.DataFrame(
+        {
+            "bus": feeder.bus[buses],
+            "p_max_mw": p_max,
+            "e_max_mwh": 4 * p_max,
+            "soc_init_pu": 0.9,
+            "efficiency": rng.uniform(0.92, 0.97, n_prosumers),
+            "a_eur_per_mw2h": rng.uniform(0.1, 0.3, n_prosumers) * b / p_max,
+            "b_eur_per_mwh": b,
+        },
+        index=[f"P{k:03d}" for k in range(n_prosumers)],
+    )
     idx = pd.RangeIndex(1, hours + 1, name="hour")
     baseline = pd.DataFrame(0.0, index=idx, columns=pros.index)
     br = feeder.branch_table()
-    data = FeederData("case33bw", br.assign(p_mw=0.0, q_mvar=0.0), feeder.vn_kv, int(feeder.bus[feeder.root]))
-    dso = DSOData(id=f"syn{n_prosumers}x{hours}", bus=0, feeder=data, n_feeders=1, prosumers=pros, baseline_mw=baseline)
+    data = FeederData(
+        "case33bw", br.assign(p_mw=0.0, q_mvar=0.0), feeder.vn_kv, int(feeder.bus[feeder.root])
+    )
+    dso = DSOData(
+        id=f"syn{n_prosumers}x{hours}",
+        bus=0,
+        feeder=data,
+        n_feeders=1,
+        prosumers=pros,
+        baseline_mw=baseline,
+    )
     prof = PROFILE[:hours, None]
     p, q = prof * feeder.p_base_mw, prof * feeder.q_base_mvar
     pf = feeder.power_flow(p, q)
-    participants = pd.DataFrame({"dso_id": dso.id, "bus": pros["bus"], "loss_share": 0.0, "participates": True},
-                                index=pros.index)
-    ctx = DSOContext(dso=dso, feeder=feeder, hours=idx, dt_h=1.0, p_mw=p, q_mvar=q, loss_mw=pf.loss_mw,
-                     allocation=pd.DataFrame(0.0, index=idx, columns=feeder.bus), participants=participants,
-                     mlf=pd.DataFrame(0.0, index=idx, columns=pros.index))
+    participants = pd.DataFrame(
+        {"dso_id": dso.id, "bus": pros["bus"], "loss_share": 0.0, "participates": True},
+        index=pros.index,
+    )
+    ctx = DSOContext(
+        dso=dso,
+        feeder=feeder,
+        hours=idx,
+        dt_h=1.0,
+        p_mw=p,
+        q_mvar=q,
+        loss_mw=pf.loss_mw,
+        allocation=pd.DataFrame(0.0, index=idx, columns=feeder.bus),
+        participants=participants,
+        mlf=pd.DataFrame(0.0, index=idx, columns=pros.index),
+    )
     from flexopt.dso.flexibility import flexibility_capacity
 
     cap = flexibility_capacity(pros, baseline, pd.Series(1.0, index=idx), 1.0).sum(axis=1)
