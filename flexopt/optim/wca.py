@@ -8,6 +8,8 @@ code ("WCA, standard version", rev. 4 April 2016). Documented in ``models/wca.md
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from flexopt.optim.core import Algorithm, Evaluation, deb_better, deb_order
@@ -171,7 +173,7 @@ class WCA(Algorithm):
         self.V = np.zeros(self.n_pop)
         self.d_max = self.d_max0
         self._constrained = self.problem.n_constr > 0
-        self._rivers = np.arange(1, self.n_sr)
+        self._rivers = slice(1, self.n_sr)
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000
         self.phase = "init"
@@ -197,7 +199,7 @@ class WCA(Algorithm):
             return self.X
         if self.phase == "streams":
             rows = self._rounds[self._chunk]
-            r = self.rng.random((rows.size, self.lower.size))
+            r = self.rng.random((rows.stop - rows.start, self.lower.size))
             if self.sea_stream_rand == "scalar":
                 sea = self._sea_in_round[self._chunk]
                 r[sea] = r[sea, :1]
@@ -245,6 +247,14 @@ class WCA(Algorithm):
 
     # ------------------------------------------------------------------ pieces
     def _assign(self) -> np.ndarray:
+        """Stream counts (W2) and the storage layout of the stream phase.
+
+        Streams are stored as ``[sea chunk 0 | rivers' streams | sea chunk 1 | …]`` — a fixed
+        permutation of the cost-sorted streams made once here — so that every round of the
+        stream phase and every group within it is a contiguous slice (no fancy indexing on the
+        hot path). The permutation changes no result: rounds, groups and random draws keep
+        their order.
+        """
         leaders = slice(0, self.n_sr)
         if np.any(self.V[: self.n_sr + 1] > 0):
             ns = allocate_streams(
@@ -253,29 +263,49 @@ class WCA(Algorithm):
         else:
             ns = allocate_streams(self.F[leaders], self.F[self.n_sr], self.n_stream)
         self.ns = ns
-        leader = np.repeat(np.arange(self.n_sr), ns)
-        rows = [np.flatnonzero(leader == k) + self.n_sr for k in range(self.n_sr)]
-        self._groups = rows  # stream rows of each leader (W2)
-        chunks = np.array_split(rows[0], min(self.sea_chunks, rows[0].size))
-        rivers = np.concatenate(rows[1:])
-        # rounds of the stream phase: [sea chunk 0 + river streams], sea chunk 1, …
-        self._rounds = [np.concatenate([chunks[0], rivers]), *chunks[1:]]
-        self._round_groups = [
-            [(k, r[np.isin(r, rows[k])]) for k in range(self.n_sr) if np.isin(r, rows[k]).any()]
-            for r in self._rounds
+        sea = np.arange(ns[0])
+        chunks = np.array_split(sea, min(self.sea_chunks, ns[0]))
+        perm = np.concatenate([chunks[0], np.arange(ns[0], self.n_stream), *chunks[1:]]) + self.n_sr
+        order = np.r_[np.arange(self.n_sr), perm]
+        self.X, self.F, self.V = self.X[order], self.F[order], self.V[order]
+        leader_sorted = np.repeat(np.arange(self.n_sr), ns)
+        leader = leader_sorted[perm - self.n_sr]
+        # rounds as slices of the population, and their groups as (leader, slice)
+        sizes = [chunks[0].size + self.n_stream - ns[0], *(c.size for c in chunks[1:])]
+        bounds = np.cumsum([self.n_sr, *sizes])
+        self._rounds = [slice(a, b) for a, b in itertools.pairwise(bounds)]
+        self._round_groups = []
+        for sl in self._rounds:
+            lead = leader[sl.start - self.n_sr : sl.stop - self.n_sr]
+            cuts = np.flatnonzero(np.r_[True, lead[1:] != lead[:-1], True])
+            self._round_groups.append(
+                [
+                    (int(lead[a]), slice(sl.start + a, sl.start + b))
+                    for a, b in itertools.pairwise(cuts)
+                ]
+            )
+        self._round_target = [
+            leader[sl.start - self.n_sr : sl.stop - self.n_sr] for sl in self._rounds
         ]
-        # per round: the leader each row flows to, and the groups as contiguous segments
-        self._round_target = [leader[r - self.n_sr] for r in self._rounds]
-        self._sea_in_round = [np.isin(r, rows[0]) for r in self._rounds]
+        self._sea_in_round = [t == 0 for t in self._round_target]
+        self._groups = [np.flatnonzero(leader == k) + self.n_sr for k in range(self.n_sr)]
         return leader
 
-    def _challenge(self, group: np.ndarray, k: int) -> None:
-        """The best of ``group`` swaps with leader ``k`` when it is better (Deb's rules)."""
-        if self._constrained:
+    def _challenge(self, group, k: int) -> None:
+        """The best of ``group`` (a slice or index array) swaps with leader ``k`` when it is
+        better (Deb's rules)."""
+        if isinstance(group, slice):
+            if self._constrained:
+                best = group.start + int(deb_order(self.F[group], self.V[group])[0])
+            else:  # the common, unconstrained case on the hot path
+                best = group.start + int(self.F[group].argmin())
+        elif self._constrained:
             best = int(group[deb_order(self.F[group], self.V[group])[0]])
+        else:
+            best = int(group[self.F[group].argmin()])
+        if self._constrained:
             better = bool(deb_better(self.F[best], self.V[best], self.F[k], self.V[k]))
-        else:  # plain comparison: the common, unconstrained case on the hot path
-            best = int(group[np.argmin(self.F[group])])
+        else:
             better = self.F[best] < self.F[k]
         if better:
             self._swap(best, k)
@@ -294,13 +324,13 @@ class WCA(Algorithm):
         d = self.lower.size
         sea = self.X[0]
         chance = self.rng.random(self.n_sr - 1)
-        for k in range(1, self.n_sr):
-            gap = self.X[k] - sea
-            if chance[k - 1] < 0.1 or gap @ gap < self.d_max**2:
-                idx = self._groups[k]
-                self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (
-                    self.upper - self.lower
-                )
+        gap = self.X[1 : self.n_sr] - sea
+        near = np.einsum("ij,ij->i", gap, gap) < self.d_max**2
+        for k in (
+            np.flatnonzero((chance < 0.1) | near) + 1
+        ):  # rivers in order: draws keep their order
+            idx = self._groups[k]
+            self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (self.upper - self.lower)
         own = self._groups[0]
         gap = self.X[own] - sea
         close = own[np.einsum("ij,ij->i", gap, gap) < self.d_max**2]
