@@ -67,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
     )
     r.add_argument("--wca-iter", type=_positive_int, default=300, help="wca: iterations per DSO")
-    r.add_argument("--solver", choices=("highs",), default="highs", help="exact: MILP solver")
+    r.add_argument(
+        "--solver",
+        choices=("highs", "scip"),
+        default="highs",
+        help="exact: highs — MILP (β only); scip — MINLP (α and β), global",
+    )
     r.add_argument("--time-limit", type=float, default=60.0, help="exact: seconds per DSO")
     r.add_argument("--mip-gap", type=float, default=1e-6, help="exact: relative MIP gap")
     r.add_argument("--blocks", type=_positive_int, default=10, help="blocks per DSO bid and hour")

@@ -76,8 +76,9 @@ class MarketOptions:
     pareto : bool
         Solve the DCP with MOWCA and take the fuzzy compromise (``wca`` only).
     solver, time_limit_s, mip_gap, segments
-        ``exact`` only: the mode-"b" MILP (``models/dcp_exact.md``) — solver name, time limit
-        per DSO, relative MIP gap, tangent points of the loss approximation.
+        ``exact`` only (``models/dcp_exact.md``): ``"highs"`` solves the mode-"b" MILP,
+        ``"scip"`` the mode-"ab" MINLP; time limit per DSO, relative MIP gap, tangent points
+        of the loss approximation.
     progress : bool
         Stage lines on stderr.
     """
@@ -124,6 +125,9 @@ class MarketOptions:
                 isinstance(self.wca_iter, int) and self.wca_iter > 0,
                 "a positive integer",
             ),
+            ("solver", self.solver in ("highs", "scip"), "'highs' or 'scip'"),
+            ("mip_gap", 0 <= self.mip_gap < 1, "in [0, 1)"),
+            ("time_limit_s", self.time_limit_s > 0, "> 0"),
         ]
         for name, ok, want in checks:
             if not ok:

@@ -168,7 +168,8 @@ class WCASettings:
 
 @dataclass(frozen=True)
 class ExactSettings:
-    """How the ``exact`` method solves: the mode-"b" MILP (``models/dcp_exact.md``)."""
+    """How the ``exact`` method solves (``models/dcp_exact.md``): ``solver="highs"`` — the
+    mode-"b" MILP; ``solver="scip"`` — the mode-"ab" MINLP, solved globally by SCIP."""
 
     solver: str = "highs"
     time_limit_s: float = 60.0
@@ -251,29 +252,32 @@ def make_bid(
 
 
 def _solve_exact(ctx, requirement_mw, loss_price, dcp: DCPOptions, exact: ExactSettings):
-    """The mode-"b" MILP (X1–X12); a time-out keeps the incumbent and reports its gap."""
+    """The exact DCP (X1–X12); a time-out keeps the incumbent and reports its proven gap."""
     from dataclasses import replace
 
     from flexopt.dso.exact import ApproxModel, build_dcp_exact, read_dcp_exact
     from flexopt.errors import FlexoptError
     from flexopt.solve import solve
 
-    problem_b = DCPProblem(ctx, requirement_mw, loss_price, replace(dcp, mode="b"))
-    approx = ApproxModel(problem_b, exact.segments)
+    # highs: the mode-"b" MILP; scip: the mode-"ab" MINLP (bilinear stationarity), solved globally
+    mode, solver = ("b", "highs") if exact.solver == "highs" else ("ab", "scip_direct")
+    problem = DCPProblem(ctx, requirement_mw, loss_price, replace(dcp, mode=mode))
+    approx = ApproxModel(problem, exact.segments)
     model = build_dcp_exact(approx)
-    res = solve(model, exact.solver, time_limit=exact.time_limit_s, mip_gap=exact.mip_gap)
+    res = solve(model, solver, time_limit=exact.time_limit_s, mip_gap=exact.mip_gap)
     if not res.ok:
         raise FlexoptError(
-            f"{ctx.dso.id}: exact DSO problem: solver {exact.solver} returned {res.status.value} ({res.message})"
+            f"{ctx.dso.id}: exact DSO problem: solver {solver} returned {res.status.value} ({res.message})"
         )
-    beta = read_dcp_exact(model)["beta"]
+    sol = read_dcp_exact(model)
     info = {
+        "exact_model": "MILP (mode b)" if mode == "b" else "MINLP (mode ab)",
         "exact_status": res.status.value,
         "exact_objective_approx": float(res.objective),
         "exact_bound_approx": float(res.bound),
         "exact_gap": float(res.gap or 0.0),
     }
-    return Factors(np.ones_like(beta), beta), info
+    return Factors(sol["alpha"], sol["beta"]), info
 
 
 def _solve_wca(problem: DCPProblem, wca: WCASettings, rng: np.random.Generator):

@@ -152,3 +152,12 @@ def test_minlp_is_at_least_as_good_as_the_milp(rts, market, k):
     rab = solve(m, "scip_direct", time_limit=120, mip_gap=1e-7)
     assert rab.ok
     assert rab.objective <= rb.objective + 1e-6
+
+
+def test_market_with_the_exact_minlp_through_scip(rts):
+    res = run_market(rts, "exact", solver="scip", time_limit_s=60.0)
+    assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
+    models = {s["dcp"].get("exact_model") for s in res.summary["dso"].values()}
+    assert models == {"MINLP (mode ab)"}
+    with pytest.raises(ValueError, match="solver"):
+        run_market(rts, "exact", solver="cplex")
