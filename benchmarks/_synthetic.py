@@ -10,38 +10,13 @@ from flexopt.dso.local import DSOContext
 from flexopt.grid import Feeder, case33bw
 from flexopt.instance.schema import DSOData, FeederData
 
-#: IEEE RTS 1979 Table 4, hours 9–24 and 1–8 from the afternoon on (so short cases sit at the plateau)
-PROFILE = (
-    np.array(
-        [
-            95,
-            96,
-            96,
-            95,
-            95,
-            95,
-            93,
-            94,
-            99,
-            100,
-            100,
-            96,
-            91,
-            83,
-            73,
-            63,
-            67,
-            63,
-            60,
-            59,
-            59,
-            60,
-            74,
-            86,
-        ]
-    )
-    / 100
-)
+
+def _profile() -> np.ndarray:
+    """The IEEE RTS 1979 hourly shape of the bundled instance, from hour 9 on (short cases sit
+    at the day's plateau)."""
+    from flexopt import load_instance
+
+    return np.roll(load_instance("instances/rts24-3dso").scenario.load_profile.to_numpy(), -8)
 
 
 def synthetic_problem(
@@ -83,7 +58,7 @@ def synthetic_problem(
         prosumers=pros,
         baseline_mw=baseline,
     )
-    prof = PROFILE[:hours, None]
+    prof = _profile()[:hours, None]
     p, q = prof * feeder.p_base_mw, prof * feeder.q_base_mvar
     pf = feeder.power_flow(p, q)
     participants = pd.DataFrame(

@@ -38,32 +38,9 @@ from flexopt.grid.pandapower_io import feeder_arrays, generator_table, transmiss
 NAME = "rts24-3dso"
 SEED = 20261124
 #: IEEE RTS 1979, Table 4: hourly load, winter weekday, % of daily peak.
-RTS_HOURLY_PCT = [
-    67,
-    63,
-    60,
-    59,
-    59,
-    60,
-    74,
-    86,
-    95,
-    96,
-    96,
-    95,
-    95,
-    95,
-    93,
-    94,
-    99,
-    100,
-    100,
-    96,
-    91,
-    83,
-    73,
-    63,
-]
+# fmt: off
+RTS_HOURLY_PCT = [67, 63, 60, 59, 59, 60, 74, 86, 95, 96, 96, 95, 95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63]
+# fmt: on
 SURGE_PU = 0.08
 SURGE_HOURS = (13, 14, 15)
 SOUTH_BUSES = tuple(range(10))  # pandapower 0..9 = RTS 1..10 (138 kV)
