@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -50,7 +51,7 @@ _ZEROS = np.zeros(4096)
 _ZEROS.flags.writeable = False
 
 
-class Problem:
+class Problem(ABC):
     """A box-bounded problem evaluated in batches.
 
     Subclasses set ``lower``, ``upper`` (``[d]``), ``n_obj``, ``n_constr`` and implement
@@ -66,8 +67,9 @@ class Problem:
     def n_var(self) -> int:
         return int(np.asarray(self.lower).size)
 
-    def evaluate(self, X: np.ndarray) -> Evaluation:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def evaluate(self, X: np.ndarray) -> Evaluation:
+        """Objectives (and constraints) of every row of ``X[n, d]``."""
 
     @staticmethod
     def from_function(
@@ -169,7 +171,7 @@ class Result:
         return self.violation <= 0
 
 
-class Algorithm:
+class Algorithm(ABC):
     """Ask/tell population-based optimizer.
 
     Subclasses implement :meth:`_setup` (draw and return the initial population),
@@ -193,14 +195,17 @@ class Algorithm:
     def tell(self, ev: Evaluation) -> None:
         self._tell(ev)
 
-    def _setup(self) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def _setup(self) -> None:
+        """Draw the initial population."""
 
-    def _ask(self) -> np.ndarray:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def _ask(self) -> np.ndarray:
+        """The next batch to evaluate."""
 
-    def _tell(self, ev: Evaluation) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def _tell(self, ev: Evaluation) -> None:
+        """Learn the values of the last batch."""
 
     def pareto(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None
