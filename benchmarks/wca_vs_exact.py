@@ -208,7 +208,7 @@ def report(df: pd.DataFrame) -> int:
     if len(hit):
         r = hit.iloc[0]
         print(
-            f"crossover: from {r.prosumers} prosumers × {r.hours} h (size {r.size}) WCA is faster than the MILP "
+            f"crossover: from {r.prosumers} prosumers × {r.hours} h (size {r['size']}) WCA is faster than the MILP "
             f"with its median within 0.1 % on AC ({r.wca_s:.2f} s vs {r.milp_s:.2f} s)"
         )
     else:
