@@ -161,12 +161,21 @@ def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveRe
     from pyomo.opt import SolverStatus
     from pyomo.opt import TerminationCondition as LegacyTC
 
+    if solver == "ripopt":
+        try:  # the plugin registers the "ripopt" name with Pyomo on import
+            import pyomo_ripopt  # noqa: F401
+        except ImportError:
+            return SolveResult(
+                SolveStatus.ERROR, None, None, 0.0, solver, "pyomo-ripopt is not installed"
+            )
     opt = pyo.SolverFactory(solver)
     if opt is None or not opt.available(exception_flag=False):
         return SolveResult(
             SolveStatus.ERROR, None, None, 0.0, solver, f"solver {solver!r} is not available"
         )
     opts = dict(options)
+    if solver == "ripopt":  # an interior-point NLP solver: no MIP gap, own option names
+        time_limit = mip_gap = None
     if time_limit is not None:
         opts.setdefault("limits/time" if "scip" in solver else "time_limit", float(time_limit))
     if mip_gap is not None:

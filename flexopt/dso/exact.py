@@ -1,4 +1,4 @@
-"""Exact single-level formulations of the DSO coefficient problem (``models/dcp_exact.md`` X1–X12).
+"""Exact single-level formulations of the DSO coefficient problem (``models/dcp_exact.md`` X1–X16).
 
 Mode ``"b"`` (β only): the lower level (M4) is replaced by its KKT conditions, which are
 *linear* in ``(u, β, λ, μ)`` because β multiplies the constant ``b``; complementarity is
@@ -21,7 +21,16 @@ from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPProblem
 from flexopt.optim import Evaluation, Problem
 
-__all__ = ["ApproxModel", "ExactBounds", "build_dcp_exact", "exact_bounds", "read_dcp_exact"]
+__all__ = [
+    "ApproxModel",
+    "ExactBounds",
+    "NLPResult",
+    "build_dcp_exact",
+    "build_dcp_nlp",
+    "exact_bounds",
+    "read_dcp_exact",
+    "solve_dcp_nlp",
+]
 
 
 class ApproxModel(Problem):
@@ -259,3 +268,196 @@ def read_dcp_exact(m: pyo.ConcreteModel) -> dict:
         "mu_lo": np.array([[pyo.value(m.mu_lo[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
         "mu_hi": np.array([[pyo.value(m.mu_hi[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
     }
+
+
+def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
+    """The DCP on the exact AC model of the radial feeder, as an NLP for a local solver (X13–X16).
+
+    Branch-flow (DistFlow) equations in per unit — exact for a radial feeder without shunts
+    (Baran & Wu 1989; Farivar & Low 2013, doi:10.1109/TPWRS.2013.2255317) — with branch flows
+    ``P_k, Q_k``, squared currents ``ℓ_k`` and squared voltages ``v_j``::
+
+        P_k = p_c − Σ_{i at c} u_i + Σ_{m child of c} P_m + r_k ℓ_k                  (X13)
+        Q_k = q_c + Σ_{m child of c} Q_m + x_k ℓ_k
+        v_c = v_π − 2 (r_k P_k + x_k Q_k) + (r_k² + x_k²) ℓ_k                         (X14)
+        ℓ_k v_π = P_k² + Q_k²                                                        (X15)
+
+    the lower level by its KKT conditions with the bilinear stationarity of mode ``"ab"``, and
+    complementarity by the Scholtes relaxation ``μ⁻ u ≤ ε``, ``μ⁺ (Ū − u) ≤ ε`` (X16). Losses
+    ``Σ_k r_k ℓ_k`` are the AC losses; objective (C6) and budget (C7) use the AC evaluator's
+    normalizations. Nonconvex: a local solver returns a local optimum, started from the AC
+    power flow at ``x⁰``.
+    """
+    pr = problem
+    f = pr.ctx.feeder
+    m = pyo.ConcreteModel(name="dcp_nlp")
+    T, n, K = len(pr.hours), pr.n, f.n_branch
+    m.T, m.I, m.K = pyo.RangeSet(0, T - 1), pyo.RangeSet(0, n - 1), pyo.RangeSet(0, K - 1)
+    lo, hi = pr.options.bounds
+    a, b, base = pr.a, pr.b, f.base_mva
+    bus_of = pr.ctx.bus_pos
+    branch_at = {int(c): k for k, c in enumerate(f.child)}
+    children = {j: [k for k in range(K) if f.parent[k] == j] for j in range(f.n_bus)}
+    # start: the AC power flow at x⁰
+    x0 = pr.values(pr.x0[None, :])
+    u0 = x0.u_mw[0]
+    pf = f.power_flow(pr.p - u0 @ pr.incidence, pr.q_mvar)
+    s_from = pf.s_from_mva / base
+
+    m.alpha = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0)
+    m.beta = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0)
+    if pr.options.mode == "b":
+        for i in m.I:
+            m.alpha[i].fix(1.0)
+    m.u = pyo.Var(
+        m.I,
+        m.T,
+        bounds=lambda _m, i, t: (0.0, float(pr.u_max[t, i])),
+        initialize=lambda _m, i, t: float(u0[t, i]),
+    )
+    m.lam = pyo.Var(m.T, initialize=lambda _m, t: float(x0.price_eur_per_mwh[0, t]))
+    m.mu_lo = pyo.Var(m.I, m.T, domain=pyo.NonNegativeReals, initialize=0.0)
+    m.mu_hi = pyo.Var(m.I, m.T, domain=pyo.NonNegativeReals, initialize=0.0)
+    m.P = pyo.Var(m.K, m.T, initialize=lambda _m, k, t: float(s_from[t, k].real))
+    m.Q = pyo.Var(m.K, m.T, initialize=lambda _m, k, t: float(s_from[t, k].imag))
+    m.l = pyo.Var(
+        m.K,
+        m.T,
+        domain=pyo.NonNegativeReals,
+        initialize=lambda _m, k, t: float(abs(pf.i_branch_pu[t, k]) ** 2),
+    )
+    m.v = pyo.Var(
+        range(f.n_bus),
+        m.T,
+        domain=pyo.PositiveReals,
+        initialize=lambda _m, j, t: float(pf.vm_pu[t, j] ** 2),
+    )
+    for t in m.T:
+        m.v[f.root, t].fix(f.v_root_pu**2)
+    at_bus = {j: [i for i in range(n) if bus_of[i] == j] for j in range(f.n_bus)}
+
+    def eq_p(_m, k, t):
+        c = int(f.child[k])
+        load = float(pr.p[t, c]) / base - sum(m.u[i, t] for i in at_bus[c]) / base
+        return (
+            m.P[k, t] == load + sum(m.P[q, t] for q in children[c]) + float(f.r_pu[k]) * m.l[k, t]
+        )
+
+    def eq_q(_m, k, t):
+        c = int(f.child[k])
+        return (
+            m.Q[k, t]
+            == float(pr.q_mvar[t, c]) / base
+            + sum(m.Q[q, t] for q in children[c])
+            + float(f.x_pu[k]) * m.l[k, t]
+        )
+
+    def eq_v(_m, k, t):
+        r, x = float(f.r_pu[k]), float(f.x_pu[k])
+        return (
+            m.v[int(f.child[k]), t]
+            == m.v[int(f.parent[k]), t]
+            - 2 * (r * m.P[k, t] + x * m.Q[k, t])
+            + (r * r + x * x) * m.l[k, t]
+        )
+
+    m.eq_p = pyo.Constraint(m.K, m.T, rule=eq_p)  # (X13)
+    m.eq_q = pyo.Constraint(m.K, m.T, rule=eq_q)
+    m.eq_v = pyo.Constraint(m.K, m.T, rule=eq_v)  # (X14)
+    m.eq_current = pyo.Constraint(  # (X15)
+        m.K,
+        m.T,
+        rule=lambda _m, k, t: (
+            m.l[k, t] * m.v[int(f.parent[k]), t] == m.P[k, t] ** 2 + m.Q[k, t] ** 2
+        ),
+    )
+    m.eq_balance = pyo.Constraint(
+        m.T, rule=lambda _m, t: sum(m.u[i, t] for i in m.I) == float(pr.q[t])
+    )
+    m.eq_stationarity = pyo.Constraint(
+        m.I,
+        m.T,
+        rule=lambda _m, i, t: (
+            2 * a[i] * m.alpha[i] * m.u[i, t]
+            + b[i] * m.beta[i]
+            - m.lam[t]
+            - m.mu_lo[i, t]
+            + m.mu_hi[i, t]
+            == 0
+        ),
+    )
+    m.eps = pyo.Param(initialize=eps, mutable=True, doc="Scholtes relaxation")
+    m.ineq_comp_lo = pyo.Constraint(
+        m.I, m.T, rule=lambda _m, i, t: m.mu_lo[i, t] * m.u[i, t] <= m.eps
+    )  # (X16)
+    m.ineq_comp_hi = pyo.Constraint(
+        m.I, m.T, rule=lambda _m, i, t: m.mu_hi[i, t] * (float(pr.u_max[t, i]) - m.u[i, t]) <= m.eps
+    )
+    dt, w = pr.ctx.dt_h, pr.options.weight
+    m.loss = pyo.Expression(
+        m.T, rule=lambda _m, t: base * sum(float(f.r_pu[k]) * m.l[k, t] for k in m.K)
+    )
+    f_loss = dt * sum(m.loss[t] for t in m.T)
+    f_price = dt * sum(float(pr.q[t]) * m.lam[t] for t in m.T)
+    m.obj = pyo.Objective(expr=w * f_loss / pr.f_loss0 + (1 - w) * f_price / pr.f_price0)
+    if pr.options.budget:
+        m.ineq_budget = pyo.Constraint(
+            expr=dt
+            * sum(
+                float(pr.q[t]) * m.lam[t]
+                + pr.loss_price * (float(pr.loss0[t]) - m.loss[t])
+                - sum(a[i] * m.u[i, t] ** 2 + b[i] * m.u[i, t] for i in m.I)
+                for t in m.T
+            )
+            >= 0
+        )
+    del branch_at
+    return m
+
+
+@dataclass(frozen=True, eq=False)
+class NLPResult:
+    """A *local* solution of the AC NLP (X13–X16): factors, objective, the tightest Scholtes
+    parameter solved, and the solver's status per homotopy step."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    objective: float | None
+    eps: float | None
+    steps: tuple[tuple[float, str], ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.objective is not None
+
+
+def solve_dcp_nlp(
+    problem: DCPProblem,
+    schedule: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6),
+    solver: str = "ripopt",
+) -> NLPResult:
+    """Solve the AC NLP locally by a homotopy on the Scholtes parameter (X16).
+
+    Each step warm-starts from the previous one; the result is the tightest step that
+    converged. A *local* optimum, reported as such — compare it on the AC evaluator.
+    """
+    from flexopt.solve import solve
+
+    m = build_dcp_nlp(problem, eps=schedule[0])
+    steps, best = [], None
+    for eps in schedule:
+        m.eps.set_value(eps)
+        res = solve(m, solver, duals=False)
+        steps.append((eps, res.status.value))
+        if not res.ok:
+            break
+        best = (
+            np.array([pyo.value(m.alpha[i]) for i in m.I]),
+            np.array([pyo.value(m.beta[i]) for i in m.I]),
+            float(res.objective),
+            eps,
+        )
+    if best is None:
+        n = problem.n
+        return NLPResult(np.ones(n), np.ones(n), None, None, tuple(steps))
+    return NLPResult(best[0], best[1], best[2], best[3], tuple(steps))
