@@ -181,3 +181,29 @@ def test_ac_nlp_local_solution_is_consistent_with_the_ac_evaluator(rts, market, 
     assert v.objective[0] == pytest.approx(nlp.objective, abs=1e-5)
     assert nlp.objective < 1.0  # better than x⁰ (objective 1)
     assert v.budget_eur[0] > -0.05  # ε-relaxed complementarity: a few cents at most
+
+
+def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, market):
+    """A time limit never fails silently: an incumbent comes back with its proven gap, or the
+    market says clearly that no solution was found (which of the two depends on the machine)."""
+    from flexopt.errors import FlexoptError
+
+    prob = _problem(rts, market, 1)
+    model = build_dcp_exact(ApproxModel(prob, 16))
+    res = solve(model, time_limit=0.05, mip_gap=1e-9)
+    assert res.status in (SolveStatus.FEASIBLE, SolveStatus.NO_SOLUTION, SolveStatus.OPTIMAL)
+    if res.status is SolveStatus.FEASIBLE:
+        assert res.bound <= res.objective
+        assert res.gap > 0
+    if res.status is SolveStatus.NO_SOLUTION:
+        assert res.objective is None
+    try:
+        out = run_market(rts, "exact", time_limit_s=0.05, mip_gap=1e-9)
+    except FlexoptError as err:
+        assert "no_solution" in str(err)
+    else:
+        for s in out.summary["dso"].values():
+            d = s["dcp"]
+            if d.get("exact_status") == "feasible":
+                assert d["exact_gap"] > 0
+                assert d["exact_bound_approx"] <= d["exact_objective_approx"]
