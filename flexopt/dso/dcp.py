@@ -26,7 +26,7 @@ from flexopt.dso.clearing import clear
 from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.optim import Evaluation, Problem
 
-__all__ = ["DCPOptions", "DCPProblem", "DCPValues"]
+__all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPValues"]
 
 MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
@@ -197,3 +197,25 @@ class DCPProblem(Problem):
         v = self.values(X)
         n = self.ctx.dso.n_feeders
         return np.c_[v.f_loss_mwh / (n * self.f_loss0), v.f_price_eur / (n * self.f_price0)]
+
+
+class DCPBiObjective(Problem):
+    """The multi-objective form of the DCP: ``(f_loss/f_loss(x⁰), f_price/f_price(x⁰))`` with
+    the budget (C7), when on, as a penalty ``penalty · max(0, −g) / max(1, f_price(x⁰))`` on
+    both objectives (MOWCA has no feasibility rules). One DCP evaluation per population."""
+
+    def __init__(self, problem: DCPProblem, penalty: float = 1e3) -> None:
+        self.problem, self.penalty = problem, penalty
+        self.lower, self.upper = problem.lower, problem.upper
+        self.n_obj, self.n_constr = 2, 0
+
+    def evaluate(self, X: np.ndarray) -> Evaluation:
+        pr = self.problem
+        v = pr.values(X)
+        n = pr.ctx.dso.n_feeders
+        F = np.c_[v.f_loss_mwh / (n * pr.f_loss0), v.f_price_eur / (n * pr.f_price0)]
+        if pr.options.budget:
+            F = F + self.penalty * np.clip(-v.budget_eur, 0.0, None)[:, None] / max(
+                abs(pr.f_price0), 1.0
+            )
+        return Evaluation(F)

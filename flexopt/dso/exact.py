@@ -296,7 +296,6 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
     lo, hi = pr.options.bounds
     a, b, base = pr.a, pr.b, f.base_mva
     bus_of = pr.ctx.bus_pos
-    branch_at = {int(c): k for k, c in enumerate(f.child)}
     children = {j: [k for k in range(K) if f.parent[k] == j] for j in range(f.n_bus)}
     # start: the AC power flow at x⁰
     x0 = pr.values(pr.x0[None, :])
@@ -411,7 +410,6 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
             )
             >= 0
         )
-    del branch_at
     return m
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from flexopt.dso.aggregation import aggregate_blocks
 from flexopt.dso.clearing import clear
-from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.dso.dcp import DCPBiObjective, DCPOptions, DCPProblem
 from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.dso.modification import Factors, mlf_factors, unit_factors
 from flexopt.grid import (
@@ -292,20 +292,9 @@ def _solve_wca(problem: DCPProblem, wca: WCASettings, rng: np.random.Generator):
         alpha, beta = problem.factors(res.x[None, :])
         return Factors(alpha[0], beta[0]), res.history, None, None, res.evaluations
     penalty = problem.options.budget
-    from flexopt.optim import Evaluation, Problem
-
-    class _TwoObjectives(Problem):  # (f_loss, f_price) normalized; budget violations penalized
-        lower, upper, n_obj, n_constr = problem.lower, problem.upper, 2, 0
-
-        def evaluate(self, X):
-            F = problem.objectives(X)
-            if penalty:
-                F = F + 1e3 * problem.evaluate(X).violation[:, None] / max(
-                    abs(problem.f_price0), 1.0
-                )
-            return Evaluation(F)
-
-    res = minimize(_TwoObjectives(), MOWCA(n_pop=max(wca.n_pop, 20)), max_iter=wca.n_iter, seed=rng)
+    res = minimize(
+        DCPBiObjective(problem), MOWCA(n_pop=max(wca.n_pop, 20)), max_iter=wca.n_iter, seed=rng
+    )
     front_x, front_f = res.pareto_x, res.pareto_f
     if penalty:  # keep budget-feasible members when there are any
         ok = problem.evaluate(front_x).violation <= 0

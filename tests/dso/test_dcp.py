@@ -122,3 +122,13 @@ def test_declared_capacity_matches_flexibility(rts, market):
     hours = market.detail["hours"]
     cap = local.declared_capacity(ctx, hours)
     assert (cap > 0).all()
+
+
+def test_pareto_mode_picks_a_feasible_compromise_on_its_front(rts):
+    res = run_market(rts, "wca", pareto=True, wca_iter=80, seed=0)
+    assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
+    for offer in res.detail["offers"]:
+        if offer.pareto_f is None:
+            continue
+        assert offer.dcp["feasible"]
+        assert any(np.allclose(offer.pareto_pick, row) for row in offer.pareto_f)
