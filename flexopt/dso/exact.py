@@ -148,6 +148,31 @@ def exact_bounds(problem: DCPProblem) -> ExactBounds:
     return ExactBounds(lam_lo, lam_hi, mu_lo, mu_hi)
 
 
+def add_lower_level_kkt(m: pyo.ConcreteModel, pr: DCPProblem) -> None:
+    """Primal feasibility and stationarity of the local clearing (X4–X5).
+
+    ``Σ_i u_{i,t} = Q_t`` and ``2 a_i α_i u_{i,t} + b_i β_i − λ_t − μ⁻_{i,t} + μ⁺_{i,t} = 0``,
+    with ``α_i`` the model's variable when it has one (mode "ab": bilinear) and 1 otherwise
+    (mode "b": linear, since ``b_i`` is data).
+    """
+    a, b = pr.a, pr.b
+    alpha = getattr(m, "alpha", None)
+
+    def quad(i, t):
+        return 2 * a[i] * (alpha[i] * m.u[i, t] if alpha is not None else m.u[i, t])
+
+    m.eq_balance = pyo.Constraint(
+        m.T, rule=lambda _m, t: sum(m.u[i, t] for i in m.I) == float(pr.q[t])
+    )
+    m.eq_stationarity = pyo.Constraint(
+        m.I,
+        m.T,
+        rule=lambda _m, i, t: (
+            quad(i, t) + b[i] * m.beta[i] - m.lam[t] - m.mu_lo[i, t] + m.mu_hi[i, t] == 0
+        ),
+    )
+
+
 def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> pyo.ConcreteModel:
     """Single-level model of the DCP (X1–X12). Pure: never solves.
 
@@ -165,9 +190,6 @@ def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> p
     if pr.options.mode == "ab":
         m.alpha = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0, doc="α_i (X1)")
 
-    def quad(i, t):  # 2 a'_i u: linear in mode b, bilinear in mode ab
-        return 2 * a[i] * (m.alpha[i] * m.u[i, t] if pr.options.mode == "ab" else m.u[i, t])
-
     m.u = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(pr.u_max[t, i])), doc="MW per copy")
     m.lam = pyo.Var(m.T, bounds=lambda _m, t: (float(bounds.lam_lo[t]), float(bounds.lam_hi[t])))
     m.mu_lo = pyo.Var(m.I, m.T, bounds=lambda _m, i, t: (0.0, float(bounds.mu_lo_max[t, i])))
@@ -176,18 +198,7 @@ def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> p
     m.z_hi = pyo.Var(m.I, m.T, domain=pyo.Binary, doc="1: u at its upper bound")
     m.phi = pyo.Var(m.K, m.T, domain=pyo.NonNegativeReals, doc="≥ P_k² (MW²)")
 
-    # (X4) primal feasibility of the lower level
-    m.eq_balance = pyo.Constraint(
-        m.T, rule=lambda _m, t: sum(m.u[i, t] for i in m.I) == float(pr.q[t])
-    )
-    # (X5) stationarity: 2 a_i u + β_i b_i − λ − μ⁻ + μ⁺ = 0 (linear: b_i is data)
-    m.eq_stationarity = pyo.Constraint(
-        m.I,
-        m.T,
-        rule=lambda _m, i, t: (
-            quad(i, t) + b[i] * m.beta[i] - m.lam[t] - m.mu_lo[i, t] + m.mu_hi[i, t] == 0
-        ),
-    )
+    add_lower_level_kkt(m, pr)  # (X4–X5)
     # (X6–X8) complementarity by big-M: μ⁻ > 0 only at u = 0, μ⁺ > 0 only at u = Ū
     m.ineq_mu_lo = pyo.Constraint(
         m.I,
@@ -370,21 +381,7 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
             m.l[k, t] * m.v[int(f.parent[k]), t] == m.P[k, t] ** 2 + m.Q[k, t] ** 2
         ),
     )
-    m.eq_balance = pyo.Constraint(
-        m.T, rule=lambda _m, t: sum(m.u[i, t] for i in m.I) == float(pr.q[t])
-    )
-    m.eq_stationarity = pyo.Constraint(
-        m.I,
-        m.T,
-        rule=lambda _m, i, t: (
-            2 * a[i] * m.alpha[i] * m.u[i, t]
-            + b[i] * m.beta[i]
-            - m.lam[t]
-            - m.mu_lo[i, t]
-            + m.mu_hi[i, t]
-            == 0
-        ),
-    )
+    add_lower_level_kkt(m, pr)  # (X4–X5), bilinear in mode "ab"
     m.eps = pyo.Param(initialize=eps, mutable=True, doc="Scholtes relaxation")
     m.ineq_comp_lo = pyo.Constraint(
         m.I, m.T, rule=lambda _m, i, t: m.mu_lo[i, t] * m.u[i, t] <= m.eps
