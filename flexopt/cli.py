@@ -2,8 +2,8 @@
 
     flexopt validate INSTANCE
     flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
-    flexopt run INSTANCE [--method none|mlf|wca] [--pareto] [--plf analytic|monte_carlo|pem]
-                         [--samples N] [--seed N] [--out DIR]
+    flexopt run INSTANCE [--method none|mlf|wca|exact] [--pareto] [--plf analytic|monte_carlo|pem]
+                         [--samples N] [--seed N] [--out DIR] [--workers N | --scheduler ADDR]
 
 Bad input prints one line naming the file and field and exits with status 2.
 """
@@ -67,6 +67,17 @@ def _parser() -> argparse.ArgumentParser:
         help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
     )
     r.add_argument("--wca-iter", type=_positive_int, default=300, help="wca: iterations per DSO")
+    r.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=None,
+        help="run the DSO-level stages in a local process pool of N workers",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        help="run the DSO-level stages on a Dask cluster (tcp://host:port, or 'local')",
+    )
     r.add_argument(
         "--solver",
         choices=("highs", "scip"),
@@ -211,6 +222,8 @@ def _run(args: argparse.Namespace) -> int:
         solver=args.solver,
         time_limit_s=args.time_limit,
         mip_gap=args.mip_gap,
+        workers=args.workers,
+        scheduler=args.scheduler,
     )
     s = res.summary
     print(

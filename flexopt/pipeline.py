@@ -19,6 +19,7 @@ import pandas as pd
 from flexopt.dso import local
 from flexopt.dso.dcp import DCPOptions
 from flexopt.errors import FlexoptError
+from flexopt.executors import executor
 from flexopt.grid import LOSS_ALLOCATION_METHODS, balancing_weights, transmission_from_data
 from flexopt.instance import Instance
 from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
@@ -79,6 +80,10 @@ class MarketOptions:
         ``exact`` only (``models/dcp_exact.md``): ``"highs"`` solves the mode-"b" MILP,
         ``"scip"`` the mode-"ab" MINLP; time limit per DSO, relative MIP gap, tangent points
         of the loss approximation.
+    workers : int, optional
+        Run the DSO-level stages in a local process pool of this size.
+    scheduler : str, optional
+        Run them on a Dask cluster (``tcp://host:port``, or ``"local"``; extra ``dask``).
     progress : bool
         Stage lines on stderr.
     """
@@ -101,6 +106,8 @@ class MarketOptions:
     time_limit_s: float = 60.0
     mip_gap: float = 1e-6
     segments: int = 16
+    workers: int | None = None
+    scheduler: str | None = None
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -310,18 +317,49 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
     Parameters
     ----------
     inst : Instance
-    method : {"none", "mlf"}
+    method : {"none", "mlf", "wca", "exact"}
         The DSOs' cost-coefficient modification (S5).
     seed : int
-        Seed of every random draw (Monte Carlo PLF).
+        Seed of every random draw (Monte Carlo PLF; per DSO ``(seed, k)`` for WCA).
     **options
-        Fields of :class:`MarketOptions` (unknown names raise ``TypeError``).
+        Fields of :class:`MarketOptions` (unknown names raise ``TypeError``), e.g.
+        ``workers=2`` (process pool) or ``scheduler="tcp://…"`` (Dask) for the DSO-level work.
 
     Returns
     -------
     MarketResult
     """
     opt = MarketOptions.from_kwargs(method=method, seed=seed, **options)
+    with executor(opt.workers, opt.scheduler) as ex:
+        return _run(inst, opt, ex)
+
+
+def _task_prepare(args) -> local.DSOContext:
+    inst, dso, loss_method = args
+    return local.prepare(inst, dso, loss_method)
+
+
+def _task_bid(args) -> local.DSOOffer:
+    ctx, requirement, method, loss_price, dcp, wca, exact, blocks, seed = args
+    return local.make_bid(
+        ctx,
+        requirement,
+        method,
+        loss_price_eur_per_mwh=loss_price,
+        dcp=dcp,
+        wca=wca,
+        exact=exact,
+        blocks=blocks,
+        rng=np.random.default_rng(seed),
+    )
+
+
+def _task_dispatch(args) -> local.DSODispatch:
+    return local.dispatch(*args)
+
+
+def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
+    """S1–S8 with the DSO-level stages mapped over ``ex`` (``flexopt.executors``)."""
     timings: dict[str, float] = {}
     clock = _Clock(timings, opt.progress)
 
@@ -336,7 +374,7 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
         sorted(cong_before.loc[cong_before["congested"], "hour"].unique()), name="hour"
     )
     with clock("loss_allocation", "S4 loss allocation and screening"):
-        ctxs = [local.prepare(inst, d, opt.loss_allocation) for d in inst.dsos]
+        ctxs = ex.map(_task_prepare, [(inst, d, opt.loss_allocation) for d in inst.dsos])
     dso_ids = [d.id for d in inst.dsos]
     dso_bus = {d.id: d.bus for d in inst.dsos}
 
@@ -358,20 +396,25 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
                 mip_gap=opt.mip_gap,
                 segments=opt.segments,
             )
-            offers = [
-                local.make_bid(
-                    c,
-                    requirement[c.dso.id],
-                    opt.method,
-                    loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
-                    dcp=opt.dcp_options(),
-                    wca=wca,
-                    exact=exact,
-                    blocks=opt.blocks,
-                    rng=np.random.default_rng([opt.seed, k]),
-                )
-                for k, c in enumerate(ctxs)
-            ]
+            dcp = opt.dcp_options()
+            lp = inst.market.loss_price_eur_per_mwh
+            offers = ex.map(
+                _task_bid,
+                [
+                    (
+                        c,
+                        requirement[c.dso.id],
+                        opt.method,
+                        lp,
+                        dcp,
+                        wca,
+                        exact,
+                        opt.blocks,
+                        [opt.seed, k],
+                    )
+                    for k, c in enumerate(ctxs)
+                ],
+            )
             bids = [o.bid for o in offers]
             if opt.progress and opt.method == "wca":
                 for o in offers:
@@ -384,16 +427,19 @@ def run_market(inst: Instance, method: str = "none", *, seed: int = 0, **options
             tso = _tso_market(inst, model, plf_before, hours, bids)
     with clock("dispatch", "S8 local dispatch and settlement"):
         results = (
-            [
-                local.dispatch(
-                    c,
-                    o,
-                    tso.accepted_mw[c.dso.id],
-                    tso.price_eur_per_mwh[c.dso.id],
-                    inst.market.loss_price_eur_per_mwh,
-                )
-                for c, o in zip(ctxs, offers, strict=True)
-            ]
+            ex.map(
+                _task_dispatch,
+                [
+                    (
+                        c,
+                        o,
+                        tso.accepted_mw[c.dso.id],
+                        tso.price_eur_per_mwh[c.dso.id],
+                        inst.market.loss_price_eur_per_mwh,
+                    )
+                    for c, o in zip(ctxs, offers, strict=True)
+                ],
+            )
             if tso is not None
             else []
         )

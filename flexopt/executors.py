@@ -1,0 +1,106 @@
+"""Where DSO-level work runs: serially (default), in a local process pool, or on a Dask cluster.
+
+Each DSO's stages (S4, S5–S6, S8 in ``flexopt.dso.local``) depend only on that DSO's data and
+a seed derived from the run's seed and the DSO's position, so every executor returns the same
+numbers (``tests/test_executors.py``). Tasks are module-level functions with picklable
+arguments; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+__all__ = ["Executor", "executor"]
+
+
+class Executor(Protocol):
+    """Anything with an order-preserving ``map(fn, items) -> list``."""
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list: ...
+
+
+class _Serial:
+    def map(self, fn, items):
+        return [fn(x) for x in items]
+
+
+def _init_worker() -> None:  # one numba thread per process: the pool provides the parallelism
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    try:
+        import numba
+
+        numba.set_num_threads(1)
+    except (ImportError, ValueError):  # pragma: no cover - numba absent or already pinned
+        pass
+
+
+class _Processes:
+    def __init__(self, workers: int) -> None:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: no fork of a process whose numba/BLAS threads are already running
+        self.pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+        )
+
+    def map(self, fn, items):
+        return list(self.pool.map(fn, items))
+
+    def close(self) -> None:
+        self.pool.shutdown()
+
+
+class _Dask:
+    def __init__(self, scheduler: str) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as err:  # pragma: no cover - depends on the extra
+            raise ImportError(
+                "--scheduler needs the 'dask' extra: pip install 'flexopt[dask]'"
+            ) from err
+        self.cluster = None
+        if scheduler == "local":
+            self.cluster = LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(scheduler)
+
+    def map(self, fn, items):
+        futures = self.client.map(fn, list(items), pure=False)
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+@contextmanager
+def executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+    """An executor for DSO-level work.
+
+    Parameters
+    ----------
+    workers : int, optional
+        ``> 1``: a local process pool of that size; ``None`` or 1: serial.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``), or ``"local"`` for a two-worker
+        ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``.
+    """
+    if scheduler is not None:
+        ex = _Dask(scheduler)
+    elif workers is not None and workers > 1:
+        ex = _Processes(workers)
+    else:
+        yield _Serial()
+        return
+    try:
+        yield ex
+    finally:
+        ex.close()

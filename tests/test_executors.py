@@ -1,0 +1,32 @@
+"""Serial, process-pool and Dask (LocalCluster) executors give identical results."""
+
+from __future__ import annotations
+
+import pytest
+
+from flexopt.executors import executor
+from flexopt.pipeline import run_market
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def _summary(res) -> dict:
+    return {k: v for k, v in res.summary.items() if k != "clearing_time_s"}
+
+
+@pytest.mark.parametrize(("workers", "scheduler"), [(None, None), (2, None), (None, "local")])
+def test_executors_preserve_order(workers, scheduler):
+    with executor(workers, scheduler) as ex:
+        assert ex.map(_square, range(7)) == [0, 1, 4, 9, 16, 25, 36]
+
+
+def test_market_identical_across_executors(rts):
+    serial = run_market(rts, "wca", wca_iter=40, seed=5)
+    pool = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)
+    dask = run_market(rts, "wca", wca_iter=40, seed=5, scheduler="local")
+    assert _summary(pool) == _summary(serial)
+    assert _summary(dask) == _summary(serial)
+    for name in ("dispatch", "settlement", "bids"):
+        assert pool.tables[name].equals(serial.tables[name]), name
