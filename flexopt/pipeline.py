@@ -27,7 +27,6 @@ from flexopt.market.requirement import (
     RequirementData,
     build_requirement,
     build_requirement_tiebreak,
-    hour_values,
     read_requirement,
 )
 from flexopt.market.tso import TSOMarketData, TSOMarketResult, build_tso_market, read_tso_market
@@ -285,8 +284,8 @@ def _requirement(
         raise FlexoptError(
             f"flexibility requirement (S3): solver returned {r1.status.value} ({r1.message})"
         )
-    qp = build_requirement_tiebreak(data, hour_values(lp))
-    r2 = solve(qp)
+    qp = build_requirement_tiebreak(data, lp)
+    r2 = solve(qp, time_limit=30.0)  # a safety net: the stage is small and well scaled
     return read_requirement(qp if r2.ok else lp)
 
 

@@ -59,31 +59,41 @@ def build_requirement(data: RequirementData) -> pyo.ConcreteModel:
     return m
 
 
-def build_requirement_tiebreak(data: RequirementData, optimum: pd.Series) -> pyo.ConcreteModel:
+def build_requirement_tiebreak(
+    data: RequirementData, first: pyo.ConcreteModel
+) -> pyo.ConcreteModel:
     """Second, lexicographic stage (R5): among the optima of (R1), spread the requirement over
-    the DSOs in proportion to their capacity.
+    the DSOs in proportion to their capacity, as an LP.
 
-        min Σ_{d,t} R_{d,t}² / R̄_{d,t}   s.t. (R2)–(R4),  Σ_d R_{d,t} + M Σ_l s_{l,t} ≤ v*_t
+        min Σ_t z_t   s.t. (R2)–(R4),  R_{d,t} ≤ z_t R̄_{d,t},  s ≤ s*,  Σ_d R_{d,t} ≤ Σ_d R*_{d,t}
 
-    where ``v*_t`` is the hour's optimal value of (R1) (``optimum``). Without it, DSOs with equal
-    sensitivities would get whatever vertex the LP solver returns.
+    with ``(R*, s*)`` the solved first stage ``first`` (tolerance 1e-7, relative and absolute):
+    each hour's largest utilization of a declared capacity is minimized, so DSOs with equal
+    sensitivities end at equal utilization. Fixing the unresolved overload at its first-stage
+    value keeps the stage well scaled when congestion cannot be fully resolved. (A quadratic
+    ``Σ R²/R̄`` version stalled HiGHS's QP solver on case118 instances.) Without this stage,
+    DSOs with equal sensitivities would get whatever vertex the LP solver returns.
     """
     m = pyo.ConcreteModel(name="requirement_tiebreak")
     _add_sets_and_vars(m, data)
     add_ineq_line_limits(m, data)
     tol = 1e-7
+    for l in m.L:
+        for t in m.T:
+            m.s_up[l, t].setub(pyo.value(first.s_up[l, t]) * (1 + tol) + tol)
+            m.s_dn[l, t].setub(pyo.value(first.s_dn[l, t]) * (1 + tol) + tol)
+    total = {t: sum(pyo.value(first.R[d, t]) for d in first.D) for t in first.T}
     m.ineq_optimal = pyo.Constraint(
-        m.T,
-        rule=lambda _m, t: (
-            sum(m.R[d, t] for d in m.D)
-            + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L)
-            <= float(optimum.loc[t]) * (1 + tol) + tol
-        ),
+        m.T, rule=lambda _m, t: sum(m.R[d, t] for d in m.D) <= total[t] * (1 + tol) + tol
     )
     cap = data.capacity_mw
-    m.obj = pyo.Objective(
-        expr=sum(m.R[d, t] ** 2 / max(float(cap.loc[t, d]), 1e-6) for d in m.D for t in m.T)
+    m.z = pyo.Var(
+        m.T, domain=pyo.NonNegativeReals, doc="largest utilization of a declared capacity"
     )
+    m.ineq_utilization = pyo.Constraint(
+        m.D, m.T, rule=lambda _m, d, t: m.R[d, t] - float(cap.loc[t, d]) * m.z[t] <= 0
+    )
+    m.obj = pyo.Objective(expr=sum(m.z[t] for t in m.T))
     return m
 
 
@@ -125,13 +135,3 @@ def read_requirement(m: pyo.ConcreteModel) -> tuple[pd.DataFrame, pd.DataFrame]:
         columns=lines,
     )
     return r.clip(lower=0.0), s.where(s > 1e-7, 0.0)
-
-
-def hour_values(m: pyo.ConcreteModel) -> pd.Series:
-    """Optimal value of (R1) hour by hour (input of the tie-break stage)."""
-    vals = {
-        t: sum(pyo.value(m.R[d, t]) for d in m.D)
-        + SLACK_PENALTY * sum(pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in m.L)
-        for t in m.T
-    }
-    return pd.Series(vals)

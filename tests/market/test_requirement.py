@@ -9,7 +9,6 @@ from flexopt.market.requirement import (
     RequirementData,
     build_requirement,
     build_requirement_tiebreak,
-    hour_values,
     read_requirement,
 )
 from flexopt.solve import SolveStatus, solve
@@ -70,8 +69,23 @@ def test_tiebreak_spreads_in_proportion_to_capacity():
     data = _data(-0.5, -0.5, 10.0, 30.0)
     lp = build_requirement(data)
     assert solve(lp).ok
-    qp = build_requirement_tiebreak(data, hour_values(lp))
+    qp = build_requirement_tiebreak(data, lp)
     assert solve(qp).ok
     r, _ = read_requirement(qp)
     assert r.loc[1, "A"] == pytest.approx(5.0, abs=1e-5)
     assert r.loc[1, "B"] == pytest.approx(15.0, abs=1e-5)
+
+
+def test_tiebreak_keeps_unresolved_overload_and_stays_fast():
+    """With too little capacity the first stage leaves slack; the tie-break keeps it and
+    does not trade requirement for penalty (well scaled: solves at once)."""
+    data = _data(-0.5, -0.5, 4.0, 8.0)  # at most 6 MW of relief for a 10 MW overload
+    lp = build_requirement(data)
+    assert solve(lp).ok
+    qp = build_requirement_tiebreak(data, lp)
+    res = solve(qp, time_limit=10)
+    assert res.status is SolveStatus.OPTIMAL
+    r, slack = read_requirement(qp)
+    assert r.loc[1].sum() == pytest.approx(12.0, abs=1e-5)
+    assert slack.loc[1, "l"] == pytest.approx(4.0, abs=1e-5)
+    assert res.wall_s < 5
