@@ -2,6 +2,8 @@
 
     flexopt validate INSTANCE
     flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
+    flexopt generate --transmission case30|case118|case300 --dsos N --feeder case33bw|case69
+                     --prosumers M --seed S --out DIR
     flexopt run INSTANCE [--method none|mlf|wca|exact] [--pareto] [--plf analytic|monte_carlo|pem]
                          [--samples N] [--seed N] [--out DIR] [--workers N | --scheduler ADDR]
 
@@ -32,6 +34,18 @@ def _parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check an instance and print a short description")
     v.add_argument("instance", help="instance directory (holding instance.toml)")
+
+    g = sub.add_parser(
+        "generate", help="write a synthetic instance with congestion by construction"
+    )
+    g.add_argument("--transmission", choices=("case30", "case118", "case300"), required=True)
+    g.add_argument("--dsos", type=_positive_int, required=True, help="number of DSOs")
+    g.add_argument("--feeder", choices=("case33bw", "case69"), default="case33bw")
+    g.add_argument(
+        "--prosumers", type=_positive_int, default=12, help="battery prosumers per feeder"
+    )
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", required=True, help="instance directory to write")
 
     e = sub.add_parser(
         "export", help="write one DSO's exact coefficient problem for an external solver"
@@ -128,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "generate":
+            return _generate(args)
         return _run(args)
     except FlexoptError as err:
         print(f"flexopt: error: {err}", file=sys.stderr)
@@ -148,6 +164,15 @@ def _validate(args: argparse.Namespace) -> int:
         f"{len(tr.generators)} generators, {inst.hours} hours, {len(inst.dsos)} DSOs, "
         f"{n_pros} prosumers"
     )
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from flexopt.generate import generate
+    from flexopt.instance import load_instance
+
+    out = generate(args.transmission, args.dsos, args.feeder, args.prosumers, args.seed, args.out)
+    print(f"wrote {out}: {load_instance(out).description}")
     return 0
 
 

@@ -33,14 +33,12 @@ import pandas as pd
 warnings.simplefilter("ignore")
 import pandapower.networks as pn  # noqa: E402
 
+from flexopt.generate import RTS_HOURLY_PCT, make_prosumers  # noqa: E402
+from flexopt.generate import write_table as _write  # noqa: E402
 from flexopt.grid.pandapower_io import feeder_arrays, generator_table, transmission_tables  # noqa: E402
 
 NAME = "rts24-3dso"
 SEED = 20261124
-#: IEEE RTS 1979, Table 4: hourly load, winter weekday, % of daily peak.
-# fmt: off
-RTS_HOURLY_PCT = [67, 63, 60, 59, 59, 60, 74, 86, 95, 96, 96, 95, 95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63]
-# fmt: on
 SURGE_PU = 0.08
 SURGE_HOURS = (13, 14, 15)
 SOUTH_BUSES = tuple(range(10))  # pandapower 0..9 = RTS 1..10 (138 kV)
@@ -51,14 +49,6 @@ FEEDER_SHARE = 0.6  # share of a DSO bus's load served by feeders with participa
 PROSUMERS_PER_FEEDER = 12
 SIGMA_PU = 0.03
 LOSS_PRICE = 50.0
-
-
-def _write(df: pd.DataFrame, path: Path, header_comment: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        if header_comment:
-            fh.write(f"# {header_comment}\n")
-        df.to_csv(fh, index=False, float_format="%.10g")
 
 
 def build(out: Path) -> None:
@@ -139,7 +129,7 @@ def build(out: Path) -> None:
 
         # --- step 2: stressed lines and their derating -----------------------------------
         tmp_dsos = [{"id": "tmp", "bus": int(load.idxmax()), "feeders": 1}]
-        pros, base = _prosumers(rng, fa, ["tmp"], np.random.default_rng(0))
+        pros, base = make_prosumers(fa, ["tmp"], np.random.default_rng(0), PROSUMERS_PER_FEEDER)
         _write_manifest(work, tmp_dsos, vn_kv=fa["vn_kv"])
         _write(pros, work / "distribution/prosumers.csv")
         _write(base, work / "distribution/baseline.csv")
@@ -180,7 +170,7 @@ def build(out: Path) -> None:
         t_mid = hours_cong[len(hours_cong) // 2]
         relief = -h[t_mid][np.ix_(derated, dso_pos)] * np.sign(f1[t_mid, derated])[:, None]
         dso_ids = [f"DSO{k + 1}" for k in range(len(DSO_BUSES))]
-        pros, base = _prosumers(rng, fa, dso_ids, rng)
+        pros, base = make_prosumers(fa, dso_ids, rng, PROSUMERS_PER_FEEDER)
         dsos = [
             {
                 "id": i,
@@ -226,47 +216,6 @@ def build(out: Path) -> None:
             f"  {d.id}: bus {d.bus}, {d.n_feeders} feeders x {len(d.prosumers)} prosumers, "
             f"{d.n_feeders * d.prosumers['p_max_mw'].sum():.2f} MW of battery power"
         )
-
-
-def _prosumers(rng, fa, dso_ids, draw) -> tuple[pd.DataFrame, pd.DataFrame]:
-    loaded = [
-        int(b)
-        for b, p in zip(
-            fa["to_bus"], fa["p_mw"].reindex(fa["to_bus"], fill_value=0).to_numpy(), strict=True
-        )
-        if p > 0
-    ]
-    rows, base_rows = [], []
-    for dso_id in dso_ids:
-        chosen = sorted(draw.choice(loaded, size=PROSUMERS_PER_FEEDER, replace=False).tolist())
-        for k, bus in enumerate(chosen):
-            pid = f"{dso_id}-P{k + 1:02d}"
-            p_max = round(float(draw.uniform(0.05, 0.15)), 4)
-            b = round(float(draw.uniform(40.0, 80.0)), 2)
-            a = round(
-                float(draw.uniform(0.10, 0.30)) * b / p_max, 2
-            )  # marginal cost +20…60 % at p_max
-            eta = round(float(draw.uniform(0.92, 0.97)), 3)
-            rows.append((pid, dso_id, bus, p_max, round(4.0 * p_max, 4), 0.5, eta, a, b))
-            for hour in range(1, 25):  # self-consumption: charge at night, shave the evening peak
-                p = -0.25 * p_max if 1 <= hour <= 5 else (0.2 * p_max if 19 <= hour <= 20 else 0.0)
-                base_rows.append((hour, pid, round(p, 6)))
-    pros = pd.DataFrame(
-        rows,
-        columns=[
-            "prosumer_id",
-            "dso_id",
-            "bus",
-            "p_max_mw",
-            "e_max_mwh",
-            "soc_init_pu",
-            "efficiency",
-            "a_eur_per_mw2h",
-            "b_eur_per_mwh",
-        ],
-    )
-    base = pd.DataFrame(base_rows, columns=["hour", "prosumer_id", "p_mw"])
-    return pros, base
 
 
 def _write_manifest(work: Path, dsos: list[dict], vn_kv: float) -> None:

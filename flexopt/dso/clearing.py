@@ -29,7 +29,8 @@ class Clearing:
     u_mw : numpy.ndarray
         Dispatch ``[..., n]``.
     price : numpy.ndarray
-        Uniform clearing price ``λ`` ``[...]`` (€/MWh): the marginal cost of the last MW.
+        Uniform clearing price ``λ`` ``[...]`` (€/MWh): the marginal cost of the last MW
+        (0 when there are no offers at all).
         For ``Q ≤ 0`` the price of the first MW (``min_i b_i``); when ``Q`` exceeds the
         capacity, the marginal cost at full output.
     served_mw : numpy.ndarray
@@ -80,6 +81,9 @@ def clear(a, b, u_max, q) -> Clearing:
     b = np.broadcast_to(b, a.shape)
     umax = np.broadcast_to(umax, a.shape)
     q = np.broadcast_to(q, batch)
+    if a.shape[-1] == 0:  # a DSO without participants: nothing to dispatch, no price formed
+        zeros = np.zeros(batch)
+        return Clearing(u_mw=a.copy(), price=zeros, served_mw=zeros, requested_mw=q, cost=zeros)
     pos = a > 0
     step = ~pos
     total = umax.sum(-1)

@@ -12,7 +12,7 @@ with warnings.catch_warnings():
     import pandapower as pp
     import pandapower.networks as pn
 
-__all__ = ["case33bw", "case69"]
+__all__ = ["case33bw", "case69", "transmission_case"]
 
 #: Published base case of the 69-bus feeder (Baran & Wu 1989; Das 2008): total active loss and
 #: minimum voltage (at bus 65, 1-based; index 64 here). Reproduced by tests/grid/test_cases.py.
@@ -60,3 +60,12 @@ def case69() -> pp.pandapowerNet:
 def case33bw() -> pp.pandapowerNet:
     """pandapower's IEEE 33-bus feeder (Baran & Wu 1989), re-exported for symmetry."""
     return pn.case33bw()
+
+
+def transmission_case(name: str) -> pp.pandapowerNet:
+    """A pandapower transmission test case by name (``case30``, ``case118``, ``case300``, …)."""
+    if not name.startswith("case") or not hasattr(pn, name):
+        raise ValueError(f"no pandapower test case named {name!r}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(pn, name)()

@@ -139,3 +139,13 @@ def test_flexibility_capacity_power_and_energy_limits():
     )  # hour 2: power-limited
     # y: 0.05 MWh spare, 0.025 per hour, η = 0.9 → 0.0225 MW
     np.testing.assert_allclose(cap["y"].to_numpy(), [0.0, 0.0225, 0.0225, 0.0])
+
+
+def test_no_offers_is_an_empty_market():
+    r = clear(np.zeros((3, 0)), np.zeros((3, 0)), np.zeros((3, 0)), [0.0, 1.0, 2.0])
+    assert r.u_mw.shape == (3, 0)
+    np.testing.assert_array_equal(r.served_mw, 0.0)
+    np.testing.assert_array_equal(r.shortfall_mw, [0.0, 1.0, 2.0])
+    bid = aggregate_blocks(np.zeros(0), np.zeros(0), np.zeros(0), blocks=4)
+    np.testing.assert_array_equal(bid.q_mw, 0.0)
+    np.testing.assert_array_equal(bid.price_eur_per_mwh, 0.0)
