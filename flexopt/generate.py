@@ -23,7 +23,14 @@ import pandas as pd
 
 from flexopt.errors import FlexoptError
 
-__all__ = ["FEEDER_CASES", "TRANSMISSION_CASES", "generate", "make_prosumers", "write_table"]
+__all__ = [
+    "FEEDER_CASES",
+    "TRANSMISSION_CASES",
+    "generate",
+    "make_prosumers",
+    "manifest_text",
+    "write_table",
+]
 
 TRANSMISSION_CASES = ("case30", "case118", "case300")
 FEEDER_CASES = ("case33bw", "case69")
@@ -115,7 +122,7 @@ def _feeder_table(name: str) -> tuple[dict, pd.DataFrame]:
     return fa, tab
 
 
-def _manifest(
+def manifest_text(
     name: str,
     description: str,
     slack: int,
@@ -123,9 +130,15 @@ def _manifest(
     dsos: list[dict],
     feeder_file: str,
     vn_kv: float,
-) -> str:
-    lines = [
+    *,
+    loss_price: float = 50.0,
+    header: tuple[str, ...] = (
         "# flexopt instance manifest (format: instances/README.md), written by `flexopt generate`.",
+    ),
+) -> str:
+    """``instance.toml`` of a generated instance (``dsos``: ``id``, ``bus``, ``feeders``)."""
+    lines = [
+        *header,
         "[instance]",
         f'name = "{name}"',
         f'description = "{description}"',
@@ -147,7 +160,7 @@ def _manifest(
         "correlation = 0.0",
         "",
         "[market]",
-        "loss_price_eur_per_mwh = 50.0",
+        f"loss_price_eur_per_mwh = {loss_price}",
         "loss_coverage = 0.8",
         "",
         "[distribution]",
@@ -239,7 +252,7 @@ def generate(
         write_table(tmp_pros, work / "distribution/prosumers.csv")
         write_table(tmp_base, work / "distribution/baseline.csv")
         (work / "instance.toml").write_text(
-            _manifest(
+            manifest_text(
                 name,
                 "",
                 slack,
@@ -320,7 +333,7 @@ def generate(
             f"derated {', '.join(model.branch[derated])}"
         )
         (work / "instance.toml").write_text(
-            _manifest(
+            manifest_text(
                 name, desc, slack, base_mva, entries, f"distribution/{feeder}.csv", fa["vn_kv"]
             )
         )
