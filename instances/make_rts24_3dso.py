@@ -33,7 +33,12 @@ import pandas as pd
 warnings.simplefilter("ignore")
 import pandapower.networks as pn  # noqa: E402
 
-from flexopt.generate import RTS_HOURLY_PCT, make_prosumers, manifest_text  # noqa: E402
+from flexopt.generate import (  # noqa: E402
+    RTS_HOURLY_PCT,
+    flows_and_sensitivity,
+    make_prosumers,
+    manifest_text,
+)
 from flexopt.generate import write_table as _write  # noqa: E402
 from flexopt.grid.pandapower_io import feeder_arrays, generator_table, transmission_tables  # noqa: E402
 
@@ -53,8 +58,6 @@ LOSS_PRICE = 50.0
 
 def build(out: Path) -> None:
     from flexopt import load_instance
-    from flexopt.grid import balancing_weights, load_reduction_sensitivity, transmission_from_data
-    from flexopt.pipeline import day_ahead
 
     rng = np.random.default_rng(SEED)
     net = pn.case24_ieee_rts()
@@ -134,17 +137,7 @@ def build(out: Path) -> None:
         _write(pros, work / "distribution/prosumers.csv")
         _write(base, work / "distribution/baseline.csv")
         inst = load_instance(work)
-        da = day_ahead(inst)
-        model = transmission_from_data(inst)
-        gen_pos = model.bus_pos(inst.transmission.generators["bus"].to_numpy())
-        p_da = da.p_mw[inst.transmission.generators.index].to_numpy()
-        g = np.zeros((24, model.n_bus))
-        np.add.at(g.T, gen_pos, p_da.T)
-        lf = inst.forecast_load_mw()[model.bus].to_numpy()
-        f0 = (g - lf) @ model.ptdf.T
-        h = load_reduction_sensitivity(
-            model.ptdf, balancing_weights(model.n_bus, gen_pos, p_da, model.slack_idx)
-        )
+        model, lf, f0, h = flows_and_sensitivity(inst)
         delta = inst.scenario.load_increase[model.bus].to_numpy()
         f1 = f0 - np.einsum("tlb,tb->tl", h, lf * delta)
         stress = np.abs(f1).max(axis=0) / np.abs(f0).max(axis=0)
