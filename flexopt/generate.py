@@ -26,6 +26,7 @@ from flexopt.errors import FlexoptError
 __all__ = [
     "FEEDER_CASES",
     "TRANSMISSION_CASES",
+    "feeder_table",
     "generate",
     "make_prosumers",
     "manifest_text",
@@ -102,7 +103,8 @@ def make_prosumers(
     )
 
 
-def _feeder_table(name: str) -> tuple[dict, pd.DataFrame]:
+def feeder_table(name: str) -> tuple[dict, pd.DataFrame]:
+    """Feeder arrays and the instance feeder table (branches with the peak load at ``to_bus``)."""
     from flexopt.grid.cases import case33bw, case69
     from flexopt.grid.pandapower_io import feeder_arrays
 
@@ -241,7 +243,7 @@ def generate(
         }
     )
     br_tab = branches.reset_index()
-    fa, feeder_tab = _feeder_table(feeder)
+    fa, feeder_tab = feeder_table(feeder)
     feeder_peak = float(feeder_tab["p_mw"].sum())
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)

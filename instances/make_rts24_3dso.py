@@ -35,12 +35,13 @@ import pandapower.networks as pn  # noqa: E402
 
 from flexopt.generate import (  # noqa: E402
     RTS_HOURLY_PCT,
+    feeder_table,
     flows_and_sensitivity,
     make_prosumers,
     manifest_text,
 )
 from flexopt.generate import write_table as _write  # noqa: E402
-from flexopt.grid.pandapower_io import feeder_arrays, generator_table, transmission_tables  # noqa: E402
+from flexopt.grid.pandapower_io import generator_table, transmission_tables  # noqa: E402
 
 NAME = "rts24-3dso"
 SEED = 20261124
@@ -105,30 +106,17 @@ def build(out: Path) -> None:
         _write(
             inc,
             work / "scenario/load_increase.csv",
-            "heat wave: unforecast evening load surge, southern 138 kV area",
+            "sudden load increase: unforecast afternoon surge (hours 13-15), southern 138 kV area",
         )
         # provisional files so the loader can run the day-ahead market on the thermal ratings
         _write(br_tab, work / "transmission/branches.csv")
-        feeder_net = pn.case33bw()
-        fa = feeder_arrays(feeder_net)
-        loads_p = fa["p_mw"].reindex(fa["to_bus"], fill_value=0.0).to_numpy()
-        loads_q = fa["q_mvar"].reindex(fa["to_bus"], fill_value=0.0).to_numpy()
-        feeder_tab = pd.DataFrame(
-            {
-                "from_bus": fa["from_bus"],
-                "to_bus": fa["to_bus"],
-                "r_ohm": fa["r_ohm"],
-                "x_ohm": fa["x_ohm"],
-                "p_mw": loads_p,
-                "q_mvar": loads_q,
-            }
-        )
+        fa, feeder_tab = feeder_table("case33bw")
         _write(
             feeder_tab,
             work / "distribution/case33bw.csv",
             "IEEE 33-bus feeder (Baran & Wu 1989, pandapower case33bw), 12.66 kV; p/q = peak load at to_bus",
         )
-        feeder_peak = float(loads_p.sum())
+        feeder_peak = float(feeder_tab["p_mw"].sum())
 
         # --- step 2: stressed lines and their derating -----------------------------------
         tmp_dsos = [{"id": "tmp", "bus": int(load.idxmax()), "feeders": 1}]
