@@ -14,13 +14,12 @@ prosumers per copy. Deterministic for a seed; written atomically and validated b
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from flexopt.atomic import atomic_directory
 from flexopt.errors import FlexoptError
 
 __all__ = [
@@ -248,8 +247,7 @@ def generate(
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     name = out.name
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as work:
         write_table(
             bus_tab, work / "transmission/buses.csv", f"pandapower {transmission}; load_p_mw = peak"
         )
@@ -351,10 +349,4 @@ def generate(
             )
         )
         load_instance(work)  # what is written must load
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out

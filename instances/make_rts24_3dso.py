@@ -21,9 +21,7 @@ printed by this script. The scenario is built in three steps:
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import pandas as pd
 warnings.simplefilter("ignore")
 import pandapower.networks as pn  # noqa: E402
 
+from flexopt.atomic import atomic_directory  # noqa: E402
 from flexopt.generate import (  # noqa: E402
     RTS_HOURLY_PCT,
     feeder_table,
@@ -82,8 +81,7 @@ def build(out: Path) -> None:
     thermal = br_tab["rating_mw"].copy()
     profile = pd.DataFrame({"hour": np.arange(1, 25), "load_pu": np.array(RTS_HOURLY_PCT) / 100.0})
 
-    work = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as work:
         _write(
             bus_tab,
             work / "transmission/buses.csv",
@@ -168,12 +166,6 @@ def build(out: Path) -> None:
         )
         _write(base, work / "distribution/baseline.csv", "baseline battery schedule, discharge > 0")
         final = load_instance(work)  # the instance must load as written
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
 
     print(f"wrote {out}")
     print(

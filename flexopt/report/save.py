@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+from flexopt.atomic import atomic_directory
 
 __all__ = ["save_results"]
 
@@ -26,25 +26,11 @@ def save_results(
     ``summary.json``. An existing ``out`` is replaced only once the new folder is complete.
     """
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as work:
         for name, df in tables.items():
             df.to_csv(work / f"{name}.csv", float_format="%.10g")
         (work / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
         (work / "timings.json").write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
         if extra is not None:
             extra(work)
-        if out.exists():
-            old = out.with_name(f".{out.name}-old")
-            if old.exists():
-                shutil.rmtree(old)
-            out.rename(old)
-            work.rename(out)
-            shutil.rmtree(old)
-        else:
-            work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
     return out
