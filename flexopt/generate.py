@@ -55,7 +55,8 @@ def make_prosumers(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Battery prosumers of one representative feeder per DSO and their baseline schedule.
 
-    ``per_feeder`` distinct loaded buses drawn at random; ``p_max`` 50–150 kW, 4 h of energy,
+    ``per_feeder`` distinct loaded buses drawn at random (beyond the number of loaded buses,
+    the extra prosumers share buses drawn with replacement); ``p_max`` 50–150 kW, 4 h of energy,
     half charged, one-way efficiency 0.92–0.97; offers ``b`` 40–80 €/MWh with ``a`` making the
     marginal cost at full power 20–60 % above ``b``; baseline: charge at 25 % in hours 1–5,
     discharge at 20 % in hours 19–20 (``instances/README.md``).
@@ -67,13 +68,12 @@ def make_prosumers(
         )
         if p > 0
     ]
-    if per_feeder > len(loaded):
-        raise FlexoptError(
-            f"--prosumers {per_feeder}: the feeder has only {len(loaded)} loaded buses"
-        )
     rows, base_rows = [], []
     for dso_id in dso_ids:
-        chosen = sorted(draw.choice(loaded, size=per_feeder, replace=False).tolist())
+        # distinct loaded buses first; beyond that number, several prosumers share a bus
+        extra = max(per_feeder - len(loaded), 0)
+        chosen = draw.choice(loaded, size=per_feeder - extra, replace=False).tolist()
+        chosen = sorted(chosen + (draw.choice(loaded, size=extra).tolist() if extra else []))
         for k, bus in enumerate(chosen):
             pid = f"{dso_id}-P{k + 1:02d}"
             p_max = round(float(draw.uniform(0.05, 0.15)), 4)

@@ -63,6 +63,8 @@ def test_cli_and_bad_requests(tmp_path, capsys):
     assert "case300, 4 DSOs on case69 feeders" in capsys.readouterr().out
     with pytest.raises(FlexoptError, match="load buses"):
         generate("case30", 500, "case33bw", 4, 0, tmp_path / "x")
-    with pytest.raises(FlexoptError, match="loaded buses"):
-        generate("case30", 2, "case33bw", 99, 0, tmp_path / "y")
+    # more prosumers than loaded buses (32 on case33bw): the extra ones share buses
+    crowded = load_instance(generate("case30", 2, "case33bw", 40, 0, tmp_path / "y"))
+    pros = crowded.dsos[0].prosumers
+    assert len(pros) == 40 and pros["bus"].nunique() == 32
     assert not (tmp_path / "x").exists()

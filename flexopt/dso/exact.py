@@ -19,6 +19,7 @@ import pyomo.environ as pyo
 
 from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPProblem
+from flexopt.market.distflow import add_branch_flow
 from flexopt.optim import Evaluation, Problem
 
 __all__ = [
@@ -302,17 +303,15 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
     pr = problem
     f = pr.ctx.feeder
     m = pyo.ConcreteModel(name="dcp_nlp")
-    T, n, K = len(pr.hours), pr.n, f.n_branch
-    m.T, m.I, m.K = pyo.RangeSet(0, T - 1), pyo.RangeSet(0, n - 1), pyo.RangeSet(0, K - 1)
+    T, n = len(pr.hours), pr.n
+    m.T, m.I = pyo.RangeSet(0, T - 1), pyo.RangeSet(0, n - 1)
     lo, hi = pr.options.bounds
-    a, b, base = pr.a, pr.b, f.base_mva
+    a, b = pr.a, pr.b
     bus_of = pr.ctx.bus_pos
-    children = {j: [k for k in range(K) if f.parent[k] == j] for j in range(f.n_bus)}
     # start: the AC power flow at x⁰
     x0 = pr.values(pr.x0[None, :])
     u0 = x0.u_mw[0]
     pf = f.power_flow(pr.p - u0 @ pr.incidence, pr.q_mvar)
-    s_from = pf.s_from_mva / base
 
     m.alpha = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0)
     m.beta = pyo.Var(m.I, bounds=(lo, hi), initialize=1.0)
@@ -328,59 +327,10 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
     m.lam = pyo.Var(m.T, initialize=lambda _m, t: float(x0.price_eur_per_mwh[0, t]))
     m.mu_lo = pyo.Var(m.I, m.T, domain=pyo.NonNegativeReals, initialize=0.0)
     m.mu_hi = pyo.Var(m.I, m.T, domain=pyo.NonNegativeReals, initialize=0.0)
-    m.P = pyo.Var(m.K, m.T, initialize=lambda _m, k, t: float(s_from[t, k].real))
-    m.Q = pyo.Var(m.K, m.T, initialize=lambda _m, k, t: float(s_from[t, k].imag))
-    m.l = pyo.Var(
-        m.K,
-        m.T,
-        domain=pyo.NonNegativeReals,
-        initialize=lambda _m, k, t: float(abs(pf.i_branch_pu[t, k]) ** 2),
-    )
-    m.v = pyo.Var(
-        range(f.n_bus),
-        m.T,
-        domain=pyo.PositiveReals,
-        initialize=lambda _m, j, t: float(pf.vm_pu[t, j] ** 2),
-    )
-    for t in m.T:
-        m.v[f.root, t].fix(f.v_root_pu**2)
     at_bus = {j: [i for i in range(n) if bus_of[i] == j] for j in range(f.n_bus)}
-
-    def eq_p(_m, k, t):
-        c = int(f.child[k])
-        load = float(pr.p[t, c]) / base - sum(m.u[i, t] for i in at_bus[c]) / base
-        return (
-            m.P[k, t] == load + sum(m.P[q, t] for q in children[c]) + float(f.r_pu[k]) * m.l[k, t]
-        )
-
-    def eq_q(_m, k, t):
-        c = int(f.child[k])
-        return (
-            m.Q[k, t]
-            == float(pr.q_mvar[t, c]) / base
-            + sum(m.Q[q, t] for q in children[c])
-            + float(f.x_pu[k]) * m.l[k, t]
-        )
-
-    def eq_v(_m, k, t):
-        r, x = float(f.r_pu[k]), float(f.x_pu[k])
-        return (
-            m.v[int(f.child[k]), t]
-            == m.v[int(f.parent[k]), t]
-            - 2 * (r * m.P[k, t] + x * m.Q[k, t])
-            + (r * r + x * x) * m.l[k, t]
-        )
-
-    m.eq_p = pyo.Constraint(m.K, m.T, rule=eq_p)  # (X13)
-    m.eq_q = pyo.Constraint(m.K, m.T, rule=eq_q)
-    m.eq_v = pyo.Constraint(m.K, m.T, rule=eq_v)  # (X14)
-    m.eq_current = pyo.Constraint(  # (X15)
-        m.K,
-        m.T,
-        rule=lambda _m, k, t: (
-            m.l[k, t] * m.v[int(f.parent[k]), t] == m.P[k, t] ** 2 + m.Q[k, t] ** 2
-        ),
-    )
+    add_branch_flow(
+        m, f, pr.p, pr.q_mvar, lambda j, t: sum(m.u[i, t] for i in at_bus[j]), start=pf
+    )  # (X13–X15)
     add_lower_level_kkt(m, pr)  # (X4–X5), bilinear in mode "ab"
     m.eps = pyo.Param(initialize=eps, mutable=True, doc="Scholtes relaxation")
     m.ineq_comp_lo = pyo.Constraint(
@@ -390,10 +340,7 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
         m.I, m.T, rule=lambda _m, i, t: m.mu_hi[i, t] * (float(pr.u_max[t, i]) - m.u[i, t]) <= m.eps
     )
     dt, w = pr.ctx.dt_h, pr.options.weight
-    m.loss = pyo.Expression(
-        m.T, rule=lambda _m, t: base * sum(float(f.r_pu[k]) * m.l[k, t] for k in m.K)
-    )
-    f_loss = dt * sum(m.loss[t] for t in m.T)
+    f_loss = dt * sum(m.loss_mw[t] for t in m.T)
     f_price = dt * sum(float(pr.q[t]) * m.lam[t] for t in m.T)
     m.obj = pyo.Objective(expr=w * f_loss / pr.f_loss0 + (1 - w) * f_price / pr.f_price0)
     if pr.options.budget:
@@ -401,7 +348,7 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
             expr=dt
             * sum(
                 float(pr.q[t]) * m.lam[t]
-                + pr.loss_price * (float(pr.loss0[t]) - m.loss[t])
+                + pr.loss_price * (float(pr.loss0[t]) - m.loss_mw[t])
                 - sum(a[i] * m.u[i, t] ** 2 + b[i] * m.u[i, t] for i in m.I)
                 for t in m.T
             )

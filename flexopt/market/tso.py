@@ -79,15 +79,15 @@ class TSOMarketResult:
 
 
 def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
-    """Build the S7 LP (K1–K4). Pure: never solves."""
+    """Build the S7 LP (K1–K4), with only the line limits that can bind (K6). Pure: never
+    solves."""
     m = pyo.ConcreteModel(name="tso_market")
     m.T = pyo.Set(initialize=list(data.mean_flow_mw.index), ordered=True)
     m.L = pyo.Set(initialize=list(data.mean_flow_mw.columns), ordered=True)
     m.D = pyo.Set(initialize=[b.dso_id for b in data.bids], ordered=True)
-    n_blocks = {b.dso_id: b.q_mw.shape[1] for b in data.bids}
     m.DTK = pyo.Set(
         initialize=[
-            (b.dso_id, t, k) for b in data.bids for t in m.T for k in range(n_blocks[b.dso_id])
+            (b.dso_id, t, k) for b in data.bids for t in m.T for k in range(b.q_mw.shape[1])
         ],
         dimen=3,
         ordered=True,
@@ -99,17 +99,26 @@ def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
         (b.dso_id, t, k): float(b.price_eur_per_mwh.loc[t].iloc[k]) if t in b.q_mw.index else 0.0
         for b in data.bids
         for t in m.T
-        for k in range(n_blocks[b.dso_id])
+        for k in range(b.q_mw.shape[1])
     }
     m.obj = pyo.Objective(
-        expr=m.dt_h * sum(price[i] * m.q[i] for i in m.DTK)
-        + SLACK_PENALTY_EUR * m.dt_h * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L for t in m.T)
+        expr=m.dt_h * pyo.quicksum(price[i] * m.q[i] for i in m.DTK)
+        + SLACK_PENALTY_EUR * m.dt_h * pyo.quicksum(m.s_up[i] + m.s_dn[i] for i in m.LT)
     )
     return m
 
 
+def _sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
+    """``H[t, l, d]``: flow change on ``l`` per MW of load reduction at DSO ``d``'s bus."""
+    buses = [b.bus for b in data.bids]
+    lines = data.mean_flow_mw.columns
+    return np.stack(
+        [data.sensitivity[t].loc[lines, buses].to_numpy() for t in data.mean_flow_mw.index]
+    )
+
+
 def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
-    """Accepted share of each block (K4) and the unresolved-overload slacks."""
+    """Accepted share of each block (K4)."""
     size = {}
     for b in data.bids:
         for t in m.T:
@@ -117,31 +126,57 @@ def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
             for k in range(b.q_mw.shape[1]):
                 size[(b.dso_id, t, k)] = max(float(row.iloc[k]), 0.0)
     m.q = pyo.Var(m.DTK, bounds=lambda _m, d, t, k: (0.0, size[(d, t, k)]), doc="accepted, MW")
-    m.s_up = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals)
-    m.s_dn = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals)
 
 
 def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
-    """Flow limits after the accepted load reductions (K2, K3); constants on the right."""
-    ef, lim = data.mean_flow_mw, data.limit_mw
-    bus_of = {b.dso_id: b.bus for b in data.bids}
-    blocks_of = {d: [k for (dd, tt, k) in m.DTK if dd == d and tt == m.T.first()] for d in m.D}
+    """Flow limits after the accepted load reductions (K2, K3) on the line-hours that can
+    bind (K6), with the unresolved-overload slacks; constants on the right."""
+    from flexopt.market.lines import binding_candidates
 
-    def change(t, l):
-        h = data.sensitivity[t]
-        return sum(
-            float(h.loc[l, bus_of[d]]) * sum(m.q[d, t, k] for k in blocks_of[d]) for d in m.D
+    ef = data.mean_flow_mw.to_numpy()
+    lim = data.limit_mw.reindex_like(data.mean_flow_mw).to_numpy()
+    h = _sensitivity_at_dsos(data)
+    hours, lines, dsos = list(m.T), list(m.L), list(m.D)
+    accepted = {
+        (d, t): pyo.quicksum(m.q[d, t, k] for k in range(b.q_mw.shape[1]))
+        for d, b in zip(dsos, data.bids, strict=True)
+        for t in hours
+    }
+    f_max = np.array(
+        [
+            [
+                sum(m.q[d, t, k].ub for k in range(b.q_mw.shape[1]))
+                for d, b in zip(dsos, data.bids, strict=True)
+            ]
+            for t in hours
+        ]
+    ).reshape(len(hours), len(dsos))
+    keep = binding_candidates(ef, lim, h, f_max)
+    m.LT = pyo.Set(
+        initialize=[(lines[j], hours[i]) for i, j in zip(*np.nonzero(keep), strict=True)],
+        dimen=2,
+        ordered=True,
+    )
+    m.s_up = pyo.Var(m.LT, domain=pyo.NonNegativeReals)
+    m.s_dn = pyo.Var(m.LT, domain=pyo.NonNegativeReals)
+    pos_t = {t: i for i, t in enumerate(hours)}
+    pos_l = {l: j for j, l in enumerate(lines)}
+
+    def change(l, t):
+        row = h[pos_t[t], pos_l[l]]
+        return pyo.quicksum(
+            float(row[k]) * accepted[d, t] for k, d in enumerate(dsos) if row[k] != 0.0
         )
 
+    def rhs(l, t):
+        i, j = pos_t[t], pos_l[l]
+        return float(lim[i, j] - ef[i, j]), float(-lim[i, j] - ef[i, j])
+
     m.ineq_flow_max = pyo.Constraint(
-        m.L,
-        m.T,
-        rule=lambda _m, l, t: change(t, l) - m.s_up[l, t] <= float(lim.loc[t, l] - ef.loc[t, l]),
+        m.LT, rule=lambda _m, l, t: change(l, t) - m.s_up[l, t] <= rhs(l, t)[0]
     )
     m.ineq_flow_min = pyo.Constraint(
-        m.L,
-        m.T,
-        rule=lambda _m, l, t: change(t, l) + m.s_dn[l, t] >= float(-lim.loc[t, l] - ef.loc[t, l]),
+        m.LT, rule=lambda _m, l, t: change(l, t) + m.s_dn[l, t] >= rhs(l, t)[1]
     )
 
 
@@ -177,22 +212,16 @@ def read_tso_market(
     )
     price = price.reindex(index=hours, columns=dsos)
     dt = float(pyo.value(m.dt_h))
-    mu = (
-        np.array(
-            [
-                [
-                    abs(duals.get(m.ineq_flow_max[l, t], 0.0))
-                    + abs(duals.get(m.ineq_flow_min[l, t], 0.0))
-                    for l in lines
-                ]
-                for t in hours
-            ]
-        )
-        / dt
-    )
-    slack = np.array(
-        [[pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in lines] for t in hours]
-    )
+    pos_t = {t: i for i, t in enumerate(hours)}
+    pos_l = {l: j for j, l in enumerate(lines)}
+    mu = np.zeros((len(hours), len(lines)))  # rows left out by (K6) cannot bind: zero price
+    slack = np.zeros_like(mu)
+    for l, t in m.LT:
+        i, j = pos_t[t], pos_l[l]
+        mu[i, j] = (
+            abs(duals.get(m.ineq_flow_max[l, t], 0.0)) + abs(duals.get(m.ineq_flow_min[l, t], 0.0))
+        ) / dt
+        slack[i, j] = pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t])
     return TSOMarketResult(
         accepted_mw=accepted,
         price_eur_per_mwh=price,
