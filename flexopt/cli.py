@@ -4,7 +4,8 @@
     flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
     flexopt generate --transmission case30|case118|case300 --dsos N --feeder case33bw|case69
                      --prosumers M --seed S --out DIR
-    flexopt run INSTANCE [--method none|mlf|wca|exact] [--pareto] [--plf analytic|monte_carlo|pem]
+    flexopt run INSTANCE [--method none|mlf|wca|exact|centralized] [--central-model qp|ac]
+                         [--pareto] [--plf analytic|monte_carlo|pem]
                          [--samples N] [--seed N] [--out DIR] [--workers N | --scheduler ADDR]
 
 Bad input prints one line naming the file and field and exits with status 2.
@@ -71,9 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("instance", help="instance directory (holding instance.toml)")
     r.add_argument(
         "--method",
-        choices=("none", "mlf", "wca", "exact"),
+        choices=("none", "mlf", "wca", "exact", "centralized"),
         default="none",
-        help="how DSOs modify their prosumers' offers (default: none)",
+        help="how DSOs modify their prosumers' offers (default: none), or 'centralized': "
+        "the common TSO–DSO market baseline",
+    )
+    r.add_argument(
+        "--central-model",
+        choices=("qp", "ac"),
+        default="qp",
+        help="feeders of the centralized market: LinDistFlow QP (HiGHS) or AC NLP (ripopt)",
     )
     r.add_argument(
         "--pareto",
@@ -247,6 +255,7 @@ def _run(args: argparse.Namespace) -> int:
         solver=args.solver,
         time_limit_s=args.time_limit,
         mip_gap=args.mip_gap,
+        central_model=args.central_model,
         workers=args.workers,
         scheduler=args.scheduler,
     )
@@ -262,15 +271,21 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"congestion after     {s['congested_line_hours_after']} line-hours; overload {s['overload_mw_after']:.2f} MW·h"
     )
+    req = s["flex_requested_mwh"]
     print(
-        f"flexibility          requested {s['flex_requested_mwh']:.3f} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh"
+        f"flexibility          requested {'—' if req is None else f'{req:.3f}'} MWh, "
+        f"accepted {s['flex_accepted_mwh']:.3f} MWh"
     )
     print(f"TSO cost             {s['tso_cost_eur']:,.2f} EUR")
     print(
         f"DSO losses           {s['dso_losses_mwh_before']:.3f} → {s['dso_losses_mwh_after']:.3f} MWh/day"
     )
     print(f"DSO balance          {s['dso_balance_eur']:,.2f} EUR")
-    print(f"social cost          {s['social_cost_eur']:,.2f} EUR")
+    print(
+        f"social cost          {s['social_cost_eur']:,.2f} EUR (AC losses, day); "
+        f"{s['social_cost_lindistflow_eur']:,.2f} EUR on the centralized model"
+    )
+    print(f"information exchanged {s['information_exchanged_floats']:,} numbers across TSO–DSO")
     for dso_id, d in s["dso"].items():
         print(
             f"  {dso_id:<18} {d['participants']} participants, requested {d['requested_mwh']:.3f} MWh, "

@@ -18,10 +18,19 @@ import pandas as pd
 
 from flexopt.dso import local
 from flexopt.dso.dcp import DCPOptions
+from flexopt.dso.flexibility import energy_headroom_mwh
 from flexopt.errors import FlexoptError
 from flexopt.executors import executor
 from flexopt.grid import LOSS_ALLOCATION_METHODS, balancing_weights, transmission_from_data
 from flexopt.instance import Instance
+from flexopt.market.centralized import (
+    CentralizedData,
+    CentralizedResult,
+    DistributionArea,
+    build_centralized,
+    dispatch_cost,
+    read_centralized,
+)
 from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
 from flexopt.market.requirement import (
     RequirementData,
@@ -43,7 +52,8 @@ __all__ = [
     "run_market",
 ]
 
-METHODS = local.METHODS
+METHODS = (*local.METHODS, "centralized")
+CENTRAL_MODELS = ("qp", "ac")
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,9 @@ class MarketOptions:
 
     Attributes
     ----------
-    method : {"none", "mlf", "wca", "exact"}
-        How DSOs modify their prosumers' offers (S5).
+    method : {"none", "mlf", "wca", "exact", "centralized"}
+        How DSOs modify their prosumers' offers (S5), or ``"centralized"``: the common
+        TSO–DSO market baseline (``models/centralized.md``) instead of S3 and S5–S7.
     plf_method : {"analytic", "monte_carlo", "pem"}
     samples : int
         Monte Carlo samples.
@@ -76,9 +87,16 @@ class MarketOptions:
     pareto : bool
         Solve the DCP with MOWCA and take the fuzzy compromise (``wca`` only).
     solver, time_limit_s, mip_gap, segments
-        ``exact`` only (``models/dcp_exact.md``): ``"highs"`` solves the mode-"b" MILP,
+        ``exact`` (``models/dcp_exact.md``): ``"highs"`` solves the mode-"b" MILP,
         ``"scip"`` the mode-"ab" MINLP; time limit per DSO, relative MIP gap, tangent points
         of the loss approximation.
+    central_model : {"qp", "ac"}
+        Feeders of the centralized market: LinDistFlow (convex QP, HiGHS) or the exact
+        branch flow equations (NLP solved locally by ripopt from the QP's dispatch; small
+        cases). SCIP certifies the AC optimum in the tests but returns no duals, hence no
+        interface prices, so it is not offered here.
+    vm_limits_pu : (float, float)
+        Feeder voltage band of the centralized market (Z8).
     workers : int, optional
         Run the DSO-level stages in a local process pool of this size.
     scheduler : str, optional
@@ -105,6 +123,8 @@ class MarketOptions:
     time_limit_s: float = 60.0
     mip_gap: float = 1e-6
     segments: int = 16
+    central_model: str = "qp"
+    vm_limits_pu: tuple[float, float] = (0.95, 1.05)
     workers: int | None = None
     scheduler: str | None = None
     progress: bool = False
@@ -134,6 +154,12 @@ class MarketOptions:
             ("solver", self.solver in ("highs", "scip"), "'highs' or 'scip'"),
             ("mip_gap", 0 <= self.mip_gap < 1, "in [0, 1)"),
             ("time_limit_s", self.time_limit_s > 0, "> 0"),
+            ("central_model", self.central_model in CENTRAL_MODELS, f"one of {CENTRAL_MODELS}"),
+            (
+                "vm_limits_pu",
+                len(self.vm_limits_pu) == 2 and 0 < self.vm_limits_pu[0] < 1 < self.vm_limits_pu[1],
+                "(lo, hi) with 0 < lo < 1 < hi",
+            ),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -357,6 +383,93 @@ def _task_dispatch(args) -> local.DSODispatch:
     return local.dispatch(*args)
 
 
+def _task_settle(args) -> local.DSODispatch:
+    """S8 after the centralized market: every prosumer is paid the interface price λ_{d,t}
+    (Z10), never below its original cost."""
+    ctx, area, u, price, accepted, loss_price = args
+    u_max = pd.DataFrame(area.u_max_mw, index=accepted.index, columns=area.prosumer_id)
+    local_price = np.nan_to_num(price.to_numpy(), nan=0.0)
+    return local.settle(ctx, ctx.dso.prosumers, u_max, u, local_price, accepted, price, loss_price)
+
+
+def centralized_data(
+    inst: Instance,
+    model: PLFModel,
+    res: PLFResult,
+    hours: pd.Index,
+    ctxs: list[local.DSOContext],
+    vm_limits_pu: tuple[float, float] = (0.95, 1.05),
+) -> CentralizedData:
+    """What the common market sees (``models/centralized.md``): the S2 mean flows and limits
+    of the congested ``hours``, the sensitivities at the DSO buses, and every DSO's feeder
+    and prosumers at the day-ahead point (Z2–Z3 from the batteries' baselines)."""
+    mean, limit = _limits(inst, model, res, hours)
+    net = model.network
+    pos = model.hours.get_indexer(hours)
+    h = model.sensitivity[pos][:, :, net.bus_pos([c.dso.bus for c in ctxs])]
+    areas = []
+    for c in ctxs:
+        pros, base = c.dso.prosumers, c.dso.baseline_mw
+        rows = c.hours.get_indexer(hours)
+        power = (pros["p_max_mw"].to_numpy() - base.loc[hours].to_numpy()).clip(0.0)
+        areas.append(
+            DistributionArea(
+                dso_id=c.dso.id,
+                bus=c.dso.bus,
+                n_feeders=c.dso.n_feeders,
+                feeder=c.feeder,
+                p_mw=c.p_mw[rows],
+                q_mvar=c.q_mvar[rows],
+                prosumer_id=pros.index,
+                bus_pos=c.feeder.bus.get_indexer(pros["bus"].to_numpy()),
+                a=pros["a_eur_per_mw2h"].to_numpy(),
+                b=pros["b_eur_per_mwh"].to_numpy(),
+                u_max_mw=power,
+                energy_mwh=energy_headroom_mwh(pros, base, hours, inst.dt_h),
+            )
+        )
+    return CentralizedData(
+        mean_flow_mw=mean,
+        limit_mw=limit,
+        sensitivity=h,
+        areas=tuple(areas),
+        loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
+        dt_h=inst.dt_h,
+        vm_limits_pu=vm_limits_pu,
+    )
+
+
+def _centralized_market(data: CentralizedData, opt: MarketOptions) -> CentralizedResult:
+    """The common market (Z1–Z11): the QP, then — ``central_model="ac"`` — the AC NLP
+    started from the QP's dispatch."""
+    m = build_centralized(data)
+    r = solve(m, "highs")
+    if not r.ok:
+        raise FlexoptError(
+            f"centralized market (QP): solver returned {r.status.value} ({r.message})"
+        )
+    res = read_centralized(m, data, r.duals)
+    if opt.central_model == "ac":
+        mac = build_centralized(data, ac=True, start=res)
+        rac = solve(mac, "ripopt")
+        if not rac.ok:
+            raise FlexoptError(
+                f"centralized market (AC): ripopt returned {rac.status.value} ({rac.message})"
+            )
+        res = read_centralized(mac, data, rac.duals)
+    return res
+
+
+def _dispatch_by_dso(central: CentralizedData, results) -> dict[str, np.ndarray]:
+    """Every method's dispatch as the centralized model's arrays (DSO → ``[T, n]`` per copy)."""
+    out = {}
+    for area, r in zip(central.areas, results, strict=True):
+        tab = r.dispatch.pivot_table(index="hour", columns="prosumer_id", values="u_mw")
+        u = tab.reindex(index=central.hours, columns=area.prosumer_id, fill_value=0.0)
+        out[area.dso_id] = u.fillna(0.0).to_numpy()
+    return out
+
+
 def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
     """S1–S8 with the DSO-level stages mapped over ``ex`` (``flexopt.executors``)."""
     timings: dict[str, float] = {}
@@ -377,10 +490,24 @@ def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
     dso_ids = [d.id for d in inst.dsos]
     dso_bus = {d.id: d.bus for d in inst.dsos}
 
-    if len(hours) == 0:
+    central = cres = None
+    if len(hours):
+        central = centralized_data(inst, model, plf_before, hours, ctxs, opt.vm_limits_pu)
+    if len(hours) == 0 or opt.method == "centralized":
         capacity = requirement = pd.DataFrame(0.0, index=hours, columns=dso_ids)
         unresolved_req = pd.DataFrame(index=hours)
         offers, bids, tso = [], [], None
+        if central is not None:
+            with clock("central_market", f"centralized TSO–DSO market ({opt.central_model})"):
+                cres = _centralized_market(central, opt)
+            tso = TSOMarketResult(
+                accepted_mw=cres.accepted_mw,
+                price_eur_per_mwh=cres.price_eur_per_mwh,
+                blocks=pd.DataFrame(),
+                line_price_eur_per_mwh=cres.line_price_eur_per_mwh,
+                unresolved_mw=cres.unresolved_mw,
+                cost_eur=cres.flex_cost_eur,
+            )
     else:
         capacity = pd.concat({c.dso.id: local.declared_capacity(c, hours) for c in ctxs}, axis=1)
         with clock("requirement", "S3 flexibility requirement"):
@@ -425,23 +552,39 @@ def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
         with clock("tso_market", "S7 TSO flexibility market"):
             tso = _tso_market(inst, model, plf_before, hours, bids)
     with clock("dispatch", "S8 local dispatch and settlement"):
-        results = (
-            ex.map(
-                _task_dispatch,
+        if cres is not None:
+            results = ex.map(
+                _task_settle,
                 [
                     (
                         c,
-                        o,
-                        tso.accepted_mw[c.dso.id],
+                        a,
+                        cres.u_mw[c.dso.id],
                         tso.price_eur_per_mwh[c.dso.id],
+                        tso.accepted_mw[c.dso.id],
                         inst.market.loss_price_eur_per_mwh,
                     )
-                    for c, o in zip(ctxs, offers, strict=True)
+                    for c, a in zip(ctxs, central.areas, strict=True)
                 ],
             )
-            if tso is not None
-            else []
-        )
+        else:
+            results = (
+                ex.map(
+                    _task_dispatch,
+                    [
+                        (
+                            c,
+                            o,
+                            tso.accepted_mw[c.dso.id],
+                            tso.price_eur_per_mwh[c.dso.id],
+                            inst.market.loss_price_eur_per_mwh,
+                        )
+                        for c, o in zip(ctxs, offers, strict=True)
+                    ],
+                )
+                if tso is not None
+                else []
+            )
     with clock("verification", "S2 re-check with the accepted flexibility"):
         reduction = np.zeros_like(model.load_mw)
         if tso is not None:
@@ -474,6 +617,7 @@ def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
     summary = _summary(
         inst, opt, da, cong_before, cong_after, ctxs, requirement, tso, offers, results, timings
     )
+    summary.update(_comparison(opt, central, cres, results, offers))
     detail = {
         "contexts": ctxs,
         "offers": offers,
@@ -483,6 +627,8 @@ def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
         "plf_before": plf_before,
         "plf_after": plf_after,
         "network": model.network,
+        "centralized_data": central,
+        "centralized": cres,
     }
     return MarketResult(
         method=opt.method, tables=tables, summary=summary, timings=dict(timings), detail=detail
@@ -570,7 +716,8 @@ def _tables(
         else _losses_no_market(ctxs),
     }
     if tso is not None:
-        tables["tso_clearing"] = tso.blocks
+        if len(tso.blocks):  # the centralized market has no bids
+            tables["tso_clearing"] = tso.blocks
         tables["tso_prices"] = (
             pd.concat(
                 {"accepted_mw": tso.accepted_mw, "price_eur_per_mwh": tso.price_eur_per_mwh}, axis=1
@@ -592,6 +739,34 @@ def _tables(
                 unresolved_req.stack().rename("unresolved_mw").reset_index()
             )
     return tables
+
+
+def _comparison(opt, central, cres, results, offers) -> dict:
+    """Summary keys that put the bilevel methods and the centralized market side by side.
+
+    ``social_cost_lindistflow_eur``: the dispatch scored on the centralized model's own
+    objective (Z1 without slack, congested hours) — the first-best comparison;
+    ``information_exchanged_floats``: numbers crossing the TSO–DSO boundary (Z11): block
+    bids, declared capacity and requirement, accepted quantities and prices for the bilevel
+    scheme; every prosumer's offer and flexibility, the feeders and their loads, and the
+    dispatch sent back for the centralized market.
+    """
+    if central is None:
+        return {"social_cost_lindistflow_eur": 0.0, "information_exchanged_floats": 0}
+    T = len(central.hours)
+    if cres is not None:
+        info = central.information_floats() + T * sum(len(a.a) for a in central.areas)
+    else:
+        info = sum(2 * o.bid.q_mw.size + 4 * T for o in offers)
+    cost = dispatch_cost(central, _dispatch_by_dso(central, results)) if results else None
+    out = {
+        "social_cost_lindistflow_eur": _r(cost["social_cost_eur"], 6) if cost else 0.0,
+        "information_exchanged_floats": int(info),
+    }
+    if cres is not None:
+        out["central_model"] = opt.central_model
+        out["flex_requested_mwh"] = None  # the common market has no requirement stage (S3)
+    return out
 
 
 def _losses_no_market(ctxs) -> pd.DataFrame:
@@ -644,7 +819,9 @@ def _summary(
         d = c.dso.id
         s = settle[settle["dso_id"] == d]
         per_dso[d] = {
-            "participants": int(c.participants["participates"].sum()),
+            "participants": len(c.dso.prosumers)  # the common market screens no one
+            if opt.method == "centralized"
+            else int(c.participants["participates"].sum()),
             "requested_mwh": _r(requirement[d].sum() * dt) if d in requirement else 0.0,
             "accepted_mwh": _r(tso.accepted_mw[d].sum() * dt) if tso is not None else 0.0,
             "losses_mwh_before": _r(loss_before[d]),

@@ -180,7 +180,8 @@ def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveRe
         opts.setdefault("limits/time" if "scip" in solver else "time_limit", float(time_limit))
     if mip_gap is not None:
         opts.setdefault("limits/gap" if "scip" in solver else "mip_rel_gap", float(mip_gap))
-    duals = duals and not _has_discrete(model)  # no duals of a MIP/MINLP
+    # no duals of a MIP/MINLP; Pyomo's SCIP interface cannot load duals at all
+    duals = duals and not _has_discrete(model) and "scip" not in solver
     if duals and not hasattr(model, "dual"):
         model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     start = time.perf_counter()
@@ -212,7 +213,9 @@ def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveRe
         lb = res.problem.lower_bound
         bound = float(lb) if lb is not None and abs(float(lb)) != float("inf") else objective
         if duals and hasattr(model, "dual"):
-            dual_map = dict(model.dual.items())
+            # ripopt reports Ipopt's multipliers, −∂objective/∂rhs: flip them to our convention
+            sign = -1.0 if solver == "ripopt" else 1.0
+            dual_map = {c: sign * v for c, v in model.dual.items()}
     return SolveResult(status, objective, bound, wall, solver, str(tc), dual_map)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["flexibility_capacity", "soc_trajectory_mwh", "spare_energy_mwh"]
+__all__ = ["energy_headroom_mwh", "flexibility_capacity", "soc_trajectory_mwh", "spare_energy_mwh"]
 
 
 def soc_trajectory_mwh(
@@ -71,3 +71,28 @@ def flexibility_capacity(
     energy = eta * spare[None, :] * share / dt_h
     out[:] = np.where(share > 0, np.minimum(power, energy), 0.0)
     return out
+
+
+def energy_headroom_mwh(
+    prosumers: pd.DataFrame, baseline_mw: pd.DataFrame, hours: pd.Index, dt_h: float
+) -> np.ndarray:
+    """Cap on the energy delivered up to each of ``hours`` (``models/centralized.md`` Z3).
+
+    Extra discharge in hour ``t`` lowers the stored energy at the end of ``t`` and of every
+    later hour by ``u Δt / η``; the baseline stays feasible when every such level stays
+    ``≥ 0``. With ``hours`` sorted, ``Δt Σ_{τ ≤ t_k} u_τ ≤ η min_{t_k ≤ τ < t_{k+1}} E_τ``
+    for every ``k`` is exactly that condition (the cumulative sum is constant between
+    listed hours). The hourly split of M3 is a restriction of it.
+
+    Returns
+    -------
+    ndarray
+        ``[len(hours), n]`` MWh delivered.
+    """
+    levels = soc_trajectory_mwh(prosumers, baseline_mw, dt_h)  # row τ: end of hour τ
+    pos = baseline_mw.index.get_indexer(hours)
+    if (pos < 0).any() or (np.diff(pos) <= 0).any():
+        raise ValueError("hours must be sorted hours of the baseline")
+    ends = np.append(pos[1:], len(baseline_mw))
+    window_min = np.stack([levels[p:e].min(axis=0) for p, e in zip(pos, ends, strict=True)])
+    return prosumers["efficiency"].to_numpy()[None, :] * np.clip(window_min, 0.0, None)

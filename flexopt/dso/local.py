@@ -40,6 +40,7 @@ __all__ = [
     "feeder_net_load",
     "make_bid",
     "prepare",
+    "settle",
 ]
 
 BASELINE_METHODS = ("none", "mlf")
@@ -352,20 +353,49 @@ def dispatch(
     modified offers, but never below its *original* cost (make-whole) — and keeps the value
     of the losses it avoids, ``π_loss ΔP_loss Δt``.
     """
-    n = ctx.dso.n_feeders
     hours = offer.u_max_mw.index
     f = accepted_mw.reindex(hours, fill_value=0.0).to_numpy()
-    cl = clear(offer.a_mod, offer.b_mod, offer.u_max_mw.to_numpy(), f / n)
-    u = cl.u_mw  # [T_c, n_part] per copy
-    members = ctx.members
+    cl = clear(offer.a_mod, offer.b_mod, offer.u_max_mw.to_numpy(), f / ctx.dso.n_feeders)
+    return settle(
+        ctx,
+        ctx.members,
+        offer.u_max_mw,
+        cl.u_mw,
+        cl.price,
+        accepted_mw,
+        price_eur_per_mwh,
+        loss_price_eur_per_mwh,
+    )
+
+
+def settle(
+    ctx: DSOContext,
+    members: pd.DataFrame,
+    u_max_mw: pd.DataFrame,
+    u: np.ndarray,
+    local_price: np.ndarray,
+    accepted_mw: pd.Series,
+    price_eur_per_mwh: pd.Series,
+    loss_price_eur_per_mwh: float,
+) -> DSODispatch:
+    """AC power flow after a dispatch and the money flows (M11–M12).
+
+    ``u`` (``[T_c, n]`` MW per copy, hours of ``u_max_mw``) is the extra discharge of the
+    prosumers in ``members``; each is paid ``max(local_price · u, C_i(u)) Δt``. Used by
+    :func:`dispatch` and by the centralized market, which dispatches every prosumer itself.
+    """
+    n = ctx.dso.n_feeders
+    hours = u_max_mw.index
+    f = accepted_mw.reindex(hours, fill_value=0.0).to_numpy()
     a, b = members["a_eur_per_mw2h"].to_numpy(), members["b_eur_per_mwh"].to_numpy()
     cost = (a * u * u + b * u) * ctx.dt_h
-    pay = np.maximum(cl.price[:, None] * u * ctx.dt_h, cost)
+    pay = np.maximum(local_price[:, None] * u * ctx.dt_h, cost)
     pay = np.where(u > 1e-12, pay, 0.0)
+    bus_pos = ctx.feeder.bus.get_indexer(members["bus"].to_numpy())
 
     p_after = ctx.p_mw.copy()
     rows = ctx.hours.get_indexer(hours)
-    np.add.at(p_after, (rows[:, None], ctx.bus_pos[None, :]), -u)
+    np.add.at(p_after, (rows[:, None], bus_pos[None, :]), -u)
     before = ctx.feeder.power_flow(ctx.p_mw, ctx.q_mvar)
     after = ctx.feeder.power_flow(p_after, ctx.q_mvar)
 
@@ -375,10 +405,10 @@ def dispatch(
             "hour": np.repeat(hours.to_numpy(), u.shape[1]),
             "prosumer_id": np.tile(members.index.to_numpy(), len(hours)),
             "bus": np.tile(members["bus"].to_numpy(), len(hours)),
-            "u_max_mw": offer.u_max_mw.to_numpy().ravel(),
+            "u_max_mw": u_max_mw.to_numpy().ravel(),
             "u_mw": u.ravel(),
             "dso_u_mw": n * u.ravel(),
-            "local_price_eur_per_mwh": np.repeat(cl.price, u.shape[1]),
+            "local_price_eur_per_mwh": np.repeat(local_price, u.shape[1]),
             "original_cost_eur": n * cost.ravel(),
             "payment_eur": n * pay.ravel(),
         }
@@ -407,7 +437,7 @@ def dispatch(
             "dso_id": ctx.dso.id,
             "hour": hours.to_numpy(),
             "accepted_mw": f,
-            "served_mw": n * cl.served_mw,
+            "served_mw": n * u.sum(axis=1),
             "tso_price_eur_per_mwh": price_eur_per_mwh.reindex(hours).to_numpy(),
             "tso_payment_eur": tso_pay.to_numpy(),
             "prosumer_payment_eur": n * pay.sum(axis=1),

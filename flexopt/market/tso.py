@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from flexopt.market.lines import add_line_limits, read_line_limits
+
 __all__ = ["DSOBid", "TSOMarketData", "TSOMarketResult", "build_tso_market", "read_tso_market"]
 
 #: Penalty on unresolved overload, €/MWh per MW — far above any flexibility price.
@@ -130,53 +132,29 @@ def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
 
 def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     """Flow limits after the accepted load reductions (K2, K3) on the line-hours that can
-    bind (K6), with the unresolved-overload slacks; constants on the right."""
-    from flexopt.market.lines import binding_candidates
-
-    ef = data.mean_flow_mw.to_numpy()
-    lim = data.limit_mw.reindex_like(data.mean_flow_mw).to_numpy()
-    h = _sensitivity_at_dsos(data)
-    hours, lines, dsos = list(m.T), list(m.L), list(m.D)
-    accepted = {
-        (d, t): pyo.quicksum(m.q[d, t, k] for k in range(b.q_mw.shape[1]))
-        for d, b in zip(dsos, data.bids, strict=True)
+    bind (K6), with the unresolved-overload slacks."""
+    hours, dsos = list(m.T), list(m.D)
+    n_blocks = [b.q_mw.shape[1] for b in data.bids]
+    relief = {
+        (i, t): pyo.quicksum(m.q[d, t, k] for k in range(n_blocks[i]))
+        for i, d in enumerate(dsos)
         for t in hours
     }
     f_max = np.array(
         [
-            [
-                sum(m.q[d, t, k].ub for k in range(b.q_mw.shape[1]))
-                for d, b in zip(dsos, data.bids, strict=True)
-            ]
+            [sum(m.q[d, t, k].ub for k in range(n_blocks[i])) for i, d in enumerate(dsos)]
             for t in hours
         ]
     ).reshape(len(hours), len(dsos))
-    keep = binding_candidates(ef, lim, h, f_max)
-    m.LT = pyo.Set(
-        initialize=[(lines[j], hours[i]) for i, j in zip(*np.nonzero(keep), strict=True)],
-        dimen=2,
-        ordered=True,
-    )
-    m.s_up = pyo.Var(m.LT, domain=pyo.NonNegativeReals)
-    m.s_dn = pyo.Var(m.LT, domain=pyo.NonNegativeReals)
-    pos_t = {t: i for i, t in enumerate(hours)}
-    pos_l = {l: j for j, l in enumerate(lines)}
-
-    def change(l, t):
-        row = h[pos_t[t], pos_l[l]]
-        return pyo.quicksum(
-            float(row[k]) * accepted[d, t] for k, d in enumerate(dsos) if row[k] != 0.0
-        )
-
-    def rhs(l, t):
-        i, j = pos_t[t], pos_l[l]
-        return float(lim[i, j] - ef[i, j]), float(-lim[i, j] - ef[i, j])
-
-    m.ineq_flow_max = pyo.Constraint(
-        m.LT, rule=lambda _m, l, t: change(l, t) - m.s_up[l, t] <= rhs(l, t)[0]
-    )
-    m.ineq_flow_min = pyo.Constraint(
-        m.LT, rule=lambda _m, l, t: change(l, t) + m.s_dn[l, t] >= rhs(l, t)[1]
+    add_line_limits(
+        m,
+        hours,
+        list(m.L),
+        data.mean_flow_mw.to_numpy(),
+        data.limit_mw.reindex_like(data.mean_flow_mw).to_numpy(),
+        _sensitivity_at_dsos(data),
+        f_max,
+        relief,
     )
 
 
@@ -212,21 +190,12 @@ def read_tso_market(
     )
     price = price.reindex(index=hours, columns=dsos)
     dt = float(pyo.value(m.dt_h))
-    pos_t = {t: i for i, t in enumerate(hours)}
-    pos_l = {l: j for j, l in enumerate(lines)}
-    mu = np.zeros((len(hours), len(lines)))  # rows left out by (K6) cannot bind: zero price
-    slack = np.zeros_like(mu)
-    for l, t in m.LT:
-        i, j = pos_t[t], pos_l[l]
-        mu[i, j] = (
-            abs(duals.get(m.ineq_flow_max[l, t], 0.0)) + abs(duals.get(m.ineq_flow_min[l, t], 0.0))
-        ) / dt
-        slack[i, j] = pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t])
+    mu, slack = read_line_limits(m, hours, lines, duals, dt)
     return TSOMarketResult(
         accepted_mw=accepted,
         price_eur_per_mwh=price,
         blocks=blocks,
         line_price_eur_per_mwh=pd.DataFrame(mu, index=hours, columns=lines),
-        unresolved_mw=pd.DataFrame(np.where(slack > 1e-7, slack, 0.0), index=hours, columns=lines),
+        unresolved_mw=pd.DataFrame(slack, index=hours, columns=lines),
         cost_eur=float(objective),
     )

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["make_figures"]
 
+#: Per-DSO figures show at most this many DSOs (those that delivered the most).
+MAX_PANELS = 6
+
 
 def make_figures(result: MarketResult, folder: Path) -> list[Path]:
     """Draw every figure into ``folder``; returns the files written."""
@@ -29,10 +32,9 @@ def make_figures(result: MarketResult, folder: Path) -> list[Path]:
         _losses(result, folder / "losses_per_dso.png"),
     ]
     if result.detail.get("tso") is not None:
-        out += [
-            _offer_curves(result, folder / "offer_curves.png"),
-            _voltages(result, folder / "voltage_profiles.png"),
-        ]
+        if len(result.tables["bids"]):  # the centralized market has no bids
+            out.append(_offer_curves(result, folder / "offer_curves.png"))
+        out.append(_voltages(result, folder / "voltage_profiles.png"))
     offers = result.detail.get("offers", [])
     if any(o.history is not None and len(o.history) for o in offers):
         out.append(_convergence(offers, folder / "dcp_convergence.png"))
@@ -101,10 +103,17 @@ def _loading(result: MarketResult, path: Path) -> Path:
     return path
 
 
+def _busiest(result: MarketResult, at_most: int = MAX_PANELS) -> list[str]:
+    """The DSOs with the most accepted flexibility (one panel each), in instance order."""
+    acc = result.detail["tso"].accepted_mw.sum()
+    top = set(acc.sort_values(ascending=False, kind="stable").index[:at_most])
+    return [d for d in acc.index if d in top]
+
+
 def _offer_curves(result: MarketResult, path: Path) -> Path:
     bids = result.tables["bids"]
     prices = result.tables["tso_prices"]
-    dsos = list(bids["dso_id"].unique())
+    dsos = [d for d in _busiest(result) if d in set(bids["dso_id"])]
     fig, axes = plt.subplots(
         1, len(dsos), figsize=(4.2 * len(dsos), 3.6), squeeze=False, constrained_layout=True
     )
@@ -129,8 +138,13 @@ def _offer_curves(result: MarketResult, path: Path) -> Path:
 
 
 def _voltages(result: MarketResult, path: Path) -> Path:
-    dispatch = result.detail["dispatch"]
-    ctxs = result.detail["contexts"]
+    keep = set(_busiest(result))
+    pairs = [
+        (c, d)
+        for c, d in zip(result.detail["contexts"], result.detail["dispatch"], strict=True)
+        if c.dso.id in keep
+    ]
+    ctxs, dispatch = [c for c, _ in pairs], [d for _, d in pairs]
     fig, axes = plt.subplots(
         1, len(ctxs), figsize=(4.2 * len(ctxs), 3.6), squeeze=False, constrained_layout=True
     )

@@ -16,7 +16,7 @@ from flexopt.pipeline import run_market
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-CASES = {"rts24-3dso": ("none", "mlf", "wca")}
+CASES = {"rts24-3dso": ("none", "mlf", "wca", "centralized")}
 
 
 def golden_summary(instance: str, method: str) -> dict:

@@ -1,0 +1,294 @@
+"""Centralized (common TSO–DSO) flexibility market: the efficiency benchmark of the bilevel
+scheme (``models/centralized.md`` Z1–Z11).
+
+One operator sees every prosumer of every DSO, every feeder and the transmission network,
+and clears them together::
+
+    min  Δt Σ_t Σ_d n_d [ Σ_i (a_i u_{d,i,t}² + b_i u_{d,i,t}) + π_loss P^loss_{d,t}(u) ]
+         + M Δt Σ_{l,t} (s⁺_{l,t} + s⁻_{l,t})                                              (Z1)
+    s.t. 0 ≤ u_{d,i,t} ≤ Ū_{d,i,t}                                                          (Z2)
+         Δt Σ_{τ ≤ t} u_{d,i,τ} ≤ E_{d,i,t}                                                  (Z3)
+         n_d Σ_i u_{d,i,t} − F_{d,t} = 0                     [λ_{d,t}]                       (Z4)
+         PTDF limits on the PLF mean flows, as S7 (K2, K3, K6)                               (Z5)
+         feeder flows, voltages and losses: LinDistFlow (Z6–Z9, QP) or branch flow (X13–X15)
+
+``n_d`` identical feeder copies share one dispatch: the QP is convex and symmetric in the
+copies, so one copy scaled by ``n_d`` is exact. The dual of (Z4) over Δt is the marginal
+value of flexibility at the DSO's interface (€/MWh) — the price the TSO pays (Z10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from flexopt.grid import Feeder
+from flexopt.market.distflow import add_branch_flow, add_lindistflow, lindistflow_point
+from flexopt.market.lines import add_line_limits, read_line_limits
+from flexopt.market.tso import SLACK_PENALTY_EUR
+
+__all__ = [
+    "CentralizedData",
+    "CentralizedResult",
+    "DistributionArea",
+    "build_centralized",
+    "dispatch_cost",
+    "read_centralized",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class DistributionArea:
+    """One DSO as the common market sees it (one feeder copy; congested hours only).
+
+    Attributes
+    ----------
+    dso_id : str
+    bus : int
+        Transmission interface bus.
+    n_feeders : int
+        Identical feeder copies ``n_d``.
+    feeder : Feeder
+    p_mw, q_mvar : ndarray
+        ``[T, n_bus]`` day-ahead net load of one copy.
+    prosumer_id : Index
+        ``[n]`` every prosumer of the DSO (no screening: the common market sees them all).
+    bus_pos : ndarray
+        ``[n]`` feeder bus position of each prosumer.
+    a, b : ndarray
+        ``[n]`` original offer coefficients (€/MW²h, €/MWh).
+    u_max_mw : ndarray
+        ``[T, n]`` power headroom over the baseline (Z2).
+    energy_mwh : ndarray
+        ``[T, n]`` cap on the delivered energy up to each hour (Z3).
+    """
+
+    dso_id: str
+    bus: int
+    n_feeders: int
+    feeder: Feeder
+    p_mw: np.ndarray
+    q_mvar: np.ndarray
+    prosumer_id: pd.Index
+    bus_pos: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    u_max_mw: np.ndarray
+    energy_mwh: np.ndarray
+
+    @property
+    def incidence(self) -> np.ndarray:
+        """``[n, n_bus]``: 1 where prosumer ``i`` sits."""
+        m = np.zeros((len(self.bus_pos), self.feeder.n_bus))
+        m[np.arange(len(self.bus_pos)), self.bus_pos] = 1.0
+        return m
+
+
+@dataclass(frozen=True, eq=False)
+class CentralizedData:
+    """Everything the common market sees.
+
+    ``mean_flow_mw`` / ``limit_mw``: congested hours × branches (S2, as S3 and S7);
+    ``sensitivity``: ``[T, L, D]`` flow change per MW of load reduction at each DSO's bus.
+    """
+
+    mean_flow_mw: pd.DataFrame
+    limit_mw: pd.DataFrame
+    sensitivity: np.ndarray
+    areas: tuple[DistributionArea, ...]
+    loss_price_eur_per_mwh: float
+    dt_h: float = 1.0
+    vm_limits_pu: tuple[float, float] = (0.95, 1.05)
+
+    @property
+    def hours(self) -> pd.Index:
+        return self.mean_flow_mw.index
+
+    def information_floats(self) -> int:
+        """Numbers the operator must collect: per prosumer and hour ``Ū, E`` plus ``a, b``; per
+        feeder branch ``r, x`` and topology; per bus and hour ``p, q`` (Z11)."""
+        T = len(self.hours)
+        return int(
+            sum(
+                len(a.a) * (2 + 2 * T) + 3 * a.feeder.n_branch + 2 * T * a.feeder.n_bus
+                for a in self.areas
+            )
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class CentralizedResult:
+    """Dispatch and prices of the common market.
+
+    ``u_mw`` maps DSO → ``[T, n]`` per copy; ``accepted_mw`` / ``price_eur_per_mwh`` are
+    hours × DSOs (price NaN where nothing was taken); ``model_loss_mw`` maps DSO → ``[T]``
+    per copy, on the model's own feeder equations; ``flex_cost_eur`` and
+    ``loss_value_eur`` are the two parts of (Z1) without the slack penalty.
+    """
+
+    u_mw: dict[str, np.ndarray]
+    accepted_mw: pd.DataFrame
+    price_eur_per_mwh: pd.DataFrame
+    line_price_eur_per_mwh: pd.DataFrame
+    unresolved_mw: pd.DataFrame
+    model_loss_mw: dict[str, np.ndarray]
+    flex_cost_eur: float
+    loss_value_eur: float
+
+
+def build_centralized(
+    data: CentralizedData, ac: bool = False, start: CentralizedResult | None = None
+) -> pyo.ConcreteModel:
+    """Build the common market (Z1–Z9). Pure: never solves.
+
+    ``ac=False``: LinDistFlow feeders — a convex QP (HiGHS). ``ac=True``: the exact branch
+    flow equations — a nonconvex NLP (ripopt locally, SCIP globally), started from ``start``
+    (e.g. the QP's dispatch) when given.
+    """
+    hours = list(range(len(data.hours)))
+    m = pyo.ConcreteModel(name="centralized_ac" if ac else "centralized_qp")
+    m.T = pyo.RangeSet(0, len(hours) - 1)
+    m.D = pyo.Set(initialize=[a.dso_id for a in data.areas], ordered=True)
+    areas = {a.dso_id: a for a in data.areas}
+
+    def area_block(b, d):
+        add_area(b, areas[d], data, ac, start.u_mw[d] if start is not None else None)
+
+    m.area = pyo.Block(m.D, rule=area_block)
+    m.F = pyo.Var(m.D, m.T, domain=pyo.NonNegativeReals, doc="relief at the interface, MW")
+    m.eq_interface = pyo.Constraint(  # (Z4)
+        m.D,
+        m.T,
+        rule=lambda _m, d, t: (
+            areas[d].n_feeders * sum(m.area[d].u[i, t] for i in m.area[d].I) - m.F[d, t] == 0
+        ),
+    )
+    f_max = np.stack([a.n_feeders * a.u_max_mw.sum(axis=1) for a in data.areas], axis=1)
+    add_line_limits(  # (Z5)
+        m,
+        hours,
+        list(data.mean_flow_mw.columns),
+        data.mean_flow_mw.to_numpy(),
+        data.limit_mw.reindex_like(data.mean_flow_mw).to_numpy(),
+        data.sensitivity,
+        f_max,
+        {(k, t): m.F[d, t] for k, d in enumerate(m.D) for t in hours},
+    )
+    dt, lp = data.dt_h, data.loss_price_eur_per_mwh
+    m.flex_cost = pyo.Expression(
+        expr=dt * sum(areas[d].n_feeders * m.area[d].cost[t] for d in m.D for t in m.T)
+    )
+    m.loss_value = pyo.Expression(
+        expr=dt * lp * sum(areas[d].n_feeders * m.area[d].loss_mw[t] for d in m.D for t in m.T)
+    )
+    m.obj = pyo.Objective(  # (Z1)
+        expr=m.flex_cost
+        + m.loss_value
+        + SLACK_PENALTY_EUR * dt * pyo.quicksum(m.s_up[i] + m.s_dn[i] for i in m.LT)
+    )
+    return m
+
+
+def add_area(
+    b: pyo.Block, area: DistributionArea, data: CentralizedData, ac: bool, u_start=None
+) -> None:
+    """One DSO: prosumer flexibility (Z2–Z3), offer costs and its feeder (Z6–Z9 / X13–X15)."""
+    T, n = len(data.hours), len(area.a)
+    b.T = pyo.RangeSet(0, T - 1)
+    b.I = pyo.RangeSet(0, n - 1)
+    u0 = np.zeros((T, n)) if u_start is None else u_start
+    b.u = pyo.Var(
+        b.I,
+        b.T,
+        bounds=lambda _b, i, t: (0.0, float(area.u_max_mw[t, i])),
+        initialize=lambda _b, i, t: float(u0[t, i]),
+        doc="extra discharge, MW per copy",
+    )
+    reachable = data.dt_h * np.cumsum(area.u_max_mw, axis=0)
+
+    def energy(_b, i, t):  # (Z3), left out where the power headroom alone cannot reach it
+        if reachable[t, i] <= area.energy_mwh[t, i] + 1e-12:
+            return pyo.Constraint.Skip
+        return data.dt_h * sum(b.u[i, s] for s in range(t + 1)) <= float(area.energy_mwh[t, i])
+
+    b.ineq_energy = pyo.Constraint(b.I, b.T, rule=energy)
+    at_bus = {j: [] for j in range(area.feeder.n_bus)}
+    for i, j in enumerate(area.bus_pos):
+        at_bus[int(j)].append(i)
+
+    def withdrawal(j, t):
+        return sum(b.u[i, t] for i in at_bus[j])
+
+    if ac:
+        pf = area.feeder.power_flow(area.p_mw - u0 @ area.incidence, area.q_mvar)
+        add_branch_flow(b, area.feeder, area.p_mw, area.q_mvar, withdrawal, start=pf)
+        lo2, hi2 = (v**2 for v in data.vm_limits_pu)
+        v_da = area.feeder.power_flow(area.p_mw, area.q_mvar).vm_pu ** 2
+        for j in range(area.feeder.n_bus):  # (Z8) on the AC voltages
+            if j == area.feeder.root:
+                continue
+            for t in b.T:
+                b.v[j, t].setlb(min(lo2, v_da[t, j]))
+                b.v[j, t].setub(max(hi2, v_da[t, j]))
+    else:
+        add_lindistflow(b, area.feeder, area.p_mw, area.q_mvar, withdrawal, data.vm_limits_pu)
+    a, c = area.a, area.b
+    b.cost = pyo.Expression(
+        b.T, rule=lambda _b, t: sum(a[i] * b.u[i, t] ** 2 + c[i] * b.u[i, t] for i in b.I)
+    )
+
+
+def read_centralized(m: pyo.ConcreteModel, data: CentralizedData, duals: dict) -> CentralizedResult:
+    """Dispatch, relief, interface prices (Z10), line prices and unresolved overload."""
+    hours, dsos = data.hours, list(m.D)
+    T = len(hours)
+    u = {
+        d: np.array([[pyo.value(m.area[d].u[i, t]) for i in m.area[d].I] for t in range(T)])
+        .reshape(T, -1)
+        .clip(0.0)
+        for d in dsos
+    }
+    f = np.array([[pyo.value(m.F[d, t]) for d in dsos] for t in range(T)]).reshape(T, len(dsos))
+    f = np.where(f > 1e-7, f, 0.0)
+    lam = np.array(
+        [[duals.get(m.eq_interface[d, t], np.nan) for d in dsos] for t in range(T)]
+    ).reshape(T, len(dsos))
+    price = np.where(f > 0, lam / data.dt_h, np.nan)
+    lines = list(data.mean_flow_mw.columns)
+    mu, slack = read_line_limits(m, list(range(T)), lines, duals, data.dt_h)
+    return CentralizedResult(
+        u_mw=u,
+        accepted_mw=pd.DataFrame(f, index=hours, columns=dsos),
+        price_eur_per_mwh=pd.DataFrame(price, index=hours, columns=dsos),
+        line_price_eur_per_mwh=pd.DataFrame(mu, index=hours, columns=lines),
+        unresolved_mw=pd.DataFrame(slack, index=hours, columns=lines),
+        model_loss_mw={
+            d: np.array([pyo.value(m.area[d].loss_mw[t]) for t in range(T)]) for d in dsos
+        },
+        flex_cost_eur=float(pyo.value(m.flex_cost)),
+        loss_value_eur=float(pyo.value(m.loss_value)),
+    )
+
+
+def dispatch_cost(data: CentralizedData, u_mw: dict[str, np.ndarray]) -> dict[str, float]:
+    """(Z1) without the slack for any dispatch ``u_mw`` (DSO → ``[T, n]`` per copy, missing
+    DSOs dispatch nothing): original offer costs plus the value of the LinDistFlow losses
+    (Z9). Scores every method on the centralized model's own terms."""
+    flex = loss = 0.0
+    for area in data.areas:
+        u = u_mw.get(area.dso_id, np.zeros_like(area.u_max_mw))
+        flex += area.n_feeders * float((area.a * u * u + area.b * u).sum())
+        P, Q, _ = lindistflow_point(area.feeder, area.p_mw - u @ area.incidence, area.q_mvar)
+        r_ohm = area.feeder.r_pu * area.feeder.vn_kv**2 / area.feeder.base_mva
+        v0_kv2 = (area.feeder.vn_kv * area.feeder.v_root_pu) ** 2
+        loss += area.n_feeders * float((r_ohm * (P**2 + Q**2)).sum()) / v0_kv2
+    dt = data.dt_h
+    flex_eur, loss_eur = dt * flex, dt * data.loss_price_eur_per_mwh * loss
+    return {
+        "flex_cost_eur": flex_eur,
+        "loss_value_eur": loss_eur,
+        "social_cost_eur": flex_eur + loss_eur,
+    }
