@@ -66,5 +66,6 @@ def test_cli_and_bad_requests(tmp_path, capsys):
     # more prosumers than loaded buses (32 on case33bw): the extra ones share buses
     crowded = load_instance(generate("case30", 2, "case33bw", 40, 0, tmp_path / "y"))
     pros = crowded.dsos[0].prosumers
-    assert len(pros) == 40 and pros["bus"].nunique() == 32
+    assert len(pros) == 40
+    assert pros["bus"].nunique() == 32
     assert not (tmp_path / "x").exists()

@@ -1,0 +1,189 @@
+"""The centralized (common TSO–DSO) market: hand-derived optima and duals, consistency with
+the AC power flow, SCIP's global optimum, and first-best against every bilevel method."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flexopt as fx
+from flexopt.dso.flexibility import energy_headroom_mwh
+from flexopt.market.centralized import (
+    CentralizedData,
+    DistributionArea,
+    build_centralized,
+    dispatch_cost,
+    read_centralized,
+)
+from flexopt.market.lines import binding_candidates
+from flexopt.solve import solve
+
+
+def _tiny(loss_price: float, n_feeders: int = 10) -> CentralizedData:
+    """Root 0 – bus 1 – bus 2 (1 Ω each, 10 kV), loads 1 and 2 MW; a prosumer at buses 1 and
+    2 (a = 1 €/MW²h, b = 10 €/MWh); one line at 110 MW with a 100 MW limit, −0.5 MW per MW."""
+    feeder = fx.grid.Feeder.from_branches(
+        [0, 1], [1, 2], [1.0, 1.0], [0.0, 0.0], vn_kv=10.0, root=0
+    )
+    area = DistributionArea(
+        dso_id="D",
+        bus=1,
+        n_feeders=n_feeders,
+        feeder=feeder,
+        p_mw=np.array([[0.0, 1.0, 2.0]]),
+        q_mvar=np.zeros((1, 3)),
+        prosumer_id=pd.Index(["P1", "P2"]),
+        bus_pos=np.array([1, 2]),
+        a=np.array([1.0, 1.0]),
+        b=np.array([10.0, 10.0]),
+        u_max_mw=np.array([[5.0, 5.0]]),
+        energy_mwh=np.array([[100.0, 100.0]]),
+    )
+    hours = pd.Index([14], name="hour")
+    return CentralizedData(
+        mean_flow_mw=pd.DataFrame([[110.0]], index=hours, columns=["L"]),
+        limit_mw=pd.DataFrame([[100.0]], index=hours, columns=["L"]),
+        sensitivity=np.array([[[-0.5]]]),
+        areas=(area,),
+        loss_price_eur_per_mwh=loss_price,
+    )
+
+
+def _solve(data: CentralizedData, ac: bool = False, solver: str = "highs"):
+    m = build_centralized(data, ac=ac)
+    r = solve(m, solver)
+    assert r.ok, r.message
+    return read_centralized(m, data, r.duals), r
+
+
+def test_without_loss_value_the_cheapest_offers_share_equally():
+    """F ≥ 20 MW; identical offers split it, u = 1 MW per copy; λ = 2 a u + b = 12 €/MWh and
+    the line's shadow price is λ / 0.5 = 24 €/MWh per MW."""
+    res, _ = _solve(_tiny(0.0))
+    np.testing.assert_allclose(res.u_mw["D"], [[1.0, 1.0]], atol=1e-6)
+    assert res.accepted_mw.loc[14, "D"] == pytest.approx(20.0, abs=1e-6)
+    assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(12.0, abs=1e-5)
+    assert res.line_price_eur_per_mwh.loc[14, "L"] == pytest.approx(24.0, abs=1e-4)
+    assert res.flex_cost_eur == pytest.approx(10 * 2 * (1 + 10), abs=1e-5)
+
+
+def test_loss_value_moves_dispatch_to_the_feeder_end():
+    """π_loss = 100 €/MWh, losses (P₁² + P₂²)/100 MW: stationarity 2u₁ + 8 = 4u₂ + 4 = λ with
+    u₁ + u₂ = 2 gives u = (2/3, 4/3) and λ = 28/3 €/MWh (hand-derived)."""
+    data = _tiny(100.0)
+    res, r = _solve(data)
+    np.testing.assert_allclose(res.u_mw["D"], [[2 / 3, 4 / 3]], atol=1e-5)
+    assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(28 / 3, abs=1e-4)
+    p1, p2 = 1.0, 2.0 - 4 / 3
+    assert res.model_loss_mw["D"][0] == pytest.approx((p1**2 + p2**2) / 100, abs=1e-7)
+    # the numpy scorer and the model agree on the model's own dispatch
+    cost = dispatch_cost(data, res.u_mw)
+    assert cost["social_cost_eur"] == pytest.approx(r.objective, rel=1e-9)
+
+
+def test_insufficient_flexibility_is_reported_as_unresolved_overload():
+    data = _tiny(0.0)
+    area = replace(data.areas[0], u_max_mw=np.array([[0.5, 0.3]]))  # 8 MW of 20 MW
+    res, _ = _solve(replace(data, areas=(area,)))
+    assert res.unresolved_mw.loc[14, "L"] == pytest.approx(110 - 100 - 0.5 * 8, abs=1e-6)
+
+
+def test_energy_headroom_is_the_lowest_later_level():
+    """E₀ = 1 MWh, η = 0.9, baseline discharges 0.18 MW in hour 2 (0.2 MWh drawn), so the
+    level is 1, 0.8, 0.8, 0.8 at the ends of hours 1–4; with flexibility wanted in hours 2 and
+    4, at most 0.9 · 0.8 MWh can be delivered by hour 2 and by hour 4."""
+    pros = pd.DataFrame(
+        {"e_max_mwh": [2.0], "soc_init_pu": [0.5], "efficiency": [0.9]}, index=["P"]
+    )
+    base = pd.DataFrame({"P": [0.0, 0.18, 0.0, 0.0]}, index=pd.Index([1, 2, 3, 4], name="hour"))
+    cap = energy_headroom_mwh(pros, base, pd.Index([2, 4]), 1.0)
+    np.testing.assert_allclose(cap, [[0.72], [0.72]])
+    base2 = base.assign(P=[0.0, 0.0, 0.45, 0.0])  # 0.5 MWh drawn in hour 3
+    np.testing.assert_allclose(
+        energy_headroom_mwh(pros, base2, pd.Index([2, 4]), 1.0), [[0.45], [0.45]]
+    )
+    with pytest.raises(ValueError, match="sorted"):
+        energy_headroom_mwh(pros, base, pd.Index([4, 2]), 1.0)
+
+
+def test_binding_candidates_drop_only_limits_no_flexibility_can_reach():
+    mean = np.array([[50.0, 95.0, -95.0]])
+    limit = np.full((1, 3), 100.0)
+    h = np.array([[[0.1], [0.1], [-0.1]]])  # MW of flow per MW of flexibility
+    # 10 MW moves the flows to 51, 96, −96 at most: no limit can bind
+    assert not binding_candidates(mean, limit, h, np.array([[10.0]])).any()
+    # 60 MW could push the second to 101 and the third to −101
+    keep = binding_candidates(mean, limit, h, np.array([[60.0]]))
+    assert keep.tolist() == [[False, True, True]]
+
+
+# --------------------------------------------------------------------- bundled instance
+@pytest.fixture(scope="module")
+def runs():
+    inst = fx.load_instance("instances/rts24-3dso")
+    out = {m: fx.run_market(inst, m, seed=0) for m in ("none", "mlf", "wca", "centralized")}
+    out["centralized_ac"] = fx.run_market(inst, "centralized", seed=0, central_model="ac")
+    return out
+
+
+def test_centralized_is_first_best_on_its_own_model(runs):
+    """No bilevel dispatch beats the common market on the common market's objective, and
+    both relieve the same overload."""
+    central = runs["centralized"].summary
+    for m in ("none", "mlf", "wca"):
+        s = runs[m].summary
+        assert central["social_cost_lindistflow_eur"] <= s["social_cost_lindistflow_eur"] + 1e-6, m
+        assert s["overload_mw_before"] == central["overload_mw_before"] > 0
+        assert s["overload_mw_after"] == central["overload_mw_after"] == 0.0
+    cres = runs["centralized"].detail["centralized"]
+    assert cres.flex_cost_eur + cres.loss_value_eur == pytest.approx(
+        central["social_cost_lindistflow_eur"], rel=1e-8
+    )
+
+
+def test_day_ahead_voltages_outside_the_band_do_not_make_the_market_infeasible(runs):
+    """case33bw sits at 0.91 pu at peak: the band (Z8) only forbids getting worse."""
+    losses = runs["centralized"].tables["losses"]
+    assert losses["vm_min_pu_before"].min() < 0.95
+    assert (losses["vm_min_pu_after"] >= losses["vm_min_pu_before"] - 1e-12).all()
+
+
+def test_ac_variant_matches_the_ac_power_flow_and_improves_the_ac_social_cost(runs):
+    qp, ac = runs["centralized"], runs["centralized_ac"]
+    cres = ac.detail["centralized"]
+    hours = ac.detail["hours"]
+    losses = ac.tables["losses"].set_index(["dso_id", "hour"])
+    for d, model_loss in cres.model_loss_mw.items():
+        pf_loss = losses.loc[d].loc[hours, "feeder_loss_mw_after"].to_numpy()
+        np.testing.assert_allclose(model_loss, pf_loss, atol=1e-7)  # branch flow = our PF
+    assert ac.summary["social_cost_eur"] <= qp.summary["social_cost_eur"] + 1e-6
+    assert ac.summary["overload_mw_after"] == 0.0
+
+
+def test_scip_certifies_the_local_ac_optimum(runs):
+    """On one DSO and one hour, SCIP's global optimum of the AC model equals ripopt's."""
+    data = runs["centralized_ac"].detail["centralized_data"]
+    area = data.areas[0]
+    one = replace(
+        data,
+        mean_flow_mw=data.mean_flow_mw.iloc[:1],
+        limit_mw=data.limit_mw.iloc[:1],
+        sensitivity=data.sensitivity[:1, :, :1],
+        areas=(
+            replace(
+                area,
+                p_mw=area.p_mw[:1],
+                q_mvar=area.q_mvar[:1],
+                u_max_mw=area.u_max_mw[:1],
+                energy_mwh=area.energy_mwh[:1],
+            ),
+        ),
+    )
+    _, local = _solve(one, ac=True, solver="ripopt")
+    m = build_centralized(one, ac=True)
+    glob = solve(m, "scip_direct", time_limit=120)
+    assert glob.status.value == "optimal", glob.message
+    assert local.objective == pytest.approx(glob.objective, rel=1e-5)
