@@ -234,7 +234,15 @@ def add_area(
                 b.v[j, t].setlb(min(lo2, v_da[t, j]))
                 b.v[j, t].setub(max(hi2, v_da[t, j]))
     else:
-        add_lindistflow(b, area.feeder, area.p_mw, area.q_mvar, withdrawal, data.vm_limits_pu)
+        add_lindistflow(
+            b,
+            area.feeder,
+            area.p_mw,
+            area.q_mvar,
+            withdrawal,
+            data.vm_limits_pu,
+            area.u_max_mw @ area.incidence,
+        )
     a, c = area.a, area.b
     b.cost = pyo.Expression(
         b.T, rule=lambda _b, t: sum(a[i] * b.u[i, t] ** 2 + c[i] * b.u[i, t] for i in b.I)

@@ -60,18 +60,22 @@ def add_lindistflow(
     q_mvar: np.ndarray,
     withdrawal: Withdrawal,
     vm_limits_pu: tuple[float, float] = (0.95, 1.05),
+    withdrawal_max_mw: np.ndarray | None = None,
 ) -> None:
     """LinDistFlow flows, voltages and losses of one feeder (Z6–Z9).
 
-    Adds ``b.K``, ``b.P[k, t]`` (MW), ``b.v[j, t]`` (pu², root fixed), ``b.eq_flow`` (Z6),
-    ``b.eq_voltage`` (Z7), voltage bounds (Z8) and the expression ``b.loss_mw[t]`` (Z9).
-    Reactive loads are not flexible, so ``Q_k`` is data.
+    Adds ``b.K``, ``b.P[k, t]`` (MW), ``b.eq_flow`` (Z6), the expression ``b.loss_mw[t]``
+    (Z9) and — unless they cannot bind — ``b.v[j, t]`` (pu², root fixed), ``b.eq_voltage``
+    (Z7) with the voltage bounds (Z8). Reactive loads are not flexible, so ``Q_k`` is data.
 
     Voltage bounds are ``[min(v̲², v⁰_j), max(v̄², v⁰_j)]`` with ``v⁰`` the LinDistFlow point
     without flexibility: a bus already outside the band at the day-ahead point may not get
     worse, but the market is not asked to repair it (that would be a different product).
+    A withdrawal only raises LinDistFlow voltages, so the lower bound never binds; when
+    ``withdrawal_max_mw`` (``[T, n_bus]``) cannot lift any voltage above its upper bound
+    either, the voltages are left out (exact, and the model stays small).
     """
-    K, T = feeder.n_branch, len(b.T)
+    K = feeder.n_branch
     kids = _children(feeder)
     _, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
@@ -79,32 +83,37 @@ def add_lindistflow(
     lo2, hi2 = vm_limits_pu[0] ** 2, vm_limits_pu[1] ** 2
     b.K = pyo.RangeSet(0, K - 1)
     b.P = pyo.Var(b.K, b.T, doc="active flow into the branch's child, MW")
-    b.v = pyo.Var(
-        range(feeder.n_bus),
-        b.T,
-        bounds=lambda _b, j, t: (min(lo2, v0[t, j]), max(hi2, v0[t, j])),
-        doc="squared voltage, pu²",
-    )
-    for t in range(T):
-        b.v[feeder.root, t].fix(feeder.v_root_pu**2)
 
     def eq_flow(_b, k, t):  # (Z6): constants on the right
         c = int(feeder.child[k])
         return b.P[k, t] - sum(b.P[q, t] for q in kids[c]) + withdrawal(c, t) == float(p_mw[t, c])
 
-    def eq_voltage(_b, k, t):  # (Z7)
-        r, x, s = float(feeder.r_pu[k]), float(feeder.x_pu[k]), feeder.base_mva
-        c, par = int(feeder.child[k]), int(feeder.parent[k])
-        return b.v[c, t] - b.v[par, t] + 2 * r / s * b.P[k, t] == -2 * x / s * float(Q[t, k])
-
     b.eq_flow = pyo.Constraint(b.K, b.T, rule=eq_flow)
-    b.eq_voltage = pyo.Constraint(b.K, b.T, rule=eq_voltage)
     b.loss_mw = pyo.Expression(
         b.T,
         rule=lambda _b, t: (
             sum(float(r_ohm[k]) * (b.P[k, t] ** 2 + float(Q[t, k]) ** 2) for k in range(K)) / v0_kv2
         ),
     )
+    if withdrawal_max_mw is not None:
+        _, _, v_top = lindistflow_point(feeder, p_mw - withdrawal_max_mw, q_mvar)
+        if (v_top <= np.maximum(hi2, v0) + 1e-12).all():
+            return
+    b.v = pyo.Var(
+        range(feeder.n_bus),
+        b.T,
+        bounds=lambda _b, j, t: (min(lo2, v0[t, j]), max(hi2, v0[t, j])),
+        doc="squared voltage, pu²",
+    )
+    for t in b.T:
+        b.v[feeder.root, t].fix(feeder.v_root_pu**2)
+
+    def eq_voltage(_b, k, t):  # (Z7)
+        r, x, s = float(feeder.r_pu[k]), float(feeder.x_pu[k]), feeder.base_mva
+        c, par = int(feeder.child[k]), int(feeder.parent[k])
+        return b.v[c, t] - b.v[par, t] + 2 * r / s * b.P[k, t] == -2 * x / s * float(Q[t, k])
+
+    b.eq_voltage = pyo.Constraint(b.K, b.T, rule=eq_voltage)
 
 
 def add_branch_flow(
