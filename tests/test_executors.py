@@ -30,3 +30,11 @@ def test_market_identical_across_executors(rts):
     assert _summary(dask) == _summary(serial)
     for name in ("dispatch", "settlement", "bids"):
         assert pool.tables[name].equals(serial.tables[name]), name
+
+
+def test_centralized_market_identical_across_executors(rts):
+    """The centralized market settles each DSO through the executor too."""
+    serial = run_market(rts, "centralized")
+    pool = run_market(rts, "centralized", workers=2)
+    assert _summary(pool) == _summary(serial)
+    assert pool.tables["settlement"].equals(serial.tables["settlement"])

@@ -1,0 +1,215 @@
+"""Bilevel (none, mlf, wca) vs the centralized TSO–DSO market as the system grows.
+
+    python -m benchmarks.clearing_time [--quick] [--report]
+
+Instances: ``flexopt generate --transmission case300 --feeder case69 --seed 0`` with
+DSOs ∈ {3, 10, 30, 100} and prosumers per DSO (per feeder copy) ∈ {10, 50}; 24 hours, the
+congested hours chosen by S2. Methods: the bilevel scheme with ``none``, ``mlf`` and ``wca``
+(50 × 300, the shipped defaults), the centralized market on LinDistFlow (QP, HiGHS) and —
+up to 10 DSOs — on the AC branch flow equations (NLP, ripopt). ``wca`` runs again with a
+two-worker process pool (the 1 → 2 worker speed-up, pool start-up included).
+
+Every run is a fresh child process (so its peak RSS is its own) and reports the wall time
+of each stage, the *clearing time* (the stages that differ: S3 + S5–S6 + S7 + S8 for the
+bilevel scheme; the centralized market + S8 for the baseline — S1, S2 and the feeders' S4
+power flows are shared and reported apart), the social cost on the AC evaluator and on the
+centralized model (Z1), the TSO's cost, feeder losses, residual overload and the numbers
+crossing the TSO–DSO boundary. Ratios (bilevel / centralized) are taken within one size of
+one run. Writes ``results/clearing_time.csv`` after every run (an interrupted sweep keeps
+what finished), prints the Markdown table and saves ``results/clearing_time.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmarks._common import RESULTS, machine, write_csv
+
+DSOS = (3, 10, 30, 100)
+PROSUMERS = (10, 50)
+AC_MAX_DSOS = 10
+BILEVEL_STAGES = ("requirement_s", "dso_bids_s", "tso_market_s", "dispatch_s")
+CENTRAL_STAGES = ("central_market_s", "dispatch_s")
+SHARED_STAGES = ("day_ahead_s", "plf_s", "loss_allocation_s")
+
+
+def child(instance: str, method: str, central_model: str, workers: int) -> None:
+    """Run one market in this process and print one JSON line (the parent's row)."""
+    import resource
+
+    import flexopt as fx
+
+    inst = fx.load_instance(instance)
+    start = time.perf_counter()
+    res = fx.run_market(
+        inst, method, seed=0, central_model=central_model, workers=workers if workers > 1 else None
+    )
+    wall = time.perf_counter() - start
+    s, t = res.summary, res.timings
+    stages = CENTRAL_STAGES if method == "centralized" else BILEVEL_STAGES
+    row = {
+        "total_s": wall,
+        "shared_s": sum(t.get(k, 0.0) for k in SHARED_STAGES),
+        "clearing_s": sum(t.get(k, 0.0) for k in stages),
+        **{k: t.get(k, 0.0) for k in (*SHARED_STAGES, *BILEVEL_STAGES, "central_market_s")},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "congested_hours": len(s["congested_hours"]),
+        "overload_before_mwh": s["overload_mw_before"],
+        "overload_after_mwh": s["overload_mw_after"],
+        "accepted_mwh": s["flex_accepted_mwh"],
+        "tso_cost_eur": s["tso_cost_eur"],
+        "losses_after_mwh": s["dso_losses_mwh_after"],
+        "social_cost_eur": s["social_cost_eur"],
+        "social_cost_model_eur": s["social_cost_lindistflow_eur"],
+        "info_floats": s["information_exchanged_floats"],
+    }
+    print(json.dumps(row))
+
+
+def runs(quick: bool):
+    dsos, pros = ((3, 10), (10,)) if quick else (DSOS, PROSUMERS)
+    for n_pros in pros:
+        for n_dsos in dsos:
+            cfg = [("none", "qp", 1), ("mlf", "qp", 1), ("wca", "qp", 1), ("wca", "qp", 2)]
+            cfg.append(("centralized", "qp", 1))
+            if n_dsos <= AC_MAX_DSOS:
+                cfg.append(("centralized", "ac", 1))
+            yield n_dsos, n_pros, cfg
+
+
+def sweep(quick: bool) -> pd.DataFrame:
+    from flexopt.generate import generate
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_dsos, n_pros, cfg in runs(quick):
+            inst = generate(
+                "case300", n_dsos, "case69", n_pros, 0, Path(tmp) / f"d{n_dsos}p{n_pros}"
+            )
+            for method, cm, workers in cfg:
+                label = "centralized-ac" if cm == "ac" else method
+                print(
+                    f"clearing_time: {n_dsos} DSOs × {n_pros} prosumers: {label}, "
+                    f"{workers} worker(s) …",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.clearing_time",
+                        "--child",
+                        str(inst),
+                        method,
+                        cm,
+                        str(workers),
+                    ],
+                    capture_output=True,
+                    text=True,
+                )
+                if out.returncode != 0:
+                    print(out.stderr[-2000:], file=sys.stderr)
+                    raise SystemExit(f"clearing_time: {label} failed on {n_dsos}×{n_pros}")
+                row = json.loads(out.stdout.strip().splitlines()[-1])
+                rows.append(
+                    {"dsos": n_dsos, "prosumers": n_pros, "method": label, "workers": workers} | row
+                )
+                write_csv(pd.DataFrame(rows), "clearing_time")
+    return pd.DataFrame(rows)
+
+
+def table(df: pd.DataFrame) -> str:
+    """One row per size × method with the ratios against the centralized QP of that size."""
+    one = df[df["workers"] == 1].copy()
+    ref = one[one["method"] == "centralized"].set_index(["dsos", "prosumers"])
+    two = df[df["workers"] == 2].set_index(["dsos", "prosumers"])["total_s"]
+    lines = [
+        "| DSOs | prosumers/DSO | method | clearing (s) | × centralized | shared S1–S2–S4 (s) | "
+        "total (s) | peak RSS (MB) | social cost AC (€) | gap | social cost on Z1 (€) | gap | "
+        "losses after (MWh) | relieved overload (MW·h) | residual (MW·h) | numbers exchanged |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for _, r in one.iterrows():
+        c = ref.loc[(r["dsos"], r["prosumers"])]
+        gap = 100 * (r["social_cost_eur"] / c["social_cost_eur"] - 1)
+        gap_m = 100 * (r["social_cost_model_eur"] / c["social_cost_model_eur"] - 1)
+        lines.append(
+            f"| {r['dsos']} | {r['prosumers']} | {r['method']} | {r['clearing_s']:.2f} | "
+            f"{r['clearing_s'] / c['clearing_s']:.2f} | {r['shared_s']:.1f} | {r['total_s']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['social_cost_eur']:,.0f} | {gap:+.2f} % | "
+            f"{r['social_cost_model_eur']:,.0f} | {gap_m:+.2f} % | {r['losses_after_mwh']:.2f} | "
+            f"{r['overload_before_mwh'] - r['overload_after_mwh']:.2f} | "
+            f"{r['overload_after_mwh']:.2f} | {r['info_floats']:,} |"
+        )
+    lines += [
+        "",
+        "| DSOs | prosumers/DSO | wca total, 1 worker (s) | 2 workers (s) | speed-up |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    w1 = one[one["method"] == "wca"].set_index(["dsos", "prosumers"])["total_s"]
+    for key, t2 in two.items():
+        lines.append(f"| {key[0]} | {key[1]} | {w1[key]:.1f} | {t2:.1f} | {w1[key] / t2:.2f} |")
+    return "\n".join(lines)
+
+
+def plot(df: pd.DataFrame) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    one = df[df["workers"] == 1]
+    pros = sorted(one["prosumers"].unique())
+    fig, axes = plt.subplots(
+        1, len(pros), figsize=(5.2 * len(pros), 3.8), squeeze=False, constrained_layout=True
+    )
+    for ax, p in zip(axes[0], pros, strict=True):
+        sub = one[one["prosumers"] == p]
+        for method, g in sub.groupby("method", sort=False):
+            ax.plot(g["dsos"], g["clearing_s"], "o-", label=method)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sorted(sub["dsos"].unique()), [str(v) for v in sorted(sub["dsos"].unique())])
+        ax.set_xlabel("DSOs")
+        ax.set_ylabel("clearing time (s)")
+        ax.set_title(f"{p} prosumers per DSO (case300, case69 feeders)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    out = RESULTS / "clearing_time.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="3 and 10 DSOs × 10 prosumers only")
+    ap.add_argument(
+        "--report", action="store_true", help="table and plot from the saved CSV, no runs"
+    )
+    ap.add_argument("--child", nargs=4, metavar=("INSTANCE", "METHOD", "MODEL", "WORKERS"))
+    args = ap.parse_args(argv)
+    if args.child:
+        inst, method, cm, workers = args.child
+        child(inst, method, cm, int(workers))
+        return
+    df = pd.read_csv(RESULTS / "clearing_time.csv") if args.report else sweep(args.quick)
+    print(f"machine: {machine()}")
+    print(table(df))
+    print(f"plot: {plot(df)}")
+    if not np.isfinite(df["clearing_s"]).all():
+        raise SystemExit("non-finite timings")
+
+
+if __name__ == "__main__":
+    main()
