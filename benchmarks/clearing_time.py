@@ -136,8 +136,8 @@ def table(df: pd.DataFrame) -> str:
     lines = [
         "| DSOs | prosumers/DSO | method | clearing (s) | × centralized | shared S1–S2–S4 (s) | "
         "total (s) | peak RSS (MB) | social cost AC (€) | gap | social cost on Z1 (€) | gap | "
-        "losses after (MWh) | relieved overload (MW·h) | residual (MW·h) | numbers exchanged |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "TSO pays (€) | losses after (MWh) | relieved overload (MW·h) | residual (MW·h) | numbers exchanged |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for _, r in one.iterrows():
         c = ref.loc[(r["dsos"], r["prosumers"])]
@@ -147,7 +147,8 @@ def table(df: pd.DataFrame) -> str:
             f"| {r['dsos']} | {r['prosumers']} | {r['method']} | {r['clearing_s']:.2f} | "
             f"{r['clearing_s'] / c['clearing_s']:.2f} | {r['shared_s']:.1f} | {r['total_s']:.1f} | "
             f"{r['peak_rss_mb']:.0f} | {r['social_cost_eur']:,.0f} | {gap:+.2f} % | "
-            f"{r['social_cost_model_eur']:,.0f} | {gap_m:+.2f} % | {r['losses_after_mwh']:.2f} | "
+            f"{r['social_cost_model_eur']:,.0f} | {gap_m:+.2f} % | {r['tso_cost_eur']:,.0f} | "
+            f"{r['losses_after_mwh']:.2f} | "
             f"{r['overload_before_mwh'] - r['overload_after_mwh']:.2f} | "
             f"{r['overload_after_mwh']:.2f} | {r['info_floats']:,} |"
         )

@@ -267,6 +267,15 @@ def read_centralized(m: pyo.ConcreteModel, data: CentralizedData, duals: dict) -
     price = np.where(f > 0, lam / data.dt_h, np.nan)
     lines = list(data.mean_flow_mw.columns)
     mu, slack = read_line_limits(m, list(range(T)), lines, duals, data.dt_h)
+    # with overload left unresolved the dual carries the penalty M; as in K5 the marginal
+    # accepted offer sets the price instead (Z10)
+    scarce = slack.sum(axis=1) > 1e-6
+    if scarce.any():
+        areas = {a.dso_id: a for a in data.areas}
+        for k, d in enumerate(dsos):
+            a = areas[d]
+            mc = np.where(u[d] > 1e-7, 2.0 * a.a * u[d] + a.b, -np.inf).max(axis=1)
+            price[scarce, k] = np.minimum(price[scarce, k], mc[scarce])
     return CentralizedResult(
         u_mw=u,
         accepted_mw=pd.DataFrame(f, index=hours, columns=dsos),

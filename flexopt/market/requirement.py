@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
+
+from flexopt.market.lines import add_line_limits, read_line_limits
 
 __all__ = ["RequirementData", "build_requirement", "build_requirement_tiebreak", "read_requirement"]
 
@@ -54,7 +57,7 @@ def build_requirement(data: RequirementData) -> pyo.ConcreteModel:
     add_ineq_line_limits(m, data)
     m.obj = pyo.Objective(
         expr=sum(m.R[d, t] for d in m.D for t in m.T)
-        + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l in m.L for t in m.T)
+        + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l, t in m.LT)
     )
     return m
 
@@ -78,10 +81,9 @@ def build_requirement_tiebreak(
     _add_sets_and_vars(m, data)
     add_ineq_line_limits(m, data)
     tol = 1e-7
-    for l in m.L:
-        for t in m.T:
-            m.s_up[l, t].setub(pyo.value(first.s_up[l, t]) * (1 + tol) + tol)
-            m.s_dn[l, t].setub(pyo.value(first.s_dn[l, t]) * (1 + tol) + tol)
+    for l, t in m.LT:
+        m.s_up[l, t].setub(pyo.value(first.s_up[l, t]) * (1 + tol) + tol)
+        m.s_dn[l, t].setub(pyo.value(first.s_dn[l, t]) * (1 + tol) + tol)
     total = {t: sum(pyo.value(first.R[d, t]) for d in first.D) for t in first.T}
     m.ineq_optimal = pyo.Constraint(
         m.T, rule=lambda _m, t: sum(m.R[d, t] for d in m.D) <= total[t] * (1 + tol) + tol
@@ -103,23 +105,25 @@ def _add_sets_and_vars(m: pyo.ConcreteModel, data: RequirementData) -> None:
     m.D = pyo.Set(initialize=list(data.capacity_mw.columns), ordered=True)
     cap = data.capacity_mw
     m.R = pyo.Var(m.D, m.T, bounds=lambda _m, d, t: (0.0, float(cap.loc[t, d])), doc="MW")
-    m.s_up = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals, doc="unresolved overload, MW")
-    m.s_dn = pyo.Var(m.L, m.T, domain=pyo.NonNegativeReals, doc="unresolved overload, MW")
 
 
 def add_ineq_line_limits(m: pyo.ConcreteModel, data: RequirementData) -> None:
-    """Both flow directions within ``F̄ − zσ`` after the reductions (R2, R3)."""
-    ef, lim = data.mean_flow_mw, data.limit_mw
-
-    def flow(t, l):
-        h = data.sensitivity[t]
-        return float(ef.loc[t, l]) + sum(float(h.loc[l, d]) * m.R[d, t] for d in m.D)
-
-    m.ineq_flow_max = pyo.Constraint(
-        m.L, m.T, rule=lambda _m, l, t: flow(t, l) - m.s_up[l, t] <= float(lim.loc[t, l])
+    """Both flow directions within ``F̄ − zσ`` after the reductions (R2, R3), on the
+    line-hours some declared capacity could push to their limit (K6, ``lines.py``); adds the
+    slacks ``m.s_up``, ``m.s_dn`` over the kept pairs ``m.LT``."""
+    hours, lines, dsos = list(m.T), list(m.L), list(m.D)
+    sens = np.stack(
+        [data.sensitivity[t].reindex(index=lines, columns=dsos).to_numpy(float) for t in hours]
     )
-    m.ineq_flow_min = pyo.Constraint(
-        m.L, m.T, rule=lambda _m, l, t: flow(t, l) + m.s_dn[l, t] >= -float(lim.loc[t, l])
+    add_line_limits(
+        m,
+        hours,
+        lines,
+        data.mean_flow_mw.loc[hours, lines].to_numpy(float),
+        data.limit_mw.loc[hours, lines].to_numpy(float),
+        sens,
+        data.capacity_mw.loc[hours, dsos].to_numpy(float),
+        {(k, t): m.R[d, t] for k, d in enumerate(dsos) for t in hours},
     )
 
 
@@ -129,9 +133,5 @@ def read_requirement(m: pyo.ConcreteModel) -> tuple[pd.DataFrame, pd.DataFrame]:
     r = pd.DataFrame(
         [[pyo.value(m.R[d, t]) for d in dsos] for t in hours], index=hours, columns=dsos
     )
-    s = pd.DataFrame(
-        [[pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) for l in lines] for t in hours],
-        index=hours,
-        columns=lines,
-    )
-    return r.clip(lower=0.0), s.where(s > 1e-7, 0.0)
+    _, slack = read_line_limits(m, hours, lines, {}, 1.0)
+    return r.clip(lower=0.0), pd.DataFrame(slack, index=hours, columns=lines)

@@ -89,6 +89,8 @@ def test_insufficient_flexibility_is_reported_as_unresolved_overload():
     area = replace(data.areas[0], u_max_mw=np.array([[0.5, 0.3]]))  # 8 MW of 20 MW
     res, _ = _solve(replace(data, areas=(area,)))
     assert res.unresolved_mw.loc[14, "L"] == pytest.approx(110 - 100 - 0.5 * 8, abs=1e-6)
+    # the dual carries the 10⁵ €/MWh penalty; the marginal offer, 2 · 0.5 + 10, sets the price
+    assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(11.0, abs=1e-6)
 
 
 def test_energy_headroom_is_the_lowest_later_level():
