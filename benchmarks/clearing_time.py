@@ -6,8 +6,10 @@ Instances: ``flexopt generate --transmission case300 --feeder case69 --seed 0`` 
 DSOs ∈ {3, 10, 30, 100} and prosumers per DSO (per feeder copy) ∈ {10, 50}; 24 hours, the
 congested hours chosen by S2. Methods: the bilevel scheme with ``none``, ``mlf`` and ``wca``
 (50 × 300, the shipped defaults), the centralized market on LinDistFlow (QP, HiGHS) and —
-up to 10 DSOs — on the AC branch flow equations (NLP, ripopt). ``wca`` runs again with a
-two-worker process pool (the 1 → 2 worker speed-up, pool start-up included).
+up to 10 DSOs — on the AC branch flow equations (NLP, ripopt). ``wca`` runs twice more for
+the speed-up from 1 to 2 cores: in one process with numba pinned to one thread (the 1-core
+baseline), and with a two-worker process pool (one numba thread per worker, pool start-up
+included). Every other run leaves numba its default, all cores, for the feeder sweeps.
 
 Every run is a fresh child process (so its peak RSS is its own) and reports the wall time
 of each stage, the *clearing time* (the stages that differ: S3 + S5–S6 + S7 + S8 for the
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -79,10 +82,12 @@ def runs(quick: bool):
     dsos, pros = ((3, 10), (10,)) if quick else (DSOS, PROSUMERS)
     for n_pros in pros:
         for n_dsos in dsos:
-            cfg = [("none", "qp", 1), ("mlf", "qp", 1), ("wca", "qp", 1), ("wca", "qp", 2)]
-            cfg.append(("centralized", "qp", 1))
+            # (method, central model, workers, numba threads; 0 = numba's default, all cores)
+            cfg = [("none", "qp", 1, 0), ("mlf", "qp", 1, 0), ("wca", "qp", 1, 0)]
+            cfg += [("wca", "qp", 1, 1), ("wca", "qp", 2, 0)]
+            cfg.append(("centralized", "qp", 1, 0))
             if n_dsos <= AC_MAX_DSOS:
-                cfg.append(("centralized", "ac", 1))
+                cfg.append(("centralized", "ac", 1, 0))
             yield n_dsos, n_pros, cfg
 
 
@@ -95,11 +100,14 @@ def sweep(quick: bool) -> pd.DataFrame:
             inst = generate(
                 "case300", n_dsos, "case69", n_pros, 0, Path(tmp) / f"d{n_dsos}p{n_pros}"
             )
-            for method, cm, workers in cfg:
+            for method, cm, workers, threads in cfg:
                 label = "centralized-ac" if cm == "ac" else method
+                env = dict(os.environ)
+                if threads:
+                    env["NUMBA_NUM_THREADS"] = str(threads)
                 print(
                     f"clearing_time: {n_dsos} DSOs × {n_pros} prosumers: {label}, "
-                    f"{workers} worker(s) …",
+                    f"{workers} worker(s), numba threads {threads or 'default'} …",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -116,13 +124,21 @@ def sweep(quick: bool) -> pd.DataFrame:
                     ],
                     capture_output=True,
                     text=True,
+                    env=env,
                 )
                 if out.returncode != 0:
                     print(out.stderr[-2000:], file=sys.stderr)
                     raise SystemExit(f"clearing_time: {label} failed on {n_dsos}×{n_pros}")
                 row = json.loads(out.stdout.strip().splitlines()[-1])
                 rows.append(
-                    {"dsos": n_dsos, "prosumers": n_pros, "method": label, "workers": workers} | row
+                    {
+                        "dsos": n_dsos,
+                        "prosumers": n_pros,
+                        "method": label,
+                        "workers": workers,
+                        "numba_threads": threads,
+                    }
+                    | row
                 )
                 write_csv(pd.DataFrame(rows), "clearing_time")
     return pd.DataFrame(rows)
@@ -130,9 +146,9 @@ def sweep(quick: bool) -> pd.DataFrame:
 
 def table(df: pd.DataFrame) -> str:
     """One row per size × method with the ratios against the centralized QP of that size."""
-    one = df[df["workers"] == 1].copy()
+    one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)].copy()
     ref = one[one["method"] == "centralized"].set_index(["dsos", "prosumers"])
-    two = df[df["workers"] == 2].set_index(["dsos", "prosumers"])["total_s"]
+    wca = df[df["method"] == "wca"]
     lines = [
         "| DSOs | prosumers/DSO | method | clearing (s) | × centralized | shared S1–S2–S4 (s) | "
         "total (s) | peak RSS (MB) | social cost AC (€) | gap | social cost on Z1 (€) | gap | "
@@ -154,12 +170,19 @@ def table(df: pd.DataFrame) -> str:
         )
     lines += [
         "",
-        "| DSOs | prosumers/DSO | wca total, 1 worker (s) | 2 workers (s) | speed-up |",
-        "|---:|---:|---:|---:|---:|",
+        "| DSOs | prosumers/DSO | wca total, 1 core (s) | 1 process, numba on all cores (s) | "
+        "speed-up | 2 worker processes (s) | speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    w1 = one[one["method"] == "wca"].set_index(["dsos", "prosumers"])["total_s"]
-    for key, t2 in two.items():
-        lines.append(f"| {key[0]} | {key[1]} | {w1[key]:.1f} | {t2:.1f} | {w1[key] / t2:.2f} |")
+    key = ["dsos", "prosumers"]
+    core1 = wca[wca["numba_threads"] == 1].set_index(key)["total_s"]
+    threads = wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0)].set_index(key)["total_s"]
+    procs = wca[wca["workers"] == 2].set_index(key)["total_s"]
+    for k, t1 in core1.items():
+        lines.append(
+            f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
+            f"{procs[k]:.1f} | {t1 / procs[k]:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -169,7 +192,7 @@ def plot(df: pd.DataFrame) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    one = df[df["workers"] == 1]
+    one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)]
     pros = sorted(one["prosumers"].unique())
     fig, axes = plt.subplots(
         1, len(pros), figsize=(5.2 * len(pros), 3.8), squeeze=False, constrained_layout=True
