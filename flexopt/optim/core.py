@@ -8,6 +8,7 @@ handed to the algorithm, so a seed fixes the run bit for bit.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -267,7 +268,8 @@ def minimize(
         if algorithm.n_iter == last_iter:
             continue
         last_iter = algorithm.n_iter
-        f = float(np.min(np.atleast_1d(algorithm.best_f)))
+        best = algorithm.best_f
+        f = best if type(best) is float else float(np.min(best))
         history.append(f)
         if callback is not None:
             callback(algorithm)
@@ -277,7 +279,7 @@ def minimize(
             )
         improved = (
             best_seen - f > term.stall_tol * max(abs(best_seen), 1e-300)
-            if np.isfinite(best_seen)
+            if math.isfinite(best_seen)
             else True
         )
         stall = 0 if improved else stall + 1

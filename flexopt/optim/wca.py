@@ -201,11 +201,11 @@ class WCA(Algorithm):
             rows = self._rounds[self._chunk]
             r = self.rng.random((rows.stop - rows.start, self.lower.size))
             if self.sea_stream_rand == "scalar":
-                sea = self._sea_in_round[self._chunk]
-                r[sea] = r[sea, :1]
+                n_sea = self._sea_in_round[self._chunk]  # the sea's streams lead each round
+                r[:n_sea] = r[:n_sea, :1]
             return flow(
                 self.X[rows],
-                self.X[self._round_target[self._chunk]],
+                self.X.take(self._round_target[self._chunk], axis=0),
                 r,
                 self.c,
                 self.lower,
@@ -215,8 +215,9 @@ class WCA(Algorithm):
         return flow(self.X[1 : self.n_sr], self.X[0], r, self.c, self.lower, self.upper)
 
     def _tell(self, ev: Evaluation) -> None:
-        f, v = ev.F[:, 0], ev.violation
+        f = ev.F[:, 0]
         if self.phase == "init":
+            v = ev.violation
             order = deb_order(f, v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
             self.leader = self._assign()
@@ -225,16 +226,22 @@ class WCA(Algorithm):
             return
         if self.phase == "streams":
             rows = self._rounds[self._chunk]
-            self.X[rows], self.F[rows], self.V[rows] = self._pending, f, v
-            for k, group in self._round_groups[self._chunk]:
-                self._challenge(group, k)
+            self.X[rows], self.F[rows] = self._pending, f
+            if self._constrained:
+                self.V[rows] = ev.violation
+                for k, group in self._round_groups[self._chunk]:
+                    self._challenge(group, k)
+            else:
+                self._challenge_round(self._chunk)
             self._river_to_sea()
             self._chunk += 1
             if self._chunk == len(self._rounds):
                 self._chunk = 0
                 self.phase = "rivers"
             return
-        self.X[1 : self.n_sr], self.F[1 : self.n_sr], self.V[1 : self.n_sr] = self._pending, f, v
+        self.X[1 : self.n_sr], self.F[1 : self.n_sr] = self._pending, f
+        if self._constrained:
+            self.V[1 : self.n_sr] = ev.violation
         self._river_to_sea()
         self._evaporate()
         self.d_max -= self.d_max / self.max_it
@@ -284,10 +291,21 @@ class WCA(Algorithm):
                     for a, b in itertools.pairwise(cuts)
                 ]
             )
+        self._round_starts = [
+            np.array([g.start - sl.start for _, g in groups], dtype=np.intp)
+            for sl, groups in zip(self._rounds, self._round_groups, strict=True)
+        ]
+        self._round_leaders = [
+            np.array([k for k, _ in groups], dtype=np.intp) for groups in self._round_groups
+        ]
         self._round_target = [
             leader[sl.start - self.n_sr : sl.stop - self.n_sr] for sl in self._rounds
         ]
-        self._sea_in_round = [t == 0 for t in self._round_target]
+        self._sea_in_round = [
+            int(np.argmax(t != 0)) if t.any() else t.size for t in self._round_target
+        ]
+        self._sea_stream = np.zeros(self.n_stream, dtype=bool)
+        self._sea_stream[leader == 0] = True
         self._groups = [np.flatnonzero(leader == k) + self.n_sr for k in range(self.n_sr)]
         return leader
 
@@ -310,6 +328,17 @@ class WCA(Algorithm):
         if better:
             self._swap(best, k)
 
+    def _challenge_round(self, chunk: int) -> None:
+        """:meth:`_challenge` for every group of a stream round at once (no constraints): one
+        segmented minimum finds the groups whose best stream beats its leader."""
+        rows = self._rounds[chunk]
+        groups = self._round_groups[chunk]
+        best = np.minimum.reduceat(self.F[rows], self._round_starts[chunk])
+        wins = (best < self.F.take(self._round_leaders[chunk])).tolist()
+        for (k, group), win in zip(groups, wins, strict=True):
+            if win:
+                self._swap(group.start + int(self.F[group].argmin()), k)
+
     def _swap(self, i: int, j: int) -> None:
         row = self.X[i].copy()
         self.X[i] = self.X[j]
@@ -324,17 +353,20 @@ class WCA(Algorithm):
         d = self.lower.size
         sea = self.X[0]
         chance = self.rng.random(self.n_sr - 1)
-        gap = self.X[1 : self.n_sr] - sea
-        near = np.einsum("ij,ij->i", gap, gap) < self.d_max**2
-        for k in (
-            np.flatnonzero((chance < 0.1) | near) + 1
-        ):  # rivers in order: draws keep their order
-            idx = self._groups[k]
-            self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (self.upper - self.lower)
-        own = self._groups[0]
-        gap = self.X[own] - sea
-        close = own[np.einsum("ij,ij->i", gap, gap) < self.d_max**2]
-        if close.size:
+        gap = self.X[1:] - sea
+        dist2 = np.einsum("ij,ij->i", gap, gap)
+        d2 = self.d_max**2
+        rain = ((chance < 0.1) | (dist2[: self.n_sr - 1] < d2)).tolist()
+        for k in range(1, self.n_sr):  # rivers in order: draws keep their order
+            if rain[k - 1]:
+                idx = self._groups[k]
+                self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (
+                    self.upper - self.lower
+                )
+        # the sea's own streams (disjoint from the rivers' streams that may have rained)
+        close_mask = (dist2[self.n_sr - 1 :] < d2) & self._sea_stream
+        if close_mask.any():
+            close = np.flatnonzero(close_mask) + self.n_sr
             if self.raining == "uniform":
                 self.X[close] = self.lower + self.rng.random((close.size, d)) * (
                     self.upper - self.lower
