@@ -89,3 +89,35 @@ def test_tiebreak_keeps_unresolved_overload_and_stays_fast():
     assert r.loc[1].sum() == pytest.approx(12.0, abs=1e-5)
     assert slack.loc[1, "l"] == pytest.approx(4.0, abs=1e-5)
     assert res.wall_s < 5
+
+
+def test_presolve_drops_only_lines_that_cannot_bind(monkeypatch):
+    """K6 on S3: with random flows, limits and sensitivities on 40 lines × 3 hours, the model
+    that keeps every row and the presolved one give the same requirement and slack, and the
+    presolve actually drops rows."""
+    import numpy as np
+
+    import flexopt.market.lines as lines_mod
+
+    rng = np.random.default_rng(5)
+    hours, lines, dsos = pd.Index([1, 2, 3]), [f"l{i}" for i in range(40)], ["A", "B", "C"]
+    flow = pd.DataFrame(rng.uniform(-120, 120, (3, 40)), index=hours, columns=lines)
+    data = RequirementData(
+        mean_flow_mw=flow,
+        limit_mw=pd.DataFrame(100.0, index=hours, columns=lines),
+        sensitivity={
+            t: pd.DataFrame(rng.uniform(-0.6, 0.6, (40, 3)), index=lines, columns=dsos)
+            for t in hours
+        },
+        capacity_mw=pd.DataFrame(rng.uniform(5, 30, (3, 3)), index=hours, columns=dsos),
+    )
+    m = build_requirement(data)
+    assert 0 < len(m.LT) < 3 * 40
+    r_pre, s_pre = _solve(data)
+    keep_all = lambda mean, *_: np.ones_like(mean, dtype=bool)  # noqa: E731
+    monkeypatch.setattr(lines_mod, "binding_candidates", keep_all)
+    assert len(build_requirement(data).LT) == 3 * 40
+    r_all, s_all = _solve(data)
+    pd.testing.assert_frame_equal(r_pre, r_all, atol=1e-6)
+    pd.testing.assert_frame_equal(s_pre, s_all, atol=1e-6)
+    assert s_all.to_numpy().sum() > 0  # some line stays overloaded: the slacks are compared too
