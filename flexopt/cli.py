@@ -236,6 +236,11 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mwh(value: float | None) -> str:
+    """An energy for the summary; ``—`` where the method has no such stage."""
+    return "—" if value is None else f"{value:.3f}"
+
+
 def _run(args: argparse.Namespace) -> int:
     from flexopt.instance import load_instance
     from flexopt.pipeline import run_market
@@ -273,8 +278,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     req = s["flex_requested_mwh"]
     print(
-        f"flexibility          requested {'—' if req is None else f'{req:.3f}'} MWh, "
-        f"accepted {s['flex_accepted_mwh']:.3f} MWh"
+        f"flexibility          requested {_mwh(req)} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh"
     )
     print(f"TSO cost             {s['tso_cost_eur']:,.2f} EUR")
     print(
@@ -288,8 +292,8 @@ def _run(args: argparse.Namespace) -> int:
     print(f"information exchanged {s['information_exchanged_floats']:,} numbers across TSO–DSO")
     for dso_id, d in s["dso"].items():
         print(
-            f"  {dso_id:<18} {d['participants']} participants, requested {d['requested_mwh']:.3f} MWh, "
-            f"accepted {d['accepted_mwh']:.3f} MWh, losses −{d['losses_mwh_before'] - d['losses_mwh_after']:.3f} MWh, "
+            f"  {dso_id:<18} {d['participants']} participants, requested {_mwh(d['requested_mwh'])} MWh, "
+            f"accepted {d['accepted_mwh']:.3f} MWh, losses {d['losses_mwh_after'] - d['losses_mwh_before']:+.3f} MWh, "
             f"balance {d['balance_eur']:,.2f} EUR"
         )
         if "dcp" in d:

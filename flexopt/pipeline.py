@@ -825,7 +825,9 @@ def _summary(
             "participants": len(c.dso.prosumers)  # the common market screens no one
             if opt.method == "centralized"
             else int(c.participants["participates"].sum()),
-            "requested_mwh": _r(requirement[d].sum() * dt) if d in requirement else 0.0,
+            "requested_mwh": None  # no requirement stage (S3) in the common market
+            if opt.method == "centralized"
+            else (_r(requirement[d].sum() * dt) if d in requirement else 0.0),
             "accepted_mwh": _r(tso.accepted_mw[d].sum() * dt) if tso is not None else 0.0,
             "losses_mwh_before": _r(loss_before[d]),
             "losses_mwh_after": _r(loss_after[d]),
