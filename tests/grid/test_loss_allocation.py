@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -55,6 +57,24 @@ def test_marginal_coefficient_matches_first_principles(case33):
     fd = (case33.power_flow(p, case33.q_base_mvar).loss_mw - pf.loss_mw) / 1e-3
     assert dl_dp[j] == pytest.approx(fd, rel=1e-3)
     assert dl_dq[j] > 0
+
+
+def test_exact_marginal_coefficients_equal_central_differences(case69):
+    """(L2a) against (L2): a batch of 2 × 24 random states with injections (negative load),
+    line charging and shunt conductance on case69; central differences carry an O(h²) error
+    of ~1e-10 at h = 1e-4 MW."""
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0.0, 0.005, case69.n_bus) + 1j * rng.uniform(0.0, 0.02, case69.n_bus)
+    feeder = replace(case69, y_shunt_pu=y)
+    p = feeder.p_base_mw * rng.uniform(-0.5, 1.3, (2, 24, feeder.n_bus))
+    q = feeder.q_base_mvar * rng.uniform(0.3, 1.3, (2, 24, feeder.n_bus))
+    pf = feeder.power_flow(p, q)
+    exact = marginal_loss_factors(pf)
+    diff = marginal_loss_factors(pf, step_mw=1e-4)
+    assert exact[0].shape == (2, 24, feeder.n_bus)
+    np.testing.assert_allclose(exact[0], diff[0], atol=1e-8)
+    np.testing.assert_allclose(exact[1], diff[1], atol=1e-8)
+    assert np.abs(exact[0]).max() > 0.05  # the comparison is not between zeros
 
 
 def test_pro_rata_is_proportional_to_load(case33):
