@@ -75,3 +75,23 @@ def test_pipeline_reports_infeasible_day_ahead(rts):
     small = replace(rts, transmission=replace(rts.transmission, generators=gens))
     with pytest.raises(FlexoptError, match="day-ahead market infeasible in hour"):
         day_ahead(small)
+
+
+def test_hour_by_hour_equals_the_whole_day(rts):
+    """The pipeline solves (D1–D3) one hour at a time; the 24-hour QP has the same dispatch,
+    prices and cost (hours share no constraint)."""
+    import numpy as np
+
+    from flexopt.pipeline import day_ahead
+
+    demand = rts.forecast_load_mw().sum(axis=1)
+    m = build_day_ahead(DayAheadData(rts.transmission.generators, demand, rts.dt_h))
+    res = solve(m)
+    whole = read_day_ahead(m, res.duals)
+    hourly = day_ahead(rts)
+    assert hourly.cost_eur == pytest.approx(whole.cost_eur, rel=1e-7)
+    np.testing.assert_allclose(hourly.p_mw.to_numpy(), whole.p_mw.to_numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        hourly.price_eur_per_mwh.to_numpy(), whole.price_eur_per_mwh.to_numpy(), atol=1e-5
+    )
+    assert list(hourly.p_mw.index) == list(demand.index)
