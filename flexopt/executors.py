@@ -27,7 +27,9 @@ class _Serial:
         return [fn(x) for x in items]
 
 
-def _init_worker() -> None:  # one numba thread per process: the pool provides the parallelism
+def _init_worker() -> None:
+    """One numba and one BLAS thread per process: the pool provides the parallelism. (Two
+    workers each running OpenBLAS on both cores made S4's batched solves 10–50× slower.)"""
     os.environ["NUMBA_NUM_THREADS"] = "1"
     try:
         import numba
@@ -35,6 +37,9 @@ def _init_worker() -> None:  # one numba thread per process: the pool provides t
         numba.set_num_threads(1)
     except (ImportError, ValueError):  # pragma: no cover - numba absent or already pinned
         pass
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
 
 
 class _Processes:
