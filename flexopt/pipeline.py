@@ -230,7 +230,7 @@ def day_ahead(inst: Instance) -> DayAheadResult:
             )
     # hours decouple (no intertemporal constraint): one small QP per hour. HiGHS's QP solver
     # scales badly with size here — case300's 24-hour QP takes 3.8 s, its 24 hours 0.14 s
-    hours = []
+    per_hour = []
     for t in demand.index:
         model = build_day_ahead(
             DayAheadData(generators=gens, demand_mw=demand.loc[[t]], dt_h=inst.dt_h)
@@ -240,11 +240,11 @@ def day_ahead(inst: Instance) -> DayAheadResult:
             raise FlexoptError(
                 f"day-ahead market, hour {t}: solver returned {res.status.value} ({res.message})"
             )
-        hours.append(read_day_ahead(model, res.duals))
+        per_hour.append(read_day_ahead(model, res.duals))
     return DayAheadResult(
-        p_mw=pd.concat([h.p_mw for h in hours]),
-        price_eur_per_mwh=pd.concat([h.price_eur_per_mwh for h in hours]),
-        cost_eur=sum(h.cost_eur for h in hours),
+        p_mw=pd.concat([h.p_mw for h in per_hour]),
+        price_eur_per_mwh=pd.concat([h.price_eur_per_mwh for h in per_hour]),
+        cost_eur=sum(h.cost_eur for h in per_hour),
     )
 
 

@@ -51,9 +51,7 @@ def allocate_losses(
     """
     f = pf.feeder
     if method == "branch_current":
-        # Σ_k A[k, j] r_k conj(I_k): the loss-weighted current seen along j's path
-        seen = (np.conj(pf.i_branch_pu) * f.r_pu) @ f.path
-        return np.real(pf.i_bus_pu * seen) * f.base_mva
+        return np.real(pf.i_bus_pu * _path_weighted_current(pf)) * f.base_mva
     loss = pf.loss_mw[..., None]
     if method == "marginal":
         dl_dp, dl_dq = marginal_loss_factors(pf, step_mw=step_mw)
@@ -92,28 +90,29 @@ def marginal_loss_factors(
     """
     if step_mw is not None:
         return _marginal_differences(pf, step_mw)
-    f = pf.feeder
-    n = f.n_bus
+    n = pf.feeder.n_bus
     shape = pf.v_pu.shape
-    flat = {
-        "v": pf.v_pu.reshape(-1, n),
-        "s_conj": (
-            np.broadcast_to(pf.p_mw, shape) - 1j * np.broadcast_to(pf.q_mvar, shape)
-        ).reshape(-1, n),
-        # w_j = Σ_k A[k, j] r_k conj(I_k): ∂(Σ r|I|²)/∂I_j / 2
-        "w": ((np.conj(pf.i_branch_pu) * f.r_pu) @ f.path).reshape(-1, n),
-    }
-    dl_dp = np.zeros(flat["v"].shape)
-    dl_dq = np.zeros(flat["v"].shape)
-    for lo in range(0, dl_dp.shape[0], _CHUNK):  # J is [chunk, 2n, 2n]: bound the memory
+    v = pf.v_pu.reshape(-1, n)
+    s_conj = (np.broadcast_to(pf.p_mw, shape) - 1j * np.broadcast_to(pf.q_mvar, shape)).reshape(
+        -1, n
+    )
+    w = _path_weighted_current(pf).reshape(-1, n)
+    dl_dp = np.zeros(v.shape)
+    dl_dq = np.zeros(v.shape)
+    for lo in range(0, v.shape[0], _CHUNK):  # J is [chunk, 2n, 2n]: bound the memory
         sl = slice(lo, lo + _CHUNK)
-        dl_dp[sl], dl_dq[sl] = _marginal_implicit(
-            f, flat["v"][sl], flat["s_conj"][sl], flat["w"][sl]
-        )
+        dl_dp[sl], dl_dq[sl] = _marginal_implicit(pf.feeder, v[sl], s_conj[sl], w[sl])
     return dl_dp.reshape(shape), dl_dq.reshape(shape)
 
 
 _CHUNK = 256
+
+
+def _path_weighted_current(pf: PowerFlowResult) -> np.ndarray:
+    """``w_j = Σ_k A[k, j] r_k conj(I_k)``: the loss-weighted current seen along bus j's path
+    (L1; half the derivative of ``Σ r_k |I_k|²`` with respect to ``I_j``, L2a)."""
+    f = pf.feeder
+    return (np.conj(pf.i_branch_pu) * f.r_pu) @ f.path
 
 
 def _marginal_implicit(f, v, s_conj_mva, w) -> tuple[np.ndarray, np.ndarray]:

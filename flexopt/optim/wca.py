@@ -201,7 +201,7 @@ class WCA(Algorithm):
             rows = self._rounds[self._chunk]
             r = self.rng.random((rows.stop - rows.start, self.lower.size))
             if self.sea_stream_rand == "scalar":
-                n_sea = self._sea_in_round[self._chunk]  # the sea's streams lead each round
+                n_sea = self._n_sea_in_round[self._chunk]  # the sea's streams lead each round
                 r[:n_sea] = r[:n_sea, :1]
             return flow(
                 self.X[rows],
@@ -301,7 +301,7 @@ class WCA(Algorithm):
         self._round_target = [
             leader[sl.start - self.n_sr : sl.stop - self.n_sr] for sl in self._rounds
         ]
-        self._sea_in_round = [
+        self._n_sea_in_round = [
             int(np.argmax(t != 0)) if t.any() else t.size for t in self._round_target
         ]
         self._sea_stream = np.zeros(self.n_stream, dtype=bool)
