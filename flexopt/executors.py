@@ -29,7 +29,7 @@ class _Serial:
 
 def _init_worker() -> None:
     """One numba and one BLAS thread per process: the pool provides the parallelism. (Two
-    workers each running OpenBLAS on both cores made S4's batched solves 10–50× slower.)"""
+    workers each running OpenBLAS on both cores made S4's batched solves slower than serial.)"""
     os.environ["NUMBA_NUM_THREADS"] = "1"
     try:
         import numba

@@ -229,7 +229,7 @@ def day_ahead(inst: Instance) -> DayAheadResult:
                 f"generation range [{p_min:.1f}, {p_max:.1f}] MW"
             )
     # hours decouple (no intertemporal constraint): one small QP per hour. HiGHS's QP solver
-    # scales badly with size here — case300's 24-hour QP takes 3.8 s, its 24 hours 0.14 s
+    # scales badly with size here (case300: 28× faster hour by hour, benchmarks/stages.py)
     per_hour = []
     for t in demand.index:
         model = build_day_ahead(
@@ -499,7 +499,7 @@ def _run(inst: Instance, opt: MarketOptions, ex) -> MarketResult:
         sorted(cong_before.loc[cong_before["congested"], "hour"].unique()), name="hour"
     )
     with clock("loss_allocation", "S4 loss allocation and screening"):
-        # each task carries its own DSO only: the whole instance is ~90 % other DSOs' data
+        # each task carries its own DSO only: the rest of the instance is other DSOs' data
         ctxs = ex.map(
             _task_prepare, [(replace(inst, dsos=(d,)), d, opt.loss_allocation) for d in inst.dsos]
         )

@@ -1,0 +1,156 @@
+"""Exact speed-ups of three pipeline stages, each against its previous form in the same run.
+
+    python -m benchmarks.stages [--dsos 100] [--prosumers 10]
+
+On ``flexopt generate --transmission case300 --feeder case69 --seed 0`` (100 DSOs × 10 by
+default):
+
+- S1 (``models/day_ahead.md``): the 24-hour QP in one HiGHS call vs one QP per hour (what
+  ``pipeline.day_ahead`` does); largest dispatch difference.
+- S3 (``models/requirement.md``, K6): the requirement LP with every line-hour row vs only the
+  rows some declared capacity can reach; largest requirement difference.
+- S4 (``models/loss_allocation.md``, L2/L2a): marginal loss coefficients of every DSO's
+  day-ahead power flow by central differences (step 1e-4 MW) vs the implicit-function form;
+  largest difference.
+
+Each timing is the best of 3 calls. Prints a Markdown table; writes ``results/stages.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pandas as pd
+
+from benchmarks._common import machine, write_csv
+
+
+def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dsos", type=int, default=100)
+    ap.add_argument("--prosumers", type=int, default=10)
+    args = ap.parse_args(argv)
+
+    import flexopt as fx
+    import flexopt.market.lines as lines_mod
+    from flexopt import pipeline as pl
+    from flexopt.dso import local
+    from flexopt.generate import generate
+    from flexopt.grid.build import feeder_from_data
+    from flexopt.grid.loss_allocation import marginal_loss_factors
+    from flexopt.market.day_ahead import DayAheadData, build_day_ahead, read_day_ahead
+    from flexopt.solve import solve
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = generate("case300", args.dsos, "case69", args.prosumers, 0, Path(tmp) / "inst")
+        inst = fx.load_instance(path)
+
+    # S1
+    gens, demand = inst.transmission.generators, inst.forecast_load_mw().sum(axis=1)
+
+    def whole_day():
+        m = build_day_ahead(DayAheadData(gens, demand, inst.dt_h))
+        return read_day_ahead(m, solve(m).duals)
+
+    t_old, old = _best(whole_day)
+    t_new, new = _best(lambda: pl.day_ahead(inst))
+    rows.append(
+        (
+            "S1 day-ahead",
+            "24-hour QP",
+            "24 hourly QPs",
+            t_old,
+            t_new,
+            float(np.abs(old.p_mw.to_numpy() - new.p_mw.to_numpy()).max()),
+            "MW",
+        )
+    )
+
+    # S3, at the run's own congested hours and declared capacities
+    da = new
+    model = pl.plf_model(inst, da)
+    plf, cong = pl.congestion(inst, model, "analytic")
+    hours = pd.Index(sorted(cong.loc[cong["congested"], "hour"].unique()), name="hour")
+    ctxs = [local.prepare(inst, d) for d in inst.dsos]
+    capacity = pd.concat({c.dso.id: local.declared_capacity(c, hours) for c in ctxs}, axis=1)
+    dso_bus = {d.id: d.bus for d in inst.dsos}
+
+    def requirement():
+        return pl._requirement(inst, model, plf, hours, capacity, dso_bus)[0]
+
+    def keep_all(mean, *_):
+        return np.ones_like(mean, dtype=bool)
+
+    with mock.patch.object(lines_mod, "binding_candidates", keep_all):
+        t_old, old = _best(requirement)
+    t_new, new = _best(requirement)
+    rows.append(
+        (
+            "S3 requirement",
+            "every line-hour row",
+            "K6 presolve",
+            t_old,
+            t_new,
+            float(np.abs(old.to_numpy() - new.to_numpy()).max()),
+            "MW",
+        )
+    )
+
+    # S4
+    pfs = []
+    for d in inst.dsos:
+        feeder = feeder_from_data(d.feeder)
+        p, q = local.feeder_net_load(inst, d)
+        pfs.append(feeder.power_flow(p, q))
+    t_old, old = _best(lambda: [marginal_loss_factors(pf, step_mw=1e-4)[0] for pf in pfs])
+    t_new, new = _best(lambda: [marginal_loss_factors(pf)[0] for pf in pfs])
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(old, new, strict=True))
+    rows.append(
+        (
+            "S4 marginal loss factors",
+            "central differences",
+            "implicit (L2a)",
+            t_old,
+            t_new,
+            diff,
+            "MW/MW",
+        )
+    )
+
+    df = pd.DataFrame(
+        rows, columns=["stage", "before", "after", "before_s", "after_s", "max_difference", "unit"]
+    )
+    write_csv(df, "stages")
+    print(
+        f"# Stage speed-ups, {machine()}, case300, {args.dsos} DSOs × {args.prosumers} "
+        f"prosumers, {len(hours)} congested hours\n"
+    )
+    print("| stage | before | after | before (s) | after (s) | speed-up | max difference |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for r in df.itertuples():
+        print(
+            f"| {r.stage} | {r.before} | {r.after} | {r.before_s:.3f} | {r.after_s:.3f} | "
+            f"{r.before_s / r.after_s:.1f}× | {r.max_difference:.1e} {r.unit} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
