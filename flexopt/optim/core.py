@@ -250,22 +250,25 @@ def minimize(
     algorithm.setup(problem, rng, term)
     evals = 0
     history: list[float] = []
-    best_seen = np.inf
+    best_seen = math.inf
     stall = 0
     message = ""
     last_iter = 0
     budget = term.iteration_budget(
         getattr(algorithm, "evals_per_iter", 1), getattr(algorithm, "initial_evals", 0)
     )
+    report_every = max(1, budget // 10) if progress and budget else 0
+    max_evals, max_iter, stall_iter = term.max_evals, term.max_iter, term.stall_iter
+    ask, tell, evaluate = algorithm.ask, algorithm.tell, problem.evaluate
     while True:
-        X = algorithm.ask()
-        if term.max_evals is not None and evals + len(X) > term.max_evals:
-            message = f"max_evals={term.max_evals} reached"
+        X = ask()
+        n = len(X)
+        if max_evals is not None and evals + n > max_evals:
+            message = f"max_evals={max_evals} reached"
             break
-        ev = problem.evaluate(X)
-        evals += len(X)
-        algorithm.tell(ev)
-        if algorithm.n_iter == last_iter:
+        tell(evaluate(X))
+        evals += n
+        if algorithm.n_iter == last_iter:  # an iteration can take several ask/tell rounds
             continue
         last_iter = algorithm.n_iter
         best = algorithm.best_f
@@ -273,23 +276,24 @@ def minimize(
         history.append(f)
         if callback is not None:
             callback(algorithm)
-        if progress and budget and last_iter % max(1, budget // 10) == 0:
+        if report_every and last_iter % report_every == 0:
             print(
                 f"{algorithm.name}: iteration {last_iter}/{budget}, best {f:.6g}", file=sys.stderr
             )
-        improved = (
-            best_seen - f > term.stall_tol * max(abs(best_seen), 1e-300)
-            if math.isfinite(best_seen)
-            else True
-        )
-        stall = 0 if improved else stall + 1
-        best_seen = min(best_seen, f)
-        if term.max_iter is not None and last_iter >= term.max_iter:
-            message = f"max_iter={term.max_iter} reached"
+        if max_iter is not None and last_iter >= max_iter:
+            message = f"max_iter={max_iter} reached"
             break
-        if term.stall_iter is not None and stall >= term.stall_iter:
-            message = f"no improvement in {term.stall_iter} iterations"
-            break
+        if stall_iter is not None:
+            improved = (
+                best_seen - f > term.stall_tol * max(abs(best_seen), 1e-300)
+                if math.isfinite(best_seen)
+                else True
+            )
+            stall = 0 if improved else stall + 1
+            best_seen = min(best_seen, f)
+            if stall >= stall_iter:
+                message = f"no improvement in {stall_iter} iterations"
+                break
     pareto = algorithm.pareto()
     return Result(
         x=np.array(algorithm.best_x, copy=True),

@@ -60,11 +60,14 @@ class Mealpy:
         from mealpy import FloatVar
 
         counter = {"n": 0}
+        evaluate, penalty = problem.evaluate, self.penalty
 
         def objective(x: np.ndarray) -> float:
             counter["n"] += 1
-            ev = problem.evaluate(np.asarray(x, dtype=float)[None, :])
-            return float(ev.F[0, 0] + self.penalty * ev.violation[0])
+            ev = evaluate(np.asarray(x, dtype=float).reshape(1, -1))
+            if ev.G is None:  # unconstrained: no penalty term to add
+                return float(ev.F[0, 0])
+            return float(ev.F[0, 0] + penalty * ev.violation[0])
 
         if term.max_evals is not None:
             epochs = max(1, term.max_evals // self.pop_size)

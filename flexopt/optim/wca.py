@@ -106,7 +106,9 @@ class WCA(Algorithm):
     better than the sea swaps with it; rivers flow to the sea and swap if better; the streams
     of a river rain uniformly when ``‖X_sea − X_river‖ < d_max`` or ``rand < 0.1``; streams of
     the sea closer than ``d_max`` rain; ``d_max`` decays. Comparisons follow Deb's feasibility
-    rules on the total violation. Evaluations per iteration: ``Npop − 1``.
+    rules on the total violation. Evaluations per iteration: ``Npop − 1``. One generator call
+    per iteration draws its uniforms in the order they are used (W4a): the rounds' factors,
+    then the rivers' rain chances; points that rain draw afterwards.
 
     Deliberate deviations (``models/wca.md``):
     1. *Batched phases.* All streams move and are evaluated together, then swaps happen (the
@@ -197,22 +199,20 @@ class WCA(Algorithm):
     def _ask(self) -> np.ndarray:
         if self.phase == "init":
             return self.X
-        if self.phase == "streams":
-            rows = self._rounds[self._chunk]
-            r = self.rng.random((rows.stop - rows.start, self.lower.size))
-            if self.sea_stream_rand == "scalar":
-                n_sea = self._n_sea_in_round[self._chunk]  # the sea's streams lead each round
-                r[:n_sea] = r[:n_sea, :1]
-            return flow(
-                self.X[rows],
-                self.X.take(self._round_target[self._chunk], axis=0),
-                r,
-                self.c,
-                self.lower,
-                self.upper,
-            )
-        r = self.rng.random((self.n_sr - 1, self.lower.size))
-        return flow(self.X[1 : self.n_sr], self.X[0], r, self.c, self.lower, self.upper)
+        # round i: streams (or, last, the rivers) move in place toward their leader — the
+        # kernel of :func:`flow` (W3) with each segment of rows taking its own factors
+        i = self._round
+        if i == 0:  # one draw per iteration, C folded into the factors
+            self.rng.random(out=self._draws)
+            self._factors *= self.c
+        x = self._x[i]
+        step = self.X.take(self._round_target[i], axis=0, out=self._work[i])
+        np.subtract(step, x, out=step)
+        for rows, factor in self._segments[i]:
+            rows *= factor
+        np.add(x, step, out=x)
+        np.maximum(x, self._lo[i], out=x)
+        return np.minimum(x, self._hi[i], out=x)
 
     def _tell(self, ev: Evaluation) -> None:
         f = ev.F[:, 0]
@@ -221,92 +221,114 @@ class WCA(Algorithm):
             order = deb_order(f, v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
             self.leader = self._assign()
-            self.phase = "streams"
-            self._chunk = 0
+            self.phase = "rounds"
+            self._round = 0
             return
-        if self.phase == "streams":
-            rows = self._rounds[self._chunk]
-            self.X[rows], self.F[rows] = self._pending, f
-            if self._constrained:
-                self.V[rows] = ev.violation
-                for k, group in self._round_groups[self._chunk]:
-                    self._challenge(group, k)
-            else:
-                self._challenge_round(self._chunk)
-            self._river_to_sea()
-            self._chunk += 1
-            if self._chunk == len(self._rounds):
-                self._chunk = 0
-                self.phase = "rivers"
-            return
-        self.X[1 : self.n_sr], self.F[1 : self.n_sr] = self._pending, f
+        i = self._round
+        self._f[i][:] = f
         if self._constrained:
-            self.V[1 : self.n_sr] = ev.violation
-        self._river_to_sea()
+            self.V[self._rows[i]] = ev.violation
+            for k, group in self._round_groups[i]:
+                self._challenge(group, k)
+        elif self._round_groups[i]:
+            self._challenge_round(i)
+        if self._moves_rivers[i]:
+            self._river_to_sea()
+        if i + 1 < len(self._rows):
+            self._round = i + 1
+            return
         self._evaporate()
         self.d_max -= self.d_max / self.max_it
         self.n_iter += 1
-        self.phase = "streams"
-
-    def ask(self) -> np.ndarray:  # remember the batch so tell() can store it
-        self._pending = self._ask()
-        return self._pending
+        self._round = 0
 
     # ------------------------------------------------------------------ pieces
     def _assign(self) -> np.ndarray:
-        """Stream counts (W2) and the storage layout of the stream phase.
+        """Stream counts (W2) and the storage layout of the rounds of an iteration.
 
-        Streams are stored as ``[sea chunk 0 | rivers' streams | sea chunk 1 | …]`` — a fixed
-        permutation of the cost-sorted streams made once here — so that every round of the
-        stream phase and every group within it is a contiguous slice (no fancy indexing on the
-        hot path). The permutation changes no result: rounds, groups and random draws keep
-        their order.
+        Rounds: the sea's first chunk with every river's streams, then the sea's other chunks,
+        then the rivers. The population is stored as
+        ``[sea | rivers | sea chunk 0 | rivers' streams | sea chunk 1 | …]`` so that every
+        round and every group of streams within it is a contiguous slice (no fancy indexing
+        on the hot path). The permutation is made once here and changes no result.
         """
-        leaders = slice(0, self.n_sr)
-        if np.any(self.V[: self.n_sr + 1] > 0):
-            ns = allocate_streams(
-                np.zeros(self.n_sr), 0.0, self.n_stream
-            )  # even split (deviation 3)
+        n_sr = self.n_sr
+        if np.any(self.V[: n_sr + 1] > 0):
+            ns = allocate_streams(np.zeros(n_sr), 0.0, self.n_stream)  # even split (dev. 3)
         else:
-            ns = allocate_streams(self.F[leaders], self.F[self.n_sr], self.n_stream)
+            ns = allocate_streams(self.F[:n_sr], self.F[n_sr], self.n_stream)
         self.ns = ns
-        sea = np.arange(ns[0])
-        chunks = np.array_split(sea, min(self.sea_chunks, ns[0]))
-        perm = np.concatenate([chunks[0], np.arange(ns[0], self.n_stream), *chunks[1:]]) + self.n_sr
-        order = np.r_[np.arange(self.n_sr), perm]
+        chunks = np.array_split(np.arange(ns[0]), min(self.sea_chunks, ns[0]))
+        perm = np.concatenate([chunks[0], np.arange(ns[0], self.n_stream), *chunks[1:]])
+        order = np.r_[np.arange(n_sr), perm + n_sr]
         self.X, self.F, self.V = self.X[order], self.F[order], self.V[order]
-        leader_sorted = np.repeat(np.arange(self.n_sr), ns)
-        leader = leader_sorted[perm - self.n_sr]
-        # rounds as slices of the population, and their groups as (leader, slice)
+        leader = np.repeat(np.arange(n_sr), ns)[perm]  # of the stream stored at row n_sr + j
+        # rounds as slices of the population, the rivers' round last
         sizes = [chunks[0].size + self.n_stream - ns[0], *(c.size for c in chunks[1:])]
-        bounds = np.cumsum([self.n_sr, *sizes])
-        self._rounds = [slice(a, b) for a, b in itertools.pairwise(bounds)]
-        self._round_groups = []
-        for sl in self._rounds:
-            lead = leader[sl.start - self.n_sr : sl.stop - self.n_sr]
+        self._rows = [slice(a, b) for a, b in itertools.pairwise(np.cumsum([n_sr, *sizes]))]
+        self._rows.append(self._rivers)
+        # per round: each row's target (rivers flow to the sea), the groups of streams as
+        # (leader, slice), and the rows of the sea's streams (one random factor each)
+        target = np.r_[np.zeros(n_sr, dtype=np.intp), leader]
+        is_stream = np.arange(self.n_pop) >= n_sr
+        self._round_target, self._round_groups, self._round_starts = [], [], []
+        sea_rows = []
+        for rows in self._rows:
+            lead = np.where(is_stream[rows], target[rows], -1)
             cuts = np.flatnonzero(np.r_[True, lead[1:] != lead[:-1], True])
+            runs = [(int(lead[a]), a, b) for a, b in itertools.pairwise(cuts) if lead[a] >= 0]
+            if [k for k, _, _ in runs] != list(range(len(runs))):
+                raise AssertionError("a round must hold its groups in leader order")
+            self._round_target.append(target[rows])
             self._round_groups.append(
-                [
-                    (int(lead[a]), slice(sl.start + a, sl.start + b))
-                    for a, b in itertools.pairwise(cuts)
-                ]
+                [(k, slice(rows.start + a, rows.start + b)) for k, a, b in runs]
             )
-        self._round_starts = [
-            np.array([g.start - sl.start for _, g in groups], dtype=np.intp)
-            for sl, groups in zip(self._rounds, self._round_groups, strict=True)
+            self._round_starts.append(np.array([a for _, a, _ in runs], dtype=np.intp))
+            sea_rows.append(next(((a, b) for k, a, b in runs if k == 0), None))
+        self._round_leaders = [slice(0, len(groups)) for groups in self._round_groups]
+        # a round of the sea's streams alone leaves the rivers as they were and the sea no
+        # worse: no river can beat the sea after it, so the river ↔ sea test is skipped
+        self._moves_rivers = [
+            rows is self._rivers or len(groups) > 1
+            for rows, groups in zip(self._rows, self._round_groups, strict=True)
         ]
-        self._round_leaders = [
-            np.array([k for k, _ in groups], dtype=np.intp) for groups in self._round_groups
-        ]
-        self._round_target = [
-            leader[sl.start - self.n_sr : sl.stop - self.n_sr] for sl in self._rounds
-        ]
-        self._n_sea_in_round = [
-            int(np.argmax(t != 0)) if t.any() else t.size for t in self._round_target
-        ]
-        self._sea_stream = np.zeros(self.n_stream, dtype=bool)
-        self._sea_stream[leader == 0] = True
-        self._groups = [np.flatnonzero(leader == k) + self.n_sr for k in range(self.n_sr)]
+        # full-shape bounds and work buffers per round: on arrays this small, broadcasting a
+        # [d] bound costs more than the elementwise operation itself
+        self._shape = [(rows.stop - rows.start, self.lower.size) for rows in self._rows]
+        self._lo = [np.broadcast_to(self.lower, shape).copy() for shape in self._shape]
+        self._hi = [np.broadcast_to(self.upper, shape).copy() for shape in self._shape]
+        self._work = [np.empty(shape) for shape in self._shape]
+        # the rounds' positions and costs are fixed views: X and F are only changed in place
+        # from here on (swaps, rain)
+        self._x = [self.X[rows] for rows in self._rows]
+        self._f = [self.F[rows] for rows in self._rows]
+        # one buffer of uniforms per iteration, in the order they are used: each round's
+        # factors row by row (one per stream of the sea with sea_stream_rand="scalar", one per
+        # dimension otherwise), then one rain chance per river. ``_segments[i]`` pairs rows
+        # of round i's work buffer with their factors.
+        d = self.lower.size
+        pieces = []  # (round, first row, last row, factors per row)
+        for i, (rows, sea) in enumerate(zip(self._rows, sea_rows, strict=True)):
+            n = rows.stop - rows.start
+            if sea is None or self.sea_stream_rand == "vector":
+                pieces.append((i, 0, n, d))
+                continue
+            a, b = sea
+            pieces += [(i, 0, a, d), (i, a, b, 1), (i, b, n, d)]
+        pieces = [p for p in pieces if p[2] > p[1]]
+        sizes = [(b - a) * k for _, a, b, k in pieces]
+        ends = np.cumsum([0, *sizes])
+        self._draws = np.empty(ends[-1] + n_sr - 1)
+        self._factors = self._draws[: ends[-1]]
+        self._chance = self._draws[ends[-1] :]
+        self._segments = [[] for _ in self._rows]
+        for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
+            self._segments[i].append((self._work[i][a:b], self._draws[lo:hi].reshape(b - a, k)))
+        self._sea_stream = leader == 0
+        self._x_below_sea = self.X[1:]
+        self._gap = np.empty_like(self._x_below_sea)
+        self._dist2 = np.empty(self.n_pop - 1)
+        self._groups = [np.flatnonzero(leader == k) + n_sr for k in range(n_sr)]
         return leader
 
     def _challenge(self, group, k: int) -> None:
@@ -328,35 +350,56 @@ class WCA(Algorithm):
         if better:
             self._swap(best, k)
 
-    def _challenge_round(self, chunk: int) -> None:
-        """:meth:`_challenge` for every group of a stream round at once (no constraints): one
-        segmented minimum finds the groups whose best stream beats its leader."""
-        rows = self._rounds[chunk]
-        groups = self._round_groups[chunk]
-        best = np.minimum.reduceat(self.F[rows], self._round_starts[chunk])
-        wins = (best < self.F.take(self._round_leaders[chunk])).tolist()
+    def _challenge_round(self, i: int) -> None:
+        """:meth:`_challenge` for every group of streams of round ``i`` at once (no
+        constraints): one segmented minimum finds the groups whose best stream beats its
+        leader."""
+        groups = self._round_groups[i]
+        if len(groups) == 1:  # a round of the sea's streams only
+            k, group = groups[0]
+            best = group.start + int(self.F[group].argmin())
+            if self.F[best] < self.F[k]:
+                self._swap(best, k)
+            return
+        best = np.minimum.reduceat(self._f[i], self._round_starts[i])
+        wins = (best < self.F[self._round_leaders[i]]).tolist()
         for (k, group), win in zip(groups, wins, strict=True):
             if win:
                 self._swap(group.start + int(self.F[group].argmin()), k)
 
     def _swap(self, i: int, j: int) -> None:
-        row = self.X[i].copy()
-        self.X[i] = self.X[j]
-        self.X[j] = row
-        self.F[i], self.F[j] = self.F[j], self.F[i]
-        self.V[i], self.V[j] = self.V[j], self.V[i]
+        X, F = self.X, self.F
+        row = X[i].copy()
+        X[i] = X[j]
+        X[j] = row
+        F[i], F[j] = F[j], F[i]
+        if self._constrained:  # without constraints every violation is zero
+            V = self.V
+            V[i], V[j] = V[j], V[i]
 
     def _river_to_sea(self) -> None:
-        self._challenge(self._rivers, 0)
+        if self._constrained:
+            self._challenge(self._rivers, 0)
+            return
+        F = self.F
+        best = int(F[self._rivers].argmin()) + 1
+        if F[best] < F[0]:
+            self._swap(best, 0)
 
     def _evaporate(self) -> None:
+        """Evaporation and raining (W5): rivers' streams rain when the river is within
+        ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
         d = self.lower.size
         sea = self.X[0]
-        chance = self.rng.random(self.n_sr - 1)
-        gap = self.X[1:] - sea
-        dist2 = np.einsum("ij,ij->i", gap, gap)
+        rain = [u < 0.1 for u in self._chance.tolist()]
+        gap = np.subtract(self._x_below_sea, sea, out=self._gap)
+        dist2 = np.einsum("ij,ij->i", gap, gap, out=self._dist2)
         d2 = self.d_max**2
-        rain = ((chance < 0.1) | (dist2[: self.n_sr - 1] < d2)).tolist()
+        close_mask = None
+        if dist2.min() < d2:  # rare: something sits on the sea
+            near = dist2 < d2
+            rain = [a or b for a, b in zip(rain, near[: self.n_sr - 1].tolist(), strict=True)]
+            close_mask = near[self.n_sr - 1 :] & self._sea_stream
         for k in range(1, self.n_sr):  # rivers in order: draws keep their order
             if rain[k - 1]:
                 idx = self._groups[k]
@@ -364,8 +407,7 @@ class WCA(Algorithm):
                     self.upper - self.lower
                 )
         # the sea's own streams (disjoint from the rivers' streams that may have rained)
-        close_mask = (dist2[self.n_sr - 1 :] < d2) & self._sea_stream
-        if close_mask.any():
+        if close_mask is not None and close_mask.any():
             close = np.flatnonzero(close_mask) + self.n_sr
             if self.raining == "uniform":
                 self.X[close] = self.lower + self.rng.random((close.size, d)) * (

@@ -192,9 +192,9 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
     model = build_dcp_exact(ApproxModel(prob, 16))
     res = solve(model, time_limit=0.05, mip_gap=1e-9)
     assert res.status in (SolveStatus.FEASIBLE, SolveStatus.NO_SOLUTION, SolveStatus.OPTIMAL)
-    if res.status is SolveStatus.FEASIBLE:
-        assert res.bound <= res.objective
-        assert res.gap > 0
+    if res.status is SolveStatus.FEASIBLE:  # the gap may have closed just as time ran out
+        assert res.bound <= res.objective + 1e-9
+        assert res.gap >= 0
     if res.status is SolveStatus.NO_SOLUTION:
         assert res.objective is None
     out, message = None, ""
@@ -208,5 +208,5 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
     for s in out.summary["dso"].values():
         d = s["dcp"]
         if d.get("exact_status") == "feasible":
-            assert d["exact_gap"] > 0
+            assert d["exact_gap"] >= 0
             assert d["exact_bound_approx"] <= d["exact_objective_approx"]

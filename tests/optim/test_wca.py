@@ -31,10 +31,14 @@ class _StubRng:
     def __init__(self, draws):
         self.draws = [np.asarray(d, dtype=float) for d in draws]
 
-    def random(self, size=None):
+    def random(self, size=None, out=None):
         value = self.draws.pop(0)
-        assert value.shape == np.empty(size).shape, (value.shape, size)
-        return value
+        shape = np.shape(out) if out is not None else np.empty(size).shape
+        assert value.shape == shape, (value.shape, shape)
+        if out is None:
+            return value
+        out[...] = value
+        return out
 
 
 def test_one_iteration_by_hand():
@@ -46,9 +50,10 @@ def test_one_iteration_by_hand():
              4 + 2·0.5·(−2 − 4) = −2 (not better than the river's 4).
     Rivers:  −2 + 2·0.4·(0.5 + 2) = 0 (0 < 0.25: swaps with the sea → sea 0, river 0.5).
     Evaporation: chance 0.5 ≥ 0.1, and no stream within d_max of the sea.
+    An iteration draws once: the streams' factors, the rivers', then the rain chances.
     """
     u0 = (np.array([[1.0], [-2.0], [3.0], [4.0]]) + 10) / 20
-    rng = _StubRng([u0, [[0.625], [0.5]], [[0.4]], [0.5]])
+    rng = _StubRng([u0, [0.625, 0.5, 0.4, 0.5]])
     alg = WCA(n_pop=4, n_sr=2, sea_chunks=1)
     prob = Problem.from_function(lambda X: (X**2).sum(1), [-10.0], [10.0])
     alg.setup(prob, rng, Termination(max_iter=1))
@@ -75,6 +80,33 @@ def test_flow_kernel():
     np.testing.assert_allclose(
         out, [[1.0, 0.0]]
     )  # 0 + 2·0.5·1 = 1; 10 + 2·0.9·(−10) = −8 → clipped to 0
+
+
+@pytest.mark.parametrize("mode", ["scalar", "vector"])
+def test_streams_of_the_sea_move_with_one_factor_each(mode):
+    """The reference code's ``rand`` per stream of the sea: each moves along the line to the
+    sea (``x' − x = C·u·(x_sea − x)``, one ``u`` in [0, 1)); with ``"vector"`` not so."""
+    d = 6
+    prob = Problem.from_function(lambda X: (X**2).sum(1), -np.ones(d), np.ones(d))
+    alg = WCA(n_pop=20, n_sr=3, sea_stream_rand=mode)
+    alg.setup(prob, np.random.default_rng(3), Termination(max_iter=5))
+    alg.tell(prob.evaluate(alg.ask()))  # initial population
+    before = alg.X.copy()
+    after = alg.ask()  # first round: the sea's first chunk leads it
+    (k, sea_streams), *_ = alg._round_groups[0]
+    assert k == 0
+    rows = np.arange(sea_streams.start, sea_streams.stop) - alg._rows[0].start
+    inside = [j for j in rows if np.all(np.abs(after[j]) < 1)]  # not clipped
+    assert len(inside) >= 2
+    for j in inside:
+        u = (after[j] - before[alg._rows[0].start + j]) / (
+            before[0] - before[alg._rows[0].start + j]
+        )
+        if mode == "scalar":
+            np.testing.assert_allclose(u, u[0], rtol=1e-9)
+            assert 0 <= u[0] < 2
+        else:
+            assert np.ptp(u) > 1e-3
 
 
 @settings(max_examples=25, deadline=None)
