@@ -302,10 +302,20 @@ class WCA(Algorithm):
         # from here on (swaps, rain)
         self._x = [self.X[rows] for rows in self._rows]
         self._f = [self.F[rows] for rows in self._rows]
-        # one buffer of uniforms per iteration, in the order they are used: each round's
-        # factors row by row (one per stream of the sea with sea_stream_rand="scalar", one per
-        # dimension otherwise), then one rain chance per river. ``_segments[i]`` pairs rows
-        # of round i's work buffer with their factors.
+        self._plan_draws(sea_rows)
+        self._sea_stream = leader == 0
+        self._x_below_sea = self.X[1:]
+        self._gap = np.empty_like(self._x_below_sea)
+        self._dist2 = np.empty(self.n_pop - 1)
+        self._groups = [np.flatnonzero(leader == k) + n_sr for k in range(n_sr)]
+        return leader
+
+    def _plan_draws(self, sea_rows: list[tuple[int, int] | None]) -> None:
+        """One buffer of uniforms per iteration, in the order they are used (W4a): each
+        round's factors row by row — one per stream of the sea (rows ``sea_rows[i]`` of round
+        ``i``) with ``sea_stream_rand="scalar"``, one per dimension otherwise — then one rain
+        chance per river. ``_segments[i]`` pairs rows of round i's work buffer with their
+        factors."""
         d = self.lower.size
         pieces = []  # (round, first row, last row, factors per row)
         for i, (rows, sea) in enumerate(zip(self._rows, sea_rows, strict=True)):
@@ -318,18 +328,12 @@ class WCA(Algorithm):
         pieces = [p for p in pieces if p[2] > p[1]]
         sizes = [(b - a) * k for _, a, b, k in pieces]
         ends = np.cumsum([0, *sizes])
-        self._draws = np.empty(ends[-1] + n_sr - 1)
+        self._draws = np.empty(ends[-1] + self.n_sr - 1)
         self._factors = self._draws[: ends[-1]]
         self._chance = self._draws[ends[-1] :]
         self._segments = [[] for _ in self._rows]
         for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
             self._segments[i].append((self._work[i][a:b], self._draws[lo:hi].reshape(b - a, k)))
-        self._sea_stream = leader == 0
-        self._x_below_sea = self.X[1:]
-        self._gap = np.empty_like(self._x_below_sea)
-        self._dist2 = np.empty(self.n_pop - 1)
-        self._groups = [np.flatnonzero(leader == k) + n_sr for k in range(n_sr)]
-        return leader
 
     def _challenge(self, group, k: int) -> None:
         """The best of ``group`` (a slice or index array) swaps with leader ``k`` when it is
@@ -387,7 +391,7 @@ class WCA(Algorithm):
             self._swap(best, 0)
 
     def _evaporate(self) -> None:
-        """Evaporation and raining (W5): rivers' streams rain when the river is within
+        """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
         ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
         d = self.lower.size
         sea = self.X[0]

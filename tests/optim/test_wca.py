@@ -190,6 +190,9 @@ def test_from_function_wrapper_and_result():
     p = optim.Problem.from_function(lambda X: ((X - 1) ** 2).sum(1), [-5, -5], [5, 5])
     r = optim.minimize(p, optim.WCA(), max_evals=2000, seed=0)
     assert r.evaluations <= 2000
+    # stopped mid-iteration (the last batch moved but was never evaluated): the reported
+    # best is still an evaluated point with its own value
+    assert r.f[0] == ((r.x - 1) ** 2).sum()
     assert r.f[0] < 1e-6
     assert len(r.history) == r.iterations
     assert np.all(np.diff(r.history) <= 0)  # the sea never gets worse
