@@ -299,7 +299,9 @@ def generate(
             delta[:, model.bus_pos(surge_buses)] = SURGE_PU
             f1 = f0 - np.einsum("tlb,tb->tl", h, lf * delta * hours_on)
             stress = np.where(real, np.abs(f1).max(axis=0) / np.maximum(base_max, 1e-9), 0.0)
-            derated = np.argsort(-stress, kind="stable")[:2]
+            # ranked on values rounded to 1e-9: lines (and buses below) with equal ratios
+            # tie and go to the lower index, instead of being ordered by a solver's last digits
+            derated = np.argsort(-np.round(stress, 9), kind="stable")[:2]
             if stress[derated].min() >= DERATE_MARGIN + 0.01:
                 break
         else:
@@ -326,7 +328,7 @@ def generate(
         sign = np.sign(f1[t_mid, derated])
         relief = -(h[t_mid][derated] * sign[:, None]).sum(axis=0)  # per bus, both lines
         pos = model.bus_pos(load_buses.to_numpy())
-        ranked = load_buses.to_numpy()[np.argsort(-relief[pos], kind="stable")][:dsos]
+        ranked = load_buses.to_numpy()[np.argsort(-np.round(relief[pos], 9), kind="stable")][:dsos]
         dso_ids = [f"DSO{k + 1}" for k in range(dsos)]
         pros, base = make_prosumers(fa, dso_ids, rng, per_feeder=prosumers)
         entries = [

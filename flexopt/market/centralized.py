@@ -215,14 +215,14 @@ def add_area(
         return data.dt_h * sum(b.u[i, s] for s in range(t + 1)) <= float(area.energy_mwh[t, i])
 
     b.ineq_energy = pyo.Constraint(b.I, b.T, rule=energy)
-    at_bus = {j: [] for j in range(area.feeder.n_bus)}
-    for i, j in enumerate(area.bus_pos):
-        at_bus[int(j)].append(i)
-
-    def withdrawal(j, t):
-        return sum(b.u[i, t] for i in at_bus[j])
-
     if ac:
+        at_bus = {j: [] for j in range(area.feeder.n_bus)}
+        for i, j in enumerate(area.bus_pos):
+            at_bus[int(j)].append(i)
+
+        def withdrawal(j, t):
+            return sum(b.u[i, t] for i in at_bus[j])
+
         pf = area.feeder.power_flow(area.p_mw - u0 @ area.incidence, area.q_mvar)
         add_branch_flow(b, area.feeder, area.p_mw, area.q_mvar, withdrawal, start=pf)
         lo2, hi2 = (v**2 for v in data.vm_limits_pu)
@@ -235,13 +235,7 @@ def add_area(
                 b.v[j, t].setub(max(hi2, v_da[t, j]))
     else:
         add_lindistflow(
-            b,
-            area.feeder,
-            area.p_mw,
-            area.q_mvar,
-            withdrawal,
-            data.vm_limits_pu,
-            area.u_max_mw @ area.incidence,
+            b, area.feeder, area.p_mw, area.q_mvar, area.incidence, data.vm_limits_pu, area.u_max_mw
         )
     a, c = area.a, area.b
     b.cost = pyo.Expression(

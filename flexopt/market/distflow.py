@@ -2,13 +2,14 @@
 ``models/dcp_exact.md`` X13–X15).
 
 Both families act on a block (or model) ``b`` that already holds an hour set ``b.T`` with
-positions ``0..T−1`` matching the rows of ``p_mw`` / ``q_mvar``; ``withdrawal(j, t)`` returns
-the flexible load reduction at feeder bus position ``j`` in hour ``t`` (MW, a Pyomo
-expression or ``0``). Branch ``k`` ends at bus ``feeder.child[k]``.
+positions ``0..T−1`` matching the rows of ``p_mw`` / ``q_mvar``. The flexible load reduction
+at feeder bus position ``j`` in hour ``t`` (MW) is ``Σ_i incidence[i, j] · b.u[i, t]`` for
+:func:`add_lindistflow` and ``withdrawal(j, t)`` (a Pyomo expression or ``0``) for
+:func:`add_branch_flow`. Branch ``k`` ends at bus ``feeder.child[k]``.
 
 * :func:`add_lindistflow` — LinDistFlow (Baran & Wu 1989 without the loss terms in the
-  flows): linear flows and squared voltages, losses ``Σ_k r_k (P_k² + Q_k²) / V₀²`` as a
-  convex quadratic expression. Used by the centralized QP.
+  flows): flows and squared voltages affine in the withdrawals and substituted, losses
+  ``Σ_k r_k (P_k² + Q_k²) / V₀²`` as a convex quadratic in them. Used by the centralized QP.
 * :func:`add_branch_flow` — the exact branch flow (DistFlow) equations of a radial feeder,
   nonconvex through ``ℓ_k v_i = P_k² + Q_k²``. Used by the AC NLPs.
 """
@@ -58,62 +59,63 @@ def add_lindistflow(
     feeder: Feeder,
     p_mw: np.ndarray,
     q_mvar: np.ndarray,
-    withdrawal: Withdrawal,
+    incidence: np.ndarray,
     vm_limits_pu: tuple[float, float] = (0.95, 1.05),
-    withdrawal_max_mw: np.ndarray | None = None,
+    u_max_mw: np.ndarray | None = None,
 ) -> None:
-    """LinDistFlow flows, voltages and losses of one feeder (Z6–Z9).
+    """LinDistFlow losses and voltage limits of one feeder (Z6–Z9), flows eliminated.
 
-    Adds ``b.K``, ``b.P[k, t]`` (MW), ``b.eq_flow`` (Z6), the expression ``b.loss_mw[t]``
-    (Z9) and — unless they cannot bind — ``b.v[j, t]`` (pu², root fixed), ``b.eq_voltage``
-    (Z7) with the voltage bounds (Z8). Reactive loads are not flexible, so ``Q_k`` is data.
+    The flexible withdrawals are ``w_t = u_t E`` with ``b.u[i, t]`` the block's variables and
+    ``E = incidence`` ``[n, n_bus]``. The flows (Z6) are affine in them, ``P_t = P⁰_t − u_t G``
+    with ``G = E Aᵀ`` ``[n, K]`` (``A`` the path matrix), so they are substituted rather than
+    kept as variables and equality rows:
 
-    Voltage bounds are ``[min(v̲², v⁰_j), max(v̄², v⁰_j)]`` with ``v⁰`` the LinDistFlow point
-    without flexibility: a bus already outside the band at the day-ahead point may not get
-    worse, but the market is not asked to repair it (that would be a different product).
-    A withdrawal only raises LinDistFlow voltages, so the lower bound never binds; when
-    ``withdrawal_max_mw`` (``[T, n_bus]``) cannot lift any voltage above its upper bound
-    either, the voltages are left out (exact, and the model stays small).
+    * (Z9) ``b.loss_mw[t] = Σ_k r_k (P_k² + Q_k²) / V₀² = c_t + ℓ_t·u_t + u_tᵀ H u_t`` with
+      ``H = G diag(r) Gᵀ / V₀²`` (``n × n`` per feeder, positive semidefinite),
+      ``ℓ_t = −2 G diag(r) P⁰_t / V₀²`` and ``c_t`` the losses without flexibility;
+    * (Z7–Z8) ``v_t = v⁰_t + u_t S ≤ max(v̄², v⁰_t)`` with ``S = 2 G diag(r) A / S_b ≥ 0``, as
+      ``b.ineq_voltage[j, t]``, only on the bus-hours that ``u_max_mw`` (``[T, n]``) can lift
+      above that bound. A withdrawal only raises LinDistFlow voltages, so the lower bound
+      ``min(v̲², v⁰)`` never binds. Reactive loads are not flexible, so ``Q`` is data.
+
+    Exactly the same QP as with flow and voltage variables, with ``n`` instead of ``K + n``
+    variables per feeder-hour; HiGHS's active-set QP solver is faster on it and solves the
+    100-DSO case300 instances on which it fails in the flow form (``benchmarks/stages.py``).
     """
-    K = feeder.n_branch
-    kids = _children(feeder)
-    _, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
+    n = incidence.shape[0]
+    P0, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
     v0_kv2 = (feeder.vn_kv * feeder.v_root_pu) ** 2
-    lo2, hi2 = vm_limits_pu[0] ** 2, vm_limits_pu[1] ** 2
-    b.K = pyo.RangeSet(0, K - 1)
-    b.P = pyo.Var(b.K, b.T, doc="active flow into the branch's child, MW")
-
-    def eq_flow(_b, k, t):  # (Z6): constants on the right
-        c = int(feeder.child[k])
-        return b.P[k, t] - sum(b.P[q, t] for q in kids[c]) + withdrawal(c, t) == float(p_mw[t, c])
-
-    b.eq_flow = pyo.Constraint(b.K, b.T, rule=eq_flow)
+    G = incidence @ feeder.path.T
+    H = (G * r_ohm) @ G.T / v0_kv2
+    lin = -2.0 * (P0 * r_ohm) @ G.T / v0_kv2
+    const = (r_ohm * (P0**2 + Q**2)).sum(axis=1) / v0_kv2
+    iu, ju = np.triu_indices(n)
+    weight = np.where(iu == ju, 1.0, 2.0) * H[iu, ju]
+    pairs = [(float(w), int(i), int(j)) for w, i, j in zip(weight, iu, ju, strict=True) if w]
     b.loss_mw = pyo.Expression(
         b.T,
         rule=lambda _b, t: (
-            sum(float(r_ohm[k]) * (b.P[k, t] ** 2 + float(Q[t, k]) ** 2) for k in range(K)) / v0_kv2
+            float(const[t])
+            + sum(float(lin[t, i]) * b.u[i, t] for i in range(n))
+            + sum(w * b.u[i, t] * b.u[j, t] for w, i, j in pairs)
         ),
     )
-    if withdrawal_max_mw is not None:
-        _, _, v_top = lindistflow_point(feeder, p_mw - withdrawal_max_mw, q_mvar)
-        if (v_top <= np.maximum(hi2, v0) + 1e-12).all():
-            return
-    b.v = pyo.Var(
-        range(feeder.n_bus),
-        b.T,
-        bounds=lambda _b, j, t: (min(lo2, v0[t, j]), max(hi2, v0[t, j])),
-        doc="squared voltage, pu²",
+    if u_max_mw is None:
+        return
+    top = np.maximum(vm_limits_pu[1] ** 2, v0)
+    _, _, v_top = lindistflow_point(feeder, p_mw - u_max_mw @ incidence, q_mvar)
+    can_bind = [(j, t) for t, j in zip(*np.nonzero(v_top > top + 1e-12), strict=True)]
+    if not can_bind:
+        return
+    S = 2.0 * (G * feeder.r_pu) @ feeder.path / feeder.base_mva
+    b.ineq_voltage = pyo.Constraint(  # (Z7–Z8): constants on the right
+        [(int(j), int(t)) for j, t in can_bind],
+        rule=lambda _b, j, t: (
+            sum(float(S[i, j]) * b.u[i, t] for i in range(n) if S[i, j])
+            <= float(top[t, j] - v0[t, j])
+        ),
     )
-    for t in b.T:
-        b.v[feeder.root, t].fix(feeder.v_root_pu**2)
-
-    def eq_voltage(_b, k, t):  # (Z7)
-        r, x, s = float(feeder.r_pu[k]), float(feeder.x_pu[k]), feeder.base_mva
-        c, par = int(feeder.child[k]), int(feeder.parent[k])
-        return b.v[c, t] - b.v[par, t] + 2 * r / s * b.P[k, t] == -2 * x / s * float(Q[t, k])
-
-    b.eq_voltage = pyo.Constraint(b.K, b.T, rule=eq_voltage)
 
 
 def add_branch_flow(

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyomo.environ as pyo
 import pytest
 
 import flexopt as fx
@@ -18,6 +19,7 @@ from flexopt.market.centralized import (
     dispatch_cost,
     read_centralized,
 )
+from flexopt.market.distflow import lindistflow_point
 from flexopt.market.lines import binding_candidates
 from flexopt.solve import solve
 
@@ -91,6 +93,64 @@ def test_insufficient_flexibility_is_reported_as_unresolved_overload():
     assert res.unresolved_mw.loc[14, "L"] == pytest.approx(110 - 100 - 0.5 * 8, abs=1e-6)
     # the dual carries the 10⁵ €/MWh penalty; the marginal offer, 2 · 0.5 + 10, sets the price
     assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(11.0, abs=1e-6)
+
+
+def test_voltage_band_limits_the_withdrawals():
+    """LinDistFlow voltages are v₁ = 1 − 0.02·3 = 0.94 and v₂ = 0.90 pu² without flexibility;
+    a withdrawal u at either bus lifts v₁ by 0.02 u (Z7). With the band's top at 0.95 pu² the
+    copy may withdraw 0.5 MW in all (not the 2 MW the line needs): 0.25 MW each, 5 MW of
+    relief, 110 − 100 − 0.5 · 5 = 7.5 MW left unresolved, v₁ exactly at the top (Z8)."""
+    data = replace(_tiny(0.0), vm_limits_pu=(0.9, np.sqrt(0.95)))
+    res, _ = _solve(data)
+    np.testing.assert_allclose(res.u_mw["D"], [[0.25, 0.25]], atol=1e-6)
+    assert res.unresolved_mw.loc[14, "L"] == pytest.approx(7.5, abs=1e-6)
+    area = data.areas[0]
+    _, _, v = lindistflow_point(
+        area.feeder, area.p_mw - res.u_mw["D"] @ area.incidence, area.q_mvar
+    )
+    np.testing.assert_allclose(v[0], [1.0, 0.95, 0.915], atol=1e-7)
+
+
+def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
+    """The flows are substituted (P = P⁰ − u G): the model's quadratic loss expression (Z9)
+    equals Σ r (P² + Q²)/V₀² from the flows of :func:`lindistflow_point` at random dispatches
+    on case33bw with prosumers sharing buses."""
+    feeder = fx.grid.Feeder.from_pandapower(fx.grid.case33bw())
+    rng = np.random.default_rng(5)
+    bus_pos = rng.choice(np.arange(1, feeder.n_bus), size=12)
+    T = 3
+    area = DistributionArea(
+        dso_id="D",
+        bus=1,
+        n_feeders=1,
+        feeder=feeder,
+        p_mw=feeder.p_base_mw * rng.uniform(0.5, 1.5, (T, 1)),
+        q_mvar=feeder.q_base_mvar * rng.uniform(0.5, 1.5, (T, 1)),
+        prosumer_id=pd.Index([f"P{i}" for i in range(12)]),
+        bus_pos=bus_pos,
+        a=np.ones(12),
+        b=np.ones(12),
+        u_max_mw=np.full((T, 12), 0.1),
+        energy_mwh=np.full((T, 12), 10.0),
+    )
+    hours = pd.Index([1, 2, 3], name="hour")
+    data = CentralizedData(
+        mean_flow_mw=pd.DataFrame(np.zeros((T, 1)), index=hours, columns=["L"]),
+        limit_mw=pd.DataFrame(np.full((T, 1), 100.0), index=hours, columns=["L"]),
+        sensitivity=np.zeros((T, 1, 1)),
+        areas=(area,),
+        loss_price_eur_per_mwh=50.0,
+    )
+    m = build_centralized(data)
+    r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
+    for _ in range(3):
+        u = rng.uniform(0.0, 0.1, (T, 12))
+        for (i, t), var in m.area["D"].u.items():
+            var.set_value(float(u[t, i]))
+        P, Q, _ = lindistflow_point(feeder, area.p_mw - u @ area.incidence, area.q_mvar)
+        want = (r_ohm * (P**2 + Q**2)).sum(axis=1) / (feeder.vn_kv * feeder.v_root_pu) ** 2
+        got = [pyo.value(m.area["D"].loss_mw[t]) for t in range(T)]
+        np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
 def test_energy_headroom_is_the_lowest_later_level():
