@@ -13,8 +13,9 @@ default; ``--seed`` picks another generated instance):
   day-ahead power flow by central differences (step 1e-4 MW) vs the implicit-function form;
   largest difference.
 - Centralized market (``models/centralized.md``, Z6–Z9): build + HiGHS solve of the common
-  QP with LinDistFlow flow and voltage variables (the previous form, kept below) vs the flows
-  substituted (``add_lindistflow``); largest dispatch difference.
+  QP with a LinDistFlow flow variable per branch and voltage variables (the previous form,
+  kept below) vs one flexible flow per group of branches carrying the same prosumers
+  (``add_lindistflow``); largest dispatch difference.
 
 Each timing is the best of 3 calls. Prints a Markdown table; writes ``results/stages.csv``.
 """
@@ -46,7 +47,7 @@ def _best(fn: Callable[[], object], repeats: int = 3) -> tuple[float, object]:
 
 def _lindistflow_with_flows(b, feeder, p_mw, q_mvar, incidence, vm_limits_pu, u_max_mw):
     """The centralized QP's feeder in its previous form (Z6–Z9 with flow and voltage
-    variables and equality rows), kept here as the baseline of the substituted form."""
+    variables and equality rows), kept here as the baseline of the grouped form."""
     import pyomo.environ as pyo
 
     from flexopt.market.distflow import lindistflow_point
@@ -201,15 +202,15 @@ def main(argv: list[str] | None = None) -> int:
         return central_mod.read_centralized(m, cdata, r.duals)
 
     t_new, new = _best(central_qp)
-    before = "flow variables"
+    before = "one flow per branch"
     with mock.patch.object(central_mod, "add_lindistflow", _lindistflow_with_flows):
         try:
             t_old, old = _best(central_qp)
             diff = max(float(np.abs(old.u_mw[d] - new.u_mw[d]).max()) for d in new.u_mw)
         except RuntimeError as err:  # HiGHS's QP solver can fail on the flow form
             t_old, diff = np.nan, np.nan
-            before = f"flow variables — failed: {err}"
-    rows.append(("centralized QP", before, "flows substituted", t_old, t_new, diff, "MW"))
+            before = f"one flow per branch — failed: {err}"
+    rows.append(("centralized QP", before, "one flow per prosumer group", t_old, t_new, diff, "MW"))
 
     df = pd.DataFrame(
         rows, columns=["stage", "before", "after", "before_s", "after_s", "max_difference", "unit"]

@@ -8,8 +8,9 @@ at feeder bus position ``j`` in hour ``t`` (MW) is ``Σ_i incidence[i, j] · b.u
 :func:`add_branch_flow`. Branch ``k`` ends at bus ``feeder.child[k]``.
 
 * :func:`add_lindistflow` — LinDistFlow (Baran & Wu 1989 without the loss terms in the
-  flows): flows and squared voltages affine in the withdrawals and substituted, losses
-  ``Σ_k r_k (P_k² + Q_k²) / V₀²`` as a convex quadratic in them. Used by the centralized QP.
+  flows): one flexible flow per group of branches carrying the same prosumers, squared
+  voltages affine in them, losses ``Σ_k r_k (P_k² + Q_k²) / V₀²`` as a diagonal convex
+  quadratic. Used by the centralized QP.
 * :func:`add_branch_flow` — the exact branch flow (DistFlow) equations of a radial feeder,
   nonconvex through ``ℓ_k v_i = P_k² + Q_k²``. Used by the AC NLPs.
 """
@@ -63,56 +64,81 @@ def add_lindistflow(
     vm_limits_pu: tuple[float, float] = (0.95, 1.05),
     u_max_mw: np.ndarray | None = None,
 ) -> None:
-    """LinDistFlow losses and voltage limits of one feeder (Z6–Z9), flows eliminated.
+    """LinDistFlow losses and voltage limits of one feeder (Z6–Z9), flows grouped by the
+    prosumers they carry.
 
     The flexible withdrawals are ``w_t = u_t E`` with ``b.u[i, t]`` the block's variables and
-    ``E = incidence`` ``[n, n_bus]``. The flows (Z6) are affine in them, ``P_t = P⁰_t − u_t G``
-    with ``G = E Aᵀ`` ``[n, K]`` (``A`` the path matrix), so they are substituted rather than
-    kept as variables and equality rows:
+    ``E = incidence`` ``[n, n_bus]``. A branch's flow is ``P_k = P⁰_k − z_k`` (Z6), ``z_k`` the
+    dispatch of the prosumers below it, so branches with the same prosumers below them share
+    one flexible flow: one variable ``b.z[g, t]`` per such group (at most ``2n − 1`` groups
+    per feeder, whatever its size), defined along the tree by
+    ``z_g − Σ_{groups h just below g} z_h − Σ_{i at g's lowest bus} u_i = 0`` (``eq_flow``).
+    Then
 
-    * (Z9) ``b.loss_mw[t] = Σ_k r_k (P_k² + Q_k²) / V₀² = c_t + ℓ_t·u_t + u_tᵀ H u_t`` with
-      ``H = G diag(r) Gᵀ / V₀²`` (``n × n`` per feeder, positive semidefinite),
-      ``ℓ_t = −2 G diag(r) P⁰_t / V₀²`` and ``c_t`` the losses without flexibility;
-    * (Z7–Z8) ``v_t = v⁰_t + u_t S ≤ max(v̄², v⁰_t)`` with ``S = 2 G diag(r) A / S_b ≥ 0``, as
-      ``b.ineq_voltage[j, t]``, only on the bus-hours that ``u_max_mw`` (``[T, n]``) can lift
-      above that bound. A withdrawal only raises LinDistFlow voltages, so the lower bound
-      ``min(v̲², v⁰)`` never binds. Reactive loads are not flexible, so ``Q`` is data.
+    * (Z9) ``b.loss_mw[t] = Σ_k r_k (P_k² + Q_k²) / V₀²
+      = c_t + Σ_g (R_g z_{g,t}² − 2 C_{g,t} z_{g,t})`` with ``R_g = Σ_{k∈g} r_k / V₀²``,
+      ``C_{g,t} = Σ_{k∈g} r_k P⁰_{k,t} / V₀²`` and ``c_t`` the losses without flexibility
+      (a diagonal, convex quadratic);
+    * (Z7–Z8) ``v_{j,t} = v⁰_{j,t} + (2 / S_b) Σ_{k on the path to j} r_k z_{g(k),t}
+      ≤ max(v̄², v⁰_{j,t})`` as ``b.ineq_voltage[j, t]``, only on the bus-hours that
+      ``u_max_mw`` (``[T, n]``) can lift above that bound. A withdrawal only raises
+      LinDistFlow voltages, so the lower bound ``min(v̲², v⁰)`` never binds. Reactive loads
+      are not flexible, so ``Q`` is data.
 
-    Exactly the same QP as with flow and voltage variables, with ``n`` instead of ``K + n``
-    variables per feeder-hour; HiGHS's active-set QP solver is faster on it and solves the
-    100-DSO case300 instances on which it fails in the flow form (``benchmarks/stages.py``).
+    The same QP as with a flow variable per branch (``K`` per feeder-hour, most of them
+    fixed by the loads alone), with ``≤ 2n − 1``; HiGHS's active-set QP solver is faster on it
+    and solves the 100-DSO case300 instances on which it fails in the per-branch form
+    (``benchmarks/stages.py``).
     """
-    n = incidence.shape[0]
     P0, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
     v0_kv2 = (feeder.vn_kv * feeder.v_root_pu) ** 2
-    G = incidence @ feeder.path.T
-    H = (G * r_ohm) @ G.T / v0_kv2
-    lin = -2.0 * (P0 * r_ohm) @ G.T / v0_kv2
+    below = (incidence @ feeder.path.T).T > 0  # [K, n]: prosumer i is below branch k
+    pattern, group = np.unique(below, axis=0, return_inverse=True)
+    group = group.ravel()
+    flexible = pattern.any(axis=1)
+    one_hot = np.eye(len(pattern))[group]  # [K, groups]
+    R = r_ohm @ one_hot / v0_kv2
+    C = (P0 * r_ohm) @ one_hot / v0_kv2
     const = (r_ohm * (P0**2 + Q**2)).sum(axis=1) / v0_kv2
-    iu, ju = np.triu_indices(n)
-    weight = np.where(iu == ju, 1.0, 2.0) * H[iu, ju]
-    pairs = [(float(w), int(i), int(j)) for w, i, j in zip(weight, iu, ju, strict=True) if w]
-    b.loss_mw = pyo.Expression(
+    groups = [int(g) for g in np.flatnonzero(flexible)]
+    # a group's lowest bus: the child bus of its branch that no branch of the group leaves
+    kids = _children(feeder)
+    lowest = {
+        int(group[k]): int(feeder.child[k])
+        for k in range(feeder.n_branch)
+        if flexible[group[k]] and all(group[m] != group[k] for m in kids[int(feeder.child[k])])
+    }
+    at_bus = {j: np.flatnonzero(incidence[:, j]).tolist() for j in set(lowest.values())}
+    b.Z = pyo.Set(initialize=groups, ordered=True)
+    b.z = pyo.Var(b.Z, b.T, doc="flexible flow of a group of branches, MW")
+
+    def eq_flow(_b, g, t):  # (Z6) along the tree of groups
+        c = lowest[g]
+        below_g = [int(group[m]) for m in kids[c] if flexible[group[m]]]
+        return b.z[g, t] - sum(b.z[h, t] for h in below_g) - sum(b.u[i, t] for i in at_bus[c]) == 0
+
+    b.eq_flow = pyo.Constraint(b.Z, b.T, rule=eq_flow)
+    b.loss_mw = pyo.Expression(  # (Z9)
         b.T,
         rule=lambda _b, t: (
             float(const[t])
-            + sum(float(lin[t, i]) * b.u[i, t] for i in range(n))
-            + sum(w * b.u[i, t] * b.u[j, t] for w, i, j in pairs)
+            + sum(float(R[g]) * b.z[g, t] ** 2 - 2.0 * float(C[t, g]) * b.z[g, t] for g in groups)
         ),
     )
     if u_max_mw is None:
         return
     top = np.maximum(vm_limits_pu[1] ** 2, v0)
     _, _, v_top = lindistflow_point(feeder, p_mw - u_max_mw @ incidence, q_mvar)
-    can_bind = [(j, t) for t, j in zip(*np.nonzero(v_top > top + 1e-12), strict=True)]
+    can_bind = [(int(j), int(t)) for t, j in zip(*np.nonzero(v_top > top + 1e-12), strict=True)]
     if not can_bind:
         return
-    S = 2.0 * (G * feeder.r_pu) @ feeder.path / feeder.base_mva
+    # dv_j / dz_g = (2 / S_b) Σ_{k ∈ g on the path to j} r_k
+    rise = 2.0 / feeder.base_mva * (feeder.path * feeder.r_pu[:, None]).T @ one_hot  # [bus, g]
     b.ineq_voltage = pyo.Constraint(  # (Z7–Z8): constants on the right
-        [(int(j), int(t)) for j, t in can_bind],
+        can_bind,
         rule=lambda _b, j, t: (
-            sum(float(S[i, j]) * b.u[i, t] for i in range(n) if S[i, j])
+            sum(float(rise[j, g]) * b.z[g, t] for g in groups if rise[j, g])
             <= float(top[t, j] - v0[t, j])
         ),
     )

@@ -112,9 +112,9 @@ def test_voltage_band_limits_the_withdrawals():
 
 
 def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
-    """The flows are substituted (P = P⁰ − u G): the model's quadratic loss expression (Z9)
-    equals Σ r (P² + Q²)/V₀² from the flows of :func:`lindistflow_point` at random dispatches
-    on case33bw with prosumers sharing buses."""
+    """Branches carrying the same prosumers share one flexible flow (Z6): with the dispatch
+    fixed at random values, the model's loss expression (Z9) equals Σ r (P² + Q²)/V₀² from the
+    flows of :func:`lindistflow_point`, on case33bw with prosumers sharing buses."""
     feeder = fx.grid.Feeder.from_pandapower(fx.grid.case33bw())
     rng = np.random.default_rng(5)
     bus_pos = rng.choice(np.arange(1, feeder.n_bus), size=12)
@@ -142,11 +142,13 @@ def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
         loss_price_eur_per_mwh=50.0,
     )
     m = build_centralized(data)
+    assert len(m.area["D"].Z) <= 2 * 12 - 1 < feeder.n_branch
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
     for _ in range(3):
         u = rng.uniform(0.0, 0.1, (T, 12))
         for (i, t), var in m.area["D"].u.items():
-            var.set_value(float(u[t, i]))
+            var.fix(float(u[t, i]))
+        assert solve(m).ok  # the flows follow from the fixed dispatch
         P, Q, _ = lindistflow_point(feeder, area.p_mw - u @ area.incidence, area.q_mvar)
         want = (r_ohm * (P**2 + Q**2)).sum(axis=1) / (feeder.vn_kv * feeder.v_root_pu) ** 2
         got = [pyo.value(m.area["D"].loss_mw[t]) for t in range(T)]
