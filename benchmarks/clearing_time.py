@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from benchmarks._common import RESULTS, machine, write_csv
 DSOS = (3, 10, 30, 100)
 PROSUMERS = (10, 50)
 AC_MAX_DSOS = 10
+RUN_LIMIT_S = 300.0  # per run; the AC NLP is the one that can run long
 BILEVEL_STAGES = ("requirement_s", "dso_bids_s", "tso_market_s", "dispatch_s")
 CENTRAL_STAGES = ("central_market_s", "dispatch_s")
 SHARED_STAGES = ("day_ahead_s", "plf_s", "loss_allocation_s")
@@ -91,6 +93,29 @@ def runs(quick: bool):
             yield n_dsos, n_pros, cfg
 
 
+def _run_child(cmd: list[str], env: dict) -> tuple[str, dict]:
+    """One run in its own process group, stopped (with any solver it started) after
+    ``RUN_LIMIT_S``; returns its status and its row (empty unless it finished)."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=RUN_LIMIT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return f"stopped at the {RUN_LIMIT_S:.0f} s limit", {}
+    if proc.returncode != 0:
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        return f"failed: {last}", {}
+    return "ok", json.loads(out.strip().splitlines()[-1])
+
+
 def sweep(quick: bool) -> pd.DataFrame:
     from flexopt.generate import generate
 
@@ -111,7 +136,7 @@ def sweep(quick: bool) -> pd.DataFrame:
                     file=sys.stderr,
                     flush=True,
                 )
-                out = subprocess.run(
+                status, row = _run_child(
                     [
                         sys.executable,
                         "-m",
@@ -122,14 +147,10 @@ def sweep(quick: bool) -> pd.DataFrame:
                         cm,
                         str(workers),
                     ],
-                    capture_output=True,
-                    text=True,
-                    env=env,
+                    env,
                 )
-                if out.returncode != 0:
-                    print(out.stderr[-2000:], file=sys.stderr)
-                    raise SystemExit(f"clearing_time: {label} failed on {n_dsos}×{n_pros}")
-                row = json.loads(out.stdout.strip().splitlines()[-1])
+                if status != "ok":
+                    print(f"clearing_time: {label}: {status}", file=sys.stderr, flush=True)
                 rows.append(
                     {
                         "dsos": n_dsos,
@@ -137,6 +158,7 @@ def sweep(quick: bool) -> pd.DataFrame:
                         "method": label,
                         "workers": workers,
                         "numba_threads": threads,
+                        "status": status,
                     }
                     | row
                 )
@@ -146,6 +168,10 @@ def sweep(quick: bool) -> pd.DataFrame:
 
 def table(df: pd.DataFrame) -> str:
     """One row per size × method with the ratios against the centralized QP of that size."""
+    if "status" not in df:
+        df = df.assign(status="ok")
+    stopped = df[df["status"] != "ok"]
+    df = df[df["status"] == "ok"]
     one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)].copy()
     ref = one[one["method"] == "centralized"].set_index(["dsos", "prosumers"])
     wca = df[df["method"] == "wca"]
@@ -166,7 +192,7 @@ def table(df: pd.DataFrame) -> str:
             f"{r['social_cost_model_eur']:,.0f} | {gap_m:+.2f} % | {r['tso_cost_eur']:,.0f} | "
             f"{r['losses_after_mwh']:.2f} | "
             f"{r['overload_before_mwh'] - r['overload_after_mwh']:.2f} | "
-            f"{r['overload_after_mwh']:.2f} | {r['info_floats']:,} |"
+            f"{r['overload_after_mwh']:.2f} | {int(r['info_floats']):,} |"
         )
     lines += [
         "",
@@ -183,6 +209,11 @@ def table(df: pd.DataFrame) -> str:
             f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
             f"{procs[k]:.1f} | {t1 / procs[k]:.2f} |"
         )
+    for r in stopped.itertuples():
+        lines.append(
+            f"\n{r.dsos} DSOs × {r.prosumers} prosumers, {r.method} ({r.workers} worker(s)): "
+            f"{r.status}"
+        )
     return "\n".join(lines)
 
 
@@ -192,7 +223,8 @@ def plot(df: pd.DataFrame) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)]
+    ok = df["status"] == "ok" if "status" in df else np.ones(len(df), bool)
+    one = df[ok & (df["workers"] == 1) & (df["numba_threads"] == 0)]
     pros = sorted(one["prosumers"].unique())
     fig, axes = plt.subplots(
         1, len(pros), figsize=(5.2 * len(pros), 3.8), squeeze=False, constrained_layout=True
@@ -231,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {machine()}")
     print(table(df))
     print(f"plot: {plot(df)}")
-    if not np.isfinite(df["clearing_s"]).all():
+    finished = df if "status" not in df else df[df["status"] == "ok"]
+    if not np.isfinite(finished["clearing_s"]).all():
         raise SystemExit("non-finite timings")
 
 
