@@ -109,14 +109,18 @@ def add_lindistflow(
         for k in range(feeder.n_branch)
         if flexible[group[k]] and all(group[m] != group[k] for m in kids[int(feeder.child[k])])
     }
-    at_bus = {j: np.flatnonzero(incidence[:, j]).tolist() for j in set(lowest.values())}
+    just_below = {
+        g: [int(group[m]) for m in kids[c] if flexible[group[m]]] for g, c in lowest.items()
+    }
+    at_lowest = {g: np.flatnonzero(incidence[:, c]).tolist() for g, c in lowest.items()}
     b.Z = pyo.Set(initialize=groups, ordered=True)
     b.z = pyo.Var(b.Z, b.T, doc="flexible flow of a group of branches, MW")
 
     def eq_flow(_b, g, t):  # (Z6) along the tree of groups
-        c = lowest[g]
-        below_g = [int(group[m]) for m in kids[c] if flexible[group[m]]]
-        return b.z[g, t] - sum(b.z[h, t] for h in below_g) - sum(b.u[i, t] for i in at_bus[c]) == 0
+        return (
+            b.z[g, t] - sum(b.z[h, t] for h in just_below[g]) - sum(b.u[i, t] for i in at_lowest[g])
+            == 0
+        )
 
     b.eq_flow = pyo.Constraint(b.Z, b.T, rule=eq_flow)
     b.loss_mw = pyo.Expression(  # (Z9)
@@ -135,11 +139,11 @@ def add_lindistflow(
         return
     # dv_j / dz_g = (2 / S_b) Σ_{k ∈ g on the path to j} r_k
     rise = 2.0 / feeder.base_mva * (feeder.path * feeder.r_pu[:, None]).T @ one_hot  # [bus, g]
+    terms = {j: [(float(rise[j, g]), g) for g in groups if rise[j, g]] for j, _ in can_bind}
     b.ineq_voltage = pyo.Constraint(  # (Z7–Z8): constants on the right
         can_bind,
         rule=lambda _b, j, t: (
-            sum(float(rise[j, g]) * b.z[g, t] for g in groups if rise[j, g])
-            <= float(top[t, j] - v0[t, j])
+            sum(a * b.z[g, t] for a, g in terms[j]) <= float(top[t, j] - v0[t, j])
         ),
     )
 

@@ -220,7 +220,7 @@ class WCA(Algorithm):
             v = ev.violation
             order = deb_order(f, v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
-            self.leader = self._assign()
+            self._assign()
             self.phase = "rounds"
             self._round = 0
             return
@@ -243,7 +243,7 @@ class WCA(Algorithm):
         self._round = 0
 
     # ------------------------------------------------------------------ pieces
-    def _assign(self) -> np.ndarray:
+    def _assign(self) -> None:
         """Stream counts (W2) and the storage layout of the rounds of an iteration.
 
         Rounds: the sea's first chunk with every river's streams, then the sea's other chunks,
@@ -308,7 +308,6 @@ class WCA(Algorithm):
         self._gap = np.empty_like(self._x_below_sea)
         self._dist2 = np.empty(self.n_pop - 1)
         self._groups = [np.flatnonzero(leader == k) + n_sr for k in range(n_sr)]
-        return leader
 
     def _plan_draws(self, sea_rows: list[tuple[int, int] | None]) -> None:
         """One buffer of uniforms per iteration, in the order they are used (W4a): each
@@ -335,23 +334,18 @@ class WCA(Algorithm):
         for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
             self._segments[i].append((self._work[i][a:b], self._draws[lo:hi].reshape(b - a, k)))
 
-    def _challenge(self, group, k: int) -> None:
-        """The best of ``group`` (a slice or index array) swaps with leader ``k`` when it is
+    def _challenge(self, group: slice, k: int) -> None:
+        """The best of ``group`` (rows of the population) swaps with leader ``k`` when it is
         better (Deb's rules)."""
-        if isinstance(group, slice):
-            if self._constrained:
-                best = group.start + int(deb_order(self.F[group], self.V[group])[0])
-            else:  # the common, unconstrained case on the hot path
-                best = group.start + int(self.F[group].argmin())
-        elif self._constrained:
-            best = int(group[deb_order(self.F[group], self.V[group])[0]])
-        else:
-            best = int(group[self.F[group].argmin()])
-        if self._constrained:
-            better = bool(deb_better(self.F[best], self.V[best], self.F[k], self.V[k]))
-        else:
-            better = self.F[best] < self.F[k]
-        if better:
+        F = self.F
+        if not self._constrained:  # the common case on the hot path
+            best = group.start + int(F[group].argmin())
+            if F[best] < F[k]:
+                self._swap(best, k)
+            return
+        V = self.V
+        best = group.start + int(deb_order(F[group], V[group])[0])
+        if deb_better(F[best], V[best], F[k], V[k]):
             self._swap(best, k)
 
     def _challenge_round(self, i: int) -> None:
@@ -360,10 +354,7 @@ class WCA(Algorithm):
         leader."""
         groups = self._round_groups[i]
         if len(groups) == 1:  # a round of the sea's streams only
-            k, group = groups[0]
-            best = group.start + int(self.F[group].argmin())
-            if self.F[best] < self.F[k]:
-                self._swap(best, k)
+            self._challenge(groups[0][1], groups[0][0])
             return
         best = np.minimum.reduceat(self._f[i], self._round_starts[i])
         wins = (best < self.F[self._round_leaders[i]]).tolist()
@@ -382,13 +373,7 @@ class WCA(Algorithm):
             V[i], V[j] = V[j], V[i]
 
     def _river_to_sea(self) -> None:
-        if self._constrained:
-            self._challenge(self._rivers, 0)
-            return
-        F = self.F
-        best = int(F[self._rivers].argmin()) + 1
-        if F[best] < F[0]:
-            self._swap(best, 0)
+        self._challenge(self._rivers, 0)
 
     def _evaporate(self) -> None:
         """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
