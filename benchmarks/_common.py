@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+from flexopt.atomic import atomic_file
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -40,10 +45,15 @@ def machine() -> str:
 
 def write_csv(df: pd.DataFrame, name: str) -> Path:
     """Write ``results/<name>.csv`` atomically."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{name}.csv"
-    fd, tmp = tempfile.mkstemp(dir=RESULTS, suffix=".tmp")
-    os.close(fd)
-    df.to_csv(tmp, index=False, float_format="%.6g")
-    os.replace(tmp, out)
+    with atomic_file(out) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return out
+
+
+def save_figure(fig: Figure, name: str) -> Path:
+    """Save a matplotlib figure as ``results/<name>.png`` atomically."""
+    out = RESULTS / f"{name}.png"
+    with atomic_file(out) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flexopt.dso.context import DSOContext
 from flexopt.dso.dcp import DCPOptions, DCPProblem
-from flexopt.dso.local import DSOContext
 from flexopt.grid import Feeder, case33bw
 from flexopt.instance.schema import DSOData, FeederData
 

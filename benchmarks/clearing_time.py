@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine, write_csv
+from benchmarks._common import RESULTS, machine, save_figure, write_csv
 
 DSOS = (3, 10, 30, 100)
 PROSUMERS = (10, 50)
@@ -241,8 +241,7 @@ def plot(df: pd.DataFrame) -> Path:
         ax.set_title(f"{p} prosumers per DSO (case300, case69 feeders)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    out = RESULTS / "clearing_time.png"
-    fig.savefig(out, dpi=120)
+    out = save_figure(fig, "clearing_time")
     plt.close(fig)
     return out
 

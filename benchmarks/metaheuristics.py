@@ -19,23 +19,23 @@ import pandas as pd
 
 from benchmarks._common import machine, write_csv
 from flexopt import load_instance, optim
-from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.dso.dcp import DCPOptions
 from flexopt.dso.modification import mlf_factors
-from flexopt.pipeline import run_market
+from flexopt.outcome import BilevelOutcome
+from flexopt.run.api import run_market
 
 MEALPY = ["OriginalWCA", "OriginalPSO", "BaseGA", "OriginalDE", "OriginalGWO", "OriginalICA"]
 
 
 def problems():
     inst = load_instance("instances/rts24-3dso")
-    res = run_market(inst, "none")
-    req = res.tables["requirement"]
+    outcome = run_market(inst, "none").outcome
+    assert isinstance(outcome, BilevelOutcome)
     out = {}
-    for ctx in res.detail["contexts"]:
-        r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
-        p = DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions())
+    for dso_id in outcome.dso_ids:
+        p = outcome.dcp(dso_id, DCPOptions())
         if not p.trivial:
-            out[ctx.dso.id] = (p, ctx)
+            out[dso_id] = (p, p.ctx)
     return out
 
 

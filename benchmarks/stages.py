@@ -1,4 +1,4 @@
-"""Exact speed-ups of four pipeline stages, each against its previous form in the same run.
+"""Exact speed-ups of four market stages, each against its previous form in the same run.
 
     python -m benchmarks.stages [--dsos 100] [--prosumers 10] [--seed 0]
 
@@ -6,7 +6,7 @@ On ``flexopt generate --transmission case300 --feeder case69 --seed 0`` (100 DSO
 default; ``--seed`` picks another generated instance):
 
 - S1 (``models/day_ahead.md``): the 24-hour QP in one HiGHS call vs one QP per hour (what
-  ``pipeline.day_ahead`` does); largest dispatch difference.
+  ``flexopt.run.tso.day_ahead`` does); largest dispatch difference.
 - S3 (``models/requirement.md``, K6): the requirement LP with every line-hour row vs only the
   rows some declared capacity can reach; largest requirement difference.
 - S4 (``models/loss_allocation.md``, L2/L2a): marginal loss coefficients of every DSO's
@@ -50,12 +50,12 @@ def _lindistflow_with_flows(b, feeder, p_mw, q_mvar, incidence, vm_limits_pu, u_
     variables and equality rows), kept here as the baseline of the grouped form."""
     import pyomo.environ as pyo
 
-    from flexopt.market.distflow import lindistflow_point
+    from flexopt.grid.lindistflow import LinDistFlow
 
     K, n = feeder.n_branch, incidence.shape[0]
     kids = {j: [k for k, par in enumerate(feeder.parent) if par == j] for j in range(feeder.n_bus)}
     at_bus = {j: [i for i in range(n) if incidence[i, j]] for j in range(feeder.n_bus)}
-    _, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
+    _, Q, v0 = LinDistFlow(feeder).point(p_mw, q_mvar)
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
     v0_kv2 = (feeder.vn_kv * feeder.v_root_pu) ** 2
     lo2, hi2 = vm_limits_pu[0] ** 2, vm_limits_pu[1] ** 2
@@ -74,7 +74,7 @@ def _lindistflow_with_flows(b, feeder, p_mw, q_mvar, incidence, vm_limits_pu, u_
             sum(float(r_ohm[k]) * (b.P[k, t] ** 2 + float(Q[t, k]) ** 2) for k in range(K)) / v0_kv2
         ),
     )
-    _, _, v_top = lindistflow_point(feeder, p_mw - u_max_mw @ incidence, q_mvar)
+    _, _, v_top = LinDistFlow(feeder).point(p_mw - u_max_mw @ incidence, q_mvar)
     if (v_top <= np.maximum(hi2, v0) + 1e-12).all():
         return
     b.v = pyo.Var(
@@ -102,12 +102,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import flexopt as fx
     import flexopt.market.lines as lines_mod
-    from flexopt import pipeline as pl
-    from flexopt.dso import local
+    from flexopt.dso.context import declared_capacity, feeder_net_load, prepare
     from flexopt.generate import generate
     from flexopt.grid.build import feeder_from_data
     from flexopt.grid.loss_allocation import marginal_loss_factors
     from flexopt.market.day_ahead import DayAheadData, build_day_ahead, read_day_ahead
+    from flexopt.outcome import MarketBase
+    from flexopt.run import tso as pl
+    from flexopt.run.centralized import centralized_data
     from flexopt.solve import solve
 
     rows = []
@@ -143,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     model = pl.plf_model(inst, da)
     plf, cong = pl.congestion(inst, model, "analytic")
     hours = pd.Index(sorted(cong.loc[cong["congested"], "hour"].unique()), name="hour")
-    ctxs = [local.prepare(inst, d) for d in inst.dsos]
-    capacity = pd.concat({c.dso.id: local.declared_capacity(c, hours) for c in ctxs}, axis=1)
+    ctxs = [prepare(inst, d) for d in inst.dsos]
+    capacity = pd.concat({c.dso.id: declared_capacity(c, hours) for c in ctxs}, axis=1)
     dso_bus = {d.id: d.bus for d in inst.dsos}
 
     def requirement():
-        return pl._requirement(inst, model, plf, hours, capacity, dso_bus)[0]
+        return pl.requirement(inst, model, plf, hours, capacity, dso_bus)[0]
 
     def keep_all(mean, *_):
         return np.ones_like(mean, dtype=bool)
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     pfs = []
     for d in inst.dsos:
         feeder = feeder_from_data(d.feeder)
-        p, q = local.feeder_net_load(inst, d)
+        p, q = feeder_net_load(inst, d)
         pfs.append(feeder.power_flow(p, q))
     t_old, old = _best(lambda: [marginal_loss_factors(pf, step_mw=1e-4)[0] for pf in pfs])
     t_new, new = _best(lambda: [marginal_loss_factors(pf)[0] for pf in pfs])
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     # centralized market (the QP only), at the run's congested hours
     import flexopt.market.centralized as central_mod
 
-    cdata = pl.centralized_data(inst, model, plf, hours, ctxs)
+    base = MarketBase(inst, da, model, plf, cong, hours, tuple(ctxs))
+    cdata = centralized_data(base)
 
     def central_qp():
         m = central_mod.build_centralized(cdata)

@@ -22,11 +22,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine, write_csv
+from benchmarks._common import RESULTS, machine, save_figure, write_csv
 from benchmarks._synthetic import synthetic_problem
-from flexopt.dso.dcp import DCPOptions, DCPProblem
-from flexopt.dso.exact import ApproxModel, build_dcp_exact, read_dcp_exact
+from flexopt.dso.dcp import DCPOptions
+from flexopt.dso.exact import ApproxModel, build_dcp_exact, read_factors
 from flexopt.optim import WCA, minimize
+from flexopt.outcome import BilevelOutcome
 from flexopt.solve import solve
 
 SIZES = [(n, h) for h in (1, 4, 24) for n in (5, 10, 20, 40, 80)]
@@ -38,16 +39,14 @@ def cases(quick: bool):
     for n, h in sizes:
         yield f"syn-{n}x{h}", synthetic_problem(n, h)
     from flexopt import load_instance
-    from flexopt.pipeline import run_market
+    from flexopt.run.api import run_market
 
-    inst = load_instance("instances/rts24-3dso")
-    res = run_market(inst, "none")
-    req = res.tables["requirement"]
-    for ctx in res.detail["contexts"]:
-        r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
-        p = DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode="b"))
+    outcome = run_market(load_instance("instances/rts24-3dso"), "none").outcome
+    assert isinstance(outcome, BilevelOutcome)
+    for dso_id in outcome.dso_ids:
+        p = outcome.dcp(dso_id, DCPOptions(mode="b"))
         if not p.trivial:
-            yield f"rts24-3dso/{ctx.dso.id}", p
+            yield f"rts24-3dso/{dso_id}", p
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = time.perf_counter() - start
         base = {"case": name, "prosumers": n, "hours": h}
         if res.ok:
-            beta = read_dcp_exact(model)["beta"]
+            beta = read_factors(model)[1]
             ac = prob.evaluate(beta[None, :])
             rows.append(
                 {
@@ -233,7 +232,7 @@ def _plot(df: pd.DataFrame) -> None:
     ax.set_ylabel("wall time (s)")
     ax.set_title("DSO problem: WCA vs exact")
     ax.legend()
-    fig.savefig(RESULTS / "wca_vs_exact.png", dpi=120)
+    save_figure(fig, "wca_vs_exact")
     plt.close(fig)
 
 

@@ -2,10 +2,16 @@
 
 >>> import flexopt as fx
 >>> inst = fx.load_instance("instances/rts24-3dso")      # doctest: +SKIP
+>>> res = fx.run_market(inst, method="mlf", seed=0)      # doctest: +SKIP
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from flexopt import grid
-from flexopt.errors import FlexoptError, InstanceError, PowerFlowError, TopologyError
+from flexopt.errors import FlexoptError, InstanceError, OptionError, PowerFlowError, TopologyError
 from flexopt.instance import Instance, load_instance
 
 __version__ = "0.1.0"
@@ -16,23 +22,29 @@ __all__ = [
     "InstanceError",
     "MarketOptions",
     "MarketResult",
+    "OptionError",
     "PowerFlowError",
     "TopologyError",
     "__version__",
     "grid",
     "load_instance",
     "optim",
+    "register_method",
     "run_market",
 ]
 
+# the market pulls in Pyomo: load it on first use
+_LAZY = {
+    "run_market": "flexopt.run.api",
+    "MarketOptions": "flexopt.run.options",
+    "MarketResult": "flexopt.run.result",
+    "register_method": "flexopt.methods",
+}
 
-def __getattr__(name: str):  # the market pulls in Pyomo: load it on first use
-    if name in ("run_market", "MarketOptions", "MarketResult"):
-        from flexopt import pipeline
 
-        return getattr(pipeline, name)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "optim":
-        import importlib
-
         return importlib.import_module("flexopt.optim")
     raise AttributeError(f"module 'flexopt' has no attribute {name!r}")

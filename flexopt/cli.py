@@ -4,17 +4,20 @@
     flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
     flexopt generate --transmission case30|case118|case300 --dsos N --feeder case33bw|case69
                      --prosumers M --seed S --out DIR
-    flexopt run INSTANCE [--method none|mlf|wca|exact|centralized] [--central-model qp|ac]
-                         [--pareto] [--plf analytic|monte_carlo|pem]
-                         [--samples N] [--seed N] [--out DIR] [--workers N | --scheduler ADDR]
+    flexopt run INSTANCE [--method METHOD] [--plf analytic|monte_carlo|pem] [--samples N]
+                         [--seed N] [--out DIR] [--workers N | --scheduler ADDR] [method options]
 
-Bad input prints one line naming the file and field and exits with status 2.
+``--method`` takes every registered coefficient method (``flexopt.methods``: none, mlf, wca,
+exact, …) and ``centralized``. Options are passed on only when given, so an option that does
+not apply to the chosen method is refused with one line naming the method. Bad input prints
+one line naming the file and field and exits with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from argparse import SUPPRESS
 from collections.abc import Sequence
 
 from flexopt.errors import FlexoptError
@@ -68,63 +71,70 @@ def _parser() -> argparse.ArgumentParser:
         help="tangent points of the loss approximation",
     )
 
-    r = sub.add_parser("run", help="run the bilevel market on an instance")
+    r = sub.add_parser("run", help="run the market on an instance", argument_default=SUPPRESS)
     r.add_argument("instance", help="instance directory (holding instance.toml)")
     r.add_argument(
         "--method",
-        choices=("none", "mlf", "wca", "exact", "centralized"),
+        choices=_market_methods(),
         default="none",
         help="how DSOs modify their prosumers' offers (default: none), or 'centralized': "
         "the common TSO–DSO market baseline",
     )
+    r.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
     r.add_argument(
-        "--central-model",
-        choices=("qp", "ac"),
-        default="qp",
-        help="feeders of the centralized market: LinDistFlow QP (HiGHS) or AC NLP (ripopt)",
+        "--plf",
+        dest="plf_method",
+        choices=("analytic", "monte_carlo", "pem"),
+        help="probabilistic load flow method (default: analytic)",
+    )
+    r.add_argument("--samples", type=_positive_int, help="Monte Carlo samples (default 10000)")
+    r.add_argument(
+        "--loss-allocation",
+        choices=("branch_current", "marginal", "pro_rata"),
+        help="feeder loss allocation method (default: branch_current)",
+    )
+    r.add_argument(
+        "--blocks", type=_positive_int, help="bilevel: blocks per DSO bid and hour (default 10)"
     )
     r.add_argument(
         "--pareto",
         action="store_true",
         help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
     )
-    r.add_argument("--wca-iter", type=_positive_int, default=300, help="wca: iterations per DSO")
+    r.add_argument("--wca-iter", type=_positive_int, help="wca: iterations per DSO (default 300)")
+    r.add_argument(
+        "--solver",
+        choices=("highs", "scip"),
+        help="exact: highs — MILP (β only, default); scip — MINLP (α and β), global",
+    )
+    r.add_argument(
+        "--time-limit", dest="time_limit_s", type=float, help="exact: seconds per DSO (default 60)"
+    )
+    r.add_argument("--mip-gap", type=float, help="exact: relative MIP gap (default 1e-6)")
+    r.add_argument(
+        "--central-model",
+        choices=("qp", "ac"),
+        help="centralized: feeders as LinDistFlow QP (HiGHS, default) or AC NLP (ripopt)",
+    )
     r.add_argument(
         "--workers",
         type=_positive_int,
-        default=None,
         help="run the DSO-level stages in a local process pool of N workers",
     )
     r.add_argument(
         "--scheduler",
-        default=None,
         help="run the DSO-level stages on a Dask cluster (tcp://host:port, or 'local')",
     )
     r.add_argument(
-        "--solver",
-        choices=("highs", "scip"),
-        default="highs",
-        help="exact: highs — MILP (β only); scip — MINLP (α and β), global",
+        "--out", default=None, help="write CSV tables, summary.json and timings.json here"
     )
-    r.add_argument("--time-limit", type=float, default=60.0, help="exact: seconds per DSO")
-    r.add_argument("--mip-gap", type=float, default=1e-6, help="exact: relative MIP gap")
-    r.add_argument("--blocks", type=_positive_int, default=10, help="blocks per DSO bid and hour")
-    r.add_argument(
-        "--plf",
-        choices=("analytic", "monte_carlo", "pem"),
-        default="analytic",
-        help="probabilistic load flow method (default: analytic)",
-    )
-    r.add_argument("--samples", type=_positive_int, default=10_000, help="Monte Carlo samples")
-    r.add_argument(
-        "--loss-allocation",
-        choices=("branch_current", "marginal", "pro_rata"),
-        default="branch_current",
-        help="feeder loss allocation method",
-    )
-    r.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
-    r.add_argument("--out", help="write CSV tables, summary.json and timings.json here")
     return p
+
+
+def _market_methods() -> tuple[str, ...]:
+    from flexopt.run.options import market_methods
+
+    return market_methods()
 
 
 def _positive_int(text: str) -> int:
@@ -185,15 +195,14 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
     from pathlib import Path
 
-    from flexopt.dso.dcp import DCPOptions, DCPProblem
+    from flexopt.atomic import atomic_file
+    from flexopt.dso.dcp import DCPOptions
     from flexopt.dso.exact import ApproxModel, build_dcp_exact
-    from flexopt.errors import FlexoptError
     from flexopt.instance import load_instance
-    from flexopt.pipeline import run_market
+    from flexopt.outcome import BilevelOutcome
+    from flexopt.run.api import run_market
 
     if args.mode == "ab" and args.format != "nl":
         raise FlexoptError("--mode ab is a nonlinear model: export it with --format nl")
@@ -204,34 +213,21 @@ def _export(args: argparse.Namespace) -> int:
             f"{inst.path / 'instance.toml'}: no DSO {args.dso!r} (DSOs: {', '.join(ids)})"
         )
     res = run_market(inst, "none")  # S1–S4 and the requirement S3: the design point of the DSO
-    ctx = next(c for c in res.detail["contexts"] if c.dso.id == args.dso)
-    req = res.tables["requirement"]
-    r = req[req["dso_id"] == args.dso].set_index("hour")["requirement_mw"]
-    problem = DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode=args.mode))
+    outcome = res.outcome
+    assert isinstance(outcome, BilevelOutcome)  # "none" is a bilevel method
+    problem = outcome.dcp(args.dso, DCPOptions(mode=args.mode))
     if problem.trivial:
         raise FlexoptError(
             f"{args.dso}: the TSO asks this DSO for nothing; there is no problem to export"
         )
     model = build_dcp_exact(ApproxModel(problem, args.segments))
-    out = Path(args.out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}-", suffix=f".{args.format}")
-    os.close(fd)
-    base = tmp[: -len(args.format) - 1]
-    try:  # the writer picks the format from the suffix; the nl writer adds .row/.col name maps
-        model.write(tmp, io_options={"symbolic_solver_labels": True})
-        os.chmod(tmp, 0o644)
-        for ext in ("row", "col"):
-            if os.path.exists(f"{base}.{ext}"):
-                os.replace(f"{base}.{ext}", out.with_suffix(f".{ext}"))
-        os.replace(tmp, out)
-    finally:
-        for leftover in (tmp, f"{base}.row", f"{base}.col"):
-            if os.path.exists(leftover):
-                os.remove(leftover)
+    # the nl writer puts .row/.col name maps beside the file
+    with atomic_file(args.out, siblings=(".row", ".col")) as tmp:
+        model.write(str(tmp), format=args.format, io_options={"symbolic_solver_labels": True})
     n_var = model.nvariables()
     print(
-        f"wrote {out} ({args.format}, mode {args.mode}, {n_var} variables, hours {list(problem.hours)})"
+        f"wrote {Path(args.out).resolve()} ({args.format}, mode {args.mode}, {n_var} variables, "
+        f"hours {list(problem.hours)})"
     )
     return 0
 
@@ -243,27 +239,11 @@ def _mwh(value: float | None) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from flexopt.instance import load_instance
-    from flexopt.pipeline import run_market
+    from flexopt.run.api import run_market
 
+    options = {k: v for k, v in vars(args).items() if k not in ("command", "instance", "out")}
     inst = load_instance(args.instance)
-    res = run_market(
-        inst,
-        args.method,
-        seed=args.seed,
-        plf_method=args.plf,
-        samples=args.samples,
-        blocks=args.blocks,
-        loss_allocation=args.loss_allocation,
-        progress=True,
-        pareto=args.pareto,
-        wca_iter=args.wca_iter,
-        solver=args.solver,
-        time_limit_s=args.time_limit,
-        mip_gap=args.mip_gap,
-        central_model=args.central_model,
-        workers=args.workers,
-        scheduler=args.scheduler,
-    )
+    res = run_market(inst, progress=True, **options)
     s = res.summary
     print(
         f"instance             {s['instance']}  (method {s['method']}, PLF {s['plf_method']}, seed {s['seed']})"

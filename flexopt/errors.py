@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FlexoptError", "InstanceError", "PowerFlowError", "TopologyError"]
+__all__ = ["FlexoptError", "InstanceError", "OptionError", "PowerFlowError", "TopologyError"]
 
 
 class FlexoptError(Exception):
@@ -22,6 +22,11 @@ class InstanceError(FlexoptError):
         self.reason = message
         where = f"{self.file}: field '{field}'" if field else self.file
         super().__init__(f"{where}: {message}")
+
+
+class OptionError(FlexoptError, ValueError):
+    """An option that is invalid, or that does not apply to the chosen method; the message
+    names the option and the method."""
 
 
 class TopologyError(FlexoptError):

@@ -181,29 +181,6 @@ def manifest_text(
     return "\n".join(lines) + "\n"
 
 
-def flows_and_sensitivity(inst) -> tuple:
-    """Day-ahead DC flows of an instance and the load-reduction sensitivity (T6).
-
-    Returns ``(model, load [T, N], flows [T, L], H [T, L, N])`` with the distributed balancing
-    rule (T5) on the day-ahead schedule (S1).
-    """
-    from flexopt.grid import balancing_weights, load_reduction_sensitivity, transmission_from_data
-    from flexopt.pipeline import day_ahead
-
-    da = day_ahead(inst)
-    model = transmission_from_data(inst)
-    gen_pos = model.bus_pos(inst.transmission.generators["bus"].to_numpy())
-    p_da = da.p_mw[inst.transmission.generators.index].to_numpy()
-    g = np.zeros((inst.hours, model.n_bus))
-    np.add.at(g.T, gen_pos, p_da.T)
-    lf = inst.forecast_load_mw()[model.bus].to_numpy()
-    f0 = (g - lf) @ model.ptdf.T
-    h = load_reduction_sensitivity(
-        model.ptdf, balancing_weights(model.n_bus, gen_pos, p_da, model.slack_idx)
-    )
-    return model, lf, f0, h
-
-
 def generate(
     transmission: str, dsos: int, feeder: str, prosumers: int, seed: int, out: str | Path
 ) -> Path:
@@ -219,6 +196,7 @@ def generate(
     from flexopt.grid.cases import transmission_case
     from flexopt.grid.pandapower_io import generator_table, transmission_tables
     from flexopt.instance import load_instance
+    from flexopt.run.tso import day_ahead_flows
 
     rng = np.random.default_rng([seed, dsos, prosumers])
     net = transmission_case(transmission)
@@ -283,8 +261,8 @@ def generate(
                 fa["vn_kv"],
             )
         )
-        inst = load_instance(work)
-        model, lf, f0, h = flows_and_sensitivity(inst)
+        flows = day_ahead_flows(load_instance(work))
+        model, lf, f0, h = flows.network, flows.load_mw, flows.flow_mw, flows.sensitivity
         base_max = np.abs(f0).max(axis=0)
         real = base_max >= 0.05 * base_max.max()  # lines that carry a real share of the flow
         hours_on = np.isin(np.arange(1, 25), SURGE_HOURS)[:, None]
@@ -322,9 +300,7 @@ def generate(
             work / "transmission/branches.csv",
             "rating_mw = thermal rating, except the two derated lines (flexopt generate)",
         )
-        t_mid = (
-            model.hours.get_loc(SURGE_HOURS[1]) if hasattr(model, "hours") else SURGE_HOURS[1] - 1
-        )
+        t_mid = SURGE_HOURS[1] - 1  # hours are 1..24
         sign = np.sign(f1[t_mid, derated])
         relief = -(h[t_mid][derated] * sign[:, None]).sum(axis=0)  # per bus, both lines
         pos = model.bus_pos(load_buses.to_numpy())

@@ -119,7 +119,13 @@ def solve(
     return _solve_legacy(model, solver, time_limit, mip_gap, duals, options or {})
 
 
-def _solve_highs(model, time_limit, mip_gap, duals, options) -> SolveResult:
+def _solve_highs(
+    model: pyo.ConcreteModel,
+    time_limit: float | None,
+    mip_gap: float | None,
+    duals: bool,
+    options: dict[str, Any],
+) -> SolveResult:
     from pyomo.contrib.solver.solvers.highs import Highs
 
     opt = Highs()
@@ -157,7 +163,14 @@ def _solve_highs(model, time_limit, mip_gap, duals, options) -> SolveResult:
     return SolveResult(status, objective, bound, wall, "highs", str(tc.name), dual_map)
 
 
-def _solve_legacy(model, solver, time_limit, mip_gap, duals, options) -> SolveResult:
+def _solve_legacy(
+    model: pyo.ConcreteModel,
+    solver: str,
+    time_limit: float | None,
+    mip_gap: float | None,
+    duals: bool,
+    options: dict[str, Any],
+) -> SolveResult:
     from pyomo.opt import SolverStatus
     from pyomo.opt import TerminationCondition as LegacyTC
 

@@ -35,12 +35,12 @@ from flexopt.atomic import atomic_directory  # noqa: E402
 from flexopt.generate import (  # noqa: E402
     RTS_HOURLY_PCT,
     feeder_table,
-    flows_and_sensitivity,
     make_prosumers,
     manifest_text,
 )
 from flexopt.generate import write_table as _write  # noqa: E402
 from flexopt.grid.pandapower_io import generator_table, transmission_tables  # noqa: E402
+from flexopt.run.tso import day_ahead_flows  # noqa: E402
 
 NAME = "rts24-3dso"
 SEED = 20261124
@@ -123,7 +123,8 @@ def build(out: Path) -> None:
         _write(pros, work / "distribution/prosumers.csv")
         _write(base, work / "distribution/baseline.csv")
         inst = load_instance(work)
-        model, lf, f0, h = flows_and_sensitivity(inst)
+        flows = day_ahead_flows(inst)
+        model, lf, f0, h = flows.network, flows.load_mw, flows.flow_mw, flows.sensitivity
         delta = inst.scenario.load_increase[model.bus].to_numpy()
         f1 = f0 - np.einsum("tlb,tb->tl", h, lf * delta)
         stress = np.abs(f1).max(axis=0) / np.abs(f0).max(axis=0)

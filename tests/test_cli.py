@@ -92,7 +92,7 @@ def test_export_mps_solves_to_the_same_optimum_in_highs(tmp_path, capsys):
     from flexopt import load_instance
     from flexopt.dso.dcp import DCPOptions, DCPProblem
     from flexopt.dso.exact import ApproxModel, build_dcp_exact
-    from flexopt.pipeline import run_market
+    from flexopt.run.api import run_market
     from flexopt.solve import solve
 
     out = tmp_path / "dso1.mps"
@@ -104,9 +104,8 @@ def test_export_mps_solves_to_the_same_optimum_in_highs(tmp_path, capsys):
     h.run()
     inst = load_instance(RTS)
     res = run_market(inst, "none")
-    ctx = res.detail["contexts"][0]
-    req = res.tables["requirement"]
-    r = req[req["dso_id"] == "DSO1"].set_index("hour")["requirement_mw"]
+    ctx = res.outcome.context("DSO1")
+    r = res.outcome.requirement_mw["DSO1"]
     model = build_dcp_exact(
         ApproxModel(
             DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode="b")), 16

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flexopt.executors import executor
-from flexopt.pipeline import run_market
+from flexopt.run.api import run_market
 
 
 def _square(x: int) -> int:

@@ -10,7 +10,7 @@ from flexopt import load_instance
 from flexopt.cli import main
 from flexopt.errors import FlexoptError
 from flexopt.generate import generate
-from flexopt.pipeline import run_market
+from flexopt.run.api import run_market
 
 
 @pytest.fixture(scope="module")

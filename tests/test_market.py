@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from flexopt.market.tso import DSOBid, TSOMarketData
-from flexopt.pipeline import MarketOptions, run_market
+from flexopt.run.api import run_market
+from flexopt.run.options import MarketOptions
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from flexopt.dso import local
-from flexopt.pipeline import run_market
+from flexopt.dso.context import prepare
+from flexopt.run.api import run_market
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_losses_scale_with_feeder_copies(rts, market):
 
 
 def test_screening_keeps_the_loss_heavy_prosumers(rts):
-    ctx = local.prepare(rts, rts.dsos[0])
+    ctx = prepare(rts, rts.dsos[0])
     np.testing.assert_allclose(ctx.allocation.sum(axis=1), ctx.loss_mw, rtol=1e-12)
     part = ctx.participants
     kept = part[part["participates"]]["loss_share"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from flexopt.dso.clearing import clear
 
 __all__ = ["BlockBid", "aggregate_blocks", "aggregated_cost"]
 
 
-def aggregated_cost(a, b, u_max, q) -> np.ndarray:
+def aggregated_cost(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> np.ndarray:
     """``C_agg(Q)``: the value of the local clearing (M4) as a function of ``Q`` (M7), €/h.
 
     Convex and piecewise quadratic in ``Q`` on ``[0, Σ Ū]``.
@@ -39,7 +40,7 @@ class BlockBid:
         return BlockBid(self.q_mw * copies, self.price_eur_per_mwh)
 
 
-def aggregate_blocks(a, b, u_max, blocks: int = 10) -> BlockBid:
+def aggregate_blocks(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, blocks: int = 10) -> BlockBid:
     """Split ``[0, Σ Ū]`` into ``blocks`` equal blocks priced at the cost increment per MW (M8).
 
     ``π_k = (C_agg(Q_k) − C_agg(Q_{k−1})) / (Q_k − Q_{k−1})`` with ``Q_k = k Σ Ū / K``: the

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Clearing", "clear"]
 
@@ -58,7 +59,7 @@ def _continuous(lam, a, b, umax, pos):
     return np.where(pos, np.clip((lam - b) / safe, 0.0, umax), 0.0)
 
 
-def clear(a, b, u_max, q) -> Clearing:
+def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearing:
     """Clear the local market for quantity ``q`` (M4–M6).
 
     Parameters

@@ -1,4 +1,4 @@
-"""The DSO coefficient problem (DCP, DESIGN S5) as a batched :class:`flexopt.optim.Problem`.
+"""The DSO coefficient problem (DCP, stage S5) as a batched :class:`flexopt.optim.Problem`.
 
 Equations C1–C7 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level figures are
 ``n_feeders ×``), decision ``x`` = modification factors (mode ``"ab"``: ``α, β``; mode ``"b"``:
@@ -17,16 +17,18 @@ No Python loop over individuals: one clearing call and one power-flow call per e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from flexopt.dso.clearing import clear
+from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import flexibility_capacity
+from flexopt.dso.modification import Factors
 from flexopt.optim import Evaluation, Problem
 
-__all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPValues"]
+__all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPScore", "DCPValues"]
 
 MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
@@ -79,23 +81,58 @@ class DCPValues:
     loss_mw: np.ndarray  # [P, T] per copy
 
 
+@dataclass(frozen=True)
+class DCPScore:
+    """One set of factors on the DCP evaluator, DSO level (all feeder copies).
+
+    ``objective`` (C6), ``f_loss_mwh`` (C4), ``f_price_eur`` (C5), ``budget_eur`` ``g(x)``
+    (C7), ``feasible`` ``g(x) ≥ 0``, ``evaluations`` the method spent.
+    """
+
+    objective: float
+    f_loss_mwh: float
+    f_price_eur: float
+    budget_eur: float
+    feasible: bool
+    evaluations: int
+
+    def as_dict(self) -> dict[str, float | bool | int]:
+        return asdict(self)
+
+
 class DCPProblem(Problem):
     """The DCP of one DSO at its design point (hours with ``R_{d,t} > 0``).
 
     Parameters
     ----------
-    ctx : flexopt.dso.local.DSOContext
+    ctx : DSOContext
         The DSO after S4 (feeder, day-ahead net load, participants).
     requirement_mw : pandas.Series
         ``R_{d,t}`` per congested hour (DSO level).
     loss_price_eur_per_mwh : float
     options : DCPOptions
+
+    Attributes
+    ----------
+    requirement_mw : pandas.Series
+        As given: every congested hour.
+    capacity_mw : pandas.DataFrame
+        Congested hours × participants, ``Ū_{i,t}`` per copy (M3, spare energy split in
+        proportion to the requirement, evenly if the DSO was asked for nothing).
+    hours : pandas.Index
+        The design hours, ``R_{d,t} > 0``.
     """
 
     def __init__(
-        self, ctx, requirement_mw: pd.Series, loss_price_eur_per_mwh: float, options: DCPOptions
+        self,
+        ctx: DSOContext,
+        requirement_mw: pd.Series,
+        loss_price_eur_per_mwh: float,
+        options: DCPOptions | None = None,
     ) -> None:
+        options = options or DCPOptions()
         self.ctx, self.options, self.loss_price = ctx, options, float(loss_price_eur_per_mwh)
+        self.requirement_mw = requirement_mw
         members = ctx.members
         self.n = len(members)
         weight = (
@@ -104,6 +141,7 @@ class DCPProblem(Problem):
             else pd.Series(1.0, index=requirement_mw.index)
         )
         u_max = flexibility_capacity(members, ctx.dso.baseline_mw[members.index], weight, ctx.dt_h)
+        self.capacity_mw = u_max.loc[requirement_mw.index]
         self.hours = requirement_mw.index[requirement_mw.to_numpy() > 0]
         self.u_max = u_max.loc[self.hours].to_numpy()  # [T, n]
         self.q = requirement_mw.loc[self.hours].to_numpy() / ctx.dso.n_feeders  # [T] per copy
@@ -185,6 +223,20 @@ class DCPProblem(Problem):
             u_mw=r["u"],
             price_eur_per_mwh=r["price"],
             loss_mw=r["loss"],
+        )
+
+    def score(self, factors: Factors, evaluations: int = 0) -> DCPScore:
+        """Given factors on the evaluator (C1–C7); the trivial problem scores 1 and zeros."""
+        if self.trivial:
+            return DCPScore(1.0, 0.0, 0.0, 0.0, True, 0)
+        v = self.values(self.vector(factors.alpha, factors.beta)[None, :])
+        return DCPScore(
+            objective=float(v.objective[0]),
+            f_loss_mwh=float(v.f_loss_mwh[0]),
+            f_price_eur=float(v.f_price_eur[0]),
+            budget_eur=float(v.budget_eur[0]),
+            feasible=bool(v.budget_eur[0] >= -1e-9),
+            evaluations=int(evaluations),
         )
 
     def evaluate(self, X: np.ndarray) -> Evaluation:

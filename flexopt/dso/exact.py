@@ -8,6 +8,9 @@ LinDistFlow, ``Σ_k r_k (P_k² + Q_k²) / V₀²``, with a piecewise-linear oute
 (HiGHS). The same approximations define :class:`ApproxModel`, a batched numpy evaluator of the
 approximate model, so that any method's factors (WCA's included) can be scored on the very
 model the MILP optimizes.
+
+This module builds and reads models; it never solves them (``flexopt.methods.exact`` solves
+them through :func:`flexopt.solve.solve`).
 """
 
 from __future__ import annotations
@@ -17,20 +20,22 @@ from dataclasses import dataclass
 import numpy as np
 import pyomo.environ as pyo
 
-from flexopt.dso.clearing import clear
+from flexopt.dso.clearing import Clearing, clear
 from flexopt.dso.dcp import DCPProblem
+from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.market.distflow import add_branch_flow
 from flexopt.optim import Evaluation, Problem
 
 __all__ = [
     "ApproxModel",
     "ExactBounds",
-    "NLPResult",
+    "ExactSolution",
+    "add_lower_level_kkt",
     "build_dcp_exact",
     "build_dcp_nlp",
     "exact_bounds",
     "read_dcp_exact",
-    "solve_dcp_nlp",
+    "read_factors",
 ]
 
 
@@ -53,13 +58,10 @@ class ApproxModel(Problem):
         if segments < 2:
             raise ValueError(f"segments must be ≥ 2, got {segments}")
         self.problem, self.segments = problem, segments
-        f = problem.ctx.feeder
-        self.r_ohm = f.r_pu * f.vn_kv**2 / f.base_mva
-        self.v0_kv = f.vn_kv * f.v_root_pu
-        self.path = f.path  # [K, n_bus]
-        self.p_branch0 = problem.p @ f.path.T  # [T, K] LinDistFlow flows at u = 0 (X2)
-        self.q_branch = problem.q_mvar @ f.path.T  # [T, K]
-        self.sens = problem.incidence @ f.path.T  # [n, K]: flow drop per MW of u_i (X3)
+        self.lindistflow = ldf = LinDistFlow(problem.ctx.feeder)
+        # [T, K] LinDistFlow flows at u = 0 (X2)
+        self.p_branch0, self.q_branch = ldf.flows(problem.p, problem.q_mvar)
+        self.sens = ldf.flow_sensitivity(problem.incidence)  # [n, K]: flow drop per MW of u_i (X3)
         umax = problem.u_max  # [T, n]
         p_lo = self.p_branch0 - umax @ self.sens  # every u at its capacity
         self.p_grid = np.linspace(
@@ -86,11 +88,9 @@ class ApproxModel(Problem):
     def losses_mw(self, u: np.ndarray) -> np.ndarray:
         """Approximate feeder loss ``[P, T]`` for dispatch ``u[P, T, n]`` (X3, X9)."""
         p = self.p_branch0 - u @ self.sens  # [P, T, K]
-        return (self.r_ohm * (self.tangent_max(p, self.p_grid) + self.q_branch**2)).sum(
-            -1
-        ) / self.v0_kv**2
+        return self.lindistflow.loss_mw(self.tangent_max(p, self.p_grid), self.q_branch**2)
 
-    def _parts(self, X: np.ndarray):
+    def _parts(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, Clearing, np.ndarray]:
         pr = self.problem
         alpha, beta = pr.factors(X)
         cl = clear(
@@ -233,7 +233,8 @@ def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> p
         ),
     )
     dt, w = pr.ctx.dt_h, pr.options.weight
-    r, v2, qb = approx.r_ohm, approx.v0_kv**2, approx.q_branch
+    ldf = approx.lindistflow
+    r, v2, qb = ldf.r_ohm, ldf.v0_kv2, approx.q_branch
     m.loss = pyo.Expression(
         m.T, rule=lambda _m, t: sum(r[k] * (m.phi[k, t] + float(qb[t, k]) ** 2) for k in m.K) / v2
     )
@@ -267,19 +268,42 @@ def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> p
     return m
 
 
-def read_dcp_exact(m: pyo.ConcreteModel) -> dict:
-    """α (ones in mode "b"), β, dispatch, prices and multipliers of a solved model."""
+@dataclass(frozen=True, eq=False)
+class ExactSolution:
+    """A solved exact model: factors ``[n]`` (α ones in mode "b"), dispatch ``u`` ``[T, n]``,
+    clearing price ``lam`` ``[T]`` and the bound multipliers ``mu_lo``, ``mu_hi`` ``[T, n]``."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    u: np.ndarray
+    lam: np.ndarray
+    mu_lo: np.ndarray
+    mu_hi: np.ndarray
+
+
+def read_factors(m: pyo.ConcreteModel) -> tuple[np.ndarray, np.ndarray]:
+    """``(α, β)`` of a solved exact model (α ones when it has no α variable)."""
+    n = len(m.I)
+    alpha = np.array([pyo.value(m.alpha[i]) for i in m.I]) if hasattr(m, "alpha") else np.ones(n)
+    return alpha, np.array([pyo.value(m.beta[i]) for i in m.I])
+
+
+def read_dcp_exact(m: pyo.ConcreteModel) -> ExactSolution:
+    """Factors, dispatch, prices and multipliers of a solved MILP/MINLP (X1–X12)."""
     T, n = len(m.T), len(m.I)
-    return {
-        "alpha": np.array([pyo.value(m.alpha[i]) for i in m.I])
-        if hasattr(m, "alpha")
-        else np.ones(n),
-        "beta": np.array([pyo.value(m.beta[i]) for i in m.I]),
-        "u": np.array([[pyo.value(m.u[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
-        "lam": np.array([pyo.value(m.lam[t]) for t in m.T]),
-        "mu_lo": np.array([[pyo.value(m.mu_lo[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
-        "mu_hi": np.array([[pyo.value(m.mu_hi[i, t]) for i in m.I] for t in m.T]).reshape(T, n),
-    }
+
+    def grid(var: pyo.Var) -> np.ndarray:
+        return np.array([[pyo.value(var[i, t]) for i in m.I] for t in m.T]).reshape(T, n)
+
+    alpha, beta = read_factors(m)
+    return ExactSolution(
+        alpha=alpha,
+        beta=beta,
+        u=grid(m.u),
+        lam=np.array([pyo.value(m.lam[t]) for t in m.T]),
+        mu_lo=grid(m.mu_lo),
+        mu_hi=grid(m.mu_hi),
+    )
 
 
 def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
@@ -355,51 +379,3 @@ def build_dcp_nlp(problem: DCPProblem, eps: float = 1e-7) -> pyo.ConcreteModel:
             >= 0
         )
     return m
-
-
-@dataclass(frozen=True, eq=False)
-class NLPResult:
-    """A *local* solution of the AC NLP (X13–X16): factors, objective, the tightest Scholtes
-    parameter solved, and the solver's status per homotopy step."""
-
-    alpha: np.ndarray
-    beta: np.ndarray
-    objective: float | None
-    eps: float | None
-    steps: tuple[tuple[float, str], ...]
-
-    @property
-    def ok(self) -> bool:
-        return self.objective is not None
-
-
-def solve_dcp_nlp(
-    problem: DCPProblem,
-    schedule: tuple[float, ...] = (1e-3, 1e-4, 1e-5, 1e-6),
-    solver: str = "ripopt",
-) -> NLPResult:
-    """Solve the AC NLP locally by a homotopy on the Scholtes parameter (X16).
-
-    Each step warm-starts from the previous one; the result is the tightest step that
-    converged. A *local* optimum, reported as such — compare it on the AC evaluator.
-    """
-    from flexopt.solve import solve
-
-    m = build_dcp_nlp(problem, eps=schedule[0])
-    steps, best = [], None
-    for eps in schedule:
-        m.eps.set_value(eps)
-        res = solve(m, solver, duals=False)
-        steps.append((eps, res.status.value))
-        if not res.ok:
-            break
-        best = (
-            np.array([pyo.value(m.alpha[i]) for i in m.I]),
-            np.array([pyo.value(m.beta[i]) for i in m.I]),
-            float(res.objective),
-            eps,
-        )
-    if best is None:
-        n = problem.n
-        return NLPResult(np.ones(n), np.ones(n), None, None, tuple(steps))
-    return NLPResult(best[0], best[1], best[2], best[3], tuple(steps))

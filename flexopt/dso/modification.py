@@ -1,4 +1,4 @@
-"""Cost-coefficient modification methods of the DSO (DESIGN S5; ``models/local_market.md`` M9).
+"""Cost-coefficient modification of the DSO (stage S5; ``models/local_market.md`` M9).
 
 A method returns the factors ``α_i, β_i`` that turn an offer ``C_i(u) = a_i u² + b_i u`` into
 the modified offer ``a'_i = α_i a_i``, ``b'_i = β_i b_i`` that the DSO dispatches and bids with.

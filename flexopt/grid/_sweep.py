@@ -8,24 +8,32 @@ voltage from the root. Each power flow stops on its own tolerance.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-try:
-    import numba
-
-    HAVE_NUMBA = True
-except ImportError:  # pragma: no cover - exercised only where numba is absent
-    HAVE_NUMBA = False
-
-__all__ = ["HAVE_NUMBA", "sweep"]
+__all__ = ["sweep"]
 
 
 def _sweep_py(
-    p, q, base_mva, y, parent, child, z, root, v0, tol, max_iter, v_out, ibus_out, ibr_out, iters
-):
+    p: np.ndarray,
+    q: np.ndarray,
+    base_mva: float,
+    y: np.ndarray,
+    parent: np.ndarray,
+    child: np.ndarray,
+    z: np.ndarray,
+    root: int,
+    v0: complex,
+    tol: float,
+    max_iter: int,
+    v_out: np.ndarray,
+    ibus_out: np.ndarray,
+    ibr_out: np.ndarray,
+    iters: np.ndarray,
+) -> None:
     n_batch, n_bus = p.shape
     n_br = child.shape[0]
-    for b in numba.prange(n_batch) if HAVE_NUMBA else range(n_batch):
+    for b in numba.prange(n_batch):
         v = np.empty(n_bus, dtype=np.complex128)
         acc = np.empty(n_bus, dtype=np.complex128)
         sc = np.empty(n_bus, dtype=np.complex128)  # conj(S) in per unit
@@ -68,10 +76,22 @@ def _sweep_py(
             ibr_out[b, k] = acc[child[k]]
 
 
-_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_sweep_py) if HAVE_NUMBA else None
+_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_sweep_py)
 
 
-def sweep(p, q, base_mva, y, parent, child, z, root, v0, tol, max_iter):
+def sweep(
+    p: np.ndarray,
+    q: np.ndarray,
+    base_mva: float,
+    y: np.ndarray,
+    parent: np.ndarray,
+    child: np.ndarray,
+    z: np.ndarray,
+    root: int,
+    v0: complex,
+    tol: float,
+    max_iter: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Run the compiled sweep on net loads ``p``, ``q`` (MW, Mvar; ``[batch, n_bus]``).
 
     Returns ``(v, i_bus, i_branch, iterations)``; iterations is -1 for a power flow that did

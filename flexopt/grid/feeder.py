@@ -1,4 +1,4 @@
-"""Radial distribution feeder with a batched AC power flow (DESIGN S4, S5, S8).
+"""Radial distribution feeder with a batched AC power flow (F1–F7; stages S4, S5, S8).
 
 The power flow is the backward/forward sweep in its matrix form (Teng 2003, "A direct
 approach for distribution system load flow solutions", IEEE TPWRD 18(3), doi:
@@ -15,22 +15,24 @@ power flow of the batch. Equations are numbered in ``models/feeder.md``.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
-from flexopt.errors import PowerFlowError, TopologyError
-from flexopt.grid._sweep import HAVE_NUMBA, sweep
+from flexopt.errors import PowerFlowError
+from flexopt.grid._sweep import sweep
+from flexopt.grid.tree import orient_tree
 
 if TYPE_CHECKING:  # pandapower is imported lazily, only by from_pandapower
     import pandapower as pp
 
 __all__ = ["Feeder", "PowerFlowResult"]
+
+PowerFlowEngine = Literal["auto", "numba", "numpy"]
 
 _SQRT3 = np.sqrt(3.0)
 
@@ -62,55 +64,67 @@ class PowerFlowResult:
     @property
     def vm_pu(self) -> np.ndarray:
         """Voltage magnitude ``[..., n_bus]``."""
-        return np.abs(self.v_pu)
+        vm: np.ndarray = np.abs(self.v_pu)
+        return vm
 
     @property
     def va_degree(self) -> np.ndarray:
         """Voltage angle relative to the root ``[..., n_bus]``."""
-        return np.degrees(np.angle(self.v_pu))
+        va: np.ndarray = np.degrees(np.angle(self.v_pu))
+        return va
 
     @property
     def i_ka(self) -> np.ndarray:
         """Branch current magnitude in kA ``[..., n_branch]``."""
-        return np.abs(self.i_branch_pu) * self.feeder.base_mva / (_SQRT3 * self.feeder.vn_kv)
+        i_ka: np.ndarray = (
+            np.abs(self.i_branch_pu) * self.feeder.base_mva / (_SQRT3 * self.feeder.vn_kv)
+        )
+        return i_ka
 
     @property
     def loss_branch_mw(self) -> np.ndarray:
         """Active loss of each branch ``r_k |I_k|²`` in MW ``[..., n_branch]`` (F6)."""
-        return self.feeder.r_pu * np.abs(self.i_branch_pu) ** 2 * self.feeder.base_mva
+        loss: np.ndarray = self.feeder.r_pu * np.abs(self.i_branch_pu) ** 2 * self.feeder.base_mva
+        return loss
 
     @property
     def loss_mw(self) -> np.ndarray:
         """Total active feeder loss in MW ``[...]`` (F6)."""
-        return self.loss_branch_mw.sum(axis=-1)
+        loss: np.ndarray = self.loss_branch_mw.sum(axis=-1)
+        return loss
 
     @property
     def q_loss_mvar(self) -> np.ndarray:
         """Total reactive series loss ``Σ x_k |I_k|²`` in Mvar ``[...]``."""
-        return (self.feeder.x_pu * np.abs(self.i_branch_pu) ** 2).sum(
+        q_loss: np.ndarray = (self.feeder.x_pu * np.abs(self.i_branch_pu) ** 2).sum(
             axis=-1
         ) * self.feeder.base_mva
+        return q_loss
 
     @property
     def s_from_mva(self) -> np.ndarray:
         """Complex power entering each branch at its upstream end ``[..., n_branch]``."""
         f = self.feeder
-        return self.v_pu[..., f.parent] * np.conj(self.i_branch_pu) * f.base_mva
+        s_from: np.ndarray = self.v_pu[..., f.parent] * np.conj(self.i_branch_pu) * f.base_mva
+        return s_from
 
     @property
     def p_from_mw(self) -> np.ndarray:
-        return self.s_from_mva.real
+        p_from: np.ndarray = self.s_from_mva.real
+        return p_from
 
     @property
     def q_from_mvar(self) -> np.ndarray:
-        return self.s_from_mva.imag
+        q_from: np.ndarray = self.s_from_mva.imag
+        return q_from
 
     @property
     def p_root_mw(self) -> np.ndarray:
         """Active power imported at the root (load + losses) ``[...]`` (F7)."""
         f = self.feeder
         s_root = self.v_pu[..., f.root] * np.conj(self.i_branch_pu[..., f.root_branches]).sum(-1)
-        return s_root.real * f.base_mva
+        p_root: np.ndarray = s_root.real * f.base_mva
+        return p_root
 
 
 @dataclass(frozen=True, eq=False)
@@ -176,46 +190,16 @@ class Feeder:
         Raises
         ------
         TopologyError
-            If the branches do not form a tree spanning every bus from ``root``.
+            If the branches do not form a tree spanning every bus from ``root`` (see
+            :func:`flexopt.grid.tree.orient_tree`, which orients them breadth-first, F1).
         """
-        fb = np.asarray(from_bus, dtype=np.int64)
-        tb = np.asarray(to_bus, dtype=np.int64)
-        labels = pd.Index(np.unique(np.r_[fb, tb, [root]]))
-        n = len(labels)
-        if len(fb) != n - 1:
-            kind = "meshed (has a loop)" if len(fb) > n - 1 else "not connected"
-            raise TopologyError(
-                f"feeder '{name}' is {kind}: {len(fb)} branches for {n} buses "
-                f"(a radial feeder has n_bus - 1)"
-            )
-        f_pos, t_pos = labels.get_indexer(fb), labels.get_indexer(tb)
-        root_pos = int(labels.get_loc(root))
-        adjacency: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-        for k, (a, b) in enumerate(zip(f_pos, t_pos, strict=True)):
-            adjacency[a].append((b, k))
-            adjacency[b].append((a, k))
-        parent_of = np.full(n, -1)
-        branch_of = np.full(n, -1)
-        seen = np.zeros(n, dtype=bool)
-        seen[root_pos] = True
-        order = []
-        queue = deque([root_pos])
-        while queue:
-            u = queue.popleft()
-            order.append(u)
-            for v, k in adjacency[u]:
-                if not seen[v]:
-                    seen[v] = True
-                    parent_of[v], branch_of[v] = u, k
-                    queue.append(v)
-        if not seen.all():  # n - 1 branches and unreachable buses: a loop elsewhere
-            missing = list(labels[~seen][:5])
-            raise TopologyError(
-                f"feeder '{name}' is not radial: buses {missing} are unreachable from the "
-                f"root {root} while another part has a loop"
-            )
-        children = np.array(order[1:])  # breadth-first: every parent precedes its children
-        k_idx = branch_of[children]
+        tree = orient_tree(
+            np.asarray(from_bus, dtype=np.int64),
+            np.asarray(to_bus, dtype=np.int64),
+            root,
+            name=name,
+        )
+        labels, n, k_idx = tree.bus, len(tree.bus), tree.branch
         z_base = vn_kv**2 / base_mva
         p = np.zeros(n) if p_mw is None else p_mw.reindex(labels, fill_value=0.0).to_numpy(float)
         q = (
@@ -228,9 +212,9 @@ class Feeder:
             y += 1j * shunt_mvar_at_1pu.reindex(labels, fill_value=0.0).to_numpy(float) / base_mva
         return cls(
             bus=labels,
-            root=root_pos,
-            parent=parent_of[children],
-            child=children,
+            root=tree.root,
+            parent=tree.parent,
+            child=tree.child,
             r_pu=np.asarray(r_ohm, float)[k_idx] / z_base,
             x_pu=np.asarray(x_ohm, float)[k_idx] / z_base,
             y_shunt_pu=y,
@@ -289,7 +273,7 @@ class Feeder:
     @cached_property
     def z_pu(self) -> np.ndarray:
         """Root-referenced bus impedance ``Z = BCBV · BIBC = Aᵀ diag(z) A`` (F3), ``[n, n]``."""
-        m = (self.path.T * self.z_branch_pu) @ self.path
+        m: np.ndarray = (self.path.T * self.z_branch_pu) @ self.path
         m.flags.writeable = False
         return m
 
@@ -313,7 +297,7 @@ class Feeder:
         *,
         tol_pu: float = 1e-10,
         max_iter: int = 100,
-        engine: str = "auto",
+        engine: PowerFlowEngine = "auto",
     ) -> PowerFlowResult:
         """Batched AC power flow by backward/forward sweep (F4–F7).
 
@@ -330,8 +314,8 @@ class Feeder:
         engine : {"auto", "numba", "numpy"}
             ``numba``: compiled tree sweep, O(n) per power flow, parallel over the batch, each
             power flow stopping on its own tolerance. ``numpy``: the matrix form (F4), one
-            complex matrix product per sweep for the whole batch. ``auto`` picks numba when it
-            is installed. Both iterate the same fixed point (tests hold them to 1e-12 pu).
+            complex matrix product per sweep for the whole batch. ``auto`` is numba. Both
+            iterate the same fixed point (tests hold them to 1e-12 pu).
 
         Returns
         -------
@@ -351,9 +335,7 @@ class Feeder:
         y[self.root] = 0.0
         if engine not in ("auto", "numba", "numpy"):
             raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
-        if engine == "numba" and not HAVE_NUMBA:
-            raise ImportError("engine='numba' needs numba (pip install numba)")
-        if engine != "numpy" and HAVE_NUMBA:
+        if engine != "numpy":
             v, i_bus, i_branch, iters = sweep(
                 p2,
                 q2,
@@ -390,7 +372,9 @@ class Feeder:
             iterations=it,
         )
 
-    def _sweep_numpy(self, s_conj, y, tol_pu, max_iter):
+    def _sweep_numpy(
+        self, s_conj: np.ndarray, y: np.ndarray, tol_pu: float, max_iter: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Matrix-form sweep (F4) over the whole batch at once."""
         zt = self.z_pu.T.copy()
         v0 = complex(self.v_root_pu)
@@ -422,7 +406,13 @@ class Feeder:
         return v, i_bus, i_branch, it
 
 
-def _bus_current(s_conj, v, y, out, scratch) -> None:
+def _bus_current(
+    s_conj: np.ndarray,
+    v: np.ndarray,
+    y: np.ndarray,
+    out: np.ndarray,
+    scratch: tuple[np.ndarray, np.ndarray],
+) -> None:
     """``I = conj(S/V) + y V = conj(S)·V/|V|² + y V`` in place (real ops beat complex division)."""
     inv_v2, im2 = scratch
     np.multiply(v.real, v.real, out=inv_v2)

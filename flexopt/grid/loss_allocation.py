@@ -1,4 +1,4 @@
-"""Allocation of feeder losses to bus loads and screening of prosumers (DESIGN S4).
+"""Allocation of feeder losses to bus loads and screening of prosumers (stage S4).
 
 Every method returns allocations ``[..., n_bus]`` (MW; zero at the root) that sum exactly to
 the total active loss of the power flow. Equations L1–L5 in ``models/loss_allocation.md``.
@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from flexopt.grid.feeder import PowerFlowResult
+from flexopt.grid.feeder import Feeder, PowerFlowResult
 
 __all__ = ["LOSS_ALLOCATION_METHODS", "allocate_losses", "marginal_loss_factors", "screen_buses"]
 
@@ -51,7 +51,8 @@ def allocate_losses(
     """
     f = pf.feeder
     if method == "branch_current":
-        return np.real(pf.i_bus_pu * _path_weighted_current(pf)) * f.base_mva
+        alloc: np.ndarray = np.real(pf.i_bus_pu * _path_weighted_current(pf)) * f.base_mva
+        return alloc
     loss = pf.loss_mw[..., None]
     if method == "marginal":
         dl_dp, dl_dq = marginal_loss_factors(pf, step_mw=step_mw)
@@ -112,10 +113,13 @@ def _path_weighted_current(pf: PowerFlowResult) -> np.ndarray:
     """``w_j = Σ_k A[k, j] r_k conj(I_k)``: the loss-weighted current seen along bus j's path
     (L1; half the derivative of ``Σ r_k |I_k|²`` with respect to ``I_j``, L2a)."""
     f = pf.feeder
-    return (np.conj(pf.i_branch_pu) * f.r_pu) @ f.path
+    w: np.ndarray = (np.conj(pf.i_branch_pu) * f.r_pu) @ f.path
+    return w
 
 
-def _marginal_implicit(f, v, s_conj_mva, w) -> tuple[np.ndarray, np.ndarray]:
+def _marginal_implicit(
+    f: Feeder, v: np.ndarray, s_conj_mva: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(L2a) on a flat batch. With ``x = [Re V; Im V]`` of the non-root buses, the power flow
     ``V − V₀ + Z I(V, p, q) = 0`` (F4) has the real Jacobian ``J = 1 + R(Z diag y) +
     R̄(Z diag b)``, ``b_j = ∂I_j/∂conj(V_j) = −conj(S_j)/conj(V_j)²``; the loss

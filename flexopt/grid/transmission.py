@@ -1,4 +1,4 @@
-"""Transmission DC model: PTDF, balancing sensitivities and ratings (DESIGN S2, S3).
+"""Transmission DC model: PTDF, balancing sensitivities and ratings (T1–T6).
 
 Equations are numbered in ``models/transmission.md``. Arrays in, arrays out; the pandapower
 conversion lives in :mod:`flexopt.grid.pandapower_io`.
@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from numpy.typing import ArrayLike
 
 from flexopt.errors import TopologyError
 
@@ -61,9 +62,9 @@ class TransmissionModel:
     def n_branch(self) -> int:
         return len(self.branch)
 
-    def bus_pos(self, labels) -> np.ndarray:
+    def bus_pos(self, labels: ArrayLike) -> np.ndarray:
         """Positional indices of bus labels; raises ``KeyError`` for unknown labels."""
-        pos = self.bus.get_indexer(pd.Index(np.atleast_1d(labels)))
+        pos: np.ndarray = self.bus.get_indexer(pd.Index(np.atleast_1d(labels)))
         if (pos < 0).any():
             bad = np.atleast_1d(labels)[pos < 0]
             raise KeyError(f"unknown transmission bus(es): {list(bad)}")
@@ -83,7 +84,8 @@ class TransmissionModel:
 
     def flows_mw(self, injection_mw: np.ndarray) -> np.ndarray:
         """DC branch flows ``f = Φ p`` for net injections ``[..., n_bus]`` (T4)."""
-        return np.asarray(injection_mw) @ self.ptdf.T
+        flows: np.ndarray = np.asarray(injection_mw) @ self.ptdf.T
+        return flows
 
 
 def _compute_ptdf(model: TransmissionModel) -> np.ndarray:
@@ -167,4 +169,5 @@ def load_reduction_sensitivity(ptdf: np.ndarray, weights: np.ndarray) -> np.ndar
     numpy.ndarray
         ``[T, L, N]``.
     """
-    return ptdf[None, :, :] - (weights @ ptdf.T)[:, :, None]
+    h: np.ndarray = ptdf[None, :, :] - (weights @ ptdf.T)[:, :, None]
+    return h

@@ -8,17 +8,14 @@ the field and, for tables, the line.
 
 from __future__ import annotations
 
-import math
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from flexopt.errors import InstanceError
+from flexopt.instance.manifest import Section, nonneg, positive, share
 from flexopt.instance.schema import (
     DSOData,
     FeederData,
@@ -27,283 +24,24 @@ from flexopt.instance.schema import (
     ScenarioData,
     TransmissionData,
 )
+from flexopt.instance.tables import (
+    BASELINE,
+    BRANCHES,
+    BUSES,
+    FEEDER,
+    GENERATORS,
+    INCREASE,
+    PROFILE,
+    PROSUMERS,
+    TableReader,
+    check_refs,
+    file_line,
+)
 
 __all__ = ["MANIFEST", "load_instance"]
 
 MANIFEST = "instance.toml"
-_REQUIRED = object()
 BALANCING_RULES = ("distributed", "slack")
-
-
-# ---------------------------------------------------------------------------- TOML fields
-class _Section:
-    """Typed access to one TOML table that rejects unknown keys when closed."""
-
-    def __init__(self, data: Any, file: str, where: str) -> None:
-        if not isinstance(data, dict):
-            raise InstanceError(file, where, f"must be a table, got {type(data).__name__}")
-        self.data, self.file, self.where, self.used = data, file, where, set()
-
-    def _name(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get(
-        self,
-        key: str,
-        kind: type | tuple[type, ...],
-        default: Any = _REQUIRED,
-        check: Callable[[Any], str | None] | None = None,
-    ) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if default is _REQUIRED:
-                raise InstanceError(self.file, self._name(key), "is required but missing")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            raise InstanceError(self.file, self._name(key), f"must be {names}, got {value!r}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InstanceError(self.file, self._name(key), f"must be finite, got {value!r}")
-        if check is not None and (msg := check(value)):
-            raise InstanceError(self.file, self._name(key), f"{msg}, got {value!r}")
-        return value
-
-    def section(self, key: str, required: bool = True) -> _Section:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise InstanceError(self.file, self._name(key), "section is required but missing")
-            return _Section({}, self.file, self._name(key))
-        return _Section(self.data[key], self.file, self._name(key))
-
-    def close(self) -> None:
-        unknown = sorted(set(self.data) - self.used)
-        if unknown:
-            raise InstanceError(
-                self.file,
-                self._name(unknown[0]),
-                "is not a known field (check the spelling; see instances/README.md)",
-            )
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else "must be > 0"
-
-
-def _nonneg(v: float) -> str | None:
-    return None if v >= 0 else "must be ≥ 0"
-
-
-def _share(v: float) -> str | None:
-    return None if 0 < v <= 1 else "must be in (0, 1]"
-
-
-# ---------------------------------------------------------------------------- CSV tables
-@dataclass(frozen=True)
-class _Col:
-    kind: str  # "int" | "float" | "str"
-    check: Callable[[np.ndarray], np.ndarray] | None = None  # returns a mask of bad rows
-    rule: str = ""
-
-
-def _ge(lo: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda a: ~(a >= lo)
-
-
-def _gt(lo: float) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda a: ~(a > lo)
-
-
-def _in_unit(a: np.ndarray) -> np.ndarray:
-    return ~((a > 0) & (a <= 1))
-
-
-def _in_closed_unit(a: np.ndarray) -> np.ndarray:
-    return ~((a >= 0) & (a <= 1))
-
-
-class _Reader:
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._cache: dict[Path, pd.DataFrame] = {}
-
-    def rel(self, path: Path) -> str:
-        try:
-            return str(path.relative_to(self.root.parent))
-        except ValueError:
-            return str(path)
-
-    def resolve(self, name: str, manifest: str, field: str) -> Path:
-        p = Path(name)
-        if p.is_absolute():
-            raise InstanceError(
-                manifest, field, f"must be a path inside the instance, got {name!r}"
-            )
-        full = (self.root / p).resolve()
-        if self.root not in full.parents:
-            raise InstanceError(
-                manifest, field, f"must stay inside the instance directory, got {name!r}"
-            )
-        if not full.is_file():
-            raise InstanceError(manifest, field, f"file {name!r} does not exist")
-        return full
-
-    def table(
-        self, path: Path, schema: dict[str, _Col], key: str | tuple[str, ...] | None
-    ) -> pd.DataFrame:
-        file = self.rel(path)
-        first = _header_line(path)
-        try:
-            raw = pd.read_csv(
-                path, dtype=str, comment="#", skipinitialspace=True, keep_default_na=False
-            )
-        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise InstanceError(file, None, f"not a readable CSV table ({msg})") from None
-        raw.columns = [c.strip() for c in raw.columns]
-        for col in schema:
-            if col not in raw.columns:
-                raise InstanceError(
-                    file, col, f"column is missing (expected columns: {', '.join(schema)})"
-                )
-        extra = [c for c in raw.columns if c not in schema]
-        if extra:
-            raise InstanceError(
-                file, extra[0], f"is not a known column (expected: {', '.join(schema)})"
-            )
-        out = {}
-        for col, spec in schema.items():
-            text = raw[col].str.strip()
-            empty = text == ""
-            if empty.any():
-                raise InstanceError(
-                    file, col, f"line {first + 1 + int(np.flatnonzero(empty)[0])}: value is missing"
-                )
-            if spec.kind == "str":
-                out[col] = text.to_numpy(dtype=object)
-                continue
-            num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(num)
-            if spec.kind == "int":
-                bad |= np.isfinite(num) & (num != np.round(num))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                want = "an integer" if spec.kind == "int" else "a finite number"
-                raise InstanceError(
-                    file, col, f"line {first + 1 + i}: must be {want}, got {text.iloc[i]!r}"
-                )
-            if spec.check is not None:
-                viol = spec.check(num)
-                if viol.any():
-                    i = int(np.flatnonzero(viol)[0])
-                    raise InstanceError(
-                        file, col, f"line {first + 1 + i}: {spec.rule}, got {text.iloc[i]}"
-                    )
-            out[col] = num.astype(np.int64) if spec.kind == "int" else num
-        df = pd.DataFrame(out)
-        df.attrs["header_line"] = first
-        if key is not None:
-            cols = [key] if isinstance(key, str) else list(key)
-            dup = df.duplicated(subset=cols)
-            if dup.any():
-                i = int(np.flatnonzero(dup.to_numpy())[0])
-                raise InstanceError(
-                    file,
-                    ",".join(cols),
-                    f"line {_line(df, i)}: duplicate entry {', '.join(str(_py(df[c].iloc[i])) for c in cols)}",
-                )
-        if df.empty:
-            raise InstanceError(file, None, "table has no rows")
-        return df
-
-
-def _header_line(path: Path) -> int:
-    """1-based line number of the CSV header (after leading ``#`` comment lines)."""
-    try:
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.lstrip().startswith("#"):
-                    return n
-    except UnicodeDecodeError:
-        pass
-    return 1
-
-
-def _line(df: pd.DataFrame, row: int) -> int:
-    """File line of data row ``row`` of a table read by :meth:`_Reader.table`."""
-    return int(df.attrs.get("header_line", 1)) + 1 + row
-
-
-def _py(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _bad_ref(file: str, field: str, df: pd.DataFrame, col: str, allowed, what: str) -> None:
-    mask = ~df[col].isin(pd.Index(allowed))
-    if mask.any():
-        i = int(np.flatnonzero(mask.to_numpy())[0])
-        raise InstanceError(
-            file,
-            col if field is None else field,
-            f"line {_line(df, i)}: unknown {what} {_py(df[col].iloc[i])!r}",
-        )
-
-
-# ---------------------------------------------------------------------------- the loader
-_BUSES = {
-    "bus": _Col("int", _ge(0), "must be ≥ 0"),
-    "name": _Col("str"),
-    "vn_kv": _Col("float", _gt(0), "must be > 0"),
-    "load_p_mw": _Col("float", _ge(0), "must be ≥ 0"),
-    "sigma_pu": _Col("float", _ge(0), "must be ≥ 0"),
-}
-_BRANCHES = {
-    "branch": _Col("str"),
-    "from_bus": _Col("int"),
-    "to_bus": _Col("int"),
-    "x_pu": _Col("float", lambda a: a == 0, "must be non-zero"),
-    "tap": _Col("float", _gt(0), "must be > 0"),
-    "rating_mw": _Col("float", _gt(0), "must be > 0"),
-}
-_GENERATORS = {
-    "gen": _Col("str"),
-    "bus": _Col("int"),
-    "p_min_mw": _Col("float", _ge(0), "must be ≥ 0"),
-    "p_max_mw": _Col("float", _ge(0), "must be ≥ 0"),
-    "c0_eur_per_h": _Col("float"),
-    "c1_eur_per_mwh": _Col("float"),
-    "c2_eur_per_mw2h": _Col("float", _ge(0), "must be ≥ 0 (convex cost)"),
-}
-_PROFILE = {"hour": _Col("int"), "load_pu": _Col("float", _ge(0), "must be ≥ 0")}
-_INCREASE = {
-    "hour": _Col("int"),
-    "bus": _Col("int"),
-    "increase_pu": _Col("float", _gt(-1), "must be > -1 (a load cannot fall below zero)"),
-}
-_FEEDER = {
-    "from_bus": _Col("int", _ge(0), "must be ≥ 0"),
-    "to_bus": _Col("int", _ge(0), "must be ≥ 0"),
-    "r_ohm": _Col("float", _ge(0), "must be ≥ 0"),
-    "x_ohm": _Col("float", _ge(0), "must be ≥ 0"),
-    "p_mw": _Col("float"),
-    "q_mvar": _Col("float"),
-}
-_PROSUMERS = {
-    "prosumer_id": _Col("str"),
-    "dso_id": _Col("str"),
-    "bus": _Col("int"),
-    "p_max_mw": _Col("float", _gt(0), "must be > 0"),
-    "e_max_mwh": _Col("float", _gt(0), "must be > 0"),
-    "soc_init_pu": _Col("float", _in_closed_unit, "must be in [0, 1]"),
-    "efficiency": _Col("float", _in_unit, "must be in (0, 1]"),
-    "a_eur_per_mw2h": _Col("float", _ge(0), "must be ≥ 0 (convex cost)"),
-    "b_eur_per_mwh": _Col("float", _ge(0), "must be ≥ 0"),
-}
-_BASELINE = {"hour": _Col("int"), "prosumer_id": _Col("str"), "p_mw": _Col("float")}
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -332,19 +70,19 @@ def load_instance(path: str | Path) -> Instance:
         raise InstanceError(
             str(manifest_path), None, f"no {MANIFEST} manifest in the instance directory"
         )
-    reader = _Reader(root)
+    reader = TableReader(root)
     manifest = reader.rel(manifest_path.resolve())
     try:
         doc = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise InstanceError(manifest, None, f"invalid TOML ({err})") from None
-    top = _Section(doc, manifest, "")
+    top = Section(doc, manifest, "")
 
     meta = top.section("instance")
     name = meta.get("name", str)
     description = meta.get("description", str, "")
     hours = meta.get("hours", int, check=lambda v: None if 1 <= v <= 8784 else "must be in 1..8784")
-    dt_h = meta.get("dt_h", float, 1.0, check=_positive)
+    dt_h = meta.get("dt_h", float, 1.0, check=positive)
     meta.close()
 
     transmission = _load_transmission(top.section("transmission"), reader)
@@ -352,8 +90,8 @@ def load_instance(path: str | Path) -> Instance:
 
     mk = top.section("market")
     market = MarketData(
-        loss_price_eur_per_mwh=mk.get("loss_price_eur_per_mwh", float, check=_nonneg),
-        loss_coverage=mk.get("loss_coverage", float, 0.8, check=_share),
+        loss_price_eur_per_mwh=mk.get("loss_price_eur_per_mwh", float, check=nonneg),
+        loss_coverage=mk.get("loss_coverage", float, 0.8, check=share),
     )
     mk.close()
 
@@ -372,39 +110,39 @@ def load_instance(path: str | Path) -> Instance:
     )
 
 
-def _load_transmission(sec: _Section, reader: _Reader) -> TransmissionData:
+def _load_transmission(sec: Section, reader: TableReader) -> TransmissionData:
     m = sec.file
     buses_p = reader.resolve(sec.get("buses", str), m, "transmission.buses")
     branches_p = reader.resolve(sec.get("branches", str), m, "transmission.branches")
     gens_p = reader.resolve(sec.get("generators", str), m, "transmission.generators")
     slack = sec.get("slack_bus", int)
-    base_mva = sec.get("base_mva", float, 100.0, check=_positive)
+    base_mva = sec.get("base_mva", float, 100.0, check=positive)
     sec.close()
 
-    buses = reader.table(buses_p, _BUSES, "bus")
+    buses = reader.table(buses_p, BUSES, "bus")
     fb = reader.rel(buses_p)
     if slack not in set(buses["bus"]):
         raise InstanceError(m, "transmission.slack_bus", f"bus {slack} is not in {fb}")
-    branches = reader.table(branches_p, _BRANCHES, "branch")
+    branches = reader.table(branches_p, BRANCHES, "branch")
     fbr = reader.rel(branches_p)
-    _bad_ref(fbr, None, branches, "from_bus", buses["bus"], "bus")
-    _bad_ref(fbr, None, branches, "to_bus", buses["bus"], "bus")
+    check_refs(fbr, None, branches, "from_bus", buses["bus"], "bus")
+    check_refs(fbr, None, branches, "to_bus", buses["bus"], "bus")
     loops = branches["from_bus"] == branches["to_bus"]
     if loops.any():
         i = int(np.flatnonzero(loops.to_numpy())[0])
         raise InstanceError(
-            fbr, "to_bus", f"line {_line(branches, i)}: a branch must join two different buses"
+            fbr, "to_bus", f"line {file_line(branches, i)}: a branch must join two different buses"
         )
     _check_connected(
         fbr, buses["bus"].to_numpy(), branches["from_bus"].to_numpy(), branches["to_bus"].to_numpy()
     )
-    gens = reader.table(gens_p, _GENERATORS, "gen")
+    gens = reader.table(gens_p, GENERATORS, "gen")
     fg = reader.rel(gens_p)
-    _bad_ref(fg, None, gens, "bus", buses["bus"], "bus")
+    check_refs(fg, None, gens, "bus", buses["bus"], "bus")
     inverted = gens["p_min_mw"] > gens["p_max_mw"]
     if inverted.any():
         i = int(np.flatnonzero(inverted.to_numpy())[0])
-        raise InstanceError(fg, "p_min_mw", f"line {_line(gens, i)}: exceeds p_max_mw")
+        raise InstanceError(fg, "p_min_mw", f"line {file_line(gens, i)}: exceeds p_max_mw")
     return TransmissionData(
         buses=buses.set_index("bus"),
         branches=branches.set_index("branch"),
@@ -432,7 +170,7 @@ def _check_connected(file: str, nodes: np.ndarray, a: np.ndarray, b: np.ndarray)
 
 
 def _load_scenario(
-    sec: _Section, reader: _Reader, hours: int, tr: TransmissionData
+    sec: Section, reader: TableReader, hours: int, tr: TransmissionData
 ) -> ScenarioData:
     m = sec.file
     prof_p = reader.resolve(sec.get("load_profile", str), m, "scenario.load_profile")
@@ -443,13 +181,13 @@ def _load_scenario(
         "distributed",
         check=lambda v: None if v in BALANCING_RULES else f"must be one of {BALANCING_RULES}",
     )
-    z = sec.get("risk_quantile", float, 0.0, check=_nonneg)
+    z = sec.get("risk_quantile", float, 0.0, check=nonneg)
     rho = sec.get(
         "correlation", float, 0.0, check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"
     )
     sec.close()
 
-    prof = reader.table(prof_p, _PROFILE, "hour")
+    prof = reader.table(prof_p, PROFILE, "hour")
     fp = reader.rel(prof_p)
     expected = np.arange(1, hours + 1)
     if len(prof) != hours or not np.array_equal(np.sort(prof["hour"].to_numpy()), expected):
@@ -465,10 +203,10 @@ def _load_scenario(
     )
     if inc_name is not None:
         inc_p = reader.resolve(inc_name, m, "scenario.load_increase")
-        inc = reader.table(inc_p, _INCREASE, ("hour", "bus"))
+        inc = reader.table(inc_p, INCREASE, ("hour", "bus"))
         fi = reader.rel(inc_p)
-        _bad_ref(fi, None, inc, "bus", tr.buses.index, "bus")
-        _bad_ref(fi, None, inc, "hour", expected, "hour")
+        check_refs(fi, None, inc, "bus", tr.buses.index, "bus")
+        check_refs(fi, None, inc, "hour", expected, "hour")
         for row in inc.itertuples(index=False):
             increase.loc[row.hour, row.bus] = row.increase_pu
     return ScenarioData(
@@ -480,8 +218,8 @@ def _load_scenario(
     )
 
 
-def _load_feeder(name: str, path: Path, reader: _Reader, vn_kv: float) -> FeederData:
-    tab = reader.table(path, _FEEDER, None)
+def _load_feeder(name: str, path: Path, reader: TableReader, vn_kv: float) -> FeederData:
+    tab = reader.table(path, FEEDER, None)
     f = reader.rel(path)
     twice = tab["to_bus"].duplicated()
     if twice.any():
@@ -489,7 +227,7 @@ def _load_feeder(name: str, path: Path, reader: _Reader, vn_kv: float) -> Feeder
         raise InstanceError(
             f,
             "to_bus",
-            f"line {_line(tab, i)}: bus {tab['to_bus'].iloc[i]} is fed by two "
+            f"line {file_line(tab, i)}: bus {tab['to_bus'].iloc[i]} is fed by two "
             "branches: the feeder is meshed (a radial feeder lists each bus once as to_bus)",
         )
     to_set = set(tab["to_bus"])
@@ -520,7 +258,7 @@ def _load_feeder(name: str, path: Path, reader: _Reader, vn_kv: float) -> Feeder
 
 
 def _load_distribution(
-    sec: _Section, reader: _Reader, hours: int, dt_h: float, tr: TransmissionData
+    sec: Section, reader: TableReader, hours: int, dt_h: float, tr: TransmissionData
 ) -> tuple[DSOData, ...]:
     m = sec.file
     pros_p = reader.resolve(sec.get("prosumers", str), m, "distribution.prosumers")
@@ -530,12 +268,12 @@ def _load_distribution(
     if not entries:
         raise InstanceError(m, "distribution.dso", "at least one DSO is required")
 
-    pros = reader.table(pros_p, _PROSUMERS, "prosumer_id")
+    pros = reader.table(pros_p, PROSUMERS, "prosumer_id")
     fp = reader.rel(pros_p)
-    base = reader.table(base_p, _BASELINE, ("hour", "prosumer_id"))
+    base = reader.table(base_p, BASELINE, ("hour", "prosumer_id"))
     fbase = reader.rel(base_p)
-    _bad_ref(fbase, None, base, "prosumer_id", pros["prosumer_id"], "prosumer")
-    _bad_ref(fbase, None, base, "hour", np.arange(1, hours + 1), "hour")
+    check_refs(fbase, None, base, "prosumer_id", pros["prosumer_id"], "prosumer")
+    check_refs(fbase, None, base, "hour", np.arange(1, hours + 1), "hour")
     baseline = (
         base.pivot(index="hour", columns="prosumer_id", values="p_mw")
         .reindex(index=pd.RangeIndex(1, hours + 1, name="hour"), columns=pros["prosumer_id"])
@@ -549,7 +287,7 @@ def _load_distribution(
     seen_ids: set[str] = set()
     load_buses = set(tr.buses.index[tr.buses["load_p_mw"] > 0])
     for k, raw in enumerate(entries):
-        d = _Section(raw, m, f"distribution.dso[{k}]")
+        d = Section(raw, m, f"distribution.dso[{k}]")
         dso_id = d.get("id", str, check=lambda v: None if v.strip() else "must not be empty")
         if dso_id in seen_ids:
             raise InstanceError(m, f"distribution.dso[{k}].id", f"duplicate DSO id {dso_id!r}")
@@ -562,7 +300,7 @@ def _load_distribution(
                 f"must be a transmission bus with load > 0, got {bus}",
             )
         fpath = reader.resolve(d.get("feeder", str), m, f"distribution.dso[{k}].feeder")
-        vn_kv = d.get("vn_kv", float, check=_positive)
+        vn_kv = d.get("vn_kv", float, check=positive)
         n_feeders = d.get("feeders", int, 1, check=lambda v: None if v >= 1 else "must be ≥ 1")
         d.close()
         if fpath not in feeders:

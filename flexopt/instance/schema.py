@@ -70,7 +70,7 @@ class DSOData:
 
 @dataclass(frozen=True, eq=False)
 class ScenarioData:
-    """Load profile, sudden load increase and forecast uncertainty (DESIGN S2).
+    """Load profile, sudden load increase and forecast uncertainty (``models/plf.md``, P1).
 
     ``load_profile``: hour → share of the peak load. ``load_increase``: hours × buses, the
     relative increase ``Δ_{b,t}`` over the forecast that the day-ahead market did not see.

@@ -26,7 +26,8 @@ import pandas as pd
 import pyomo.environ as pyo
 
 from flexopt.grid import Feeder
-from flexopt.market.distflow import add_branch_flow, add_lindistflow, lindistflow_point
+from flexopt.grid.lindistflow import LinDistFlow
+from flexopt.market.distflow import add_branch_flow, add_lindistflow
 from flexopt.market.lines import add_line_limits, read_line_limits
 from flexopt.market.tso import SLACK_PENALTY_EUR
 
@@ -193,7 +194,11 @@ def build_centralized(
 
 
 def add_area(
-    b: pyo.Block, area: DistributionArea, data: CentralizedData, ac: bool, u_start=None
+    b: pyo.Block,
+    area: DistributionArea,
+    data: CentralizedData,
+    ac: bool,
+    u_start: np.ndarray | None = None,
 ) -> None:
     """One DSO: prosumer flexibility (Z2–Z3), offer costs and its feeder (Z6–Z9 / X13–X15)."""
     T, n = len(data.hours), len(area.a)
@@ -292,10 +297,10 @@ def dispatch_cost(data: CentralizedData, u_mw: dict[str, np.ndarray]) -> dict[st
     for area in data.areas:
         u = u_mw.get(area.dso_id, np.zeros_like(area.u_max_mw))
         flex += area.n_feeders * float((area.a * u * u + area.b * u).sum())
-        P, Q, _ = lindistflow_point(area.feeder, area.p_mw - u @ area.incidence, area.q_mvar)
-        r_ohm = area.feeder.r_pu * area.feeder.vn_kv**2 / area.feeder.base_mva
-        v0_kv2 = (area.feeder.vn_kv * area.feeder.v_root_pu) ** 2
-        loss += area.n_feeders * float((r_ohm * (P**2 + Q**2)).sum()) / v0_kv2
+        loss_t = LinDistFlow(area.feeder).loss_of_loads_mw(
+            area.p_mw - u @ area.incidence, area.q_mvar
+        )
+        loss += area.n_feeders * float(loss_t.sum())
     dt = data.dt_h
     flex_eur, loss_eur = dt * flex, dt * data.loss_price_eur_per_mwh * loss
     return {

@@ -22,9 +22,10 @@ from collections.abc import Callable
 import numpy as np
 import pyomo.environ as pyo
 
-from flexopt.grid import Feeder
+from flexopt.grid import Feeder, PowerFlowResult
+from flexopt.grid.lindistflow import LinDistFlow
 
-__all__ = ["add_branch_flow", "add_lindistflow", "lindistflow_point"]
+__all__ = ["add_branch_flow", "add_lindistflow"]
 
 Withdrawal = Callable[[int, int], object]
 
@@ -34,25 +35,6 @@ def _children(feeder: Feeder) -> dict[int, list[int]]:
     for k, j in enumerate(feeder.parent):
         kids[int(j)].append(k)
     return kids
-
-
-def lindistflow_point(
-    feeder: Feeder, p_mw: np.ndarray, q_mvar: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """LinDistFlow branch flows and squared voltages of given bus loads (Z6–Z7).
-
-    ``P = p Aᵀ``, ``Q = q Aᵀ`` (``A`` the path matrix, F2) and
-    ``v_j = v_root² − 2 Σ_k A_{k,j} (r_k P_k + x_k Q_k) / S_base``.
-
-    Returns
-    -------
-    P_mw, Q_mvar : ndarray ``[..., K]``
-    v_pu2 : ndarray ``[..., n_bus]``
-    """
-    a = feeder.path
-    P, Q = p_mw @ a.T, q_mvar @ a.T
-    drop = 2 * (feeder.r_pu * P + feeder.x_pu * Q) / feeder.base_mva
-    return P, Q, feeder.v_root_pu**2 - drop @ a
 
 
 def add_lindistflow(
@@ -90,9 +72,9 @@ def add_lindistflow(
     and solves the 100-DSO case300 instances on which it fails in the per-branch form
     (``benchmarks/stages.py``).
     """
-    P0, Q, v0 = lindistflow_point(feeder, p_mw, q_mvar)
-    r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
-    v0_kv2 = (feeder.vn_kv * feeder.v_root_pu) ** 2
+    ldf = LinDistFlow(feeder)
+    P0, Q, v0 = ldf.point(p_mw, q_mvar)
+    r_ohm, v0_kv2 = ldf.r_ohm, ldf.v0_kv2
     below = (incidence @ feeder.path.T).T > 0  # [K, n]: prosumer i is below branch k
     pattern, group = np.unique(below, axis=0, return_inverse=True)
     group = group.ravel()
@@ -100,7 +82,7 @@ def add_lindistflow(
     one_hot = np.eye(len(pattern))[group]  # [K, groups]
     R = r_ohm @ one_hot / v0_kv2
     C = (P0 * r_ohm) @ one_hot / v0_kv2
-    const = (r_ohm * (P0**2 + Q**2)).sum(axis=1) / v0_kv2
+    const = ldf.loss_mw(P0**2, Q**2)
     groups = [int(g) for g in np.flatnonzero(flexible)]
     # a group's lowest bus: the child bus of its branch that no branch of the group leaves
     kids = _children(feeder)
@@ -133,7 +115,7 @@ def add_lindistflow(
     if u_max_mw is None:
         return
     top = np.maximum(vm_limits_pu[1] ** 2, v0)
-    _, _, v_top = lindistflow_point(feeder, p_mw - u_max_mw @ incidence, q_mvar)
+    _, _, v_top = ldf.point(p_mw - u_max_mw @ incidence, q_mvar)
     can_bind = [(int(j), int(t)) for t, j in zip(*np.nonzero(v_top > top + 1e-12), strict=True)]
     if not can_bind:
         return
@@ -154,7 +136,7 @@ def add_branch_flow(
     p_mw: np.ndarray,
     q_mvar: np.ndarray,
     withdrawal: Withdrawal,
-    start=None,
+    start: PowerFlowResult | None = None,
 ) -> None:
     """The exact branch flow model of a radial feeder (X13–X15), in per unit.
 

@@ -14,12 +14,15 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = [
     "Algorithm",
     "Evaluation",
+    "ExternalOptimizer",
     "Problem",
     "Result",
     "Termination",
@@ -45,7 +48,8 @@ class Evaluation:
                 if self.F.shape[0] <= _ZEROS.size
                 else np.zeros(self.F.shape[0])
             )
-        return np.clip(self.G, 0.0, None).sum(axis=1)
+        total: np.ndarray = np.clip(self.G, 0.0, None).sum(axis=1)
+        return total
 
 
 _ZEROS = np.zeros(4096)
@@ -74,12 +78,12 @@ class Problem(ABC):
 
     @staticmethod
     def from_function(
-        f: Callable[[np.ndarray], np.ndarray],
-        lower,
-        upper,
+        f: Callable[[np.ndarray], ArrayLike],
+        lower: ArrayLike,
+        upper: ArrayLike,
         *,
         n_obj: int = 1,
-        constraints: Callable[[np.ndarray], np.ndarray] | None = None,
+        constraints: Callable[[np.ndarray], ArrayLike] | None = None,
         n_constr: int = 0,
     ) -> Problem:
         """Wrap a batched function ``f(X[n, d]) -> F[n]`` (or ``[n, m]``) as a :class:`Problem`.
@@ -90,7 +94,15 @@ class Problem(ABC):
 
 
 class _FunctionProblem(Problem):
-    def __init__(self, f, lower, upper, n_obj, constraints, n_constr):
+    def __init__(
+        self,
+        f: Callable[[np.ndarray], ArrayLike],
+        lower: ArrayLike,
+        upper: ArrayLike,
+        n_obj: int,
+        constraints: Callable[[np.ndarray], ArrayLike] | None,
+        n_constr: int,
+    ) -> None:
         self.f = f
         self.lower = np.asarray(lower, dtype=float).ravel()
         self.upper = np.asarray(upper, dtype=float).ravel()
@@ -102,7 +114,7 @@ class _FunctionProblem(Problem):
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
         F = np.asarray(self.f(X), dtype=float).reshape(X.shape[0], -1)
-        G = None
+        G: np.ndarray | None = None
         if self.constraints is not None:
             G = np.asarray(self.constraints(X), dtype=float).reshape(X.shape[0], -1)
         return Evaluation(F, G)
@@ -115,7 +127,9 @@ def deb_order(f: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.lexsort((np.where(v > 0, 0.0, f), v))
 
 
-def deb_better(f1, v1, f2, v2) -> np.ndarray:
+def deb_better(
+    f1: np.ndarray | float, v1: np.ndarray | float, f2: np.ndarray | float, v2: np.ndarray | float
+) -> np.ndarray:
     """Elementwise: is (f1, v1) strictly better than (f2, v2) under Deb's rules?"""
     return np.where((v1 <= 0) & (v2 <= 0), f1 < f2, v1 < v2)
 
@@ -165,7 +179,7 @@ class Result:
     message: str
     pareto_x: np.ndarray | None = None
     pareto_f: np.ndarray | None = None
-    extra: dict = field(default_factory=dict, repr=False)
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def feasible(self) -> bool:
@@ -182,6 +196,17 @@ class Algorithm(ABC):
     """
 
     name = "algorithm"
+
+    if TYPE_CHECKING:  # kept by every subclass, as attributes or properties; read by minimize
+
+        @property
+        def best_x(self) -> np.ndarray: ...
+
+        @property
+        def best_f(self) -> float | np.ndarray: ...
+
+        @property
+        def best_v(self) -> float: ...
 
     def setup(self, problem: Problem, rng: np.random.Generator, termination: Termination) -> None:
         self.problem, self.rng, self.termination = problem, rng, termination
@@ -212,9 +237,20 @@ class Algorithm(ABC):
         return None
 
 
+class ExternalOptimizer(Protocol):
+    """An optimizer that runs its own loop (the mealpy adapter): :func:`minimize` hands it the
+    problem, the termination, the generator and the seed, and returns its :class:`Result`."""
+
+    name: str
+
+    def solve(
+        self, problem: Problem, term: Termination, rng: np.random.Generator, seed: int | None
+    ) -> Result: ...
+
+
 def minimize(
     problem: Problem,
-    algorithm: Algorithm,
+    algorithm: Algorithm | ExternalOptimizer,
     *,
     max_evals: int | None = None,
     max_iter: int | None = None,
@@ -229,9 +265,10 @@ def minimize(
     Parameters
     ----------
     problem : Problem
-    algorithm : Algorithm
-        E.g. :class:`flexopt.optim.WCA`. External optimizers (the mealpy adapter) run their
-        own loop and return the same :class:`Result`.
+    algorithm : Algorithm or ExternalOptimizer
+        E.g. :class:`flexopt.optim.WCA`. External optimizers (anything with a ``solve``
+        method, such as the mealpy adapter) run their own loop and return the same
+        :class:`Result`.
     max_evals, max_iter, stall_iter : int, optional
         Shorthand for a :class:`Termination` (ignored when ``termination`` is given).
     seed : int or numpy.random.Generator
@@ -297,7 +334,7 @@ def minimize(
     pareto = algorithm.pareto()
     return Result(
         x=np.array(algorithm.best_x, copy=True),
-        f=np.atleast_1d(np.array(algorithm.best_f, dtype=float)),
+        f=np.atleast_1d(np.array(algorithm.best_f, dtype=np.float64)),
         violation=float(algorithm.best_v),
         history=np.array(history),
         evaluations=evals,

@@ -38,6 +38,11 @@ class MOWCA(Algorithm):
     """
 
     name = "MOWCA"
+    X: np.ndarray  # population [n_pop, d], best first after each survival
+    F: np.ndarray  # objectives [n_pop, m]
+    best_x: np.ndarray
+    best_f: np.ndarray
+    best_v: float
 
     def __init__(
         self, n_pop: int = 100, n_sr: int = 4, d_max: float = 1e-5, c: float = 2.0

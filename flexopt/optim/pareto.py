@@ -6,7 +6,10 @@ multiobjective genetic algorithm: NSGA-II", IEEE TEVC 6(2):182–197, doi:10.110
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["compromise", "crowding_distance", "hypervolume_2d", "non_dominated_sort", "survive"]
 
@@ -17,8 +20,8 @@ def non_dominated_sort(F: np.ndarray) -> np.ndarray:
     n = F.shape[0]
     le = (F[:, None, :] <= F[None, :, :]).all(-1)
     lt = (F[:, None, :] < F[None, :, :]).any(-1)
-    dominates = le & lt  # [i, j]: i dominates j
-    count = dominates.sum(0)
+    dominates = cast(np.ndarray, le & lt)  # [i, j]: i dominates j
+    count: np.ndarray = dominates.sum(0)
     rank = np.full(n, -1)
     front = np.flatnonzero(count == 0)
     r = 0
@@ -62,17 +65,17 @@ def survive(F: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, rank[order], cd[order]
 
 
-def hypervolume_2d(F: np.ndarray, ref) -> float:
+def hypervolume_2d(F: np.ndarray, ref: ArrayLike) -> float:
     """Area dominated by the points of ``F[n, 2]`` and bounded by the reference point ``ref``."""
     F = np.asarray(F, dtype=float)
-    ref = np.asarray(ref, dtype=float)
-    F = F[(F < ref).all(1)]
+    r = np.asarray(ref, dtype=float)
+    F = F[(F < r).all(1)]
     if F.size == 0:
         return 0.0
     F = F[non_dominated_sort(F) == 0]
     F = F[np.argsort(F[:, 0])]
-    widths = np.diff(np.r_[F[:, 0], ref[0]])
-    return float(np.sum(widths * (ref[1] - F[:, 1])))
+    widths = np.diff(np.r_[F[:, 0], r[0]])
+    return float(np.sum(widths * (r[1] - F[:, 1])))
 
 
 def compromise(F: np.ndarray) -> int:

@@ -9,6 +9,7 @@ code ("WCA, standard version", rev. 4 April 2016). Documented in ``models/wca.md
 from __future__ import annotations
 
 import itertools
+from typing import Literal
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def flow(
     out *= c
     out += x
     np.maximum(out, lower, out=out)
-    return np.minimum(out, upper, out=out)
+    clipped: np.ndarray = np.minimum(out, upper, out=out)
+    return clipped
 
 
 class WCA(Algorithm):
@@ -129,6 +131,9 @@ class WCA(Algorithm):
     """
 
     name = "WCA"
+    X: np.ndarray  # population [n_pop, d], stored as laid out by _assign
+    F: np.ndarray  # objective [n_pop]
+    V: np.ndarray  # total constraint violation [n_pop]
 
     def __init__(
         self,
@@ -136,8 +141,8 @@ class WCA(Algorithm):
         n_sr: int = 4,
         d_max: float = 1e-16,
         c: float = 2.0,
-        sea_stream_rand: str = "scalar",
-        raining: str = "uniform",
+        sea_stream_rand: Literal["scalar", "vector"] = "scalar",
+        raining: Literal["uniform", "gaussian"] = "uniform",
         mu: float = 0.1,
         sea_chunks: int = 2,
     ) -> None:
@@ -186,7 +191,8 @@ class WCA(Algorithm):
 
     @property
     def best_x(self) -> np.ndarray:
-        return self.X[0]
+        sea: np.ndarray = self.X[0]
+        return sea
 
     @property
     def best_f(self) -> float:
@@ -212,7 +218,8 @@ class WCA(Algorithm):
             rows *= factor
         np.add(x, step, out=x)
         np.maximum(x, self._lo[i], out=x)
-        return np.minimum(x, self._hi[i], out=x)
+        clipped: np.ndarray = np.minimum(x, self._hi[i], out=x)
+        return clipped
 
     def _tell(self, ev: Evaluation) -> None:
         f = ev.F[:, 0]
@@ -272,7 +279,7 @@ class WCA(Algorithm):
         target = np.r_[np.zeros(n_sr, dtype=np.intp), leader]
         is_stream = np.arange(self.n_pop) >= n_sr
         self._round_target, self._round_groups, self._round_starts = [], [], []
-        sea_rows = []
+        sea_rows: list[tuple[int, int] | None] = []
         for rows in self._rows:
             lead = np.where(is_stream[rows], target[rows], -1)
             cuts = np.flatnonzero(np.r_[True, lead[1:] != lead[:-1], True])
@@ -284,7 +291,7 @@ class WCA(Algorithm):
                 [(k, slice(rows.start + a, rows.start + b)) for k, a, b in runs]
             )
             self._round_starts.append(np.array([a for _, a, _ in runs], dtype=np.intp))
-            sea_rows.append(next(((a, b) for k, a, b in runs if k == 0), None))
+            sea_rows.append(next(((int(a), int(b)) for k, a, b in runs if k == 0), None))
         self._round_leaders = [slice(0, len(groups)) for groups in self._round_groups]
         # a round of the sea's streams alone leaves the rivers as they were and the sea no
         # worse: no river can beat the sea after it, so the river ↔ sea test is skipped
@@ -330,7 +337,7 @@ class WCA(Algorithm):
         self._draws = np.empty(ends[-1] + self.n_sr - 1)
         self._factors = self._draws[: ends[-1]]
         self._chance = self._draws[ends[-1] :]
-        self._segments = [[] for _ in self._rows]
+        self._segments: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self._rows]
         for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
             self._segments[i].append((self._work[i][a:b], self._draws[lo:hi].reshape(b - a, k)))
 

@@ -1,4 +1,4 @@
-"""Congestion table from PLF moments (DESIGN S2, eq. P6 in ``models/plf.md``)."""
+"""Congestion table from PLF moments (stage S2, eq. P6 in ``models/plf.md``)."""
 
 from __future__ import annotations
 

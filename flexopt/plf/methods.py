@@ -1,4 +1,4 @@
-"""Three probabilistic load flow methods on the same :class:`PLFModel` (DESIGN S2).
+"""Three probabilistic load flow methods on the same :class:`PLFModel` (``models/plf.md``).
 
 * ``analytic`` — exact mean and covariance of the linear DC flows (P3).
 * ``monte_carlo`` — seeded, vectorized sampling in chunks (P4).

@@ -1,4 +1,4 @@
-"""The DC flow model of the probabilistic load flow (DESIGN S2; equations P1–P4 in
+"""The DC flow model of the probabilistic load flow (stage S2; equations P1–P4 in
 ``models/plf.md``).
 
 Realized load ``L̃_{b,t} = L_{b,t}(1+Δ_{b,t})(1+σ_b ξ_{b,t})`` with ``ξ_{·,t} ~ N(0, C)``.
@@ -56,7 +56,7 @@ class PLFModel:
 
     @property
     def n_hours(self) -> int:
-        return self.load_mw.shape[0]
+        return int(self.load_mw.shape[0])
 
     @cached_property
     def sensitivity(self) -> np.ndarray:
@@ -73,7 +73,8 @@ class PLFModel:
     @cached_property
     def load_std_mw(self) -> np.ndarray:
         """``s = L(1+Δ)σ`` ``[T, N]``: the MW standard deviation of each load (P1)."""
-        return self.load_mw * (1.0 + self.increase_pu) * self.sigma_pu
+        std: np.ndarray = self.load_mw * (1.0 + self.increase_pu) * self.sigma_pu
+        return std
 
     @cached_property
     def uncertain(self) -> np.ndarray:
@@ -95,7 +96,8 @@ class PLFModel:
         imbalance = (realized_load_mw - self.load_mw).sum(axis=-1, keepdims=True)
         w = self.weights if self.weights.shape[0] == self.n_hours else self.weights[0]
         injection = self.gen_injection_mw + w * imbalance - realized_load_mw
-        return injection @ self.network.ptdf.T
+        flows: np.ndarray = injection @ self.network.ptdf.T
+        return flows
 
     def realize(self, xi: np.ndarray) -> np.ndarray:
         """Loads for standardized errors ``ξ`` over the uncertain buses ``[..., T, U]``."""

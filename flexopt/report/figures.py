@@ -1,23 +1,24 @@
-"""Figures a researcher would put in a paper, drawn from a :class:`~flexopt.pipeline.MarketResult`.
+"""Figures a researcher would put in a paper, drawn from a run's typed outcome and tables.
 
-Written as PNG by :meth:`MarketResult.save`: line loading before/after (heatmaps), each DSO's
+Written as PNG by ``MarketResult.save``: line loading before/after (heatmaps), each DSO's
 aggregated offer curve with the accepted point, feeder voltage profiles before/after, and
-losses per DSO.
+losses per DSO; with an iterative coefficient method its convergence, with a multi-objective
+one its Pareto fronts.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    from flexopt.pipeline import MarketResult
+from flexopt.dso.offer import DSOOffer
+from flexopt.outcome import BilevelOutcome, MarketOutcome
 
 __all__ = ["make_figures"]
 
@@ -25,31 +26,37 @@ __all__ = ["make_figures"]
 MAX_PANELS = 6
 
 
-def make_figures(result: MarketResult, folder: Path) -> list[Path]:
+def make_figures(
+    outcome: MarketOutcome, tables: dict[str, pd.DataFrame], folder: Path
+) -> list[Path]:
     """Draw every figure into ``folder``; returns the files written."""
     out = [
-        _loading(result, folder / "line_loading.png"),
-        _losses(result, folder / "losses_per_dso.png"),
+        _loading(tables, folder / "line_loading.png"),
+        _losses(tables, outcome.method, folder / "losses_per_dso.png"),
     ]
-    if result.detail.get("tso") is not None:
-        if len(result.tables["bids"]):  # the centralized market has no bids
-            out.append(_offer_curves(result, folder / "offer_curves.png"))
-        out.append(_voltages(result, folder / "voltage_profiles.png"))
-    offers = result.detail.get("offers", [])
-    if any(o.history is not None and len(o.history) for o in offers):
+    offers: tuple[DSOOffer, ...] = ()
+    if outcome.accepted_mw is not None:
+        if isinstance(outcome, BilevelOutcome):  # the centralized market has no bids
+            offers = outcome.offers
+            out.append(_offer_curves(outcome, tables, folder / "offer_curves.png"))
+        out.append(_voltages(outcome, folder / "voltage_profiles.png"))
+    mods = [o.modification for o in offers]
+    if any(m.history is not None and len(m.history) for m in mods):
         out.append(_convergence(offers, folder / "dcp_convergence.png"))
-    if any(o.pareto_f is not None for o in offers):
+    if any(m.pareto_f is not None for m in mods):
         out.append(_pareto(offers, folder / "dcp_pareto.png"))
     return out
 
 
-def _convergence(offers, path: Path) -> Path:
+def _convergence(offers: tuple[DSOOffer, ...], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
     for o in offers:
-        if o.history is not None and len(o.history):
-            ax.plot(np.arange(1, len(o.history) + 1), o.history, label=o.bid.dso_id)
+        h = o.modification.history
+        if h is not None and len(h):
+            ax.plot(np.arange(1, len(h) + 1), h, label=o.dso_id)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("best objective (x⁰ = 1)" if offers[0].pareto_f is None else "compromise f_loss")
+    pareto = offers[0].modification.pareto_f is not None
+    ax.set_ylabel("compromise f_loss" if pareto else "best objective (x⁰ = 1)")
     ax.set_title("WCA convergence per DSO")
     ax.legend()
     fig.savefig(path, dpi=120)
@@ -57,15 +64,14 @@ def _convergence(offers, path: Path) -> Path:
     return path
 
 
-def _pareto(offers, path: Path) -> Path:
+def _pareto(offers: tuple[DSOOffer, ...], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
     for o in offers:
-        if o.pareto_f is None:
+        front, pick = o.modification.pareto_f, o.modification.pareto_pick
+        if front is None or pick is None:
             continue
-        line = ax.plot(o.pareto_f[:, 0], o.pareto_f[:, 1], ".", label=f"{o.bid.dso_id} front")[0]
-        ax.plot(
-            *o.pareto_pick, "*", ms=12, color=line.get_color(), label=f"{o.bid.dso_id} compromise"
-        )
+        line = ax.plot(front[:, 0], front[:, 1], ".", label=f"{o.dso_id} front")[0]
+        ax.plot(*pick, "*", ms=12, color=line.get_color(), label=f"{o.dso_id} compromise")
     ax.set_xlabel("f_loss / f_loss(x⁰)")
     ax.set_ylabel("f_price / f_price(x⁰)")
     ax.set_title("MOWCA fronts of the DSO problems")
@@ -75,8 +81,8 @@ def _pareto(offers, path: Path) -> Path:
     return path
 
 
-def _loading(result: MarketResult, path: Path) -> Path:
-    cong = result.tables["congestion"]
+def _loading(tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    cong = tables["congestion"]
     before = cong.pivot(index="branch", columns="hour", values="loading_percent")
     after_mean = cong.pivot(index="branch", columns="hour", values="mean_mw_after").abs()
     rating = cong.pivot(index="branch", columns="hour", values="rating_mw")
@@ -103,17 +109,20 @@ def _loading(result: MarketResult, path: Path) -> Path:
     return path
 
 
-def _busiest(result: MarketResult, at_most: int = MAX_PANELS) -> list[str]:
+def _busiest(outcome: MarketOutcome, at_most: int = MAX_PANELS) -> list[str]:
     """The DSOs with the most accepted flexibility (one panel each), in instance order."""
-    acc = result.detail["tso"].accepted_mw.sum()
+    accepted = outcome.accepted_mw
+    if accepted is None:
+        return []
+    acc = accepted.sum()
     top = set(acc.sort_values(ascending=False, kind="stable").index[:at_most])
     return [d for d in acc.index if d in top]
 
 
-def _offer_curves(result: MarketResult, path: Path) -> Path:
-    bids = result.tables["bids"]
-    prices = result.tables["tso_prices"]
-    dsos = [d for d in _busiest(result) if d in set(bids["dso_id"])]
+def _offer_curves(outcome: BilevelOutcome, tables: dict[str, pd.DataFrame], path: Path) -> Path:
+    bids = tables["bids"]
+    prices = tables["tso_prices"]
+    dsos = [d for d in _busiest(outcome) if d in set(bids["dso_id"])]
     fig, axes = plt.subplots(
         1, len(dsos), figsize=(4.2 * len(dsos), 3.6), squeeze=False, constrained_layout=True
     )
@@ -131,18 +140,16 @@ def _offer_curves(result: MarketResult, path: Path) -> Path:
         ax.set_xlabel("flexibility (MW)")
         ax.set_ylabel("price (€/MWh)")
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"aggregated offer curves ({result.method})")
+    fig.suptitle(f"aggregated offer curves ({outcome.method})")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _voltages(result: MarketResult, path: Path) -> Path:
-    keep = set(_busiest(result))
+def _voltages(outcome: MarketOutcome, path: Path) -> Path:
+    keep = set(_busiest(outcome))
     pairs = [
-        (c, d)
-        for c, d in zip(result.detail["contexts"], result.detail["dispatch"], strict=True)
-        if c.dso.id in keep
+        (c, d) for c, d in zip(outcome.contexts, outcome.dispatch, strict=True) if c.dso.id in keep
     ]
     ctxs, dispatch = [c for c, _ in pairs], [d for _, d in pairs]
     fig, axes = plt.subplots(
@@ -163,8 +170,8 @@ def _voltages(result: MarketResult, path: Path) -> Path:
     return path
 
 
-def _losses(result: MarketResult, path: Path) -> Path:
-    losses = result.tables["losses"].groupby("dso_id")[["loss_mw_before", "loss_mw_after"]].sum()
+def _losses(tables: dict[str, pd.DataFrame], method: str, path: Path) -> Path:
+    losses = tables["losses"].groupby("dso_id")[["loss_mw_before", "loss_mw_after"]].sum()
     fig, ax = plt.subplots(figsize=(5.5, 3.6), constrained_layout=True)
     x = np.arange(len(losses))
     ax.bar(x - 0.2, losses["loss_mw_before"], 0.4, label="before")
@@ -173,7 +180,7 @@ def _losses(result: MarketResult, path: Path) -> Path:
     ax.set_ylabel("feeder losses over the day (MWh)")
     lo = 0.98 * losses.to_numpy().min()
     ax.set_ylim(lo, 1.005 * losses.to_numpy().max())
-    ax.set_title(f"DSO losses ({result.method})")
+    ax.set_title(f"DSO losses ({method})")
     ax.legend()
     fig.savefig(path, dpi=120)
     plt.close(fig)

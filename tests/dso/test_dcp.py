@@ -10,10 +10,10 @@ import pandapower.networks as pn
 import pandas as pd
 import pytest
 
-from flexopt.dso import local
+from flexopt.dso.context import declared_capacity
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.market.local import LocalMarketData, build_local_clearing, read_local_clearing
-from flexopt.pipeline import run_market
+from flexopt.run.api import run_market
 from flexopt.solve import solve
 
 
@@ -23,7 +23,7 @@ def market(rts):
 
 
 def _problem(rts, market, k: int, **opts) -> DCPProblem:
-    ctx = market.detail["contexts"][k]
+    ctx = market.outcome.contexts[k]
     req = market.tables["requirement"]
     r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
     return DCPProblem(ctx, r, rts.market.loss_price_eur_per_mwh, DCPOptions(**opts))
@@ -80,7 +80,7 @@ def test_objective_is_normalized_at_x0_and_budget_feasible(rts, market):
 
 
 def test_without_budget_the_price_objective_runs_to_the_degenerate_corner(rts, market):
-    """DESIGN S5: without (C7) the price objective is minimized at the all-lower-bound corner,
+    """models/dcp.md (C7): without (C7) the price objective is minimized at the all-lower-bound corner,
     whose dispatch equals x⁰'s (scaling every offer by 0.5 leaves the argmin unchanged)."""
     from flexopt.optim import WCA, minimize
 
@@ -118,17 +118,18 @@ def test_wca_never_worse_than_the_baselines(rts):
 
 
 def test_declared_capacity_matches_flexibility(rts, market):
-    ctx = market.detail["contexts"][0]
-    hours = market.detail["hours"]
-    cap = local.declared_capacity(ctx, hours)
+    ctx = market.outcome.contexts[0]
+    hours = market.outcome.hours
+    cap = declared_capacity(ctx, hours)
     assert (cap > 0).all()
 
 
 def test_pareto_mode_picks_a_feasible_compromise_on_its_front(rts):
     res = run_market(rts, "wca", pareto=True, wca_iter=80, seed=0)
     assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
-    for offer in res.detail["offers"]:
-        if offer.pareto_f is None:
+    for offer in res.outcome.offers:
+        mod = offer.modification
+        if mod.pareto_f is None:
             continue
-        assert offer.dcp["feasible"]
-        assert any(np.allclose(offer.pareto_pick, row) for row in offer.pareto_f)
+        assert offer.score.feasible
+        assert any(np.allclose(mod.pareto_pick, row) for row in mod.pareto_f)

@@ -12,7 +12,7 @@ from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.dso.exact import ApproxModel, build_dcp_exact, exact_bounds, read_dcp_exact
 from flexopt.optim import WCA, minimize
-from flexopt.pipeline import run_market
+from flexopt.run.api import run_market
 from flexopt.solve import SolveStatus, solve
 
 
@@ -22,7 +22,7 @@ def market(rts):
 
 
 def _problem(rts, market, k, n_members=None, hours=None, **opts) -> DCPProblem:
-    ctx = market.detail["contexts"][k]
+    ctx = market.outcome.contexts[k]
     if n_members is not None:  # a tiny case: keep the first participants only
         part = ctx.participants.copy()
         keep = part.index[part["participates"]][:n_members]
@@ -73,8 +73,8 @@ def test_kkt_model_reproduces_the_closed_form_clearing(rts, market):
     assert res.ok
     sol = read_dcp_exact(m)
     cl = clear(prob.a, beta * prob.b, prob.u_max, prob.q)
-    np.testing.assert_allclose(sol["u"], cl.u_mw, atol=1e-6)
-    np.testing.assert_allclose(sol["lam"], cl.price, atol=1e-5)
+    np.testing.assert_allclose(sol.u, cl.u_mw, atol=1e-6)
+    np.testing.assert_allclose(sol.lam, cl.price, atol=1e-5)
 
 
 @pytest.mark.parametrize("k", [0, 1, 2])
@@ -84,11 +84,11 @@ def test_no_big_m_bound_binds_and_milp_beats_wca_on_its_model(rts, market, k):
     m, res = _milp(approx)
     sol = read_dcp_exact(m)
     b = exact_bounds(prob)
-    assert (sol["mu_lo"] < b.mu_lo_max - 1e-6).all()
-    assert (sol["mu_hi"] < b.mu_hi_max - 1e-6).all()
-    assert ((sol["lam"] > b.lam_lo + 1e-6) & (sol["lam"] < b.lam_hi - 1e-6)).all()
+    assert (sol.mu_lo < b.mu_lo_max - 1e-6).all()
+    assert (sol.mu_hi < b.mu_hi_max - 1e-6).all()
+    assert ((sol.lam > b.lam_lo + 1e-6) & (sol.lam < b.lam_hi - 1e-6)).all()
     # the MILP's own β, scored by the numpy approximate model, gives the MILP's value
-    assert approx.objective(sol["beta"][None])[0] == pytest.approx(res.objective, abs=1e-7)
+    assert approx.objective(sol.beta[None])[0] == pytest.approx(res.objective, abs=1e-7)
     for seed in range(3):
         w = minimize(approx, WCA(d_max=1e-5, raining="gaussian"), max_iter=200, seed=seed)
         assert w.feasible
@@ -125,7 +125,7 @@ def test_minlp_mode_ab_equals_brute_force_grid(rts, market):
     assert res.bound <= grid + 1e-7
     assert res.objective == pytest.approx(grid, abs=5e-3)  # grid step 0.04 in four dimensions
     sol = read_dcp_exact(m)
-    x = np.r_[sol["alpha"], sol["beta"]]
+    x = np.r_[sol.alpha, sol.beta]
     assert approx.objective(x[None])[0] == pytest.approx(res.objective, abs=1e-6)
 
 
@@ -168,9 +168,9 @@ def test_ac_nlp_local_solution_is_consistent_with_the_ac_evaluator(rts, market, 
     """The branch-flow NLP is the AC model: at its (local) solution the independent AC
     evaluator gives the same objective; it improves on x⁰ and the budget holds up to the
     Scholtes relaxation."""
-    from flexopt.dso.exact import solve_dcp_nlp
+    from flexopt.methods.exact import solve_dcp_nlp
 
-    ctx = market.detail["contexts"][k]
+    ctx = market.outcome.contexts[k]
     req = market.tables["requirement"]
     r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
     prob = DCPProblem(ctx, r, rts.market.loss_price_eur_per_mwh, DCPOptions(mode="ab"))

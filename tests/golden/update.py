@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 import flexopt as fx
-from flexopt.pipeline import run_market
+from flexopt.atomic import write_text_atomic
+from flexopt.run.api import run_market
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -32,11 +33,8 @@ def main() -> None:
     for instance, methods in CASES.items():
         for method in methods:
             path = path_of(instance, method)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(
-                json.dumps(golden_summary(instance, method), indent=2, sort_keys=True) + "\n"
-            )
-            tmp.replace(path)
+            text = json.dumps(golden_summary(instance, method), indent=2, sort_keys=True) + "\n"
+            write_text_atomic(path, text)
             print(f"wrote {path.relative_to(ROOT)}")
 
 

@@ -42,7 +42,7 @@ def test_branch_current_equals_zbus_allocation(case69):
 
 
 def test_raw_marginal_coefficients_over_recover(case33):
-    """DESIGN §6: Σ ∂L/∂P·P ≈ 1.44 × losses on case33bw, hence the normalization."""
+    """Raw marginal coefficients over-recover: Σ ∂L/∂P·P ≈ 1.44 × losses on case33bw, hence the normalization."""
     pf = case33.power_flow()
     dl_dp, _ = marginal_loss_factors(pf)
     assert (dl_dp * pf.p_mw).sum() / pf.loss_mw == pytest.approx(1.44, abs=0.005)

@@ -12,6 +12,7 @@ import pytest
 
 import flexopt as fx
 from flexopt.dso.flexibility import energy_headroom_mwh
+from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.market.centralized import (
     CentralizedData,
     DistributionArea,
@@ -19,7 +20,6 @@ from flexopt.market.centralized import (
     dispatch_cost,
     read_centralized,
 )
-from flexopt.market.distflow import lindistflow_point
 from flexopt.market.lines import binding_candidates
 from flexopt.solve import solve
 
@@ -105,8 +105,8 @@ def test_voltage_band_limits_the_withdrawals():
     np.testing.assert_allclose(res.u_mw["D"], [[0.25, 0.25]], atol=1e-6)
     assert res.unresolved_mw.loc[14, "L"] == pytest.approx(7.5, abs=1e-6)
     area = data.areas[0]
-    _, _, v = lindistflow_point(
-        area.feeder, area.p_mw - res.u_mw["D"] @ area.incidence, area.q_mvar
+    _, _, v = LinDistFlow(area.feeder).point(
+        area.p_mw - res.u_mw["D"] @ area.incidence, area.q_mvar
     )
     np.testing.assert_allclose(v[0], [1.0, 0.95, 0.915], atol=1e-7)
 
@@ -114,7 +114,7 @@ def test_voltage_band_limits_the_withdrawals():
 def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
     """Branches carrying the same prosumers share one flexible flow (Z6): with the dispatch
     fixed at random values, the model's loss expression (Z9) equals Σ r (P² + Q²)/V₀² from the
-    flows of :func:`lindistflow_point`, on case33bw with prosumers sharing buses."""
+    flows of :meth:`LinDistFlow.point`, on case33bw with prosumers sharing buses."""
     feeder = fx.grid.Feeder.from_pandapower(fx.grid.case33bw())
     rng = np.random.default_rng(5)
     bus_pos = rng.choice(np.arange(1, feeder.n_bus), size=12)
@@ -149,7 +149,7 @@ def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
         for (i, t), var in m.area["D"].u.items():
             var.fix(float(u[t, i]))
         assert solve(m).ok  # the flows follow from the fixed dispatch
-        P, Q, _ = lindistflow_point(feeder, area.p_mw - u @ area.incidence, area.q_mvar)
+        P, Q, _ = LinDistFlow(feeder).point(area.p_mw - u @ area.incidence, area.q_mvar)
         want = (r_ohm * (P**2 + Q**2)).sum(axis=1) / (feeder.vn_kv * feeder.v_root_pu) ** 2
         got = [pyo.value(m.area["D"].loss_mw[t]) for t in range(T)]
         np.testing.assert_allclose(got, want, rtol=1e-10)
@@ -202,7 +202,7 @@ def test_centralized_is_first_best_on_its_own_model(runs):
         assert central["social_cost_lindistflow_eur"] <= s["social_cost_lindistflow_eur"] + 1e-6, m
         assert s["overload_mw_before"] == central["overload_mw_before"] > 0
         assert s["overload_mw_after"] == central["overload_mw_after"] == 0.0
-    cres = runs["centralized"].detail["centralized"]
+    cres = runs["centralized"].outcome.result
     assert cres.flex_cost_eur + cres.loss_value_eur == pytest.approx(
         central["social_cost_lindistflow_eur"], rel=1e-8
     )
@@ -217,8 +217,8 @@ def test_day_ahead_voltages_outside_the_band_do_not_make_the_market_infeasible(r
 
 def test_ac_variant_matches_the_ac_power_flow_and_improves_the_ac_social_cost(runs):
     qp, ac = runs["centralized"], runs["centralized_ac"]
-    cres = ac.detail["centralized"]
-    hours = ac.detail["hours"]
+    cres = ac.outcome.result
+    hours = ac.outcome.hours
     losses = ac.tables["losses"].set_index(["dso_id", "hour"])
     for d, model_loss in cres.model_loss_mw.items():
         pf_loss = losses.loc[d].loc[hours, "feeder_loss_mw_after"].to_numpy()
@@ -229,7 +229,7 @@ def test_ac_variant_matches_the_ac_power_flow_and_improves_the_ac_social_cost(ru
 
 def test_scip_certifies_the_local_ac_optimum(runs):
     """On one DSO and one hour, SCIP's global optimum of the AC model equals ripopt's."""
-    data = runs["centralized_ac"].detail["centralized_data"]
+    data = runs["centralized_ac"].outcome.data
     area = data.areas[0]
     one = replace(
         data,

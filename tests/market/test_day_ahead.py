@@ -67,7 +67,7 @@ def test_pipeline_reports_infeasible_day_ahead(rts):
     from dataclasses import replace
 
     from flexopt.errors import FlexoptError
-    from flexopt.pipeline import day_ahead
+    from flexopt.run.tso import day_ahead
 
     gens = rts.transmission.generators.assign(
         p_max_mw=rts.transmission.generators["p_max_mw"] * 0.5
@@ -82,7 +82,7 @@ def test_hour_by_hour_equals_the_whole_day(rts):
     prices and cost (hours share no constraint)."""
     import numpy as np
 
-    from flexopt.pipeline import day_ahead
+    from flexopt.run.tso import day_ahead
 
     demand = rts.forecast_load_mw().sum(axis=1)
     m = build_day_ahead(DayAheadData(rts.transmission.generators, demand, rts.dt_h))

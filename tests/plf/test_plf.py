@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from flexopt.pipeline import day_ahead, plf_model
 from flexopt.plf import analytic, congestion_table, monte_carlo, point_estimate
+from flexopt.run.tso import day_ahead, plf_model
 
 
 @pytest.fixture(scope="module")

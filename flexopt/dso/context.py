@@ -1,0 +1,117 @@
+"""One DSO at the day-ahead point: its feeder, net load, losses and participants (S4,
+``models/loss_allocation.md`` L1–L5), and the capacity it declares to the TSO (M10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.flexibility import flexibility_capacity
+from flexopt.grid import (
+    Feeder,
+    allocate_losses,
+    feeder_from_data,
+    marginal_loss_factors,
+    screen_buses,
+)
+from flexopt.grid.loss_allocation import LossAllocationMethod
+from flexopt.instance import DSOData, Instance
+
+__all__ = ["DSOContext", "declared_capacity", "feeder_net_load", "prepare"]
+
+
+def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
+    """Feeder net load ``[T, n_bus]`` at the day-ahead point (``models/loss_allocation.md`` S4.1):
+    bus loads follow the instance's load profile, batteries run their baseline schedule."""
+    feeder = feeder_from_data(dso.feeder)
+    prof = inst.scenario.load_profile.to_numpy()[:, None]
+    p = prof * feeder.p_base_mw
+    q = prof * feeder.q_base_mvar
+    pos = feeder.bus.get_indexer(dso.prosumers["bus"].to_numpy())
+    np.add.at(p.T, pos, -dso.baseline_mw.to_numpy().T)
+    return p, q
+
+
+@dataclass(frozen=True, eq=False)
+class DSOContext:
+    """What a DSO knows about itself at the day-ahead point (after S4)."""
+
+    dso: DSOData
+    feeder: Feeder
+    hours: pd.Index
+    dt_h: float
+    p_mw: np.ndarray
+    q_mvar: np.ndarray
+    loss_mw: np.ndarray  # per feeder, [T]
+    allocation: pd.DataFrame  # hours × feeder buses
+    participants: pd.DataFrame  # one row per prosumer: bus, loss_share, participates
+    mlf: pd.DataFrame  # hours × participating prosumers, ∂P_loss/∂P at their bus
+
+    @property
+    def members(self) -> pd.DataFrame:
+        """Offers and battery data of the participating prosumers."""
+        return self.dso.prosumers.loc[self.participants.index[self.participants["participates"]]]
+
+    @property
+    def bus_pos(self) -> np.ndarray:
+        return self.feeder.bus.get_indexer(self.members["bus"].to_numpy())
+
+
+def prepare(
+    inst: Instance, dso: DSOData, loss_method: LossAllocationMethod = "branch_current"
+) -> DSOContext:
+    """S4: AC power flow at the day-ahead point, loss allocation, screening (L1–L5)."""
+    feeder = feeder_from_data(dso.feeder)
+    p, q = feeder_net_load(inst, dso)
+    pf = feeder.power_flow(p, q)
+    alloc = allocate_losses(pf, loss_method)
+    energy = alloc.sum(axis=0) * inst.dt_h
+    chosen = set(feeder.bus[screen_buses(energy, inst.market.loss_coverage)])
+    total = energy.clip(min=0).sum()
+    share = pd.Series(energy / total if total > 0 else 0.0 * energy, index=feeder.bus)
+    pros = dso.prosumers
+    participants = pd.DataFrame(
+        {
+            "dso_id": dso.id,
+            "bus": pros["bus"],
+            "loss_share": share.reindex(pros["bus"]).to_numpy(),
+            "participates": pros["bus"].isin(chosen).to_numpy(),
+        },
+        index=pros.index,
+    )
+    members = pros.loc[participants["participates"]]
+    for arr in (p, q):  # the day-ahead point is shared by every later stage: freeze it
+        arr.flags.writeable = False
+    dl_dp, _ = marginal_loss_factors(pf)
+    mlf = pd.DataFrame(
+        dl_dp[:, feeder.bus.get_indexer(members["bus"].to_numpy())],
+        index=inst.hour_index,
+        columns=members.index,
+    )
+    return DSOContext(
+        dso=dso,
+        feeder=feeder,
+        hours=inst.hour_index,
+        dt_h=inst.dt_h,
+        p_mw=p,
+        q_mvar=q,
+        loss_mw=pf.loss_mw,
+        allocation=pd.DataFrame(
+            alloc, index=inst.hour_index, columns=pd.Index(feeder.bus, name="bus")
+        ),
+        participants=participants,
+        mlf=mlf,
+    )
+
+
+def declared_capacity(ctx: DSOContext, hours: pd.Index) -> pd.Series:
+    """``R̄_{d,t}`` the DSO declares to the TSO for the congested ``hours`` (M10): its
+    participants' flexibility (M3) with spare energy split evenly over those hours, times the
+    number of feeder copies."""
+    weight = pd.Series(1.0, index=hours)
+    cap = flexibility_capacity(
+        ctx.members, ctx.dso.baseline_mw[ctx.members.index], weight, ctx.dt_h
+    )
+    return ctx.dso.n_feeders * cap.loc[hours].sum(axis=1)

@@ -1,0 +1,128 @@
+"""S5–S6 on one DSO: what a coefficient method returns, and the block bid the DSO builds from
+it (``models/local_market.md`` M7–M9, ``models/dcp.md``).
+
+A coefficient method (``flexopt.methods``) answers with a :class:`Modification` — factors
+``α_i, β_i`` and whatever it reports about its search. :func:`build_offer` turns any
+modification into the DSO's :class:`DSOOffer`: modified coefficients, block bid (M7–M8) and the
+factors scored on the DSO coefficient problem, the same evaluator for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.aggregation import aggregate_blocks
+from flexopt.dso.dcp import DCPProblem, DCPScore
+from flexopt.dso.modification import Factors
+from flexopt.market.tso import DSOBid
+
+__all__ = ["DSOOffer", "Modification", "build_offer"]
+
+
+@dataclass(frozen=True, eq=False)
+class Modification:
+    """What a coefficient method returns for one DSO.
+
+    Attributes
+    ----------
+    factors : Factors
+        ``α_i, β_i`` per participating prosumer (M9).
+    evaluations : int
+        Evaluations of the DSO coefficient problem the method spent (0 for analytic rules).
+    history : ndarray, optional
+        Best objective per iteration of an iterative search (convergence figure).
+    pareto_f : ndarray, optional
+        ``[m, 2]`` front of a multi-objective search (normalized ``f_loss``, ``f_price``).
+    pareto_pick : ndarray, optional
+        ``[2]`` the point of that front the method chose.
+    report : Mapping
+        Method-specific figures for the summary (e.g. the exact model's solver status and
+        gap), merged into ``summary["dso"][id]["dcp"]``.
+    """
+
+    factors: Factors
+    evaluations: int = 0
+    history: np.ndarray | None = None
+    pareto_f: np.ndarray | None = None
+    pareto_pick: np.ndarray | None = None
+    report: Mapping[str, str | float | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class DSOOffer:
+    """A DSO's modified offers for the congested hours (per feeder copy) and its bid.
+
+    Attributes
+    ----------
+    method : str
+        The coefficient method that produced it.
+    factors : Factors
+    a_mod, b_mod : ndarray
+        ``[n]`` modified coefficients ``a'_i = α_i a_i``, ``b'_i = β_i b_i`` (M9).
+    u_max_mw : DataFrame
+        Congested hours × participants, capacity per copy (M3, split by the requirement).
+    design_q_mw : Series
+        The design point per copy, ``R_{d,t} / n``.
+    bid : DSOBid
+        What crosses to the TSO (M7–M8).
+    score : DCPScore
+        The factors on the DSO coefficient problem's evaluator (C1–C7), DSO level.
+    modification : Modification
+        The method's full answer (convergence history, Pareto front, solver report).
+    """
+
+    method: str
+    factors: Factors
+    a_mod: np.ndarray
+    b_mod: np.ndarray
+    u_max_mw: pd.DataFrame
+    design_q_mw: pd.Series
+    bid: DSOBid
+    score: DCPScore
+    modification: Modification
+
+    @property
+    def dso_id(self) -> str:
+        return self.bid.dso_id
+
+    def summary(self) -> dict[str, str | float | int | bool]:
+        """The score and the method's report, as ``summary["dso"][id]["dcp"]``."""
+        return {**self.score.as_dict(), **self.modification.report}
+
+
+def build_offer(
+    problem: DCPProblem, method: str, modification: Modification, blocks: int = 10
+) -> DSOOffer:
+    """Modified offers and the block bid of one DSO (M7–M9).
+
+    The bid aggregates the modified offers over the participants' capacity ``Ū_{i,t}`` (M3,
+    spare energy split in proportion to the requirement) into ``blocks`` increasing blocks
+    per hour (M8), scaled to the DSO's ``n`` feeder copies.
+    """
+    ctx = problem.ctx
+    u_max = problem.capacity_mw
+    hours = u_max.index
+    a_mod, b_mod = modification.factors.apply(problem.a, problem.b)
+    blk = aggregate_blocks(a_mod, b_mod, u_max.to_numpy(), blocks).scaled(ctx.dso.n_feeders)
+    cols = pd.RangeIndex(1, blocks + 1, name="block")
+    bid = DSOBid(
+        dso_id=ctx.dso.id,
+        bus=ctx.dso.bus,
+        q_mw=pd.DataFrame(blk.q_mw, index=hours, columns=cols),
+        price_eur_per_mwh=pd.DataFrame(blk.price_eur_per_mwh, index=hours, columns=cols),
+    )
+    return DSOOffer(
+        method=method,
+        factors=modification.factors,
+        a_mod=a_mod,
+        b_mod=b_mod,
+        u_max_mw=u_max,
+        design_q_mw=problem.requirement_mw / ctx.dso.n_feeders,
+        bid=bid,
+        score=problem.score(modification.factors, modification.evaluations),
+        modification=modification,
+    )

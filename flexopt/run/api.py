@@ -1,0 +1,93 @@
+"""``run_market``: the market end to end — S1, S2 and S4, then the framework the method
+belongs to (bilevel or centralized), then tables and summary."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pandas as pd
+
+from flexopt.executors import Executor, executor
+from flexopt.instance import Instance
+from flexopt.outcome import MarketBase, MarketOutcome
+from flexopt.run import assemble
+from flexopt.run.bilevel import run_bilevel
+from flexopt.run.centralized import run_centralized
+from flexopt.run.clock import Clock
+from flexopt.run.options import MarketOptions
+from flexopt.run.result import MarketResult
+from flexopt.run.tasks import PrepareTask, run_task
+from flexopt.run.tso import congestion, day_ahead, plf_model
+
+__all__ = ["prepare_market", "run", "run_market"]
+
+
+def run_market(
+    inst: Instance, method: str = "none", *, seed: int = 0, **options: Any
+) -> MarketResult:
+    """Run the market on an instance.
+
+    Parameters
+    ----------
+    inst : Instance
+    method : str
+        A registered coefficient method (``none``, ``mlf``, ``wca``, ``exact``, …) for the
+        bilevel market, or ``"centralized"`` for the common TSO–DSO market.
+    seed : int
+        Seed of every random draw (Monte Carlo PLF; per DSO ``(seed, k)`` for the methods).
+    **options
+        Flat options (:class:`MarketOptions`, the method's config, the DSO coefficient problem),
+        e.g. ``wca_iter=100``, ``dcp_weight=0.8``, ``workers=2`` (process pool) or
+        ``scheduler="tcp://…"`` (Dask). Unknown names raise ``TypeError``; an option that does
+        not apply to ``method`` raises :class:`~flexopt.errors.OptionError`.
+
+    Returns
+    -------
+    MarketResult
+    """
+    return run(inst, MarketOptions.from_kwargs(method=method, seed=seed, **options))
+
+
+def run(inst: Instance, opt: MarketOptions) -> MarketResult:
+    """Run the market with layered options (the form :func:`run_market` builds)."""
+    clock = Clock(opt.progress)
+    with executor(opt.workers, opt.scheduler) as ex:
+        base = prepare_market(inst, opt, ex, clock)
+        framework = run_bilevel if opt.bilevel else run_centralized
+        outcome: MarketOutcome = framework(base, opt, ex, clock)
+    timings = dict(clock.timings)
+    return MarketResult(
+        options=opt,
+        outcome=outcome,
+        tables=assemble.tables(outcome),
+        summary=assemble.summary(outcome, opt, timings),
+        timings=timings,
+    )
+
+
+def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Clock) -> MarketBase:
+    """S1 day-ahead market, S2 probabilistic load flow, S4 loss allocation and screening."""
+    with clock("day_ahead", "S1 day-ahead market"):
+        da = day_ahead(inst)
+    with clock("plf", f"S2 probabilistic load flow ({opt.plf_method})"):
+        model = plf_model(inst, da)
+        plf_before, cong_before = congestion(
+            inst, model, opt.plf_method, samples=opt.samples, seed=opt.seed, progress=opt.progress
+        )
+    hours = pd.Index(
+        sorted(cong_before.loc[cong_before["congested"], "hour"].unique()), name="hour"
+    )
+    with clock("loss_allocation", "S4 loss allocation and screening"):
+        # each task carries its own DSO only: the rest of the instance is other DSOs' data
+        tasks = [PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation) for d in inst.dsos]
+        contexts = ex.map(run_task, tasks)
+    return MarketBase(
+        instance=inst,
+        day_ahead=da,
+        plf_model=model,
+        plf_before=plf_before,
+        congestion_before=cong_before,
+        hours=hours,
+        contexts=tuple(contexts),
+    )

@@ -1,0 +1,257 @@
+"""Tables and the summary of a market run, assembled from its typed outcome.
+
+Result tables mirror their inputs' indices and carry unit-suffixed columns; the summary holds
+JSON-ready headline figures (``README.md``, "Summary keys"). Figures shared by both frameworks
+come from the same code; each framework adds what only it has (bids and the requirement for
+the bilevel market, the common model's own figures for the centralized one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.context import DSOContext
+from flexopt.dso.settlement import DSODispatch
+from flexopt.market.centralized import CentralizedData, dispatch_cost
+from flexopt.outcome import BilevelOutcome, CentralizedOutcome, MarketOutcome
+from flexopt.run.centralized import dispatch_by_dso
+from flexopt.run.options import MarketOptions
+
+__all__ = ["summary", "tables"]
+
+_SETTLEMENT_COLUMNS = [
+    "dso_id",
+    "tso_payment_eur",
+    "prosumer_payment_eur",
+    "original_cost_eur",
+    "loss_saving_eur",
+    "balance_eur",
+    "accepted_mw",
+]
+
+
+def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
+    """Every result table of a run (one CSV each in ``MarketResult.save``)."""
+    da = o.day_ahead
+    price = da.price_eur_per_mwh.rename("price_eur_per_mwh").to_frame()
+    cong = o.congestion_before.merge(
+        o.congestion_after[["hour", "branch", "mean_mw", "overload_mw", "congested"]],
+        on=["hour", "branch"],
+        suffixes=("", "_after"),
+    )
+    out = {
+        "day_ahead": da.p_mw.join(price),
+        "congestion": cong,
+        "participants": pd.concat([c.participants for c in o.contexts]),
+    }
+    if isinstance(o, BilevelOutcome):
+        out.update(_bilevel_tables(o))
+    out["losses"] = _losses(o)
+    accepted, price_dso, line_price = o.accepted_mw, o.price_eur_per_mwh, o.line_price_eur_per_mwh
+    if accepted is not None and price_dso is not None and line_price is not None:
+        if isinstance(o, BilevelOutcome) and o.tso is not None:
+            out["tso_clearing"] = o.tso.blocks
+        out["tso_prices"] = (
+            pd.concat({"accepted_mw": accepted, "price_eur_per_mwh": price_dso}, axis=1)
+            .stack(future_stack=True)
+            .reset_index()
+            .rename(columns={"level_0": "hour", "level_1": "dso_id"})
+        )
+        out["line_prices"] = (
+            line_price.stack()
+            .rename("price_eur_per_mwh")
+            .reset_index()
+            .rename(columns={"level_0": "hour", "level_1": "branch"})
+        )
+        out["dispatch"] = pd.concat([r.dispatch for r in o.dispatch], ignore_index=True)
+        out["settlement"] = pd.concat([r.settlement for r in o.dispatch], ignore_index=True)
+        if isinstance(o, BilevelOutcome) and len(o.unresolved_requirement_mw.columns):
+            out["unresolved_requirement"] = (
+                o.unresolved_requirement_mw.stack().rename("unresolved_mw").reset_index()
+            )
+    return out
+
+
+def _bilevel_tables(o: BilevelOutcome) -> dict[str, pd.DataFrame]:
+    """The requirement with the declared capacity (S3), offers (S5) and block bids (S6)."""
+    req = o.requirement_mw.stack().rename("requirement_mw").to_frame()
+    req["capacity_mw"] = o.capacity_mw.stack()
+    req.index.names = ["hour", "dso_id"]
+    offer_rows = []
+    for c, off in zip(o.contexts, o.offers, strict=False):
+        mem = c.members
+        offer_rows.append(
+            pd.DataFrame(
+                {
+                    "dso_id": c.dso.id,
+                    "prosumer_id": mem.index,
+                    "bus": mem["bus"].to_numpy(),
+                    "a_eur_per_mw2h": mem["a_eur_per_mw2h"].to_numpy(),
+                    "b_eur_per_mwh": mem["b_eur_per_mwh"].to_numpy(),
+                    "alpha": off.factors.alpha,
+                    "beta": off.factors.beta,
+                    "a_mod_eur_per_mw2h": off.a_mod,
+                    "b_mod_eur_per_mwh": off.b_mod,
+                }
+            )
+        )
+    bid_rows = [
+        pd.DataFrame(
+            {
+                "dso_id": off.bid.dso_id,
+                "hour": np.repeat(off.bid.q_mw.index.to_numpy(), off.bid.q_mw.shape[1]),
+                "block": np.tile(off.bid.q_mw.columns.to_numpy(), len(off.bid.q_mw)),
+                "q_mw": off.bid.q_mw.to_numpy().ravel(),
+                "price_eur_per_mwh": off.bid.price_eur_per_mwh.to_numpy().ravel(),
+            }
+        )
+        for off in o.offers
+    ]
+    return {
+        "requirement": req.reset_index(),
+        "offers": pd.concat(offer_rows, ignore_index=True) if offer_rows else pd.DataFrame(),
+        "bids": pd.concat(bid_rows, ignore_index=True) if bid_rows else pd.DataFrame(),
+    }
+
+
+def _losses(o: MarketOutcome) -> pd.DataFrame:
+    if o.dispatch:
+        return pd.concat([r.losses for r in o.dispatch], ignore_index=True)
+    return pd.concat([_losses_no_market(c) for c in o.contexts], ignore_index=True)
+
+
+def _losses_no_market(c: DSOContext) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dso_id": c.dso.id,
+            "hour": c.hours.to_numpy(),
+            "n_feeders": c.dso.n_feeders,
+            "loss_mw_before": c.dso.n_feeders * c.loss_mw,
+            "loss_mw_after": c.dso.n_feeders * c.loss_mw,
+        }
+    )
+
+
+def _r(x: float, nd: int = 9) -> float:
+    return round(float(x), nd)
+
+
+def summary(o: MarketOutcome, opt: MarketOptions, timings: dict[str, float]) -> dict[str, Any]:
+    """Headline figures of a run (JSON-ready; ``clearing_time_s`` is the only part that
+    changes between identical runs)."""
+    inst = o.instance
+    dt = inst.dt_h
+    losses = _losses(o)
+    settle = (
+        pd.concat([r.settlement for r in o.dispatch])
+        if o.dispatch
+        else pd.DataFrame(columns=_SETTLEMENT_COLUMNS)
+    )
+    lpe = inst.market.loss_price_eur_per_mwh
+    loss_before = losses.groupby("dso_id")["loss_mw_before"].sum() * dt
+    loss_after = losses.groupby("dso_id")["loss_mw_after"].sum() * dt
+    accepted = o.accepted_mw
+    per_dso = {}
+    for c in o.contexts:
+        d = c.dso.id
+        s = settle[settle["dso_id"] == d]
+        per_dso[d] = {
+            "accepted_mwh": _r(accepted[d].sum() * dt) if accepted is not None else 0.0,
+            "losses_mwh_before": _r(loss_before[d]),
+            "losses_mwh_after": _r(loss_after[d]),
+            "tso_payment_eur": _r(s["tso_payment_eur"].sum(), 6),
+            "prosumer_payment_eur": _r(s["prosumer_payment_eur"].sum(), 6),
+            "balance_eur": _r(s["balance_eur"].sum(), 6),
+        }
+    before = o.congestion_before[o.congestion_before["congested"]]
+    after = o.congestion_after[o.congestion_after["congested"]]
+    out: dict[str, Any] = {
+        "instance": inst.name,
+        "method": opt.method,
+        "plf_method": opt.plf_method,
+        "seed": opt.seed,
+        "day_ahead_cost_eur": _r(o.day_ahead.cost_eur, 6),
+        "congested_line_hours_before": len(before),
+        "congested_lines_before": sorted(before["branch"].unique().tolist()),
+        "congested_hours": sorted(int(h) for h in before["hour"].unique()),
+        "overload_mw_before": _r(before["overload_mw"].sum(), 6),
+        "congested_line_hours_after": len(after),
+        "overload_mw_after": _r(after["overload_mw"].sum(), 6),
+        "flex_accepted_mwh": _r(accepted.to_numpy().sum() * dt, 6) if accepted is not None else 0.0,
+        "tso_cost_eur": _r(settle["tso_payment_eur"].sum(), 6),
+        "dso_losses_mwh_before": _r(loss_before.sum()),
+        "dso_losses_mwh_after": _r(loss_after.sum()),
+        "dso_balance_eur": _r(settle["balance_eur"].sum(), 6),
+        "flex_original_cost_eur": _r(settle["original_cost_eur"].sum(), 6),
+        "social_cost_eur": _r(settle["original_cost_eur"].sum() + lpe * loss_after.sum(), 6),
+        "dso": per_dso,
+        "clearing_time_s": {k: _r(v, 6) for k, v in timings.items()},
+    }
+    if isinstance(o, BilevelOutcome):
+        _add_bilevel(out, o)
+    else:
+        _add_centralized(out, o)
+    return out
+
+
+def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> None:
+    """Requirement, participants after screening and each DSO's coefficient problem; the
+    dispatch on the centralized model's objective and the numbers crossing the boundary."""
+    dt = o.instance.dt_h
+    out["flex_requested_mwh"] = _r(o.requirement_mw.to_numpy().sum() * dt, 6)
+    offers = {off.dso_id: off for off in o.offers}
+    for c in o.contexts:
+        d = out["dso"][c.dso.id]
+        d["participants"] = int(c.participants["participates"].sum())
+        d["requested_mwh"] = (
+            _r(o.requirement_mw[c.dso.id].sum() * dt) if c.dso.id in o.requirement_mw else 0.0
+        )
+        if c.dso.id in offers:
+            d["dcp"] = {
+                k: (_r(v, 9) if isinstance(v, float) else v)
+                for k, v in offers[c.dso.id].summary().items()
+            }
+    view = o.common_view
+    if view is None:
+        out["social_cost_lindistflow_eur"] = 0.0
+        out["information_exchanged_floats"] = 0
+        return
+    T = len(view.hours)
+    # block bids, declared capacity and requirement, accepted quantities and prices (Z11)
+    out["information_exchanged_floats"] = int(
+        sum(2 * off.bid.q_mw.size + 4 * T for off in o.offers)
+    )
+    out["social_cost_lindistflow_eur"] = _lindistflow_cost(view, o.dispatch)
+
+
+def _add_centralized(out: dict[str, Any], o: CentralizedOutcome) -> None:
+    """The common market screens no one and has no requirement stage (S3)."""
+    out["central_model"] = o.central_model
+    out["flex_requested_mwh"] = None
+    for c in o.contexts:
+        out["dso"][c.dso.id]["participants"] = len(c.dso.prosumers)
+        out["dso"][c.dso.id]["requested_mwh"] = None
+    data = o.data
+    if data is None:
+        out["social_cost_lindistflow_eur"] = 0.0
+        out["information_exchanged_floats"] = 0
+        return
+    T = len(data.hours)
+    # every prosumer's offer and flexibility, the feeders and their loads, and the dispatch
+    # sent back (Z11)
+    out["information_exchanged_floats"] = int(
+        data.information_floats() + T * sum(len(a.a) for a in data.areas)
+    )
+    out["social_cost_lindistflow_eur"] = _lindistflow_cost(data, o.dispatch)
+
+
+def _lindistflow_cost(view: CentralizedData, dispatch: tuple[DSODispatch, ...]) -> float:
+    """The dispatch scored on the centralized model's own objective (Z1 without slack,
+    congested hours) — the first-best comparison."""
+    if not dispatch:
+        return 0.0
+    cost = dispatch_cost(view, dispatch_by_dso(view, dispatch))
+    return _r(cost["social_cost_eur"], 6)

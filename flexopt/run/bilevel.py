@@ -1,0 +1,105 @@
+"""The bilevel framework: S3 requirement → S5–S6 DSO offers and bids → S7 TSO market →
+S8 local dispatch and settlement → S2 re-check (``models/README.md``, stage map).
+
+Only aggregated block bids (:class:`~flexopt.market.tso.DSOBid`), declared capacities and
+accepted quantities cross the TSO–DSO boundary: the TSO stages (``flexopt.run.tso``) never
+receive a DSO's context.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from flexopt.dso.context import declared_capacity
+from flexopt.executors import Executor
+from flexopt.methods import get_method
+from flexopt.outcome import BilevelOutcome, MarketBase
+from flexopt.run.centralized import centralized_data
+from flexopt.run.clock import Clock
+from flexopt.run.options import MarketOptions
+from flexopt.run.tasks import BidTask, DispatchTask, run_task
+from flexopt.run.tso import recheck, requirement, tso_market
+
+__all__ = ["run_bilevel"]
+
+
+def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock) -> BilevelOutcome:
+    """The bilevel market on ``base`` (S1, S2, S4 done) with the DSOs' coefficient method
+    ``opt.method``."""
+    inst, hours, ctxs = base.instance, base.hours, base.contexts
+    method = get_method(opt.method)
+    loss_price = inst.market.loss_price_eur_per_mwh
+    dso_ids = base.dso_ids
+    common_view = centralized_data(base) if len(hours) else None
+    offers, dispatch, tso = [], [], None
+    if len(hours) == 0:
+        capacity = req = pd.DataFrame(0.0, index=hours, columns=dso_ids)
+        unresolved = pd.DataFrame(index=hours)
+    else:
+        capacity = pd.concat({c.dso.id: declared_capacity(c, hours) for c in ctxs}, axis=1)
+        with clock("requirement", "S3 flexibility requirement"):
+            req, unresolved = requirement(
+                inst, base.plf_model, base.plf_before, hours, capacity, base.dso_bus
+            )
+        with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
+            tasks = [
+                BidTask(
+                    c,
+                    req[c.dso.id],
+                    method,
+                    opt.config,
+                    opt.dcp,
+                    loss_price,
+                    opt.blocks,
+                    (opt.seed, k),
+                )
+                for k, c in enumerate(ctxs)
+            ]
+            offers = ex.map(run_task, tasks)
+            for o in offers:
+                if o.modification.evaluations:
+                    clock.say(
+                        f"  {o.dso_id}: {o.modification.evaluations} evaluations, "
+                        f"DSO problem objective {o.score.objective:.4f}"
+                    )
+        with clock("tso_market", "S7 TSO flexibility market"):
+            tso = tso_market(inst, base.plf_model, base.plf_before, hours, [o.bid for o in offers])
+    with clock("dispatch", "S8 local dispatch and settlement"):
+        if tso is not None:
+            dispatch = ex.map(
+                run_task,
+                [
+                    DispatchTask(
+                        c,
+                        o,
+                        tso.accepted_mw[c.dso.id],
+                        tso.price_eur_per_mwh[c.dso.id],
+                        loss_price,
+                    )
+                    for c, o in zip(ctxs, offers, strict=True)
+                ],
+            )
+    with clock("verification", "S2 re-check with the accepted flexibility"):
+        plf_after, cong_after = recheck(
+            inst,
+            base.plf_model,
+            hours,
+            None if tso is None else tso.accepted_mw,
+            base.dso_bus,
+            method=opt.plf_method,
+            samples=opt.samples,
+            seed=opt.seed,
+        )
+    return BilevelOutcome(
+        **base.base_fields(),
+        method=opt.method,
+        capacity_mw=capacity,
+        requirement_mw=req,
+        unresolved_requirement_mw=unresolved,
+        offers=tuple(offers),
+        tso=tso,
+        dispatch=tuple(dispatch),
+        plf_after=plf_after,
+        congestion_after=cong_after,
+        common_view=common_view,
+    )

@@ -1,0 +1,142 @@
+"""The centralized framework: one common TSO–DSO market over every prosumer of every DSO in
+place of S3 and S5–S7 (``models/centralized.md`` Z1–Z11), then S8 and the S2 re-check."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.context import DSOContext
+from flexopt.dso.flexibility import energy_headroom_mwh
+from flexopt.dso.settlement import DSODispatch
+from flexopt.executors import Executor
+from flexopt.market.centralized import (
+    CentralizedData,
+    CentralizedResult,
+    DistributionArea,
+    build_centralized,
+    read_centralized,
+)
+from flexopt.outcome import CentralizedOutcome, MarketBase
+from flexopt.run.clock import Clock
+from flexopt.run.options import CentralizedConfig, MarketOptions
+from flexopt.run.tasks import SettleTask, run_task
+from flexopt.run.tso import line_limits, recheck, solve_or_raise
+
+__all__ = ["centralized_data", "run_centralized", "solve_centralized"]
+
+
+def centralized_data(
+    base: MarketBase, vm_limits_pu: tuple[float, float] = (0.95, 1.05)
+) -> CentralizedData:
+    """What the common market sees (``models/centralized.md``): the S2 mean flows and limits
+    of the congested hours, the sensitivities at the DSO buses, and every DSO's feeder and
+    prosumers at the day-ahead point (Z2–Z3 from the batteries' baselines)."""
+    inst, model, hours = base.instance, base.plf_model, base.hours
+    mean, limit = line_limits(inst, model, base.plf_before, hours)
+    net = model.network
+    pos = model.hours.get_indexer(hours)
+    h = model.sensitivity[pos][:, :, net.bus_pos([c.dso.bus for c in base.contexts])]
+    return CentralizedData(
+        mean_flow_mw=mean,
+        limit_mw=limit,
+        sensitivity=h,
+        areas=tuple(_area(c, hours, inst.dt_h) for c in base.contexts),
+        loss_price_eur_per_mwh=inst.market.loss_price_eur_per_mwh,
+        dt_h=inst.dt_h,
+        vm_limits_pu=vm_limits_pu,
+    )
+
+
+def _area(c: DSOContext, hours: pd.Index, dt_h: float) -> DistributionArea:
+    pros, base = c.dso.prosumers, c.dso.baseline_mw
+    rows = c.hours.get_indexer(hours)
+    power = (pros["p_max_mw"].to_numpy() - base.loc[hours].to_numpy()).clip(0.0)
+    return DistributionArea(
+        dso_id=c.dso.id,
+        bus=c.dso.bus,
+        n_feeders=c.dso.n_feeders,
+        feeder=c.feeder,
+        p_mw=c.p_mw[rows],
+        q_mvar=c.q_mvar[rows],
+        prosumer_id=pros.index,
+        bus_pos=c.feeder.bus.get_indexer(pros["bus"].to_numpy()),
+        a=pros["a_eur_per_mw2h"].to_numpy(),
+        b=pros["b_eur_per_mwh"].to_numpy(),
+        u_max_mw=power,
+        energy_mwh=energy_headroom_mwh(pros, base, hours, dt_h),
+    )
+
+
+def solve_centralized(data: CentralizedData, config: CentralizedConfig) -> CentralizedResult:
+    """The common market (Z1–Z11): the QP, then — ``central_model="ac"`` — the AC NLP
+    started from the QP's dispatch."""
+    m = build_centralized(data)
+    r = solve_or_raise(m, "centralized market (QP)", "highs")
+    res = read_centralized(m, data, r.duals)
+    if config.central_model == "ac":
+        mac = build_centralized(data, ac=True, start=res)
+        rac = solve_or_raise(mac, "centralized market (AC)", "ripopt")
+        res = read_centralized(mac, data, rac.duals)
+    return res
+
+
+def run_centralized(
+    base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
+) -> CentralizedOutcome:
+    """The centralized framework on ``base`` (S1, S2, S4 done)."""
+    config: CentralizedConfig = opt.config
+    inst, hours = base.instance, base.hours
+    data = result = None
+    dispatch: list[DSODispatch] = []
+    if len(hours):
+        data = centralized_data(base, config.vm_limits_pu)
+        with clock("central_market", f"centralized TSO–DSO market ({config.central_model})"):
+            result = solve_centralized(data, config)
+    with clock("dispatch", "S8 local dispatch and settlement"):
+        if result is not None and data is not None:
+            tasks = [
+                SettleTask(
+                    c,
+                    a,
+                    result.u_mw[c.dso.id],
+                    result.price_eur_per_mwh[c.dso.id],
+                    result.accepted_mw[c.dso.id],
+                    inst.market.loss_price_eur_per_mwh,
+                )
+                for c, a in zip(base.contexts, data.areas, strict=True)
+            ]
+            dispatch = ex.map(run_task, tasks)
+    with clock("verification", "S2 re-check with the accepted flexibility"):
+        plf_after, cong_after = recheck(
+            inst,
+            base.plf_model,
+            hours,
+            None if result is None else result.accepted_mw,
+            base.dso_bus,
+            method=opt.plf_method,
+            samples=opt.samples,
+            seed=opt.seed,
+        )
+    return CentralizedOutcome(
+        **base.base_fields(),
+        method=opt.method,
+        central_model=config.central_model,
+        data=data,
+        result=result,
+        dispatch=tuple(dispatch),
+        plf_after=plf_after,
+        congestion_after=cong_after,
+    )
+
+
+def dispatch_by_dso(
+    data: CentralizedData, dispatch: tuple[DSODispatch, ...]
+) -> dict[str, np.ndarray]:
+    """Any framework's dispatch as the centralized model's arrays (DSO → ``[T, n]`` per copy)."""
+    out = {}
+    for area, r in zip(data.areas, dispatch, strict=True):
+        tab = r.dispatch.pivot_table(index="hour", columns="prosumer_id", values="u_mw")
+        u = tab.reindex(index=data.hours, columns=area.prosumer_id, fill_value=0.0)
+        out[area.dso_id] = u.fillna(0.0).to_numpy()
+    return out

@@ -1,0 +1,33 @@
+"""Stage timing and progress lines of a market run."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["Clock"]
+
+
+class Clock:
+    """Times stages into ``timings`` (``<key>_s``, seconds) and, with ``progress``, prints a
+    line per stage on stderr."""
+
+    def __init__(self, progress: bool = False) -> None:
+        self.timings: dict[str, float] = {}
+        self.progress = progress
+
+    @contextmanager
+    def __call__(self, key: str, label: str) -> Iterator[None]:
+        self.say(f"{label} …")
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{key}_s"] = time.perf_counter() - start
+
+    def say(self, line: str) -> None:
+        """A progress line on stderr (only with ``progress``)."""
+        if self.progress:
+            print(f"flexopt: {line}", file=sys.stderr, flush=True)

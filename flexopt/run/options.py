@@ -1,0 +1,278 @@
+"""Options of a market run, in layers: the options every run has, the DSO coefficient problem
+and block bids of the bilevel methods, and one config per method.
+
+All of them are also accepted flat — as keyword arguments of :func:`flexopt.run_market` and
+as CLI flags — and :meth:`MarketOptions.from_kwargs` sorts them into their layer. An option
+that does not apply to the chosen method is an :class:`~flexopt.errors.OptionError` naming the
+method (``pareto`` with ``mlf``, ``blocks`` with ``centralized``, ``dcp_mode`` with ``exact``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from flexopt.dso.dcp import DCPOptions
+from flexopt.errors import OptionError
+from flexopt.grid import LOSS_ALLOCATION_METHODS
+from flexopt.grid.loss_allocation import LossAllocationMethod
+from flexopt.methods import get_method, method_names, methods
+from flexopt.plf import PLF_METHODS
+from flexopt.plf.methods import PLFMethod
+
+__all__ = [
+    "CENTRALIZED",
+    "DCP_OPTIONS",
+    "CentralizedConfig",
+    "MarketOptions",
+    "market_methods",
+]
+
+#: The common TSO–DSO market: a framework of its own, not a coefficient method.
+CENTRALIZED = "centralized"
+CENTRAL_MODELS = ("qp", "ac")
+#: Flat option name → field of :class:`~flexopt.dso.dcp.DCPOptions` (bilevel methods only).
+DCP_OPTIONS = {
+    "factor_bounds": "bounds",
+    "dcp_mode": "mode",
+    "dcp_weight": "weight",
+    "dcp_price": "price",
+    "dcp_budget": "budget",
+}
+_RUN = ("seed", "plf_method", "samples", "loss_allocation", "workers", "scheduler", "progress")
+
+
+@dataclass(frozen=True)
+class CentralizedConfig:
+    """Options of the centralized market (``models/centralized.md``).
+
+    Attributes
+    ----------
+    central_model : {"qp", "ac"}
+        Feeders as LinDistFlow (a convex QP, HiGHS) or as the exact branch flow equations (an
+        NLP solved locally by ripopt from the QP's dispatch; small cases). SCIP certifies the
+        AC optimum in the tests but returns no duals, hence no interface prices, so it is not
+        offered here.
+    vm_limits_pu : (float, float)
+        Feeder voltage band (Z8).
+    """
+
+    central_model: str = "qp"
+    vm_limits_pu: tuple[float, float] = (0.95, 1.05)
+
+    def __post_init__(self) -> None:
+        if self.central_model not in CENTRAL_MODELS:
+            raise ValueError(
+                f"central_model must be one of {CENTRAL_MODELS}, got {self.central_model!r}"
+            )
+        lo_hi = tuple(self.vm_limits_pu)
+        if not (len(lo_hi) == 2 and 0 < lo_hi[0] < 1 < lo_hi[1]):
+            raise ValueError(
+                f"vm_limits_pu must be (lo, hi) with 0 < lo < 1 < hi, got {self.vm_limits_pu!r}"
+            )
+
+
+def market_methods() -> tuple[str, ...]:
+    """What ``method`` accepts: every registered coefficient method, then ``centralized``."""
+    return (*method_names(), CENTRALIZED)
+
+
+def _config_class(method: str) -> type | None:
+    return CentralizedConfig if method == CENTRALIZED else get_method(method).config
+
+
+def _owners(name: str) -> list[str]:
+    """The methods that have an option of this flat name."""
+    owners = [m.name for m in methods() if name in m.option_names]
+    if name in {f.name for f in fields(CentralizedConfig)}:
+        owners.append(CENTRALIZED)
+    return owners
+
+
+@dataclass(frozen=True)
+class MarketOptions:
+    """Options of :func:`flexopt.run_market`; unknown fields are rejected.
+
+    Attributes
+    ----------
+    method : str
+        A registered coefficient method (``none``, ``mlf``, ``wca``, ``exact``, …: how the
+        DSOs modify their prosumers' offers, S5) or ``"centralized"``: the common TSO–DSO
+        market baseline (``models/centralized.md``) in place of S3 and S5–S7.
+    seed : int
+        Seed of every random draw (``≥ 0``): Monte Carlo PLF; per DSO ``(seed, k)`` for the
+        coefficient methods.
+    plf_method : {"analytic", "monte_carlo", "pem"}
+    samples : int
+        Monte Carlo samples.
+    loss_allocation : {"branch_current", "marginal", "pro_rata"}
+    blocks : int
+        Blocks per DSO bid and hour (S6). Bilevel methods only.
+    dcp : DCPOptions
+        The DSO coefficient problem every bilevel method's factors are scored on (and the
+        optimizing methods solve): ``factor_bounds``, ``dcp_mode``, ``dcp_weight``,
+        ``dcp_price``, ``dcp_budget`` when given flat. Bilevel methods only; ``exact`` takes
+        its mode from its solver.
+    config : object, optional
+        The method's own options — an instance of its registered config class
+        (``WCAConfig``, ``ExactConfig``, :class:`CentralizedConfig`); ``None`` takes the
+        method's defaults.
+    workers : int, optional
+        Run the DSO-level stages in a local process pool of this size.
+    scheduler : str, optional
+        Run them on a Dask cluster (``tcp://host:port``, or ``"local"``; extra ``dask``).
+    progress : bool
+        Stage lines on stderr.
+    """
+
+    method: str = "none"
+    seed: int = 0
+    plf_method: PLFMethod = "analytic"
+    samples: int = 10_000
+    loss_allocation: LossAllocationMethod = "branch_current"
+    blocks: int = 10
+    dcp: DCPOptions = field(default_factory=DCPOptions)
+    config: Any = None
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in market_methods():
+            raise OptionError(
+                f"MarketOptions.method must be one of {market_methods()}, got {self.method!r}"
+            )
+        checks = [
+            ("plf_method", self.plf_method in PLF_METHODS, f"one of {PLF_METHODS}"),
+            (
+                "loss_allocation",
+                self.loss_allocation in LOSS_ALLOCATION_METHODS,
+                f"one of {LOSS_ALLOCATION_METHODS}",
+            ),
+            ("seed", _is_int(self.seed) and self.seed >= 0, "a non-negative integer"),
+            ("samples", _is_int(self.samples) and self.samples > 0, "a positive integer"),
+            ("blocks", _is_int(self.blocks) and self.blocks > 0, "a positive integer"),
+            (
+                "workers",
+                self.workers is None or (_is_int(self.workers) and self.workers > 0),
+                "a positive integer or None",
+            ),
+            (
+                "scheduler",
+                self.scheduler is None or isinstance(self.scheduler, str),
+                "an address or None",
+            ),
+            ("dcp", isinstance(self.dcp, DCPOptions), "a DCPOptions"),
+        ]
+        for name, ok, want in checks:
+            if not ok:
+                raise OptionError(
+                    f"MarketOptions.{name} must be {want}, got {getattr(self, name)!r}"
+                )
+        cls = _config_class(self.method)
+        if self.config is None and cls is not None:
+            object.__setattr__(self, "config", cls())
+        elif cls is None and self.config is not None:
+            raise OptionError(f"method {self.method!r} has no options, got {self.config!r}")
+        elif cls is not None and not isinstance(self.config, cls):
+            raise OptionError(
+                f"the options of method {self.method!r} are a {cls.__name__}, "
+                f"got {type(self.config).__name__}"
+            )
+        if self.method == CENTRALIZED:
+            moved = [
+                n
+                for n, v in (("blocks", self.blocks != 10), ("dcp", self.dcp != DCPOptions()))
+                if v
+            ]
+            if moved:
+                raise OptionError(
+                    f"option(s) {moved} do not apply to method 'centralized' "
+                    f"(it has no bids and no DSO coefficient problem)"
+                )
+        if self.method == "exact" and self.dcp.mode != DCPOptions().mode:
+            raise OptionError(
+                "option 'dcp_mode' does not apply to method 'exact': its mode follows "
+                "'solver' (highs: the mode-b MILP, scip: the mode-ab MINLP)"
+            )
+
+    @property
+    def bilevel(self) -> bool:
+        return self.method != CENTRALIZED
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> MarketOptions:
+        """Options from flat keyword arguments (the names of ``run_market`` and the CLI).
+
+        Raises
+        ------
+        TypeError
+            For a name that is no option of any method.
+        OptionError
+            For an invalid value, or an option of another method than ``method``.
+        """
+        method = kwargs.pop("method", "none")
+        if method not in market_methods():
+            raise OptionError(
+                f"MarketOptions.method must be one of {market_methods()}, got {method!r}"
+            )
+        own = _config_class(method)
+        own_names = {f.name for f in fields(own)} if own is not None else set()
+        common = {k: kwargs.pop(k) for k in list(kwargs) if k in (*_RUN, "blocks")}
+        dcp = {DCP_OPTIONS[k]: kwargs.pop(k) for k in list(kwargs) if k in DCP_OPTIONS}
+        config = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
+        foreign = {k: _owners(k) for k in kwargs if _owners(k)}
+        if foreign:
+            name, owners = next(iter(foreign.items()))
+            raise OptionError(
+                f"option {name!r} does not apply to method {method!r} "
+                f"(it is an option of {', '.join(owners)})"
+            )
+        if kwargs:
+            known = sorted(
+                {
+                    *_RUN,
+                    "blocks",
+                    *DCP_OPTIONS,
+                    *(n for m in methods() for n in m.option_names),
+                    *(f.name for f in fields(CentralizedConfig)),
+                }
+            )
+            raise TypeError(f"unknown market option(s) {sorted(kwargs)}; known: {known}")
+        if method == CENTRALIZED and (dcp or "blocks" in common):
+            names = [
+                *(["blocks"] if "blocks" in common else []),
+                *(k for k, v in DCP_OPTIONS.items() if v in dcp),
+            ]
+            raise OptionError(
+                f"option(s) {names} do not apply to method 'centralized' "
+                f"(it has no bids and no DSO coefficient problem)"
+            )
+        try:
+            dcp_options = DCPOptions(**dcp)
+            own_config = own(**config) if own is not None else None
+        except ValueError as err:
+            raise OptionError(f"method {method!r}: {err}") from None
+        return cls(method=method, dcp=dcp_options, config=own_config, **common)
+
+    def flat(self) -> dict[str, Any]:
+        """The options that shape the result, flat (executor and progress left out)."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "seed": self.seed,
+            "plf_method": self.plf_method,
+            "samples": self.samples,
+            "loss_allocation": self.loss_allocation,
+        }
+        if self.bilevel:
+            out["blocks"] = self.blocks
+            out.update({k: getattr(self.dcp, v) for k, v in DCP_OPTIONS.items()})
+            if self.method == "exact":  # its mode follows its solver
+                del out["dcp_mode"]
+        if self.config is not None:
+            out.update(asdict(self.config))
+        return out
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)

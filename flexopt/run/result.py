@@ -1,0 +1,58 @@
+"""The result of :func:`flexopt.run_market`: tables, summary, timings and the typed outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flexopt.outcome import MarketOutcome
+from flexopt.report import make_figures, save_results
+from flexopt.run.options import MarketOptions
+
+__all__ = ["MarketResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class MarketResult:
+    """Result of :func:`flexopt.run_market`.
+
+    Attributes
+    ----------
+    options : MarketOptions
+        What was run.
+    outcome : BilevelOutcome or CentralizedOutcome
+        Every stage's typed result (contexts, offers, TSO market, dispatch, PLF before and
+        after, …).
+    tables : dict of DataFrame
+        The result tables (one CSV each).
+    summary : dict
+        JSON-ready headline figures; ``clearing_time_s`` is the only part that changes between
+        identical runs and is written to ``timings.json``, not ``summary.json``.
+    timings : dict
+        Seconds per stage.
+    """
+
+    options: MarketOptions
+    outcome: MarketOutcome
+    tables: dict[str, pd.DataFrame]
+    summary: dict[str, Any]
+    timings: dict[str, float]
+
+    @property
+    def method(self) -> str:
+        return self.options.method
+
+    def save(self, out: str | Path, figures: bool = True) -> Path:
+        """Write CSV tables, ``summary.json``, ``timings.json`` and figures into ``out``
+        atomically (a finished folder replaces ``out`` in one rename)."""
+        summary = {k: v for k, v in self.summary.items() if k != "clearing_time_s"}
+
+        def draw(folder: Path) -> None:
+            make_figures(self.outcome, self.tables, folder)
+
+        return save_results(
+            out, self.tables, summary, self.timings, extra=draw if figures else None
+        )

@@ -1,0 +1,130 @@
+"""The DSO-level work of a market run as frozen, picklable tasks.
+
+Each task holds one DSO's inputs and nothing of the other DSOs; calling it runs the stage.
+The run maps :func:`run_task` over a list of tasks with any executor (serial, process pool,
+Dask — ``flexopt.executors``), so every executor returns the same numbers: the only random
+input, a coefficient method's generator, is seeded from the run's seed and the DSO's position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from flexopt.dso.context import DSOContext, prepare
+from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.dso.offer import DSOOffer, build_offer
+from flexopt.dso.settlement import DSODispatch, dispatch, settle
+from flexopt.grid.loss_allocation import LossAllocationMethod
+from flexopt.instance import DSOData, Instance
+from flexopt.market.centralized import DistributionArea
+from flexopt.methods import CoefficientMethod
+
+__all__ = ["BidTask", "DispatchTask", "PrepareTask", "SettleTask", "run_task"]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Task(Protocol[T_co]):
+    def __call__(self) -> T_co: ...
+
+
+def run_task(task: Task[T_co]) -> T_co:
+    """Run one task (a module-level function, so that every executor can ship it)."""
+    return task()
+
+
+@dataclass(frozen=True, eq=False)
+class PrepareTask:
+    """S4 of one DSO: AC power flow at the day-ahead point, loss allocation, screening.
+
+    ``instance`` carries this DSO only (the rest of the instance is other DSOs' data).
+    """
+
+    instance: Instance
+    dso: DSOData
+    loss_allocation: LossAllocationMethod
+
+    def __call__(self) -> DSOContext:
+        return prepare(self.instance, self.dso, self.loss_allocation)
+
+
+@dataclass(frozen=True, eq=False)
+class BidTask:
+    """S5–S6 of one DSO: its coefficient method on the DSO coefficient problem at the
+    requirement, then the block bid.
+
+    ``seed`` is ``(run seed, DSO position)``.
+    """
+
+    context: DSOContext
+    requirement_mw: pd.Series
+    method: CoefficientMethod
+    config: Any
+    dcp: DCPOptions
+    loss_price_eur_per_mwh: float
+    blocks: int
+    seed: tuple[int, int]
+
+    def __call__(self) -> DSOOffer:
+        problem = DCPProblem(
+            self.context, self.requirement_mw, self.loss_price_eur_per_mwh, self.dcp
+        )
+        rng = np.random.default_rng(list(self.seed))
+        modification = self.method.modify(problem, self.config, rng)
+        return build_offer(problem, self.method.name, modification, self.blocks)
+
+
+@dataclass(frozen=True, eq=False)
+class DispatchTask:
+    """S8 of one DSO in the bilevel market: dispatch the accepted relief with the modified
+    offers, AC power flow, settlement at the TSO's price."""
+
+    context: DSOContext
+    offer: DSOOffer
+    accepted_mw: pd.Series
+    price_eur_per_mwh: pd.Series
+    loss_price_eur_per_mwh: float
+
+    def __call__(self) -> DSODispatch:
+        return dispatch(
+            self.context,
+            self.offer,
+            self.accepted_mw,
+            self.price_eur_per_mwh,
+            self.loss_price_eur_per_mwh,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class SettleTask:
+    """S8 of one DSO after the centralized market: the common market dispatched every
+    prosumer (``u_mw`` ``[T, n]`` per copy); each is paid the interface price ``λ_{d,t}``
+    (Z10), never below its original cost."""
+
+    context: DSOContext
+    area: DistributionArea
+    u_mw: np.ndarray
+    price_eur_per_mwh: pd.Series
+    accepted_mw: pd.Series
+    loss_price_eur_per_mwh: float
+
+    def __call__(self) -> DSODispatch:
+        ctx, accepted = self.context, self.accepted_mw
+        u_max = pd.DataFrame(
+            self.area.u_max_mw, index=accepted.index, columns=self.area.prosumer_id
+        )
+        local_price = np.nan_to_num(self.price_eur_per_mwh.to_numpy(), nan=0.0)
+        return settle(
+            ctx,
+            ctx.dso.prosumers,
+            u_max,
+            self.u_mw,
+            local_price,
+            accepted,
+            self.price_eur_per_mwh,
+            self.loss_price_eur_per_mwh,
+        )

@@ -1,0 +1,252 @@
+"""The TSO side of the market: S1 day-ahead market, S2 probabilistic load flow and its
+re-check, S3 flexibility requirement and S7 TSO flexibility market.
+
+Each stage is a function of the instance and the previous stages' results, testable on its
+own. Only aggregated block bids (:class:`~flexopt.market.tso.DSOBid`), declared capacities and
+accepted quantities cross the TSO–DSO boundary: nothing here receives a DSO's feeder or
+prosumers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyomo.environ as pyo
+
+from flexopt.errors import FlexoptError
+from flexopt.grid import TransmissionModel, balancing_weights, transmission_from_data
+from flexopt.instance import Instance
+from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
+from flexopt.market.requirement import (
+    RequirementData,
+    build_requirement,
+    build_requirement_tiebreak,
+    read_requirement,
+)
+from flexopt.market.tso import (
+    DSOBid,
+    TSOMarketData,
+    TSOMarketResult,
+    build_tso_market,
+    read_tso_market,
+)
+from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
+from flexopt.plf.methods import PLFMethod
+from flexopt.solve import SolveResult, solve
+
+__all__ = [
+    "DayAheadFlows",
+    "congestion",
+    "day_ahead",
+    "day_ahead_flows",
+    "line_limits",
+    "plf_model",
+    "recheck",
+    "requirement",
+    "solve_or_raise",
+    "tso_market",
+]
+
+
+def solve_or_raise(
+    model: pyo.ConcreteModel, stage: str, solver: str = "highs", **kwargs: Any
+) -> SolveResult:
+    """Solve a stage's model; without a solution, a :class:`FlexoptError` naming the stage,
+    the solver and its status."""
+    res = solve(model, solver, **kwargs)
+    if not res.ok:
+        raise FlexoptError(f"{stage}: solver {solver} returned {res.status.value} ({res.message})")
+    return res
+
+
+def day_ahead(inst: Instance) -> DayAheadResult:
+    """S1: copper-plate economic dispatch of the forecast load (``models/day_ahead.md``)."""
+    gens = inst.transmission.generators
+    demand = inst.forecast_load_mw().sum(axis=1)
+    p_min, p_max = gens["p_min_mw"].sum(), gens["p_max_mw"].sum()
+    for t, d in demand.items():
+        if not p_min - 1e-9 <= d <= p_max + 1e-9:
+            raise FlexoptError(
+                f"day-ahead market infeasible in hour {t}: demand {d:.1f} MW outside the "
+                f"generation range [{p_min:.1f}, {p_max:.1f}] MW"
+            )
+    # hours decouple (no intertemporal constraint): one small QP per hour. HiGHS's QP solver
+    # scales badly with size here (case300: 28× faster hour by hour, benchmarks/stages.py)
+    per_hour = []
+    for t in demand.index:
+        model = build_day_ahead(
+            DayAheadData(generators=gens, demand_mw=demand.loc[[t]], dt_h=inst.dt_h)
+        )
+        res = solve_or_raise(model, f"day-ahead market (S1), hour {t}")
+        per_hour.append(read_day_ahead(model, res.duals))
+    return DayAheadResult(
+        p_mw=pd.concat([h.p_mw for h in per_hour]),
+        price_eur_per_mwh=pd.concat([h.price_eur_per_mwh for h in per_hour]),
+        cost_eur=sum(h.cost_eur for h in per_hour),
+    )
+
+
+def plf_model(inst: Instance, da: DayAheadResult) -> PLFModel:
+    """The PLF inputs from the instance and the day-ahead schedule (P1–P2): forecast load,
+    its surge and uncertainty, the scheduled generation and the balancing weights (T5)."""
+    net = transmission_from_data(inst)
+    tr = inst.transmission
+    gen_pos = net.bus_pos(tr.generators["bus"].to_numpy())
+    p_da = da.p_mw[tr.generators.index].to_numpy()
+    g = np.zeros((inst.hours, net.n_bus))
+    np.add.at(g.T, gen_pos, p_da.T)
+    weights = balancing_weights(
+        net.n_bus,
+        gen_pos,
+        p_da if inst.scenario.balancing == "distributed" else None,
+        net.slack_idx,
+    )
+    rho = inst.scenario.correlation
+    return PLFModel(
+        network=net,
+        hours=inst.hour_index,
+        load_mw=inst.forecast_load_mw()[net.bus].to_numpy(),
+        increase_pu=inst.scenario.load_increase[net.bus].to_numpy(),
+        sigma_pu=tr.buses["sigma_pu"].reindex(net.bus).to_numpy(),
+        correlation=(1.0 - rho) * np.eye(net.n_bus) + rho,
+        gen_injection_mw=g,
+        weights=weights,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class DayAheadFlows:
+    """DC flows at the day-ahead point and their sensitivity to load reductions.
+
+    Attributes
+    ----------
+    network : TransmissionModel
+    load_mw : ndarray
+        Forecast load ``[T, N]``.
+    flow_mw : ndarray
+        Day-ahead flows ``[T, L]`` (forecast load, scheduled generation).
+    sensitivity : ndarray
+        ``H`` ``[T, L, N]``: flow change per MW of load reduction (T6).
+    """
+
+    network: TransmissionModel
+    load_mw: np.ndarray
+    flow_mw: np.ndarray
+    sensitivity: np.ndarray
+
+
+def day_ahead_flows(inst: Instance) -> DayAheadFlows:
+    """S1, then the day-ahead DC flows and sensitivities of the PLF model (P2, T6) — what the
+    instance generators rank lines and buses by."""
+    model = plf_model(inst, day_ahead(inst))
+    return DayAheadFlows(
+        network=model.network,
+        load_mw=model.load_mw,
+        flow_mw=model.flows_mw(model.load_mw),
+        sensitivity=model.sensitivity,
+    )
+
+
+def congestion(
+    inst: Instance,
+    model: PLFModel,
+    method: PLFMethod = "analytic",
+    *,
+    samples: int = 10_000,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[PLFResult, pd.DataFrame]:
+    """S2: the PLF and its congestion table (P3–P6)."""
+    res = run_plf(model, method, samples=samples, seed=seed, progress=progress)
+    table = congestion_table(
+        res, model.network.rating_mw, model.hours, model.network.branch, inst.scenario.risk_quantile
+    )
+    return res, table
+
+
+def line_limits(
+    inst: Instance, model: PLFModel, res: PLFResult, hours: pd.Index
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PLF mean flows and the limits ``max(F̄ − z σ, 0)`` (hours × branches) of the S3/S7 LPs."""
+    pos = model.hours.get_indexer(hours)
+    branches = model.network.branch
+    mean = pd.DataFrame(res.mean_mw[pos], index=hours, columns=branches)
+    limit = model.network.rating_mw[None, :] - inst.scenario.risk_quantile * res.std_mw[pos]
+    return mean, pd.DataFrame(np.clip(limit, 0.0, None), index=hours, columns=branches)
+
+
+def requirement(
+    inst: Instance,
+    model: PLFModel,
+    res: PLFResult,
+    hours: pd.Index,
+    capacity_mw: pd.DataFrame,
+    dso_bus: dict[str, int],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """S3 (R1–R5): the least relief per DSO interface bus that clears every limit.
+
+    Sees the DSOs' interface buses and declared capacities (hours × DSOs) only. Returns the
+    requirement (hours × DSOs) and the overload it cannot resolve (hours × branches).
+    """
+    mean, limit = line_limits(inst, model, res, hours)
+    net = model.network
+    sens = {}
+    for t in hours:
+        h = model.sensitivity[model.hours.get_loc(t)]
+        sens[t] = pd.DataFrame(
+            h[:, net.bus_pos(list(dso_bus.values()))], index=net.branch, columns=list(dso_bus)
+        )
+    data = RequirementData(
+        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, capacity_mw=capacity_mw
+    )
+    lp = build_requirement(data)
+    solve_or_raise(lp, "flexibility requirement (S3)")
+    qp = build_requirement_tiebreak(data, lp)
+    r2 = solve(qp, time_limit=30.0)  # a safety net: the stage is small and well scaled
+    return read_requirement(qp if r2.ok else lp)
+
+
+def tso_market(
+    inst: Instance, model: PLFModel, res: PLFResult, hours: pd.Index, bids: list[DSOBid]
+) -> TSOMarketResult:
+    """S7 (K1–K6): the TSO buys relief from the DSOs' block bids — all it receives of them."""
+    mean, limit = line_limits(inst, model, res, hours)
+    net = model.network
+    sens = {
+        t: pd.DataFrame(
+            model.sensitivity[model.hours.get_loc(t)], index=net.branch, columns=net.bus
+        )
+        for t in hours
+    }
+    data = TSOMarketData(
+        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, bids=tuple(bids), dt_h=inst.dt_h
+    )
+    m = build_tso_market(data)
+    r = solve_or_raise(m, "TSO market (S7)")
+    return read_tso_market(m, data, r.duals, float(r.objective or 0.0))
+
+
+def recheck(
+    inst: Instance,
+    model: PLFModel,
+    hours: pd.Index,
+    accepted_mw: pd.DataFrame | None,
+    dso_bus: dict[str, int],
+    *,
+    method: PLFMethod = "analytic",
+    samples: int = 10_000,
+    seed: int = 0,
+) -> tuple[PLFResult, pd.DataFrame]:
+    """S2 again, with the accepted relief ``F_{d,t}`` (hours × DSOs) lowering the load at
+    each DSO's interface bus (P1')."""
+    reduction = np.zeros_like(model.load_mw)
+    if accepted_mw is not None:
+        net = model.network
+        for d, bus in dso_bus.items():
+            reduction[model.hours.get_indexer(hours), net.bus_pos(bus)] += accepted_mw[d].to_numpy()
+    return congestion(
+        inst, replace(model, reduction_mw=reduction), method, samples=samples, seed=seed
+    )
