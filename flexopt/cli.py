@@ -19,6 +19,7 @@ import argparse
 import sys
 from argparse import SUPPRESS
 from collections.abc import Sequence
+from typing import NoReturn
 
 from flexopt.errors import FlexoptError
 
@@ -26,7 +27,7 @@ EXIT_BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage + error)
+    def error(self, message: str) -> NoReturn:  # one line, exit 2 (argparse prints usage + error)
         print(f"flexopt: error: {message} (see 'flexopt --help')", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 

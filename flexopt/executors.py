@@ -11,19 +11,22 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 __all__ = ["Executor", "executor"]
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class Executor(Protocol):
     """Anything with an order-preserving ``map(fn, items) -> list``."""
 
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list: ...
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]: ...
 
 
 class _Serial:
-    def map(self, fn, items):
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         return [fn(x) for x in items]
 
 
@@ -31,13 +34,10 @@ def _init_worker() -> None:
     """One numba and one BLAS thread per process: the pool provides the parallelism. (Two
     workers each running OpenBLAS on both cores made S4's batched solves slower than serial.)"""
     os.environ["NUMBA_NUM_THREADS"] = "1"
-    try:
-        import numba
-
-        numba.set_num_threads(1)
-    except (ImportError, ValueError):  # pragma: no cover - numba absent or already pinned
-        pass
+    import numba
     from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(1)
 
     threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
 
@@ -52,7 +52,7 @@ class _Processes:
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
         )
 
-    def map(self, fn, items):
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         return list(self.pool.map(fn, items))
 
     def close(self) -> None:
@@ -76,9 +76,10 @@ class _Dask:
         else:
             self.client = Client(scheduler)
 
-    def map(self, fn, items):
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         futures = self.client.map(fn, list(items), pure=False)
-        return self.client.gather(futures)
+        results: list[R] = self.client.gather(futures)
+        return results
 
     def close(self) -> None:
         self.client.close()
@@ -98,6 +99,7 @@ def executor(workers: int | None = None, scheduler: str | None = None) -> Iterat
         Address of a Dask scheduler (``tcp://host:8786``), or ``"local"`` for a two-worker
         ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``.
     """
+    ex: _Dask | _Processes
     if scheduler is not None:
         ex = _Dask(scheduler)
     elif workers is not None and workers > 1:

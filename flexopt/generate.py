@@ -15,6 +15,7 @@ prosumers per copy. Deterministic for a seed; written atomically and validated b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,7 @@ def write_table(df: pd.DataFrame, path: Path, header_comment: str | None = None)
 
 
 def make_prosumers(
-    fa: dict, dso_ids: list[str], draw: np.random.Generator, per_feeder: int = 12
+    fa: dict[str, Any], dso_ids: list[str], draw: np.random.Generator, per_feeder: int = 12
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Battery prosumers of one representative feeder per DSO and their baseline schedule.
 
@@ -102,7 +103,7 @@ def make_prosumers(
     )
 
 
-def feeder_table(name: str) -> tuple[dict, pd.DataFrame]:
+def feeder_table(name: str) -> tuple[dict[str, Any], pd.DataFrame]:
     """Feeder arrays and the instance feeder table (branches with the peak load at ``to_bus``)."""
     from flexopt.grid.cases import case33bw, case69
     from flexopt.grid.pandapower_io import feeder_arrays
@@ -128,7 +129,7 @@ def manifest_text(
     description: str,
     slack: int,
     base_mva: float,
-    dsos: list[dict],
+    dsos: list[dict[str, Any]],
     feeder_file: str,
     vn_kv: float,
     *,

@@ -9,7 +9,7 @@ one of the two; ``flexopt.report`` draws its figures from them.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -23,7 +23,27 @@ from flexopt.market.day_ahead import DayAheadResult
 from flexopt.market.tso import TSOMarketResult
 from flexopt.plf import PLFModel, PLFResult
 
-__all__ = ["BilevelOutcome", "CentralizedOutcome", "MarketBase", "MarketOutcome"]
+__all__ = [
+    "BilevelOutcome",
+    "CentralizedOutcome",
+    "InterfaceClearing",
+    "MarketBase",
+    "MarketOutcome",
+]
+
+
+class InterfaceClearing(Protocol):
+    """What either market returns at the TSO–DSO interfaces (``TSOMarketResult``,
+    ``CentralizedResult``)."""
+
+    @property
+    def accepted_mw(self) -> pd.DataFrame: ...
+
+    @property
+    def price_eur_per_mwh(self) -> pd.DataFrame: ...
+
+    @property
+    def line_price_eur_per_mwh(self) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +91,28 @@ class MarketBase:
                 return c
         raise KeyError(f"no DSO {dso_id!r}; DSOs: {', '.join(self.dso_ids)}")
 
+    @property
+    def cleared(self) -> InterfaceClearing | None:
+        """The market that set the accepted relief and its prices: the TSO market (bilevel) or
+        the common market (centralized); ``None`` where no market was held (no congestion,
+        or before a framework ran)."""
+        return None
+
+    @property
+    def accepted_mw(self) -> pd.DataFrame | None:
+        """Congested hours × DSOs, the relief taken at each interface."""
+        return None if self.cleared is None else self.cleared.accepted_mw
+
+    @property
+    def price_eur_per_mwh(self) -> pd.DataFrame | None:
+        """Congested hours × DSOs, the price paid for it (NaN where nothing was taken)."""
+        return None if self.cleared is None else self.cleared.price_eur_per_mwh
+
+    @property
+    def line_price_eur_per_mwh(self) -> pd.DataFrame | None:
+        """Congested hours × branches, the shadow prices of the line limits."""
+        return None if self.cleared is None else self.cleared.line_price_eur_per_mwh
+
     def base_fields(self) -> dict[str, Any]:
         """The fields of this base, to build a framework's outcome on it."""
         return {f.name: getattr(self, f.name) for f in fields(MarketBase)}
@@ -116,6 +158,10 @@ class BilevelOutcome(MarketBase):
 
     framework = "bilevel"
 
+    @property
+    def cleared(self) -> TSOMarketResult | None:
+        return self.tso
+
     def dcp(self, dso_id: str, options: DCPOptions | None = None) -> DCPProblem:
         """The DSO coefficient problem of one DSO at its design point (its requirement),
         e.g. to solve it with another method or to export it."""
@@ -125,20 +171,6 @@ class BilevelOutcome(MarketBase):
             self.instance.market.loss_price_eur_per_mwh,
             options,
         )
-
-    @property
-    def accepted_mw(self) -> pd.DataFrame | None:
-        """Congested hours × DSOs, the relief the TSO took (``None`` if no market was held)."""
-        return None if self.tso is None else self.tso.accepted_mw
-
-    @property
-    def price_eur_per_mwh(self) -> pd.DataFrame | None:
-        """Congested hours × DSOs, the price the TSO pays (NaN where it took nothing)."""
-        return None if self.tso is None else self.tso.price_eur_per_mwh
-
-    @property
-    def line_price_eur_per_mwh(self) -> pd.DataFrame | None:
-        return None if self.tso is None else self.tso.line_price_eur_per_mwh
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,16 +202,8 @@ class CentralizedOutcome(MarketBase):
     framework = "centralized"
 
     @property
-    def accepted_mw(self) -> pd.DataFrame | None:
-        return None if self.result is None else self.result.accepted_mw
-
-    @property
-    def price_eur_per_mwh(self) -> pd.DataFrame | None:
-        return None if self.result is None else self.result.price_eur_per_mwh
-
-    @property
-    def line_price_eur_per_mwh(self) -> pd.DataFrame | None:
-        return None if self.result is None else self.result.line_price_eur_per_mwh
+    def cleared(self) -> CentralizedResult | None:
+        return self.result
 
 
 MarketOutcome = BilevelOutcome | CentralizedOutcome

@@ -51,12 +51,16 @@ class Clearing:
     @property
     def shortfall_mw(self) -> np.ndarray:
         """Requested quantity the offers cannot cover ``[...]``."""
-        return np.clip(self.requested_mw - self.served_mw, 0.0, None)
+        short: np.ndarray = np.clip(self.requested_mw - self.served_mw, 0.0, None)
+        return short
 
 
-def _continuous(lam, a, b, umax, pos):
+def _continuous(
+    lam: np.ndarray, a: np.ndarray, b: np.ndarray, umax: np.ndarray, pos: np.ndarray
+) -> np.ndarray:
     safe = np.where(pos, 2.0 * a, 1.0)
-    return np.where(pos, np.clip((lam - b) / safe, 0.0, umax), 0.0)
+    u: np.ndarray = np.where(pos, np.clip((lam - b) / safe, 0.0, umax), 0.0)
+    return u
 
 
 def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearing:
@@ -107,7 +111,11 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
 
     reach = s_plus >= served[..., None] - 1e-12
     k = np.argmax(reach, axis=-1)  # first breakpoint where S⁺ ≥ Q (all reach: Q ≤ Σ Ū)
-    take = lambda arr, idx: np.take_along_axis(arr, idx[..., None], axis=-1)[..., 0]  # noqa: E731
+
+    def take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        taken: np.ndarray = np.take_along_axis(arr, idx[..., None], axis=-1)[..., 0]
+        return taken
+
     lam_hi = take(bp, k)
     km1 = np.maximum(k - 1, 0)
     lam_lo = take(bp, km1)

@@ -56,7 +56,8 @@ class DSOContext:
 
     @property
     def bus_pos(self) -> np.ndarray:
-        return self.feeder.bus.get_indexer(self.members["bus"].to_numpy())
+        pos: np.ndarray = self.feeder.bus.get_indexer(self.members["bus"].to_numpy())
+        return pos
 
 
 def prepare(

@@ -179,7 +179,7 @@ class DCPProblem(Problem):
         return np.r_[alpha, beta] if self.options.mode == "ab" else np.asarray(beta, dtype=float)
 
     # ------------------------------------------------------------------ evaluation
-    def _raw(self, X: np.ndarray) -> dict:
+    def _raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
         alpha, beta = self.factors(X)
         a_mod = (alpha * self.a)[:, None, :]  # [P, 1, n]
         b_mod = (beta * self.b)[:, None, :]
@@ -248,7 +248,10 @@ class DCPProblem(Problem):
         """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""
         v = self.values(X)
         n = self.ctx.dso.n_feeders
-        return np.c_[v.f_loss_mwh / (n * self.f_loss0), v.f_price_eur / (n * self.f_price0)]
+        F: np.ndarray = np.c_[
+            v.f_loss_mwh / (n * self.f_loss0), v.f_price_eur / (n * self.f_price0)
+        ]
+        return F
 
 
 class DCPBiObjective(Problem):

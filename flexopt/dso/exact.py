@@ -16,6 +16,7 @@ them through :func:`flexopt.solve.solve`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
@@ -83,7 +84,8 @@ class ApproxModel(Problem):
     @staticmethod
     def tangent_max(x: np.ndarray, grid: np.ndarray) -> np.ndarray:
         """``max_s (2 g_s x − g_s²)`` — the outer approximation of ``x²`` (X9)."""
-        return np.max(2 * grid * x[..., None] - grid**2, axis=-1)
+        tangent: np.ndarray = np.max(2 * grid * x[..., None] - grid**2, axis=-1)
+        return tangent
 
     def losses_mw(self, u: np.ndarray) -> np.ndarray:
         """Approximate feeder loss ``[P, T]`` for dispatch ``u[P, T, n]`` (X3, X9)."""
@@ -115,9 +117,10 @@ class ApproxModel(Problem):
         pr = self.problem
         _, _, cl, loss = self._parts(X)
         cost = (pr.a * self.tangent_max(cl.u_mw, self.u_grid[None]) + pr.b * cl.u_mw).sum(-1)
-        return pr.ctx.dt_h * (
+        budget: np.ndarray = pr.ctx.dt_h * (
             cl.price * cl.served_mw + pr.loss_price * (self.loss0 - loss) - cost
         ).sum(-1)
+        return budget
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,7 +162,7 @@ def add_lower_level_kkt(m: pyo.ConcreteModel, pr: DCPProblem) -> None:
     a, b = pr.a, pr.b
     alpha = getattr(m, "alpha", None)
 
-    def quad(i, t):
+    def quad(i: int, t: int) -> Any:
         return 2 * a[i] * (alpha[i] * m.u[i, t] if alpha is not None else m.u[i, t])
 
     m.eq_balance = pyo.Constraint(
@@ -221,7 +224,7 @@ def build_dcp_exact(approx: ApproxModel, bounds: ExactBounds | None = None) -> p
     # (X9) tangent cuts: φ_k ≥ 2 g P_k − g², P_k = P⁰_k − Σ_i s_{ik} u_i (LinDistFlow, X2–X3)
     sens, p0, grid = approx.sens, approx.p_branch0, approx.p_grid
 
-    def flow(k, t):
+    def flow(k: int, t: int) -> Any:
         return float(p0[t, k]) - sum(float(sens[i, k]) * m.u[i, t] for i in m.I if sens[i, k] != 0)
 
     m.ineq_tangent = pyo.Constraint(

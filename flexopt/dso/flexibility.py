@@ -16,7 +16,8 @@ def soc_trajectory_mwh(
     p = baseline_mw.to_numpy()
     draw = np.where(p > 0, p / eta, p * eta) * dt_h
     e0 = (prosumers["soc_init_pu"] * prosumers["e_max_mwh"]).to_numpy()
-    return e0 - np.cumsum(draw, axis=0)
+    levels: np.ndarray = e0 - np.cumsum(draw, axis=0)
+    return levels
 
 
 def spare_energy_mwh(
@@ -32,7 +33,8 @@ def spare_energy_mwh(
     e0 = (prosumers["soc_init_pu"] * prosumers["e_max_mwh"]).to_numpy()
     levels = np.vstack([e0[None, :], e])  # level at the end of hour τ = row τ (row 0: start)
     pos = int(baseline_mw.index.get_loc(first_hour))
-    return np.clip(levels[pos:].min(axis=0), 0.0, None)
+    spare: np.ndarray = np.clip(levels[pos:].min(axis=0), 0.0, None)
+    return spare
 
 
 def flexibility_capacity(
@@ -95,4 +97,7 @@ def energy_headroom_mwh(
         raise ValueError("hours must be sorted hours of the baseline")
     ends = np.append(pos[1:], len(baseline_mw))
     window_min = np.stack([levels[p:e].min(axis=0) for p, e in zip(pos, ends, strict=True)])
-    return prosumers["efficiency"].to_numpy()[None, :] * np.clip(window_min, 0.0, None)
+    headroom: np.ndarray = prosumers["efficiency"].to_numpy()[None, :] * np.clip(
+        window_min, 0.0, None
+    )
+    return headroom

@@ -20,6 +20,7 @@ value of flexibility at the DSO's interface (€/MWh) — the price the TSO pays
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -155,7 +156,7 @@ def build_centralized(
     m.D = pyo.Set(initialize=[a.dso_id for a in data.areas], ordered=True)
     areas = {a.dso_id: a for a in data.areas}
 
-    def area_block(b, d):
+    def area_block(b: pyo.Block, d: str) -> None:
         add_area(b, areas[d], data, ac, start.u_mw[d] if start is not None else None)
 
     m.area = pyo.Block(m.D, rule=area_block)
@@ -214,18 +215,19 @@ def add_area(
     )
     reachable = data.dt_h * np.cumsum(area.u_max_mw, axis=0)
 
-    def energy(_b, i, t):  # (Z3), left out where the power headroom alone cannot reach it
+    def energy(_b: pyo.Block, i: int, t: int) -> Any:
+        # (Z3), left out where the power headroom alone cannot reach it
         if reachable[t, i] <= area.energy_mwh[t, i] + 1e-12:
             return pyo.Constraint.Skip
         return data.dt_h * sum(b.u[i, s] for s in range(t + 1)) <= float(area.energy_mwh[t, i])
 
     b.ineq_energy = pyo.Constraint(b.I, b.T, rule=energy)
     if ac:
-        at_bus = {j: [] for j in range(area.feeder.n_bus)}
+        at_bus: dict[int, list[int]] = {j: [] for j in range(area.feeder.n_bus)}
         for i, j in enumerate(area.bus_pos):
             at_bus[int(j)].append(i)
 
-        def withdrawal(j, t):
+        def withdrawal(j: int, t: int) -> Any:
             return sum(b.u[i, t] for i in at_bus[j])
 
         pf = area.feeder.power_flow(area.p_mw - u0 @ area.incidence, area.q_mvar)
@@ -248,7 +250,9 @@ def add_area(
     )
 
 
-def read_centralized(m: pyo.ConcreteModel, data: CentralizedData, duals: dict) -> CentralizedResult:
+def read_centralized(
+    m: pyo.ConcreteModel, data: CentralizedData, duals: dict[Any, float]
+) -> CentralizedResult:
     """Dispatch, relief, interface prices (Z10), line prices and unresolved overload."""
     hours, dsos = data.hours, list(m.D)
     T = len(hours)

@@ -9,7 +9,9 @@ Equations D1–D3 in ``models/day_ahead.md``::
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -63,7 +65,7 @@ def add_generation(m: pyo.ConcreteModel, data: DayAheadData) -> None:
     """Generator outputs with their limits (D3)."""
     gen = data.generators
 
-    def bounds(_m, g, _t):
+    def bounds(_m: pyo.ConcreteModel, g: Hashable, _t: Hashable) -> tuple[float, float]:
         return float(gen.at[g, "p_min_mw"]), float(gen.at[g, "p_max_mw"])
 
     m.p = pyo.Var(m.G, m.T, bounds=bounds, doc="output, MW")
@@ -72,7 +74,7 @@ def add_generation(m: pyo.ConcreteModel, data: DayAheadData) -> None:
 def add_eq_balance(m: pyo.ConcreteModel, data: DayAheadData) -> None:
     """Copper-plate energy balance per hour (D2); its dual is the market price."""
 
-    def rule(_m, t):
+    def rule(_m: pyo.ConcreteModel, t: Hashable) -> Any:
         return sum(m.p[g, t] for g in m.G) == float(data.demand_mw.loc[t])
 
     m.eq_balance = pyo.Constraint(m.T, rule=rule)
@@ -89,7 +91,7 @@ def add_objective(m: pyo.ConcreteModel, data: DayAheadData) -> None:
     )
 
 
-def read_day_ahead(m: pyo.ConcreteModel, duals: dict) -> DayAheadResult:
+def read_day_ahead(m: pyo.ConcreteModel, duals: dict[Any, float]) -> DayAheadResult:
     """Collect the solution of a solved S1 model; prices are the duals of (D2) over Δt."""
     hours, gens = list(m.T), list(m.G)
     p = np.array([[pyo.value(m.p[g, t]) for g in gens] for t in hours])

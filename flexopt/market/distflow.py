@@ -18,6 +18,7 @@ at feeder bus position ``j`` in hour ``t`` (MW) is ``Σ_i incidence[i, j] · b.u
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import pyomo.environ as pyo
@@ -27,7 +28,7 @@ from flexopt.grid.lindistflow import LinDistFlow
 
 __all__ = ["add_branch_flow", "add_lindistflow"]
 
-Withdrawal = Callable[[int, int], object]
+Withdrawal = Callable[[int, int], Any]
 
 
 def _children(feeder: Feeder) -> dict[int, list[int]]:
@@ -78,7 +79,7 @@ def add_lindistflow(
     below = (incidence @ feeder.path.T).T > 0  # [K, n]: prosumer i is below branch k
     pattern, group = np.unique(below, axis=0, return_inverse=True)
     group = group.ravel()
-    flexible = pattern.any(axis=1)
+    flexible = cast(np.ndarray, pattern.any(axis=1))
     one_hot = np.eye(len(pattern))[group]  # [K, groups]
     R = r_ohm @ one_hot / v0_kv2
     C = (P0 * r_ohm) @ one_hot / v0_kv2
@@ -98,7 +99,7 @@ def add_lindistflow(
     b.Z = pyo.Set(initialize=groups, ordered=True)
     b.z = pyo.Var(b.Z, b.T, doc="flexible flow of a group of branches, MW")
 
-    def eq_flow(_b, g, t):  # (Z6) along the tree of groups
+    def eq_flow(_b: pyo.Block, g: int, t: int) -> Any:  # (Z6) along the tree of groups
         return (
             b.z[g, t] - sum(b.z[h, t] for h in just_below[g]) - sum(b.u[i, t] for i in at_lowest[g])
             == 0
@@ -171,14 +172,14 @@ def add_branch_flow(
     for t in b.T:
         b.v[feeder.root, t].fix(feeder.v_root_pu**2)
 
-    def eq_p(_b, k, t):
+    def eq_p(_b: pyo.Block, k: int, t: int) -> Any:
         c = int(feeder.child[k])
         load = float(p_mw[t, c]) / base - withdrawal(c, t) / base
         return (
             b.P[k, t] == load + sum(b.P[q, t] for q in kids[c]) + float(feeder.r_pu[k]) * b.l[k, t]
         )
 
-    def eq_q(_b, k, t):
+    def eq_q(_b: pyo.Block, k: int, t: int) -> Any:
         c = int(feeder.child[k])
         return (
             b.Q[k, t]
@@ -187,7 +188,7 @@ def add_branch_flow(
             + float(feeder.x_pu[k]) * b.l[k, t]
         )
 
-    def eq_v(_b, k, t):
+    def eq_v(_b: pyo.Block, k: int, t: int) -> Any:
         r, x = float(feeder.r_pu[k]), float(feeder.x_pu[k])
         return (
             b.v[int(feeder.child[k]), t]

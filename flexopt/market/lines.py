@@ -14,7 +14,8 @@ dozen of its ~10⁴ line-hour rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyomo.environ as pyo
@@ -44,18 +45,19 @@ def binding_candidates(
     hi = mean_mw + (np.clip(sensitivity, 0.0, None) * f).sum(-1)
     lo = mean_mw + (np.clip(sensitivity, None, 0.0) * f).sum(-1)
     tol = 1e-9 * np.maximum(1.0, np.abs(limit_mw))
-    return (hi > limit_mw - tol) | (lo < -limit_mw + tol)
+    can_bind: np.ndarray = (hi > limit_mw - tol) | (lo < -limit_mw + tol)
+    return can_bind
 
 
 def add_line_limits(
     m: pyo.Block,
-    hours: Sequence,
-    lines: Sequence,
+    hours: Sequence[Hashable],
+    lines: Sequence[Hashable],
     mean_mw: np.ndarray,
     limit_mw: np.ndarray,
     sensitivity: np.ndarray,
     f_max_mw: np.ndarray,
-    relief: Mapping,
+    relief: Mapping[tuple[int, Hashable], Any],
 ) -> None:
     """PTDF flow limits after the flexibility, on the line-hours that can bind (K2, K3, K6).
 
@@ -75,11 +77,11 @@ def add_line_limits(
     pos_t = {t: i for i, t in enumerate(hours)}
     pos_l = {l: j for j, l in enumerate(lines)}
 
-    def change(l, t):
+    def change(l: Hashable, t: Hashable) -> Any:
         row = sensitivity[pos_t[t], pos_l[l]]
         return pyo.quicksum(float(h) * relief[d, t] for d, h in enumerate(row) if h != 0.0)
 
-    def headroom(l, t, sign):
+    def headroom(l: Hashable, t: Hashable, sign: int) -> float:
         i, j = pos_t[t], pos_l[l]
         return float(sign * limit_mw[i, j] - mean_mw[i, j])
 
@@ -92,7 +94,11 @@ def add_line_limits(
 
 
 def read_line_limits(
-    m: pyo.Block, hours: Sequence, lines: Sequence, duals: Mapping, dt_h: float
+    m: pyo.Block,
+    hours: Sequence[Hashable],
+    lines: Sequence[Hashable],
+    duals: Mapping[Any, float],
+    dt_h: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Line shadow prices ``(|μ⁺| + |μ⁻|) / Δt`` (€/MWh per MW) and unresolved overload (MW),
     ``[T, L]`` each; rows left out by (K6) cannot bind and read zero."""

@@ -12,6 +12,7 @@ formulations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,9 @@ def build_local_clearing(data: LocalMarketData) -> pyo.ConcreteModel:
     return m
 
 
-def read_local_clearing(m: pyo.ConcreteModel, duals: dict) -> tuple[pd.DataFrame, pd.Series]:
+def read_local_clearing(
+    m: pyo.ConcreteModel, duals: dict[Any, float]
+) -> tuple[pd.DataFrame, pd.Series]:
     """Dispatch (hours × prosumers) and the clearing price per hour (dual of M4 over Δt)."""
     hours, pros = list(m.T), list(m.I)
     u = pd.DataFrame(

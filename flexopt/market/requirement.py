@@ -14,6 +14,7 @@ DSOs with the same sensitivities are broken by :func:`build_requirement_tiebreak
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +47,7 @@ class RequirementData:
 
     mean_flow_mw: pd.DataFrame
     limit_mw: pd.DataFrame
-    sensitivity: dict
+    sensitivity: Mapping[Hashable, pd.DataFrame]
     capacity_mw: pd.DataFrame
 
 

@@ -15,7 +15,9 @@ of its marginal accepted block (K5).
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -57,7 +59,7 @@ class TSOMarketData:
 
     mean_flow_mw: pd.DataFrame
     limit_mw: pd.DataFrame
-    sensitivity: dict
+    sensitivity: Mapping[Hashable, pd.DataFrame]
     bids: tuple[DSOBid, ...]
     dt_h: float = 1.0
 
@@ -159,7 +161,7 @@ def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
 
 
 def read_tso_market(
-    m: pyo.ConcreteModel, data: TSOMarketData, duals: dict, objective: float
+    m: pyo.ConcreteModel, data: TSOMarketData, duals: dict[Any, float], objective: float
 ) -> TSOMarketResult:
     """Accepted quantities, uniform DSO prices (K5), line shadow prices, unresolved overload."""
     hours, dsos, lines = list(m.T), list(m.D), list(m.L)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,7 +17,7 @@ __all__ = ["save_results"]
 def save_results(
     out: str | Path,
     tables: dict[str, pd.DataFrame],
-    summary: dict,
+    summary: dict[str, Any],
     timings: dict[str, float],
     extra: Callable[[Path], None] | None = None,
 ) -> Path:

@@ -190,16 +190,19 @@ def summary(o: MarketOutcome, opt: MarketOptions, timings: dict[str, float]) -> 
         "dso": per_dso,
         "clearing_time_s": {k: _r(v, 6) for k, v in timings.items()},
     }
-    if isinstance(o, BilevelOutcome):
-        _add_bilevel(out, o)
-    else:
-        _add_centralized(out, o)
+    # the common market's view of the congested hours, and the numbers crossing the boundary
+    view, info = _add_bilevel(out, o) if isinstance(o, BilevelOutcome) else _add_centralized(out, o)
+    out["information_exchanged_floats"] = info
+    out["social_cost_lindistflow_eur"] = (
+        0.0 if view is None else _lindistflow_cost(view, o.dispatch)
+    )
     return out
 
 
-def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> None:
-    """Requirement, participants after screening and each DSO's coefficient problem; the
-    dispatch on the centralized model's objective and the numbers crossing the boundary."""
+def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedData | None, int]:
+    """Requirement, participants after screening and each DSO's coefficient problem; returns
+    the common market's view and the numbers crossing the TSO–DSO boundary (Z11): block bids,
+    declared capacity and requirement, accepted quantities and prices."""
     dt = o.instance.dt_h
     out["flex_requested_mwh"] = _r(o.requirement_mw.to_numpy().sum() * dt, 6)
     offers = {off.dso_id: off for off in o.offers}
@@ -216,19 +219,17 @@ def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> None:
             }
     view = o.common_view
     if view is None:
-        out["social_cost_lindistflow_eur"] = 0.0
-        out["information_exchanged_floats"] = 0
-        return
+        return None, 0
     T = len(view.hours)
-    # block bids, declared capacity and requirement, accepted quantities and prices (Z11)
-    out["information_exchanged_floats"] = int(
-        sum(2 * off.bid.q_mw.size + 4 * T for off in o.offers)
-    )
-    out["social_cost_lindistflow_eur"] = _lindistflow_cost(view, o.dispatch)
+    return view, int(sum(2 * off.bid.q_mw.size + 4 * T for off in o.offers))
 
 
-def _add_centralized(out: dict[str, Any], o: CentralizedOutcome) -> None:
-    """The common market screens no one and has no requirement stage (S3)."""
+def _add_centralized(
+    out: dict[str, Any], o: CentralizedOutcome
+) -> tuple[CentralizedData | None, int]:
+    """The common market screens no one and has no requirement stage (S3); returns what it
+    saw and the numbers crossing the boundary (Z11): every prosumer's offer and flexibility,
+    the feeders and their loads, and the dispatch sent back."""
     out["central_model"] = o.central_model
     out["flex_requested_mwh"] = None
     for c in o.contexts:
@@ -236,16 +237,9 @@ def _add_centralized(out: dict[str, Any], o: CentralizedOutcome) -> None:
         out["dso"][c.dso.id]["requested_mwh"] = None
     data = o.data
     if data is None:
-        out["social_cost_lindistflow_eur"] = 0.0
-        out["information_exchanged_floats"] = 0
-        return
+        return None, 0
     T = len(data.hours)
-    # every prosumer's offer and flexibility, the feeders and their loads, and the dispatch
-    # sent back (Z11)
-    out["information_exchanged_floats"] = int(
-        data.information_floats() + T * sum(len(a.a) for a in data.areas)
-    )
-    out["social_cost_lindistflow_eur"] = _lindistflow_cost(data, o.dispatch)
+    return data, int(data.information_floats() + T * sum(len(a.a) for a in data.areas))
 
 
 def _lindistflow_cost(view: CentralizedData, dispatch: tuple[DSODispatch, ...]) -> float:

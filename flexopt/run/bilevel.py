@@ -18,7 +18,7 @@ from flexopt.run.centralized import centralized_data
 from flexopt.run.clock import Clock
 from flexopt.run.options import MarketOptions
 from flexopt.run.tasks import BidTask, DispatchTask, run_task
-from flexopt.run.tso import recheck, requirement, tso_market
+from flexopt.run.tso import recheck_market, requirement, tso_market
 
 __all__ = ["run_bilevel"]
 
@@ -80,15 +80,9 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                 ],
             )
     with clock("verification", "S2 re-check with the accepted flexibility"):
-        plf_after, cong_after = recheck(
-            inst,
-            base.plf_model,
-            hours,
-            None if tso is None else tso.accepted_mw,
-            base.dso_bus,
-            method=opt.plf_method,
-            samples=opt.samples,
-            seed=opt.seed,
+        accepted = None if tso is None else tso.accepted_mw
+        plf_after, cong_after = recheck_market(
+            inst, base.plf_model, hours, accepted, base.dso_bus, opt
         )
     return BilevelOutcome(
         **base.base_fields(),

@@ -21,7 +21,7 @@ from flexopt.outcome import CentralizedOutcome, MarketBase
 from flexopt.run.clock import Clock
 from flexopt.run.options import CentralizedConfig, MarketOptions
 from flexopt.run.tasks import SettleTask, run_task
-from flexopt.run.tso import line_limits, recheck, solve_or_raise
+from flexopt.run.tso import line_limits, recheck_market, solve_or_raise
 
 __all__ = ["centralized_data", "run_centralized", "solve_centralized"]
 
@@ -108,15 +108,9 @@ def run_centralized(
             ]
             dispatch = ex.map(run_task, tasks)
     with clock("verification", "S2 re-check with the accepted flexibility"):
-        plf_after, cong_after = recheck(
-            inst,
-            base.plf_model,
-            hours,
-            None if result is None else result.accepted_mw,
-            base.dso_bus,
-            method=opt.plf_method,
-            samples=opt.samples,
-            seed=opt.seed,
+        accepted = None if result is None else result.accepted_mw
+        plf_after, cong_after = recheck_market(
+            inst, base.plf_model, hours, accepted, base.dso_bus, opt
         )
     return CentralizedOutcome(
         **base.base_fields(),

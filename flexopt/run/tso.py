@@ -35,6 +35,7 @@ from flexopt.market.tso import (
 )
 from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
 from flexopt.plf.methods import PLFMethod
+from flexopt.run.options import MarketOptions
 from flexopt.solve import SolveResult, solve
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "line_limits",
     "plf_model",
     "recheck",
+    "recheck_market",
     "requirement",
     "solve_or_raise",
     "tso_market",
@@ -249,4 +251,25 @@ def recheck(
             reduction[model.hours.get_indexer(hours), net.bus_pos(bus)] += accepted_mw[d].to_numpy()
     return congestion(
         inst, replace(model, reduction_mw=reduction), method, samples=samples, seed=seed
+    )
+
+
+def recheck_market(
+    inst: Instance,
+    model: PLFModel,
+    hours: pd.Index,
+    accepted_mw: pd.DataFrame | None,
+    dso_bus: dict[str, int],
+    options: MarketOptions,
+) -> tuple[PLFResult, pd.DataFrame]:
+    """:func:`recheck` with a run's PLF method, samples and seed."""
+    return recheck(
+        inst,
+        model,
+        hours,
+        accepted_mw,
+        dso_bus,
+        method=options.plf_method,
+        samples=options.samples,
+        seed=options.seed,
     )

@@ -1,0 +1,89 @@
+"""Each stage of the run on its own: composed by hand from the TSO stages and the DSO tasks,
+they give what ``run_market`` gives; each framework returns its own typed outcome."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flexopt.dso.context import declared_capacity
+from flexopt.errors import FlexoptError
+from flexopt.methods import get_method
+from flexopt.outcome import BilevelOutcome, CentralizedOutcome
+from flexopt.run import tso
+from flexopt.run.api import run_market
+from flexopt.run.tasks import BidTask, DispatchTask, PrepareTask, run_task
+
+
+@pytest.fixture(scope="module")
+def mlf(rts):
+    return run_market(rts, "mlf")
+
+
+def test_stages_by_hand_equal_run_market(rts, mlf):
+    da = tso.day_ahead(rts)
+    model = tso.plf_model(rts, da)
+    plf, cong = tso.congestion(rts, model)
+    hours = pd.Index(sorted(cong.loc[cong["congested"], "hour"].unique()), name="hour")
+    ctxs = [run_task(PrepareTask(rts, d, "branch_current")) for d in rts.dsos]
+    capacity = pd.concat({c.dso.id: declared_capacity(c, hours) for c in ctxs}, axis=1)
+    dso_bus = {d.id: d.bus for d in rts.dsos}
+    req, _ = tso.requirement(rts, model, plf, hours, capacity, dso_bus)
+    lp = rts.market.loss_price_eur_per_mwh
+    method = get_method("mlf")
+    offers = [
+        run_task(BidTask(c, req[c.dso.id], method, None, mlf.options.dcp, lp, 10, (0, k)))
+        for k, c in enumerate(ctxs)
+    ]
+    market = tso.tso_market(rts, model, plf, hours, [o.bid for o in offers])
+    dispatch = [
+        run_task(
+            DispatchTask(c, o, market.accepted_mw[c.dso.id], market.price_eur_per_mwh[c.dso.id], lp)
+        )
+        for c, o in zip(ctxs, offers, strict=True)
+    ]
+    _, after = tso.recheck(rts, model, hours, market.accepted_mw, dso_bus)
+
+    out = mlf.outcome
+    assert isinstance(out, BilevelOutcome)
+    assert out.tso is not None
+    pd.testing.assert_frame_equal(req, out.requirement_mw)
+    pd.testing.assert_frame_equal(market.accepted_mw, out.tso.accepted_mw)
+    for mine, theirs in zip(dispatch, out.dispatch, strict=True):
+        pd.testing.assert_frame_equal(mine.settlement, theirs.settlement)
+    assert after["overload_mw"].sum() == pytest.approx(0.0, abs=1e-6)
+    np.testing.assert_array_equal(after["mean_mw"], out.congestion_after["mean_mw"])
+
+
+def test_each_framework_has_its_own_outcome(rts, mlf):
+    central = run_market(rts, "centralized")
+    assert isinstance(central.outcome, CentralizedOutcome)
+    assert central.outcome.result is not None
+    # no bids, no requirement stage: no such tables, and no TSO market posing as one
+    assert not {"bids", "offers", "requirement", "tso_clearing"} & set(central.tables)
+    assert {"tso_prices", "dispatch", "settlement"} <= set(central.tables)
+    assert central.summary["flex_requested_mwh"] is None
+    assert isinstance(mlf.outcome, BilevelOutcome)
+    assert {"bids", "offers", "requirement", "tso_clearing"} <= set(mlf.tables)
+    assert mlf.outcome.accepted_mw is mlf.outcome.tso.accepted_mw
+
+
+def test_a_stage_without_a_solution_names_stage_and_solver():
+    import pyomo.environ as pyo
+
+    m = pyo.ConcreteModel()
+    m.x = pyo.Var(bounds=(0, 1))
+    m.c = pyo.Constraint(expr=m.x >= 2)
+    m.obj = pyo.Objective(expr=m.x)
+    with pytest.raises(FlexoptError, match=r"^my stage: solver highs returned infeasible"):
+        tso.solve_or_raise(m, "my stage")
+
+
+def test_save_draws_figures_from_either_outcome(rts, mlf, tmp_path):
+    central = run_market(rts, "centralized")
+    for res, name in ((mlf, "mlf"), (central, "central")):
+        out = res.save(tmp_path / name)
+        assert (out / "voltage_profiles.png").stat().st_size > 10_000
+    assert (tmp_path / "mlf" / "offer_curves.png").exists()
+    assert not (tmp_path / "central" / "offer_curves.png").exists()
