@@ -62,7 +62,13 @@ def synthetic_problem(
     p, q = prof * feeder.p_base_mw, prof * feeder.q_base_mvar
     pf = feeder.power_flow(p, q)
     participants = pd.DataFrame(
-        {"dso_id": dso.id, "bus": pros["bus"], "loss_share": 0.0, "participates": True},
+        {
+            "dso_id": dso.id,
+            "bus": pros["bus"],
+            "loss_share": 0.0,
+            "screened": True,  # every prosumer's factors are decision variables
+            "offers": True,
+        },
         index=pros.index,
     )
     ctx = DSOContext(

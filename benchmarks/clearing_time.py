@@ -55,9 +55,8 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
 
     inst = fx.load_instance(instance)
     start = time.perf_counter()
-    res = fx.run_market(
-        inst, method, seed=0, central_model=central_model, workers=workers if workers > 1 else None
-    )
+    own = {"central_model": central_model} if method == "centralized" else {}
+    res = fx.run_market(inst, method, seed=0, workers=workers if workers > 1 else None, **own)
     wall = time.perf_counter() - start
     s, t = res.summary, res.timings
     stages = CENTRAL_STAGES if method == "centralized" else BILEVEL_STAGES

@@ -66,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
         help="b: MILP (β only); ab: MINLP with bilinear stationarity (nl only)",
     )
     e.add_argument(
+        "--budget",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the DSO budget (C7) at every block boundary of the bid (default on)",
+    )
+    e.add_argument(
+        "--participation",
+        choices=("all", "screened"),
+        default="all",
+        help="who offers in the DSO's market (default all; the screened ones are the decisions)",
+    )
+    e.add_argument(
         "--segments",
         type=_positive_int,
         default=16,
@@ -96,6 +108,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--blocks", type=_positive_int, help="bilevel: blocks per DSO bid and hour (default 10)"
+    )
+    r.add_argument(
+        "--participation",
+        choices=("all", "screened"),
+        help="bilevel: who offers in a DSO's market — every prosumer (default; the loss "
+        "screening picks whose coefficients change) or the screened ones only",
+    )
+    r.add_argument(
+        "--tso-pricing",
+        choices=("interface", "last_block"),
+        help="bilevel: what the TSO pays a DSO — the marginal value of relief at its "
+        "interface (default) or its own last accepted block's price",
     )
     r.add_argument(
         "--pareto",
@@ -213,10 +237,11 @@ def _export(args: argparse.Namespace) -> int:
         raise FlexoptError(
             f"{inst.path / 'instance.toml'}: no DSO {args.dso!r} (DSOs: {', '.join(ids)})"
         )
-    res = run_market(inst, "none")  # S1–S4 and the requirement S3: the design point of the DSO
+    # S1–S4 and the requirement S3: the design point of the DSO
+    res = run_market(inst, "none", participation=args.participation)
     outcome = res.outcome
     assert isinstance(outcome, BilevelOutcome)  # "none" is a bilevel method
-    problem = outcome.dcp(args.dso, DCPOptions(mode=args.mode))
+    problem = outcome.dcp(args.dso, DCPOptions(mode=args.mode, budget=args.budget))
     if problem.trivial:
         raise FlexoptError(
             f"{args.dso}: the TSO asks this DSO for nothing; there is no problem to export"
@@ -259,7 +284,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     req = s["flex_requested_mwh"]
     print(
-        f"flexibility          requested {_mwh(req)} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh"
+        f"flexibility          requested {_mwh(req)} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh; "
+        f"{s['relief_losses_mwh']:.3f} MWh more relief from lower feeder losses"
     )
     print(f"TSO cost             {s['tso_cost_eur']:,.2f} EUR")
     print(
@@ -270,10 +296,18 @@ def _run(args: argparse.Namespace) -> int:
         f"social cost          {s['social_cost_eur']:,.2f} EUR (AC losses, day); "
         f"{s['social_cost_lindistflow_eur']:,.2f} EUR on the centralized model"
     )
+    w = s["welfare"]
+    print(
+        f"welfare              TSO pays {w['tso_payment_eur']:,.2f} = DSO balance "
+        f"{w['dso_balance_eur']:,.2f} + prosumer surplus {w['prosumer_surplus_eur']:,.2f} + "
+        f"social cost {w['social_cost_eur']:,.2f} EUR (loss value {w['loss_value_eur']:+,.2f})"
+    )
     print(f"information exchanged {s['information_exchanged_floats']:,} numbers across TSO–DSO")
     for dso_id, d in s["dso"].items():
+        screened = f" ({d['screened']} screened)" if "screened" in d else ""
         print(
-            f"  {dso_id:<18} {d['participants']} participants, requested {_mwh(d['requested_mwh'])} MWh, "
+            f"  {dso_id:<18} {d['participants']} participants{screened}, "
+            f"requested {_mwh(d['requested_mwh'])} MWh, "
             f"accepted {d['accepted_mwh']:.3f} MWh, losses {d['losses_mwh_after'] - d['losses_mwh_before']:+.3f} MWh, "
             f"balance {d['balance_eur']:,.2f} EUR"
         )

@@ -137,9 +137,12 @@ class BilevelOutcome(MarketBase):
         ``None`` without congestion (no market held).
     dispatch : tuple of DSODispatch
         One per DSO (empty without congestion).
+    loss_relief_mw : DataFrame
+        Congested hours × DSOs, the fall of each DSO's import from its lower feeder losses
+        (empty without congestion).
     plf_after : PLFResult
     congestion_after : DataFrame
-        The S2 re-check with the accepted relief.
+        The S2 re-check with the interface relief: accepted flexibility plus lower losses.
     common_view : CentralizedData or None
         What the centralized market would see of the same instance, to score the bilevel
         dispatch on its objective (Z1); ``None`` without congestion.
@@ -152,6 +155,7 @@ class BilevelOutcome(MarketBase):
     offers: tuple[DSOOffer, ...]
     tso: TSOMarketResult | None
     dispatch: tuple[DSODispatch, ...]
+    loss_relief_mw: pd.DataFrame
     plf_after: PLFResult
     congestion_after: pd.DataFrame
     common_view: CentralizedData | None
@@ -187,8 +191,11 @@ class CentralizedOutcome(MarketBase):
         What the common market saw; ``None`` without congestion (no market held).
     result : CentralizedResult or None
     dispatch : tuple of DSODispatch
+    loss_relief_mw : DataFrame
+        Congested hours × DSOs, the fall of each DSO's import from its lower feeder losses.
     plf_after : PLFResult
     congestion_after : DataFrame
+        The S2 re-check with the interface relief: accepted flexibility plus lower losses.
     """
 
     method: str
@@ -196,6 +203,7 @@ class CentralizedOutcome(MarketBase):
     data: CentralizedData | None
     result: CentralizedResult | None
     dispatch: tuple[DSODispatch, ...]
+    loss_relief_mw: pd.DataFrame
     plf_after: PLFResult
     congestion_after: pd.DataFrame
 

@@ -86,33 +86,39 @@ def _exit_code(argv: list[str]) -> int:
 
 
 def test_export_mps_solves_to_the_same_optimum_in_highs(tmp_path, capsys):
-    """The exported MILP, read by HiGHS directly (no Pyomo), gives the MILP's optimum."""
+    """The exported MILP, read by HiGHS directly (no Pyomo), gives the MILP's optimum; with
+    the budget, the export is the full model — a lower level and a budget row per hour and
+    block boundary."""
     import highspy
 
     from flexopt import load_instance
-    from flexopt.dso.dcp import DCPOptions, DCPProblem
+    from flexopt.dso.dcp import DCPOptions
     from flexopt.dso.exact import ApproxModel, build_dcp_exact
     from flexopt.run.api import run_market
     from flexopt.solve import solve
 
     out = tmp_path / "dso1.mps"
-    assert main(["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--out", str(out)]) == 0
+    argv = ["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--participation", "screened"]
+    assert main([*argv, "--no-budget", "--out", str(out)]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["dso1.mps"]  # nothing half written left
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
     h.readModel(str(out))
     h.run()
     inst = load_instance(RTS)
-    res = run_market(inst, "none")
-    ctx = res.outcome.context("DSO1")
-    r = res.outcome.requirement_mw["DSO1"]
-    model = build_dcp_exact(
-        ApproxModel(
-            DCPProblem(ctx, r, inst.market.loss_price_eur_per_mwh, DCPOptions(mode="b")), 16
-        )
-    )
-    ours = solve(model, mip_gap=1e-9)
+    outcome = run_market(inst, "none", participation="screened").outcome
+    problem = outcome.dcp("DSO1", DCPOptions(mode="b", budget=False))
+    ours = solve(build_dcp_exact(ApproxModel(problem, 16)), mip_gap=1e-9)
     assert h.getInfo().objective_function_value == pytest.approx(ours.objective, abs=1e-6)
+
+    full = tmp_path / "full.mps"
+    assert main([*argv, "--out", str(full)]) == 0
+    h.readModel(str(full))
+    budgeted = outcome.dcp("DSO1", DCPOptions(mode="b"))
+    model = build_dcp_exact(ApproxModel(budgeted, 16))
+    assert len(model.edge) == len(budgeted.hours) * budgeted.blocks
+    # the MPS writer adds one row holding the objective's constant (ONE_VAR_CONSTANT)
+    assert h.getNumRow() == model.nconstraints() + 1
 
 
 def test_export_rejects_unknown_dso_and_linear_format_for_ab(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""S6 — aggregation of (modified) offers into increasing block bids (``models/local_market.md`` M7–M8)."""
+"""S6 — aggregation of (modified) offers into increasing block bids (``models/local_market.md``
+M7–M8)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,15 @@ class BlockBid:
 
 
 def aggregate_blocks(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, blocks: int = 10) -> BlockBid:
-    """Split ``[0, Σ Ū]`` into ``blocks`` equal blocks priced at the cost increment per MW (M8).
+    """Split ``[0, Σ Ū]`` into ``blocks`` equal blocks priced at the marginal cost at each
+    block's upper end (M8).
 
-    ``π_k = (C_agg(Q_k) − C_agg(Q_{k−1})) / (Q_k − Q_{k−1})`` with ``Q_k = k Σ Ū / K``: the
-    integral of the step curve equals ``C_agg`` at every block boundary, and convexity makes
-    the prices non-decreasing, so a cost-minimizing buyer fills the blocks in order.
+    ``π_k = λ(Q_k)`` with ``Q_k = k Σ Ū / K`` and ``λ`` the local clearing price (M6): the
+    prices increase along the blocks, a cost-minimizing buyer fills them in order, and at any
+    accepted quantity ``F`` in block ``k`` the block's price covers the local uniform price,
+    ``π_k ≥ λ(F)``, so the revenue ``π_k F`` covers the uniform local payment ``λ(F) F``.
+    (The first wave priced blocks at the average cost increment, which fell short of
+    ``λ(F)`` inside every block.)
 
     Parameters
     ----------
@@ -58,11 +63,10 @@ def aggregate_blocks(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, blocks: int =
         raise ValueError(f"blocks must be ≥ 1, got {blocks}")
     a, b, u_max = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, b, u_max)))
     total = u_max.sum(-1)
-    edges = total[..., None] * (np.arange(blocks + 1) / blocks)  # [..., K+1]
-    cost = aggregated_cost(a[..., None, :], b[..., None, :], u_max[..., None, :], edges)
-    width = np.diff(edges, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        price = np.where(width > 0, np.diff(cost, axis=-1) / np.where(width > 0, width, 1.0), 0.0)
-    # guard the tiny non-monotonicity that rounding can leave between equal-price blocks
+    edges = total[..., None] * (np.arange(1, blocks + 1) / blocks)  # [..., K]
+    width = np.broadcast_to(total[..., None] / blocks, edges.shape).copy()
+    upper = clear(a[..., None, :], b[..., None, :], u_max[..., None, :], edges).price
+    price = np.where(width > 0, upper, 0.0)
+    # the clearing price is non-decreasing in Q; guard against rounding all the same
     price = np.maximum.accumulate(price, axis=-1)
     return BlockBid(q_mw=width, price_eur_per_mwh=price)

@@ -1,8 +1,9 @@
 """The DSO coefficient problem (DCP, stage S5) as a batched :class:`flexopt.optim.Problem`.
 
 Equations C1–C7 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level figures are
-``n_feeders ×``), decision ``x`` = modification factors (mode ``"ab"``: ``α, β``; mode ``"b"``:
-``β``, ``α ≡ 1``). For a whole population ``X[P, d]`` and every design hour at once:
+``n_feeders ×``), decision ``x`` = modification factors of the *screened* prosumers (mode
+``"ab"``: ``α, β``; mode ``"b"``: ``β``, ``α ≡ 1``); every other prosumer that offers keeps
+factor 1. For a whole population ``X[P, d]`` and every design hour at once:
 
     a' = α a, b' = β b                                              (C1)
     u_t(x), λ_t(x) = local clearing (M4–M6) at Q_t = R_{d,t} / n      (C2)
@@ -10,7 +11,11 @@ Equations C1–C7 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level 
     f_loss(x) = Σ_t Δt P^loss_t(x)                                  (C4)
     f_price(x) = Σ_t Δt λ_t Q_t   (or pay-as-bid Σ_t Δt Σ_i a' u² + b' u)   (C5)
     F(x) = w f_loss/f_loss(x⁰) + (1 − w) f_price/f_price(x⁰)        (C6)
-    g(x) = Σ_t Δt [λ_t Q_t + π_loss (P^loss_t(x⁰) − P^loss_t(x))] − Σ_t Δt Σ_i C_i(u_{i,t}) ≥ 0   (C7)
+    g_{t,k}(x) = λ'_t(Q_{t,k}) Q_{t,k} − D_t(Q_{t,k}) ≥ 0,  k = 1..K   (C7)
+
+(C7) is the DSO's settled balance (S8 rules, ``flexopt.dso.budget``) at every quantity the TSO
+may accept — the upper end ``Q_{t,k}`` of each block of its bid, priced at the modified
+marginal cost there (M8) — not only at the design point.
 
 No Python loop over individuals: one clearing call and one power-flow call per evaluation.
 """
@@ -22,6 +27,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from flexopt.dso.budget import Delivery, block_edges, deliver
 from flexopt.dso.clearing import clear
 from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import flexibility_capacity
@@ -47,7 +53,7 @@ class DCPOptions:
         ``w`` of (C6), in [0, 1].
     price : {"uniform", "pay_as_bid"}
     budget : bool
-        Impose the DSO budget balance (C7) (default on).
+        Impose the DSO budget balance (C7) at every block boundary of the bid (default on).
     """
 
     mode: str = "ab"
@@ -75,7 +81,8 @@ class DCPValues:
     objective: np.ndarray  # [P]   (C6)
     f_loss_mwh: np.ndarray  # [P]  (C4) × n
     f_price_eur: np.ndarray  # [P] (C5) × n
-    budget_eur: np.ndarray  # [P]  g(x) (C7) × n
+    budget_eur: np.ndarray  # [P]  Δt Σ_t min_k g_{t,k} (C7) × n: the worst-case day balance
+    balance_eur: np.ndarray  # [P, T, K]  Δt g_{t,k} × n at every block boundary (C7)
     u_mw: np.ndarray  # [P, T, n] per copy
     price_eur_per_mwh: np.ndarray  # [P, T]
     loss_mw: np.ndarray  # [P, T] per copy
@@ -85,8 +92,9 @@ class DCPValues:
 class DCPScore:
     """One set of factors on the DCP evaluator, DSO level (all feeder copies).
 
-    ``objective`` (C6), ``f_loss_mwh`` (C4), ``f_price_eur`` (C5), ``budget_eur`` ``g(x)``
-    (C7), ``feasible`` ``g(x) ≥ 0``, ``evaluations`` the method spent.
+    ``objective`` (C6), ``f_loss_mwh`` (C4), ``f_price_eur`` (C5), ``budget_eur`` the
+    worst-case day balance ``Δt Σ_t min_k g_{t,k}`` (C7), ``feasible``: ``g_{t,k} ≥ 0`` at
+    every block boundary, ``evaluations`` the method spent.
     """
 
     objective: float
@@ -106,21 +114,29 @@ class DCPProblem(Problem):
     Parameters
     ----------
     ctx : DSOContext
-        The DSO after S4 (feeder, day-ahead net load, participants).
+        The DSO after S4 (feeder, day-ahead net load, who offers, who is screened).
     requirement_mw : pandas.Series
         ``R_{d,t}`` per congested hour (DSO level).
     loss_price_eur_per_mwh : float
     options : DCPOptions
+    blocks : int
+        ``K``, blocks of the bid per hour (M8): the budget (C7) holds at each block's upper end.
 
     Attributes
     ----------
     requirement_mw : pandas.Series
         As given: every congested hour.
     capacity_mw : pandas.DataFrame
-        Congested hours × participants, ``Ū_{i,t}`` per copy (M3, spare energy split in
+        Congested hours × members, ``Ū_{i,t}`` per copy (M3, spare energy split in
         proportion to the requirement, evenly if the DSO was asked for nothing).
     hours : pandas.Index
         The design hours, ``R_{d,t} > 0``.
+    n : int
+        Prosumers that offer (the lower level's size).
+    free : ndarray
+        Positions (among them) of the screened prosumers, whose factors are the decision.
+    edges_mw : ndarray
+        ``[T, K]`` block upper ends per copy in the design hours (C7).
     """
 
     def __init__(
@@ -129,12 +145,16 @@ class DCPProblem(Problem):
         requirement_mw: pd.Series,
         loss_price_eur_per_mwh: float,
         options: DCPOptions | None = None,
+        blocks: int = 10,
     ) -> None:
         options = options or DCPOptions()
+        if blocks < 1:
+            raise ValueError(f"blocks must be ≥ 1, got {blocks}")
         self.ctx, self.options, self.loss_price = ctx, options, float(loss_price_eur_per_mwh)
-        self.requirement_mw = requirement_mw
+        self.requirement_mw, self.blocks = requirement_mw, blocks
         members = ctx.members
         self.n = len(members)
+        self.free = np.flatnonzero(ctx.screened)
         weight = (
             requirement_mw
             if requirement_mw.sum() > 0
@@ -150,33 +170,52 @@ class DCPProblem(Problem):
         rows = ctx.hours.get_indexer(self.hours)
         self.p = ctx.p_mw[rows]  # [T, n_bus]
         self.q_mvar = ctx.q_mvar[rows]
+        self.loss_da = ctx.loss_mw[rows]  # [T] per copy, the day-ahead point
         # prosumer → bus incidence: several prosumers may share a bus
         self.incidence = np.zeros((self.n, ctx.feeder.n_bus))
         self.incidence[np.arange(self.n), ctx.bus_pos] = 1.0
+        self.edges_mw = block_edges(self.u_max, blocks)  # [T, K]
         lo, hi = options.bounds
-        d = 2 * self.n if options.mode == "ab" else self.n
+        m = len(self.free)
+        d = 2 * m if options.mode == "ab" else m
         self.lower, self.upper = np.full(d, lo), np.full(d, hi)
         self.n_obj = 1
-        self.n_constr = 1 if options.budget else 0
+        self.n_constr = len(self.hours) * blocks if options.budget else 0
         self.x0 = np.ones(d)
         self.trivial = self.n == 0 or len(self.hours) == 0
         if not self.trivial:
             base = self._raw(self.x0[None, :])
-            self.loss0 = base["loss"][0]  # [T]
+            self.loss0 = base["loss"][0]  # [T] at x⁰ and the design point
             self.f_loss0 = float(base["f_loss"][0])
             self.f_price0 = float(base["f_price"][0])
 
+    @property
+    def has_decisions(self) -> bool:
+        """Whether there is anything to optimize: design hours and screened prosumers."""
+        return not self.trivial and len(self.free) > 0
+
     # ------------------------------------------------------------------ factors
     def factors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(α, β)`` ``[P, n]`` from decision vectors ``X[P, d]`` (C1)."""
+        """``(α, β)`` ``[P, n]`` from decision vectors ``X[P, d]`` (C1): the screened
+        prosumers' factors from ``X``, 1 for every other prosumer."""
         X = np.atleast_2d(X)
+        m = len(self.free)
+        alpha = np.ones((X.shape[0], self.n))
+        beta = np.ones((X.shape[0], self.n))
         if self.options.mode == "ab":
-            return X[:, : self.n], X[:, self.n :]
-        return np.ones_like(X), X
+            alpha[:, self.free], beta[:, self.free] = X[:, :m], X[:, m:]
+        else:
+            beta[:, self.free] = X
+        return alpha, beta
 
     def vector(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        """Decision vector of given factors (inverse of :meth:`factors`)."""
-        return np.r_[alpha, beta] if self.options.mode == "ab" else np.asarray(beta, dtype=float)
+        """Decision vector of given factors ``[n]`` (inverse of :meth:`factors` on the
+        screened prosumers)."""
+        alpha, beta = np.asarray(alpha, dtype=float), np.asarray(beta, dtype=float)
+        if self.options.mode == "ab":
+            x: np.ndarray = np.r_[alpha[self.free], beta[self.free]]
+            return x
+        return beta[self.free]
 
     # ------------------------------------------------------------------ evaluation
     def _raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
@@ -204,6 +243,33 @@ class DCPProblem(Problem):
             "f_price": f_price,
         }
 
+    def deliver(self, alpha: np.ndarray, beta: np.ndarray, q_mw: np.ndarray) -> Delivery:
+        """The local market at quantities ``q_mw`` ``[P, T, J]`` per copy in the design hours,
+        for factors ``[P, n]`` (C7a, ``flexopt.dso.budget``)."""
+        return deliver(
+            (alpha * self.a)[:, None, None, :],
+            (beta * self.b)[:, None, None, :],
+            self.a,
+            self.b,
+            self.u_max[None, :, None, :],
+            q_mw,
+            feeder=self.ctx.feeder,
+            p_mw=self.p[None, :, None, :],
+            q_mvar=self.q_mvar[None, :, None, :],
+            incidence=self.incidence,
+            loss_da_mw=self.loss_da[None, :, None],
+            loss_price_eur_per_mwh=self.loss_price,
+        )
+
+    def boundary_balance(self, X: np.ndarray) -> np.ndarray:
+        """``g_{t,k}`` (C7) ``[P, T, K]``, €/h per copy: the settled balance at each block's
+        upper end when the TSO pays the block's price ``λ'(Q_{t,k})``."""
+        alpha, beta = self.factors(X)
+        at = self.deliver(
+            alpha, beta, np.broadcast_to(self.edges_mw, (len(alpha), *self.edges_mw.shape))
+        )
+        return at.balance_eur_per_h(at.price_eur_per_mwh)
+
     def values(self, X: np.ndarray) -> DCPValues:
         """All figures of (C1)–(C7) for a population ``X[P, d]`` (DSO level)."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
@@ -211,15 +277,13 @@ class DCPProblem(Problem):
         dt, n = self.ctx.dt_h, self.ctx.dso.n_feeders
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
-        cost = (self.a * r["u"] ** 2 + self.b * r["u"]).sum(-1)  # original offers [P, T]
-        budget = dt * (
-            r["price"] * r["served"] + self.loss_price * (self.loss0 - r["loss"]) - cost
-        ).sum(-1)
+        balance = n * dt * self.boundary_balance(X)  # [P, T, K]
         return DCPValues(
             objective=objective,
             f_loss_mwh=n * r["f_loss"],
             f_price_eur=n * r["f_price"],
-            budget_eur=n * budget,
+            budget_eur=balance.min(-1).sum(-1),
+            balance_eur=balance,
             u_mw=r["u"],
             price_eur_per_mwh=r["price"],
             loss_mw=r["loss"],
@@ -235,14 +299,19 @@ class DCPProblem(Problem):
             f_loss_mwh=float(v.f_loss_mwh[0]),
             f_price_eur=float(v.f_price_eur[0]),
             budget_eur=float(v.budget_eur[0]),
-            feasible=bool(v.budget_eur[0] >= -1e-9),
+            feasible=bool((v.balance_eur[0] >= -1e-9).all()),
             evaluations=int(evaluations),
         )
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
-        v = self.values(X)
-        G = -v.budget_eur[:, None] if self.options.budget else None
-        return Evaluation(v.objective[:, None], G)
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        r = self._raw(X)
+        w = self.options.weight
+        objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
+        G = None
+        if self.options.budget:  # one row per block boundary and hour, € per copy
+            G = -self.ctx.dt_h * self.boundary_balance(X).reshape(len(X), -1)
+        return Evaluation(objective[:, None], G)
 
     def objectives(self, X: np.ndarray) -> np.ndarray:
         """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""
@@ -256,8 +325,9 @@ class DCPProblem(Problem):
 
 class DCPBiObjective(Problem):
     """The multi-objective form of the DCP: ``(f_loss/f_loss(x⁰), f_price/f_price(x⁰))`` with
-    the budget (C7), when on, as a penalty ``penalty · max(0, −g) / max(1, f_price(x⁰))`` on
-    both objectives (MOWCA has no feasibility rules). One DCP evaluation per population."""
+    the budget (C7), when on, as a penalty ``penalty · Σ_{t,k} max(0, −g_{t,k}) /
+    max(1, f_price(x⁰))`` on both objectives (MOWCA has no feasibility rules). One DCP
+    evaluation per population."""
 
     def __init__(self, problem: DCPProblem, penalty: float = 1e3) -> None:
         self.problem, self.penalty = problem, penalty
@@ -270,7 +340,6 @@ class DCPBiObjective(Problem):
         n = pr.ctx.dso.n_feeders
         F = np.c_[v.f_loss_mwh / (n * pr.f_loss0), v.f_price_eur / (n * pr.f_price0)]
         if pr.options.budget:
-            F = F + self.penalty * np.clip(-v.budget_eur, 0.0, None)[:, None] / max(
-                abs(pr.f_price0), 1.0
-            )
+            deficit = np.clip(-v.balance_eur, 0.0, None).sum((-1, -2))
+            F = F + self.penalty * deficit[:, None] / max(abs(pr.f_price0), 1.0)
         return Evaluation(F)

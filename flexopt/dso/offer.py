@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.dso.aggregation import aggregate_blocks
+from flexopt.dso.budget import break_even_prices
 from flexopt.dso.dcp import DCPProblem, DCPScore
 from flexopt.dso.modification import Factors
 from flexopt.market.tso import DSOBid
@@ -94,26 +95,44 @@ class DSOOffer:
         return {**self.score.as_dict(), **self.modification.report}
 
 
-def build_offer(
-    problem: DCPProblem, method: str, modification: Modification, blocks: int = 10
-) -> DSOOffer:
+def build_offer(problem: DCPProblem, method: str, modification: Modification) -> DSOOffer:
     """Modified offers and the block bid of one DSO (M7–M9).
 
-    The bid aggregates the modified offers over the participants' capacity ``Ū_{i,t}`` (M3,
-    spare energy split in proportion to the requirement) into ``blocks`` increasing blocks
-    per hour (M8), scaled to the DSO's ``n`` feeder copies.
+    The bid aggregates the modified offers over the members' capacity ``Ū_{i,t}`` (M3, spare
+    energy split in proportion to the requirement) into ``problem.blocks`` blocks per hour,
+    each priced at the modified marginal cost at its upper end (M8) — but never below the
+    DSO's break-even price on the block (C7b): whatever quantity the TSO accepts, at least at
+    the block's price, the DSO's settled balance is non-negative. Scaled to the DSO's ``n``
+    feeder copies.
     """
     ctx = problem.ctx
     u_max = problem.capacity_mw
     hours = u_max.index
     a_mod, b_mod = modification.factors.apply(problem.a, problem.b)
-    blk = aggregate_blocks(a_mod, b_mod, u_max.to_numpy(), blocks).scaled(ctx.dso.n_feeders)
-    cols = pd.RangeIndex(1, blocks + 1, name="block")
+    blk = aggregate_blocks(a_mod, b_mod, u_max.to_numpy(), problem.blocks)
+    rows = ctx.hours.get_indexer(hours)
+    floor = break_even_prices(
+        a_mod,
+        b_mod,
+        problem.a,
+        problem.b,
+        u_max.to_numpy(),
+        problem.blocks,
+        feeder=ctx.feeder,
+        p_mw=ctx.p_mw[rows],
+        q_mvar=ctx.q_mvar[rows],
+        incidence=problem.incidence,
+        loss_da_mw=ctx.loss_mw[rows],
+        loss_price_eur_per_mwh=problem.loss_price,
+    )
+    price = np.maximum.accumulate(np.maximum(blk.price_eur_per_mwh, floor), axis=-1)
+    n = ctx.dso.n_feeders
+    cols = pd.RangeIndex(1, problem.blocks + 1, name="block")
     bid = DSOBid(
         dso_id=ctx.dso.id,
         bus=ctx.dso.bus,
-        q_mw=pd.DataFrame(blk.q_mw, index=hours, columns=cols),
-        price_eur_per_mwh=pd.DataFrame(blk.price_eur_per_mwh, index=hours, columns=cols),
+        q_mw=pd.DataFrame(n * blk.q_mw, index=hours, columns=cols),
+        price_eur_per_mwh=pd.DataFrame(price, index=hours, columns=cols),
     )
     return DSOOffer(
         method=method,

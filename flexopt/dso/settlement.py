@@ -3,6 +3,7 @@ flows between TSO, DSO and prosumers (``models/local_market.md`` M11–M12)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ from flexopt.dso.clearing import clear
 from flexopt.dso.context import DSOContext
 from flexopt.dso.offer import DSOOffer
 
-__all__ = ["DSODispatch", "dispatch", "settle"]
+__all__ = ["DSODispatch", "dispatch", "loss_relief", "settle"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -24,6 +25,14 @@ class DSODispatch:
     settlement: pd.DataFrame  # per hour: money flows
     vm_before: np.ndarray  # [T, n_bus]
     vm_after: np.ndarray
+
+    def loss_reduction_mw(self, hours: pd.Index) -> pd.Series:
+        """``n (P^loss_before − P^loss_after)`` per hour of ``hours``: by how much the DSO's
+        import at its interface falls because its feeders lose less (M11) — relief the TSO
+        gets on top of the accepted flexibility."""
+        by_hour = self.losses.set_index("hour")
+        saved = (by_hour["loss_mw_before"] - by_hour["loss_mw_after"]).reindex(hours)
+        return saved.fillna(0.0)
 
 
 def dispatch(
@@ -139,3 +148,16 @@ def settle(
         - settlement["prosumer_payment_eur"]
     )
     return DSODispatch(dispatch_tab, losses, settlement, before.vm_pu, after.vm_pu)
+
+
+def loss_relief(
+    dispatch: Sequence[DSODispatch], dso_ids: Sequence[str], hours: pd.Index
+) -> pd.DataFrame:
+    """Hours × DSOs, the fall of every DSO's import from its lower feeder losses
+    (:meth:`DSODispatch.loss_reduction_mw`; zeros where nothing was dispatched)."""
+    if not dispatch:
+        return pd.DataFrame(0.0, index=hours, columns=list(dso_ids))
+    return pd.DataFrame(
+        {d: r.loss_reduction_mw(hours) for d, r in zip(dso_ids, dispatch, strict=True)},
+        index=hours,
+    )

@@ -14,11 +14,15 @@ and clears them together::
 
 ``n_d`` identical feeder copies share one dispatch: the QP is convex and symmetric in the
 copies, so one copy scaled by ``n_d`` is exact. The dual of (Z4) over Δt is the marginal
-value of flexibility at the DSO's interface (€/MWh) — the price the TSO pays (Z10).
+value of flexibility at the DSO's interface (€/MWh) — the price the TSO pays (Z10). Where
+overload is left unresolved it is taken from the least-payment multipliers that support the
+dispatch with the slacks held at their solved values (:func:`build_centralized_pricing`,
+K5a–K5c), so that the penalty ``M`` never sets it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +34,7 @@ from flexopt.grid import Feeder
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.market.distflow import add_branch_flow, add_lindistflow
 from flexopt.market.lines import add_line_limits, read_line_limits
+from flexopt.market.pricing import MultiplierLP, build_supporting_prices
 from flexopt.market.tso import SLACK_PENALTY_EUR
 
 __all__ = [
@@ -37,7 +42,9 @@ __all__ = [
     "CentralizedResult",
     "DistributionArea",
     "build_centralized",
+    "build_centralized_pricing",
     "dispatch_cost",
+    "has_unresolved_overload",
     "read_centralized",
 ]
 
@@ -250,10 +257,44 @@ def add_area(
     )
 
 
+def build_centralized_pricing(
+    m: pyo.ConcreteModel, tol: float = 1e-7, stationarity_tol: float = 1e-6
+) -> MultiplierLP:
+    """The least-payment supporting multipliers of the solved common market (Z10).
+
+    Minimizes ``Σ_{d,t} λ_{d,t} F_{d,t} Δt`` (weights ``F`` on the duals ``λ Δt`` of Z4) over
+    the KKT multipliers of the QP or NLP at its solution (K5a–K5b), the unresolved-overload
+    slacks held at their solved values. In an hour with unresolved overload every
+    dispatched ``u`` counts as taken in full (K5c): the energy rows (Z3) would otherwise
+    carry the penalty ``M`` of that hour into the hours they share with it. ``tol``: a
+    slack above it makes its hour short; ``stationarity_tol``: the relative residual
+    allowed in the rows (K5a), for a QP or NLP solved to its solver's tolerance. A builder:
+    solve the returned model and read it with
+    :func:`~flexopt.market.pricing.read_supporting_duals`.
+    """
+    weights = {m.eq_interface[d, t]: max(float(pyo.value(m.F[d, t])), 0.0) for d, t in m.F}
+    slacks = [*m.s_up.values(), *m.s_dn.values()]
+    short = {t for (l, t) in m.LT if pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) > tol}
+    taken = [m.area[d].u[i, t] for d in m.D for (i, t) in m.area[d].u if t in short]
+    return build_supporting_prices(
+        m, weights, fixed=slacks, saturated=taken, stationarity_tol=stationarity_tol
+    )
+
+
+def has_unresolved_overload(m: pyo.ConcreteModel, tol: float = 1e-7) -> bool:
+    """Whether a slack of (Z5) is positive in the loaded solution."""
+    return any(float(pyo.value(s)) > tol for s in (*m.s_up.values(), *m.s_dn.values()))
+
+
 def read_centralized(
-    m: pyo.ConcreteModel, data: CentralizedData, duals: dict[Any, float]
+    m: pyo.ConcreteModel, data: CentralizedData, duals: Mapping[Any, float]
 ) -> CentralizedResult:
-    """Dispatch, relief, interface prices (Z10), line prices and unresolved overload."""
+    """Dispatch, relief, interface prices (Z10), line prices and unresolved overload.
+
+    ``duals`` (constraint → ``∂objective/∂rhs``) are the solver's where they support the
+    least payment, otherwise those of :func:`build_centralized_pricing` — always so when
+    overload is left unresolved, where the solver's carry the penalty ``M`` (Z10).
+    """
     hours, dsos = data.hours, list(m.D)
     T = len(hours)
     u = {
@@ -270,15 +311,6 @@ def read_centralized(
     price = np.where(f > 0, lam / data.dt_h, np.nan)
     lines = list(data.mean_flow_mw.columns)
     mu, slack = read_line_limits(m, list(range(T)), lines, duals, data.dt_h)
-    # with overload left unresolved the dual carries the penalty M; as in K5 the marginal
-    # accepted offer sets the price instead (Z10)
-    scarce = slack.sum(axis=1) > 1e-6
-    if scarce.any():
-        areas = {a.dso_id: a for a in data.areas}
-        for k, d in enumerate(dsos):
-            a = areas[d]
-            mc = np.where(u[d] > 1e-7, 2.0 * a.a * u[d] + a.b, -np.inf).max(axis=1)
-            price[scarce, k] = np.minimum(price[scarce, k], mc[scarce])
     return CentralizedResult(
         u_mw=u,
         accepted_mw=pd.DataFrame(f, index=hours, columns=dsos),

@@ -4,28 +4,44 @@ Only DSOs bid. The TSO sees each DSO's interface bus and its block bids — neve
 prosumer: :class:`DSOBid` is everything that crosses the TSO–DSO boundary, and this module
 imports nothing from the DSO side.
 
-    min  Σ_{d,t,k} Δt π_{d,t,k} q_{d,t,k} + M Σ_{l,t} (s⁺_{l,t} + s⁻_{l,t})                  (K1)
-    s.t. E f_{l,t} + Σ_d H_{t,l,b(d)} Σ_k q_{d,t,k} ≤ F̄_{l,t} + s⁺_{l,t}     [μ⁺_{l,t}]       (K2)
-         E f_{l,t} + Σ_d H_{t,l,b(d)} Σ_k q_{d,t,k} ≥ −F̄_{l,t} − s⁻_{l,t}    [μ⁻_{l,t}]       (K3)
-         0 ≤ q_{d,t,k} ≤ Q̄_{d,t,k},  s ≥ 0                                                  (K4)
+    min  Σ_{d,t,k} Δt π_{d,t,k} q_{d,t,k} + M Δt Σ_{l,t} (s⁺_{l,t} + s⁻_{l,t})               (K1)
+    s.t. Σ_k q_{d,t,k} − F_{d,t} = 0                                      [λ_{d,t} Δt]       (K1a)
+         E f_{l,t} + Σ_d H_{t,l,b(d)} F_{d,t} ≤ F̄_{l,t} + s⁺_{l,t}        [μ⁺_{l,t}]         (K2)
+         E f_{l,t} + Σ_d H_{t,l,b(d)} F_{d,t} ≥ −F̄_{l,t} − s⁻_{l,t}       [μ⁻_{l,t}]         (K3)
+         0 ≤ q_{d,t,k} ≤ Q̄_{d,t,k},  F, s ≥ 0                                                (K4)
 
-Accepted flexibility ``F_{d,t} = Σ_k q_{d,t,k}``; the uniform price of a DSO-hour is the price
-of its marginal accepted block (K5).
+Accepted flexibility ``F_{d,t}``. Its price (K5): ``pricing="interface"`` — the dual of (K1a)
+over Δt from the least-payment supporting multipliers (:func:`build_tso_pricing`,
+``flexopt/market/pricing.py``), the marginal value of relief at the DSO's interface;
+``pricing="last_block"`` — the price of the DSO's highest-priced accepted block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
 from flexopt.market.lines import add_line_limits, read_line_limits
+from flexopt.market.pricing import MultiplierLP, build_supporting_prices
 
-__all__ = ["DSOBid", "TSOMarketData", "TSOMarketResult", "build_tso_market", "read_tso_market"]
+__all__ = [
+    "DSOBid",
+    "Pricing",
+    "TSOMarketData",
+    "TSOMarketResult",
+    "build_tso_market",
+    "build_tso_pricing",
+    "read_tso_market",
+]
+
+#: How S7 prices the accepted relief (K5).
+Pricing = Literal["interface", "last_block"]
+PRICING_RULES: tuple[str, ...] = ("interface", "last_block")
 
 #: Penalty on unresolved overload, €/MWh per MW — far above any flexibility price.
 SLACK_PENALTY_EUR = 1e5
@@ -83,7 +99,8 @@ class TSOMarketResult:
 
 
 def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
-    """Build the S7 LP (K1–K4), with only the line limits that can bind (K6). Pure: never
+    """Build the S7 LP (K1–K4): accepted blocks ``q``, the relief ``F`` at each interface
+    (K1a, ``eq_interface``) and only the line limits that can bind (K6). Pure: never
     solves."""
     m = pyo.ConcreteModel(name="tso_market")
     m.T = pyo.Set(initialize=list(data.mean_flow_mw.index), ordered=True)
@@ -98,6 +115,7 @@ def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
     )
     m.dt_h = pyo.Param(initialize=float(data.dt_h))
     add_blocks(m, data)
+    add_eq_interface(m, data)
     add_ineq_line_limits(m, data)
     price = {
         (b.dso_id, t, k): float(b.price_eur_per_mwh.loc[t].iloc[k]) if t in b.q_mw.index else 0.0
@@ -132,16 +150,26 @@ def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     m.q = pyo.Var(m.DTK, bounds=lambda _m, d, t, k: (0.0, size[(d, t, k)]), doc="accepted, MW")
 
 
+def add_eq_interface(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
+    """The relief at each interface, ``Σ_k q_{d,t,k} − F_{d,t} = 0`` (K1a): its dual is the
+    marginal value of relief there (€/MWh · Δt, positive)."""
+    n_blocks = {b.dso_id: b.q_mw.shape[1] for b in data.bids}
+    m.F = pyo.Var(m.D, m.T, domain=pyo.NonNegativeReals, doc="relief at the interface, MW")
+    m.eq_interface = pyo.Constraint(
+        m.D,
+        m.T,
+        rule=lambda _m, d, t: (
+            pyo.quicksum(m.q[d, t, k] for k in range(n_blocks[d])) - m.F[d, t] == 0
+        ),
+    )
+
+
 def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     """Flow limits after the accepted load reductions (K2, K3) on the line-hours that can
     bind (K6), with the unresolved-overload slacks."""
     hours, dsos = list(m.T), list(m.D)
     n_blocks = [b.q_mw.shape[1] for b in data.bids]
-    relief = {
-        (i, t): pyo.quicksum(m.q[d, t, k] for k in range(n_blocks[i]))
-        for i, d in enumerate(dsos)
-        for t in hours
-    }
+    relief = {(i, t): m.F[d, t] for i, d in enumerate(dsos) for t in hours}
     f_max = np.array(
         [
             [sum(m.q[d, t, k].ub for k in range(n_blocks[i])) for i, d in enumerate(dsos)]
@@ -160,10 +188,47 @@ def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     )
 
 
+def build_tso_pricing(m: pyo.ConcreteModel, tol: float = 1e-7) -> MultiplierLP:
+    """The least-payment supporting multipliers of the solved S7 LP (K5a–K5c): minimize
+    ``Σ_{d,t} λ_{d,t} F_{d,t} Δt`` (weights ``F`` on the duals ``λ Δt`` of K1a) with the
+    unresolved-overload slacks held at their solved values and, in an hour with unresolved
+    overload (a slack above ``tol``), every accepted block counted as taken in full. A
+    builder: solve the returned :attr:`~flexopt.market.pricing.MultiplierLP.model` and read
+    it with :func:`~flexopt.market.pricing.read_supporting_duals`."""
+    weights = {m.eq_interface[d, t]: max(float(pyo.value(m.F[d, t])), 0.0) for d, t in m.F}
+    slacks = [*m.s_up.values(), *m.s_dn.values()]
+    short = {t for (l, t) in m.LT if pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) > tol}
+    taken = [m.q[d, t, k] for (d, t, k) in m.DTK if t in short]
+    return build_supporting_prices(m, weights, fixed=slacks, saturated=taken)
+
+
 def read_tso_market(
-    m: pyo.ConcreteModel, data: TSOMarketData, duals: dict[Any, float], objective: float
+    m: pyo.ConcreteModel,
+    data: TSOMarketData,
+    duals: Mapping[Any, float],
+    objective: float,
+    pricing: Pricing = "interface",
 ) -> TSOMarketResult:
-    """Accepted quantities, uniform DSO prices (K5), line shadow prices, unresolved overload."""
+    """Accepted quantities, uniform DSO prices (K5), line shadow prices, unresolved overload.
+
+    Parameters
+    ----------
+    m : ConcreteModel
+        The solved S7 LP (:func:`build_tso_market`).
+    data : TSOMarketData
+    duals : mapping
+        Constraint → ``∂objective/∂rhs``: with ``pricing="interface"`` the least-payment
+        supporting multipliers (:func:`build_tso_pricing`); with ``"last_block"`` the
+        solver's duals.
+    objective : float
+        The LP's optimum (K1), reported as ``cost_eur``.
+    pricing : {"interface", "last_block"}
+        ``"interface"``: ``λ_{d,t}`` = dual of (K1a) / Δt, NaN where nothing was accepted.
+        ``"last_block"``: the price of the DSO's highest-priced accepted block.
+        Line prices come from ``duals`` either way.
+    """
+    if pricing not in PRICING_RULES:
+        raise ValueError(f"pricing must be one of {PRICING_RULES}, not {pricing!r}")
     hours, dsos, lines = list(m.T), list(m.D), list(m.L)
     rows = []
     for d, t, k in m.DTK:
@@ -187,11 +252,15 @@ def read_tso_market(
     accepted = accepted.reindex(index=hours, columns=dsos, fill_value=0.0).where(
         lambda x: x > 1e-7, 0.0
     )
-    price = taken.pivot_table(
-        index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
-    )
-    price = price.reindex(index=hours, columns=dsos)
     dt = float(pyo.value(m.dt_h))
+    if pricing == "last_block":
+        price = taken.pivot_table(
+            index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
+        ).reindex(index=hours, columns=dsos)
+    else:
+        lam = [[duals.get(m.eq_interface[d, t], np.nan) / dt for d in dsos] for t in hours]
+        price = pd.DataFrame(lam, index=hours, columns=dsos, dtype=float)
+        price = price.where(accepted > 0.0)
     mu, slack = read_line_limits(m, hours, lines, duals, dt)
     return TSOMarketResult(
         accepted_mw=accepted,

@@ -46,7 +46,7 @@ def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> 
     """The DCP with WCA (single objective C6 under C7: Deb's rules, the constrained
     settings of ``models/wca.md``) or MOWCA + fuzzy compromise (budget as a penalty, then
     the compromise among the budget-feasible front members when there are any)."""
-    if problem.trivial:
+    if not problem.has_decisions:
         return Modification(unit_factors(problem.n))
     if not config.pareto:
         algo = WCA(

@@ -80,7 +80,10 @@ def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Cloc
     )
     with clock("loss_allocation", "S4 loss allocation and screening"):
         # each task carries its own DSO only: the rest of the instance is other DSOs' data
-        tasks = [PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation) for d in inst.dsos]
+        tasks = [
+            PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation, opt.participation)
+            for d in inst.dsos
+        ]
         contexts = ex.map(run_task, tasks)
     return MarketBase(
         instance=inst,

@@ -50,6 +50,8 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
     if isinstance(o, BilevelOutcome):
         out.update(_bilevel_tables(o))
     out["losses"] = _losses(o)
+    if o.dispatch:
+        out["welfare"] = welfare_table(o)
     accepted, price_dso, line_price = o.accepted_mw, o.price_eur_per_mwh, o.line_price_eur_per_mwh
     if accepted is not None and price_dso is not None and line_price is not None:
         if isinstance(o, BilevelOutcome) and o.tso is not None:
@@ -115,6 +117,36 @@ def _bilevel_tables(o: BilevelOutcome) -> dict[str, pd.DataFrame]:
         "offers": pd.concat(offer_rows, ignore_index=True) if offer_rows else pd.DataFrame(),
         "bids": pd.concat(bid_rows, ignore_index=True) if bid_rows else pd.DataFrame(),
     }
+
+
+def welfare_table(o: MarketOutcome) -> pd.DataFrame:
+    """Who gains what, per DSO (``models/local_market.md`` M13): the TSO's payment splits
+    into the DSO's balance, the prosumers' surplus and the social cost,
+    ``tso_payment = dso_balance + prosumer_surplus + social_cost`` with
+    ``social_cost = original cost + loss value`` and ``loss_value = π_loss ΔP^loss Δt`` the
+    value of the feeder-loss change (negative when losses fall)."""
+    settle = pd.concat([r.settlement for r in o.dispatch]).groupby("dso_id", sort=False).sum()
+    tab = pd.DataFrame(
+        {
+            "tso_payment_eur": settle["tso_payment_eur"],
+            "dso_balance_eur": settle["balance_eur"],
+            "prosumer_surplus_eur": settle["prosumer_payment_eur"] - settle["original_cost_eur"],
+            "original_cost_eur": settle["original_cost_eur"],
+            "loss_value_eur": -settle["loss_saving_eur"],
+        }
+    )
+    tab["social_cost_eur"] = tab["original_cost_eur"] + tab["loss_value_eur"]
+    tab.index.name = "dso_id"
+    return tab.reindex([c.dso.id for c in o.contexts]).fillna(0.0)
+
+
+_WELFARE = (
+    "tso_payment_eur",
+    "dso_balance_eur",
+    "prosumer_surplus_eur",
+    "loss_value_eur",
+    "social_cost_eur",
+)
 
 
 def _losses(o: MarketOutcome) -> pd.DataFrame:
@@ -190,6 +222,19 @@ def summary(o: MarketOutcome, opt: MarketOptions, timings: dict[str, float]) -> 
         "dso": per_dso,
         "clearing_time_s": {k: _r(v, 6) for k, v in timings.items()},
     }
+    # the relief the TSO got at the interfaces: accepted flexibility and lower feeder losses
+    relief = o.loss_relief_mw
+    out["relief_losses_mwh"] = _r(relief.to_numpy().sum() * dt, 9)
+    for c in o.contexts:
+        d = c.dso.id
+        out["dso"][d]["relief_losses_mwh"] = _r(relief[d].sum() * dt, 9) if d in relief else 0.0
+    welfare = welfare_table(o) if o.dispatch else None
+    out["welfare"] = {k: _r(welfare[k].sum(), 6) if welfare is not None else 0.0 for k in _WELFARE}
+    for c in o.contexts:
+        d = c.dso.id
+        out["dso"][d]["welfare"] = {
+            k: _r(welfare.loc[d, k], 6) if welfare is not None else 0.0 for k in _WELFARE
+        }
     # the common market's view of the congested hours, and the numbers crossing the boundary
     view, info = _add_bilevel(out, o) if isinstance(o, BilevelOutcome) else _add_centralized(out, o)
     out["information_exchanged_floats"] = info
@@ -208,7 +253,8 @@ def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedDat
     offers = {off.dso_id: off for off in o.offers}
     for c in o.contexts:
         d = out["dso"][c.dso.id]
-        d["participants"] = int(c.participants["participates"].sum())
+        d["participants"] = int(c.participants["offers"].sum())
+        d["screened"] = int(c.participants["screened"].sum())
         d["requested_mwh"] = (
             _r(o.requirement_mw[c.dso.id].sum() * dt) if c.dso.id in o.requirement_mw else 0.0
         )

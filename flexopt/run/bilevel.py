@@ -11,6 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from flexopt.dso.context import declared_capacity
+from flexopt.dso.settlement import loss_relief
 from flexopt.executors import Executor
 from flexopt.methods import get_method
 from flexopt.outcome import BilevelOutcome, MarketBase
@@ -63,7 +64,14 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                         f"DSO problem objective {o.score.objective:.4f}"
                     )
         with clock("tso_market", "S7 TSO flexibility market"):
-            tso = tso_market(inst, base.plf_model, base.plf_before, hours, [o.bid for o in offers])
+            tso = tso_market(
+                inst,
+                base.plf_model,
+                base.plf_before,
+                hours,
+                [o.bid for o in offers],
+                pricing=opt.tso_pricing,
+            )
     with clock("dispatch", "S8 local dispatch and settlement"):
         if tso is not None:
             dispatch = ex.map(
@@ -80,7 +88,8 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                 ],
             )
     with clock("verification", "S2 re-check with the accepted flexibility"):
-        accepted = None if tso is None else tso.accepted_mw
+        relief = loss_relief(dispatch, dso_ids, hours)
+        accepted = None if tso is None else tso.accepted_mw + relief
         plf_after, cong_after = recheck_market(
             inst, base.plf_model, hours, accepted, base.dso_bus, opt
         )
@@ -93,6 +102,7 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         offers=tuple(offers),
         tso=tso,
         dispatch=tuple(dispatch),
+        loss_relief_mw=relief,
         plf_after=plf_after,
         congestion_after=cong_after,
         common_view=common_view,

@@ -3,20 +3,26 @@ place of S3 and S5–S7 (``models/centralized.md`` Z1–Z11), then S8 and the S2
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pyomo.environ as pyo
 
 from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import energy_headroom_mwh
-from flexopt.dso.settlement import DSODispatch
+from flexopt.dso.settlement import DSODispatch, loss_relief
 from flexopt.executors import Executor
 from flexopt.market.centralized import (
     CentralizedData,
     CentralizedResult,
     DistributionArea,
     build_centralized,
+    build_centralized_pricing,
+    has_unresolved_overload,
     read_centralized,
 )
+from flexopt.market.pricing import read_supporting_duals
 from flexopt.outcome import CentralizedOutcome, MarketBase
 from flexopt.run.clock import Clock
 from flexopt.run.options import CentralizedConfig, MarketOptions
@@ -70,14 +76,29 @@ def _area(c: DSOContext, hours: pd.Index, dt_h: float) -> DistributionArea:
 
 def solve_centralized(data: CentralizedData, config: CentralizedConfig) -> CentralizedResult:
     """The common market (Z1–Z11): the QP, then — ``central_model="ac"`` — the AC NLP
-    started from the QP's dispatch."""
+    started from the QP's dispatch.
+
+    Prices (Z10): the solver's duals when every overload is resolved — there they support
+    the dispatch and, unless degenerate, are the only multipliers that do — otherwise the
+    least-payment supporting multipliers with the slacks held fixed (K5a–K5c), since the
+    solver's carry the penalty ``M``, also into the hours the energy rows (Z3) tie to the
+    short ones.
+    """
+
+    def prices(m: pyo.ConcreteModel, duals: dict[Any, float], name: str) -> dict[Any, float]:
+        if not has_unresolved_overload(m):
+            return duals
+        lp = build_centralized_pricing(m)
+        solve_or_raise(lp.model, f"centralized market ({name}) supporting prices", "highs")
+        return read_supporting_duals(lp)
+
     m = build_centralized(data)
     r = solve_or_raise(m, "centralized market (QP)", "highs")
-    res = read_centralized(m, data, r.duals)
+    res = read_centralized(m, data, prices(m, r.duals, "QP"))
     if config.central_model == "ac":
         mac = build_centralized(data, ac=True, start=res)
         rac = solve_or_raise(mac, "centralized market (AC)", "ripopt")
-        res = read_centralized(mac, data, rac.duals)
+        res = read_centralized(mac, data, prices(mac, rac.duals, "AC"))
     return res
 
 
@@ -108,7 +129,8 @@ def run_centralized(
             ]
             dispatch = ex.map(run_task, tasks)
     with clock("verification", "S2 re-check with the accepted flexibility"):
-        accepted = None if result is None else result.accepted_mw
+        relief = loss_relief(dispatch, base.dso_ids, hours)
+        accepted = None if result is None else result.accepted_mw + relief
         plf_after, cong_after = recheck_market(
             inst, base.plf_model, hours, accepted, base.dso_bus, opt
         )
@@ -119,6 +141,7 @@ def run_centralized(
         data=data,
         result=result,
         dispatch=tuple(dispatch),
+        loss_relief_mw=relief,
         plf_after=plf_after,
         congestion_after=cong_after,
     )

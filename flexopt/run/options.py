@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from flexopt.dso.context import PARTICIPATION, Participation
 from flexopt.dso.dcp import DCPOptions
 from flexopt.errors import OptionError
 from flexopt.grid import LOSS_ALLOCATION_METHODS
 from flexopt.grid.loss_allocation import LossAllocationMethod
+from flexopt.market.tso import Pricing
 from flexopt.methods import get_method, method_names, methods
 from flexopt.plf import PLF_METHODS
 from flexopt.plf.methods import PLFMethod
@@ -40,6 +42,9 @@ DCP_OPTIONS = {
     "dcp_budget": "budget",
 }
 _RUN = ("seed", "plf_method", "samples", "loss_allocation", "workers", "scheduler", "progress")
+#: The bilevel layer: options of every coefficient method, none of the centralized market.
+_BILEVEL = ("blocks", "participation", "tso_pricing")
+TSO_PRICING: tuple[Pricing, ...] = ("interface", "last_block")
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,14 @@ class MarketOptions:
     loss_allocation : {"branch_current", "marginal", "pro_rata"}
     blocks : int
         Blocks per DSO bid and hour (S6). Bilevel methods only.
+    participation : {"all", "screened"}
+        Who offers in a DSO's local market: every prosumer (the loss screening chooses whose
+        coefficients are modified), or only the screened ones (the literal reading, kept for
+        comparison). Bilevel methods only.
+    tso_pricing : {"interface", "last_block"}
+        What the TSO pays a DSO-hour (S7, ``models/tso_market.md`` K5): the marginal value of
+        relief at its interface (supporting prices), or the price of the DSO's own last
+        accepted block (the first wave's rule, kept for comparison). Bilevel methods only.
     dcp : DCPOptions
         The DSO coefficient problem every bilevel method's factors are scored on (and the
         optimizing methods solve): ``factor_bounds``, ``dcp_mode``, ``dcp_weight``,
@@ -131,6 +144,8 @@ class MarketOptions:
     samples: int = 10_000
     loss_allocation: LossAllocationMethod = "branch_current"
     blocks: int = 10
+    participation: Participation = "all"
+    tso_pricing: Pricing = "interface"
     dcp: DCPOptions = field(default_factory=DCPOptions)
     config: Any = None
     workers: int | None = None
@@ -152,6 +167,8 @@ class MarketOptions:
             ("seed", _is_int(self.seed) and self.seed >= 0, "a non-negative integer"),
             ("samples", _is_int(self.samples) and self.samples > 0, "a positive integer"),
             ("blocks", _is_int(self.blocks) and self.blocks > 0, "a positive integer"),
+            ("participation", self.participation in PARTICIPATION, f"one of {PARTICIPATION}"),
+            ("tso_pricing", self.tso_pricing in TSO_PRICING, f"one of {TSO_PRICING}"),
             (
                 "workers",
                 self.workers is None or (_is_int(self.workers) and self.workers > 0),
@@ -180,11 +197,8 @@ class MarketOptions:
                 f"got {type(self.config).__name__}"
             )
         if self.method == CENTRALIZED:
-            moved = [
-                n
-                for n, v in (("blocks", self.blocks != 10), ("dcp", self.dcp != DCPOptions()))
-                if v
-            ]
+            default = MarketOptions()
+            moved = [n for n in (*_BILEVEL, "dcp") if getattr(self, n) != getattr(default, n)]
             if moved:
                 raise OptionError(
                     f"option(s) {moved} do not apply to method 'centralized' "
@@ -218,7 +232,7 @@ class MarketOptions:
             )
         own = _config_class(method)
         own_names = {f.name for f in fields(own)} if own is not None else set()
-        common = {k: kwargs.pop(k) for k in list(kwargs) if k in (*_RUN, "blocks")}
+        common = {k: kwargs.pop(k) for k in list(kwargs) if k in (*_RUN, *_BILEVEL)}
         dcp = {DCP_OPTIONS[k]: kwargs.pop(k) for k in list(kwargs) if k in DCP_OPTIONS}
         config = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
         foreign = {k: _owners(k) for k in kwargs if _owners(k)}
@@ -232,16 +246,16 @@ class MarketOptions:
             known = sorted(
                 {
                     *_RUN,
-                    "blocks",
+                    *_BILEVEL,
                     *DCP_OPTIONS,
                     *(n for m in methods() for n in m.option_names),
                     *(f.name for f in fields(CentralizedConfig)),
                 }
             )
             raise TypeError(f"unknown market option(s) {sorted(kwargs)}; known: {known}")
-        if method == CENTRALIZED and (dcp or "blocks" in common):
+        if method == CENTRALIZED and (dcp or set(_BILEVEL) & set(common)):
             names = [
-                *(["blocks"] if "blocks" in common else []),
+                *(k for k in _BILEVEL if k in common),
                 *(k for k, v in DCP_OPTIONS.items() if v in dcp),
             ]
             raise OptionError(
@@ -265,7 +279,7 @@ class MarketOptions:
             "loss_allocation": self.loss_allocation,
         }
         if self.bilevel:
-            out["blocks"] = self.blocks
+            out.update({k: getattr(self, k) for k in _BILEVEL})
             out.update({k: getattr(self.dcp, v) for k, v in DCP_OPTIONS.items()})
             if self.method == "exact":  # its mode follows its solver
                 del out["dcp_mode"]

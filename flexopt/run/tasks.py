@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.context import DSOContext, prepare
+from flexopt.dso.context import DSOContext, Participation, prepare
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.dso.offer import DSOOffer, build_offer
 from flexopt.dso.settlement import DSODispatch, dispatch, settle
@@ -47,9 +47,10 @@ class PrepareTask:
     instance: Instance
     dso: DSOData
     loss_allocation: LossAllocationMethod
+    participation: Participation = "all"
 
     def __call__(self) -> DSOContext:
-        return prepare(self.instance, self.dso, self.loss_allocation)
+        return prepare(self.instance, self.dso, self.loss_allocation, self.participation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,11 +72,11 @@ class BidTask:
 
     def __call__(self) -> DSOOffer:
         problem = DCPProblem(
-            self.context, self.requirement_mw, self.loss_price_eur_per_mwh, self.dcp
+            self.context, self.requirement_mw, self.loss_price_eur_per_mwh, self.dcp, self.blocks
         )
         rng = np.random.default_rng(list(self.seed))
         modification = self.method.modify(problem, self.config, rng)
-        return build_offer(problem, self.method.name, modification, self.blocks)
+        return build_offer(problem, self.method.name, modification)
 
 
 @dataclass(frozen=True, eq=False)

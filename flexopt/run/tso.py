@@ -20,6 +20,7 @@ from flexopt.errors import FlexoptError
 from flexopt.grid import TransmissionModel, balancing_weights, transmission_from_data
 from flexopt.instance import Instance
 from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
+from flexopt.market.pricing import read_supporting_duals
 from flexopt.market.requirement import (
     RequirementData,
     build_requirement,
@@ -28,9 +29,11 @@ from flexopt.market.requirement import (
 )
 from flexopt.market.tso import (
     DSOBid,
+    Pricing,
     TSOMarketData,
     TSOMarketResult,
     build_tso_market,
+    build_tso_pricing,
     read_tso_market,
 )
 from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
@@ -212,9 +215,20 @@ def requirement(
 
 
 def tso_market(
-    inst: Instance, model: PLFModel, res: PLFResult, hours: pd.Index, bids: list[DSOBid]
+    inst: Instance,
+    model: PLFModel,
+    res: PLFResult,
+    hours: pd.Index,
+    bids: list[DSOBid],
+    pricing: Pricing = "interface",
 ) -> TSOMarketResult:
-    """S7 (K1–K6): the TSO buys relief from the DSOs' block bids — all it receives of them."""
+    """S7 (K1–K6): the TSO buys relief from the DSOs' block bids — all it receives of them.
+
+    ``pricing="interface"`` (K5): after the LP, the LP over its supporting multipliers with
+    the slacks held fixed, minimizing the TSO's payment; the interface and line prices are
+    read from its solution. ``pricing="last_block"``: each DSO is paid its highest accepted
+    block's price, line prices from the LP's own duals.
+    """
     mean, limit = line_limits(inst, model, res, hours)
     net = model.network
     sens = {
@@ -228,7 +242,12 @@ def tso_market(
     )
     m = build_tso_market(data)
     r = solve_or_raise(m, "TSO market (S7)")
-    return read_tso_market(m, data, r.duals, float(r.objective or 0.0))
+    duals = r.duals
+    if pricing == "interface":
+        lp = build_tso_pricing(m)
+        solve_or_raise(lp.model, "TSO market (S7) supporting prices")
+        duals = read_supporting_duals(lp)
+    return read_tso_market(m, data, duals, float(r.objective or 0.0), pricing)
 
 
 def recheck(

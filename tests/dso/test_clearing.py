@@ -103,7 +103,9 @@ def test_batched_population_by_hours():
         assert batch.price[p, t] == pytest.approx(one.price)
 
 
-def test_block_bid_integral_equals_aggregated_cost():
+def test_blocks_are_priced_at_the_marginal_cost_of_their_upper_end():
+    """(M8) π_k = λ(Q_k): non-decreasing, and at any quantity F inside block k the block's
+    price covers the local uniform price λ(F), so π_k F covers the uniform payment."""
     a, b, umax = (
         np.array([80.0, 0.0, 150.0, 30.0]),
         np.array([50.0, 55.0, 42.0, 70.0]),
@@ -112,11 +114,19 @@ def test_block_bid_integral_equals_aggregated_cost():
     bid = aggregate_blocks(a, b, umax, blocks=10)
     assert bid.q_mw.sum() == pytest.approx(umax.sum())
     assert np.all(np.diff(bid.price_eur_per_mwh) >= 0)
-    edges = np.concatenate([[0.0], np.cumsum(bid.q_mw)])
-    integral = np.concatenate([[0.0], np.cumsum(bid.q_mw * bid.price_eur_per_mwh)])
-    np.testing.assert_allclose(integral, aggregated_cost(a, b, umax, edges), atol=1e-12)
-    doubled = bid.scaled(3)
-    np.testing.assert_allclose(doubled.q_mw, 3 * bid.q_mw)
+    edges = np.cumsum(bid.q_mw)
+    np.testing.assert_allclose(bid.price_eur_per_mwh, clear(a, b, umax, edges).price)
+    # the last block: the marginal cost at full output, max_i (b_i + 2 a_i Ū_i)
+    assert bid.price_eur_per_mwh[-1] == pytest.approx(max(b + 2 * a * umax))
+    rng = np.random.default_rng(3)
+    f = rng.uniform(0, umax.sum(), 200)
+    k = np.searchsorted(edges, f - 1e-15)
+    assert (bid.price_eur_per_mwh[k] >= clear(a, b, umax, f).price - 1e-12).all()
+    # the bid's revenue at each boundary covers the aggregated cost (M7) there
+    revenue = np.cumsum(bid.q_mw * bid.price_eur_per_mwh)
+    assert (revenue >= aggregated_cost(a, b, umax, edges) - 1e-12).all()
+    tripled = bid.scaled(3)
+    np.testing.assert_allclose(tripled.q_mw, 3 * bid.q_mw)
 
 
 def test_flexibility_capacity_power_and_energy_limits():

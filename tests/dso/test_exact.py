@@ -1,4 +1,5 @@
-"""The single-level MILP of the mode-"b" DCP: brute force, KKT, big-M, MILP ≤ WCA."""
+"""The single-level models of the DCP: brute force, KKT, big-M, the closed-form check of the
+price (X8a), the budget at every block boundary (X12), MILP bound ≤ WCA."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import pytest
 
 from flexopt.dso.clearing import clear
 from flexopt.dso.dcp import DCPOptions, DCPProblem
-from flexopt.dso.exact import ApproxModel, build_dcp_exact, exact_bounds, read_dcp_exact
+from flexopt.dso.exact import (
+    ApproxModel,
+    build_dcp_exact,
+    check_clearing,
+    exact_bounds,
+    read_dcp_exact,
+)
+from flexopt.methods.exact import solve_dcp_exact
 from flexopt.optim import WCA, minimize
 from flexopt.run.api import run_market
 from flexopt.solve import SolveStatus, solve
@@ -18,15 +26,16 @@ from flexopt.solve import SolveStatus, solve
 
 @pytest.fixture(scope="module")
 def market(rts):
-    return run_market(rts, "none")
+    """Screened participation keeps the lower levels small (4–6 prosumers per DSO)."""
+    return run_market(rts, "none", participation="screened")
 
 
 def _problem(rts, market, k, n_members=None, hours=None, **opts) -> DCPProblem:
     ctx = market.outcome.contexts[k]
-    if n_members is not None:  # a tiny case: keep the first participants only
+    if n_members is not None:  # a tiny case: keep the first screened prosumers only
         part = ctx.participants.copy()
-        keep = part.index[part["participates"]][:n_members]
-        part["participates"] = part.index.isin(keep)
+        keep = part.index[part["screened"]][:n_members]
+        part["screened"] = part["offers"] = part.index.isin(keep)
         ctx = replace(ctx, participants=part)
     req = market.tables["requirement"]
     r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
@@ -75,35 +84,83 @@ def test_kkt_model_reproduces_the_closed_form_clearing(rts, market):
     cl = clear(prob.a, beta * prob.b, prob.u_max, prob.q)
     np.testing.assert_allclose(sol.u, cl.u_mw, atol=1e-6)
     np.testing.assert_allclose(sol.lam, cl.price, atol=1e-5)
+    assert check_clearing(prob, sol).agrees
 
 
-@pytest.mark.parametrize("k", [0, 1, 2])
-def test_no_big_m_bound_binds_and_milp_beats_wca_on_its_model(rts, market, k):
+def test_price_at_full_capacity_is_pinned_to_the_closed_form(rts, market):
+    """(X8a) With the design point at the capacity every u sits at Ū and the KKT conditions
+    leave λ free above the dearest top; the first wave's MILP used that to report a price of
+    98.0 where the market clears at 63.5. Pinned, the model's price is the closed form's."""
+    prob = _problem(rts, market, 1, budget=False)
+    full = DCPProblem(
+        prob.ctx,
+        pd.Series(prob.u_max.sum(axis=1) * prob.ctx.dso.n_feeders, index=prob.hours),
+        rts.market.loss_price_eur_per_mwh,
+        DCPOptions(mode="b", budget=False, weight=0.0),
+    )
+    assert np.allclose(full.q, full.u_max.sum(axis=1))
+    approx = ApproxModel(full, 8)
+    m = build_dcp_exact(approx)
+    beta = np.full(full.n, 0.8)
+    for i, v in enumerate(beta):
+        m.beta[i].fix(float(v))
+    m.obj.sense = -1  # maximize the price term: without the pin λ runs to its upper bound
+    res = solve(m, mip_gap=1e-9)
+    assert res.ok
+    sol = read_dcp_exact(m)
+    top = (2 * full.a * full.u_max + 0.8 * full.b).max(axis=1)
+    np.testing.assert_allclose(sol.lam, top, rtol=1e-7)
+    assert check_clearing(full, sol).agrees
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_no_big_m_bound_binds_and_the_bound_never_beats_wca_on_its_model(rts, market, k):
+    """The lazy boundaries keep the model a relaxation of the full one: its bound is a bound
+    for WCA on the same approximate model (a check that can fail), and where its point meets
+    every boundary it is the optimum."""
     prob = _problem(rts, market, k)
     approx = ApproxModel(prob, 16)
-    m, res = _milp(approx)
-    sol = read_dcp_exact(m)
+    out = solve_dcp_exact(approx, time_limit_s=6.0, mip_gap=1e-9)
+    sol = out.solution
     b = exact_bounds(prob)
-    assert (sol.mu_lo < b.mu_lo_max - 1e-6).all()
-    assert (sol.mu_hi < b.mu_hi_max - 1e-6).all()
-    assert ((sol.lam > b.lam_lo + 1e-6) & (sol.lam < b.lam_hi - 1e-6)).all()
-    # the MILP's own β, scored by the numpy approximate model, gives the MILP's value
-    assert approx.objective(sol.beta[None])[0] == pytest.approx(res.objective, abs=1e-7)
-    for seed in range(3):
-        w = minimize(approx, WCA(d_max=1e-5, raining="gaussian"), max_iter=200, seed=seed)
+    for mu, top in ((sol.mu_lo, b.mu_lo_max), (sol.mu_hi, b.mu_hi_max)):
+        assert ((mu < top - 1e-6) | (top == 0)).all()  # no big-M binds (zero: cannot be > 0)
+    assert out.price_gap < 1e-6  # the closed form reproduces the model's price
+    x = np.r_[sol.beta][None]
+    # the design level is exact on the approximate model: same objective
+    assert approx.objective(x)[0] == pytest.approx(out.objective, abs=1e-6)
+    assert out.status in ("optimal", "feasible", "budget_violated")
+    if out.status == "optimal":
+        assert (approx.boundary_balance(x) >= -1e-6 * max(1.0, approx.f_price0)).all()
+    for seed in range(2):
+        w = minimize(approx, WCA(d_max=1e-5, raining="gaussian"), max_iter=150, seed=seed)
         assert w.feasible
-        assert res.bound <= w.f[0] + 1e-9  # a check that can fail: the MILP is exact on its model
+        assert out.bound <= w.f[0] + 1e-9
+
+
+def test_the_full_model_holds_every_boundary(rts, market):
+    """build_dcp_exact without a boundary list is the full model: one lower level and budget
+    row per hour and block (what `flexopt export` writes)."""
+    prob = _problem(rts, market, 2, n_members=2, hours=1)
+    m = build_dcp_exact(ApproxModel(prob, 4))
+    assert len(m.edge) == len(prob.hours) * prob.blocks
+    assert all(len(m.edge[key].ineq_budget) == 1 for key in m.edge)
 
 
 def test_market_with_the_exact_method(rts):
-    res = run_market(rts, "exact", time_limit_s=30.0)
+    res = run_market(rts, "exact", time_limit_s=3.0, participation="screened")
     assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
     for s in res.summary["dso"].values():
+        assert s["balance_eur"] >= -1e-6
         dcp = s["dcp"]
-        if "exact_status" in dcp:
-            assert dcp["exact_status"] == "optimal"
-            assert dcp["exact_bound_approx"] <= dcp["exact_objective_approx"] + 1e-9
+        if "exact_status" not in dcp:
+            continue
+        assert dcp["exact_status"] in ("optimal", "feasible", "budget_violated")
+        assert dcp["exact_price_gap"] < 1e-5
+        assert dcp["exact_bound_approx"] <= dcp["exact_objective_approx"] + 1e-9
+        if dcp["exact_status"] == "optimal":
             assert dcp["exact_gap"] <= 1e-6
+            assert dcp["feasible"] or dcp["budget_eur"] > -1.0  # AC vs the approximate model
 
 
 def test_minlp_mode_ab_equals_brute_force_grid(rts, market):
@@ -135,15 +192,16 @@ def prob_requirement(market, prob):
 
 @pytest.mark.parametrize("k", [0, 1])
 def test_minlp_is_at_least_as_good_as_the_milp(rts, market, k):
-    """Mode "b" is mode "ab" with α ≡ 1: the MINLP optimum cannot be worse."""
-    b = ApproxModel(_problem(rts, market, k), 16)
+    """Mode "b" is mode "ab" with α ≡ 1: the MINLP optimum cannot be worse (without the
+    budget, which the MILP relaxes and the MINLP does not)."""
+    b = ApproxModel(_problem(rts, market, k, budget=False), 16)
     ctx = b.problem.ctx
     ab = ApproxModel(
         DCPProblem(
             ctx,
             prob_requirement(market, b.problem),
             rts.market.loss_price_eur_per_mwh,
-            DCPOptions(mode="ab"),
+            DCPOptions(mode="ab", budget=False),
         ),
         16,
     )
@@ -155,10 +213,13 @@ def test_minlp_is_at_least_as_good_as_the_milp(rts, market, k):
 
 
 def test_market_with_the_exact_minlp_through_scip(rts):
-    res = run_market(rts, "exact", solver="scip", time_limit_s=60.0)
+    res = run_market(rts, "exact", solver="scip", time_limit_s=2.0, participation="screened")
     assert res.summary["overload_mw_after"] == pytest.approx(0.0, abs=1e-6)
     models = {s["dcp"].get("exact_model") for s in res.summary["dso"].values()}
     assert models == {"MINLP (mode ab)"}
+    for s in res.summary["dso"].values():
+        assert s["balance_eur"] >= -1e-6
+        assert s["dcp"]["exact_price_gap"] < 1e-4  # SCIP's own feasibility tolerance
     with pytest.raises(ValueError, match="solver"):
         run_market(rts, "exact", solver="cplex")
 
@@ -170,17 +231,19 @@ def test_ac_nlp_local_solution_is_consistent_with_the_ac_evaluator(rts, market, 
     Scholtes relaxation."""
     from flexopt.methods.exact import solve_dcp_nlp
 
-    ctx = market.outcome.contexts[k]
-    req = market.tables["requirement"]
-    r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
-    prob = DCPProblem(ctx, r, rts.market.loss_price_eur_per_mwh, DCPOptions(mode="ab"))
+    prob = market.outcome.dcp(market.outcome.dso_ids[k], DCPOptions(mode="ab"))
     nlp = solve_dcp_nlp(prob)
     assert nlp.ok, nlp.steps
     assert nlp.eps <= 1e-5
-    v = prob.values(np.r_[nlp.alpha, nlp.beta][None, :])
+    assert nlp.status == "local"  # the closed-form clearing reproduces its price
+    x = prob.vector(nlp.alpha, nlp.beta)[None, :]
+    v = prob.values(x)
     assert v.objective[0] == pytest.approx(nlp.objective, abs=1e-5)
     assert nlp.objective < 1.0  # better than x⁰ (objective 1)
-    assert v.budget_eur[0] > -0.05  # ε-relaxed complementarity: a few cents at most
+    # the NLP holds the budget at the design point (settlement rules, AC losses)
+    alpha, beta = prob.factors(x)
+    at = prob.deliver(alpha, beta, prob.q[None, :, None])
+    assert (at.balance_eur_per_h(at.price_eur_per_mwh) > -0.01).all()  # ε-relaxed complementarity
 
 
 def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, market):
@@ -189,7 +252,7 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
     from flexopt.errors import FlexoptError
 
     prob = _problem(rts, market, 1)
-    model = build_dcp_exact(ApproxModel(prob, 16))
+    model = build_dcp_exact(ApproxModel(prob, 16), boundaries=[(0, 3), (1, 3)])
     res = solve(model, time_limit=0.05, mip_gap=1e-9)
     assert res.status in (SolveStatus.FEASIBLE, SolveStatus.NO_SOLUTION, SolveStatus.OPTIMAL)
     if res.status is SolveStatus.FEASIBLE:  # the gap may have closed just as time ran out
@@ -199,7 +262,7 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
         assert res.objective is None
     out, message = None, ""
     try:
-        out = run_market(rts, "exact", time_limit_s=0.05, mip_gap=1e-9)
+        out = run_market(rts, "exact", time_limit_s=0.05, mip_gap=1e-9, participation="screened")
     except FlexoptError as err:
         message = str(err)
     if out is None:
@@ -207,6 +270,6 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
         return
     for s in out.summary["dso"].values():
         d = s["dcp"]
-        if d.get("exact_status") == "feasible":
+        if d.get("exact_solver_status") == "feasible":
             assert d["exact_gap"] >= 0
             assert d["exact_bound_approx"] <= d["exact_objective_approx"]

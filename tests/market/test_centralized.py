@@ -12,16 +12,23 @@ import pytest
 
 import flexopt as fx
 from flexopt.dso.flexibility import energy_headroom_mwh
+from flexopt.generate import generate
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.market.centralized import (
     CentralizedData,
     DistributionArea,
     build_centralized,
+    build_centralized_pricing,
     dispatch_cost,
+    has_unresolved_overload,
     read_centralized,
 )
 from flexopt.market.lines import binding_candidates
+from flexopt.market.pricing import read_supporting_duals
+from flexopt.run.centralized import solve_centralized
+from flexopt.run.options import CentralizedConfig
 from flexopt.solve import solve
+from tests.market.test_pricing import short_hour_leak
 
 
 def _tiny(loss_price: float, n_feeders: int = 10) -> CentralizedData:
@@ -55,10 +62,17 @@ def _tiny(loss_price: float, n_feeders: int = 10) -> CentralizedData:
 
 
 def _solve(data: CentralizedData, ac: bool = False, solver: str = "highs"):
+    """Solve and price as ``run/centralized.py::solve_centralized`` does: the solver's duals,
+    or the least-payment supporting multipliers where overload is left unresolved (Z10)."""
     m = build_centralized(data, ac=ac)
     r = solve(m, solver)
     assert r.ok, r.message
-    return read_centralized(m, data, r.duals), r
+    duals = r.duals
+    if has_unresolved_overload(m):
+        lp = build_centralized_pricing(m)
+        assert solve(lp.model).ok
+        duals = read_supporting_duals(lp)
+    return read_centralized(m, data, duals), r
 
 
 def test_without_loss_value_the_cheapest_offers_share_equally():
@@ -89,10 +103,33 @@ def test_loss_value_moves_dispatch_to_the_feeder_end():
 def test_insufficient_flexibility_is_reported_as_unresolved_overload():
     data = _tiny(0.0)
     area = replace(data.areas[0], u_max_mw=np.array([[0.5, 0.3]]))  # 8 MW of 20 MW
-    res, _ = _solve(replace(data, areas=(area,)))
+    res, r = _solve(replace(data, areas=(area,)))
     assert res.unresolved_mw.loc[14, "L"] == pytest.approx(110 - 100 - 0.5 * 8, abs=1e-6)
-    # the dual carries the 10⁵ €/MWh penalty; the marginal offer, 2 · 0.5 + 10, sets the price
-    assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(11.0, abs=1e-6)
+    # the solver's dual carries the 10⁵ €/MWh penalty; both prosumers are taken in full, so
+    # the least supporting price is the dearer marginal offer, 2 · 0.5 + 10 = 11 €/MWh
+    assert max(r.duals.values()) > 1e4
+    assert res.price_eur_per_mwh.loc[14, "D"] == pytest.approx(11.0, abs=1e-4)
+    assert res.line_price_eur_per_mwh.loc[14, "L"] == pytest.approx(22.0, abs=1e-3)
+
+
+def test_short_hour_penalty_does_not_leak_through_the_energy_rows():
+    """``short_hour_leak`` (tests/market/test_pricing.py): hour 1 is short, hour 2 is not
+    but shares A's energy row with it. The solver's duals price hour 1 at 0.5 M and carry
+    it into hour 2 through A's energy dual (λ_A2 = 11 + (0.5 M − 11) = 0.5 M), which a cap
+    in the short hour alone would miss; the market pays the least supporting prices:
+    hour 1 12 €/MWh (B's marginal cost, both DSOs at −0.5), hour 2 A's own 11 €/MWh."""
+    data = short_hour_leak()
+    m = build_centralized(data)
+    r = solve(m)
+    assert read_centralized(m, data, r.duals).price_eur_per_mwh.loc[2, "A"] == pytest.approx(
+        5e4, rel=1e-6
+    )
+    res = solve_centralized(data, CentralizedConfig())
+    np.testing.assert_allclose(res.u_mw["A"], [[0.5], [0.5]], atol=1e-6)
+    np.testing.assert_allclose(res.u_mw["B"], [[1.0], [0.0]], atol=1e-6)
+    assert res.price_eur_per_mwh.loc[1].tolist() == pytest.approx([12.0, 12.0], abs=1e-4)
+    assert res.price_eur_per_mwh.loc[2, "A"] == pytest.approx(11.0, abs=1e-4)
+    assert np.isnan(res.price_eur_per_mwh.loc[2, "B"])
 
 
 def test_voltage_band_limits_the_withdrawals():
@@ -251,3 +288,66 @@ def test_scip_certifies_the_local_ac_optimum(runs):
     glob = solve(m, "scip_direct", time_limit=120)
     assert glob.status.value == "optimal", glob.message
     assert local.objective == pytest.approx(glob.objective, rel=1e-5)
+
+
+# ------------------------------------------------- a generated instance with a shortage
+def _marginal_cost(data: CentralizedData, u_mw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``[T, n]`` per DSO: offer ``2 a u + b`` plus the loss value ``π_loss ∂P^loss/∂u`` of each
+    prosumer at the dispatch, the LinDistFlow losses (Z9) differentiated by central
+    differences (exact for a quadratic)."""
+    out, h = {}, 1e-4
+    for a in data.areas:
+        ldf, u = LinDistFlow(a.feeder), u_mw[a.dso_id]
+        ml = np.zeros_like(u)
+        for i in range(u.shape[1]):
+            step = np.zeros_like(u)
+            step[:, i] = h
+            up = ldf.loss_of_loads_mw(a.p_mw - (u + step) @ a.incidence, a.q_mvar)
+            dn = ldf.loss_of_loads_mw(a.p_mw - (u - step) @ a.incidence, a.q_mvar)
+            ml[:, i] = (up - dn) / (2 * h)
+        out[a.dso_id] = 2 * a.a * u + a.b + data.loss_price_eur_per_mwh * ml
+    return out
+
+
+@pytest.fixture(scope="module")
+def case30_short(tmp_path_factory):
+    """``flexopt generate --transmission case30 --dsos 4 --feeder case33bw --prosumers 8
+    --seed 0``: line_2 is left 0.155 MW over its limit in hours 13–14, and the batteries'
+    energy rows (Z3) tie hour 15 to them."""
+    inst = fx.load_instance(generate("case30", 4, "case33bw", 8, 0, tmp_path_factory.mktemp("c30")))
+    return fx.run_market(inst, "centralized", seed=0)
+
+
+def test_shortage_is_priced_by_the_dearest_offer_per_mw_of_relief(case30_short):
+    """Only line_2 is priced. Hour 15 (resolved): every dispatched prosumer is limited by its
+    energy row, so the least supporting line price is the dearest marginal cost, loss value
+    included, per MW of relief, μ = max_{d,i} (2 a u + b + π_loss ∂P^loss/∂u)_i / |H_d|, and
+    DSO d is paid |H_d| μ. Hours 13–14 (short, everything taken in full): the same with each
+    prosumer's energy rent r_i = λ_{d,15} − c_{i,15} ≥ 0 added, what its energy earns in
+    hour 15. The penalty sets nothing: the TSO pays ~1 100 € instead of ~54 000 €."""
+    out = case30_short.outcome
+    data, res = out.data, out.result
+    short = res.unresolved_mw.sum(axis=1) > 0
+    assert short.tolist() == [True, True, False]
+    priced = res.line_price_eur_per_mwh.loc[:, res.line_price_eur_per_mwh.max() > 0]
+    assert list(priced.columns) == ["line_2"]
+    j = list(data.mean_flow_mw.columns).index("line_2")
+    cost = _marginal_cost(data, res.u_mw)
+    dsos = list(res.price_eur_per_mwh.columns)
+    lam = res.price_eur_per_mwh.to_numpy()
+    rent = {d: lam[2, k] - cost[d][2] for k, d in enumerate(dsos)}
+    assert all((rent[d] >= -1e-5 * np.nanmax(lam)).all() for d in dsos)  # 1e-6 rows (K5a)
+    for t in range(3):
+        relief = -data.sensitivity[t, j, :]
+        extra = {d: rent[d] if short.iloc[t] else 0.0 for d in dsos}
+        mu = max(
+            ((cost[d][t] + extra[d])[res.u_mw[d][t] > 1e-7]).max() / relief[k]
+            for k, d in enumerate(dsos)
+        )
+        assert priced.iloc[t, 0] == pytest.approx(mu, rel=1e-5)
+        np.testing.assert_allclose(lam[t], relief * mu, rtol=1e-5)
+    offers = max(float((a.a * 2 * a.u_max_mw.max() + a.b).max()) for a in data.areas)
+    assert np.nanmax(lam) < 1.5 * offers  # nothing near the 10⁵ €/MWh penalty
+    s = case30_short.summary
+    assert s["tso_cost_eur"] == pytest.approx(np.nansum(lam * res.accepted_mw.to_numpy()), rel=1e-6)
+    assert s["tso_cost_eur"] < 1200.0

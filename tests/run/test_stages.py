@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from flexopt.dso.context import declared_capacity
+from flexopt.dso.settlement import loss_relief
 from flexopt.errors import FlexoptError
 from flexopt.methods import get_method
 from flexopt.outcome import BilevelOutcome, CentralizedOutcome
@@ -43,12 +44,17 @@ def test_stages_by_hand_equal_run_market(rts, mlf):
         )
         for c, o in zip(ctxs, offers, strict=True)
     ]
-    _, after = tso.recheck(rts, model, hours, market.accepted_mw, dso_bus)
+    # the re-check sees the interface relief: accepted flexibility plus lower feeder losses
+    relief = loss_relief(dispatch, list(dso_bus), hours)
+    assert (relief.to_numpy() >= 0).all()
+    assert relief.to_numpy().sum() > 1.0
+    _, after = tso.recheck(rts, model, hours, market.accepted_mw + relief, dso_bus)
 
     out = mlf.outcome
     assert isinstance(out, BilevelOutcome)
     assert out.tso is not None
     pd.testing.assert_frame_equal(req, out.requirement_mw)
+    pd.testing.assert_frame_equal(relief, out.loss_relief_mw)
     pd.testing.assert_frame_equal(market.accepted_mw, out.tso.accepted_mw)
     for mine, theirs in zip(dispatch, out.dispatch, strict=True):
         pd.testing.assert_frame_equal(mine.settlement, theirs.settlement)

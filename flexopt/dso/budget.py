@@ -1,0 +1,210 @@
+"""What a DSO pays and saves when it delivers a quantity, under the settlement rules of S8
+(``models/local_market.md`` M12, ``models/dcp.md`` C7).
+
+Delivering ``Q`` (per feeder copy and hour) with modified offers ``a'``, ``b'``: the local
+market clears (M4–M6) at ``λ'(Q)`` with dispatch ``u(Q)``; every dispatched prosumer is paid
+``max(λ'(Q) u_i, C_i(u_i))`` — the local uniform price, but never below its *original* cost
+``C_i(u) = a_i u² + b_i u`` (make-whole); the DSO keeps the value of the feeder losses it
+avoids against the day-ahead point, ``π_loss (P^loss_DA − P^loss(u))`` (AC power flow, F4).
+Its net cost of delivery is
+
+    D(Q) = Σ_i max(λ'(Q) u_i, C_i(u_i)) − π_loss (P^loss_DA − P^loss(u(Q)))          (C7a)
+
+and its balance when the TSO pays ``p`` per MWh is ``p Q − D(Q)`` (per hour, Δt = 1).
+
+Between consecutive breakpoints of the clearing (a prosumer entering at ``λ' = b'_i`` or
+reaching its capacity at ``λ' = b'_i + 2 a'_i Ū_i``) the dispatch and the price are affine in
+``Q``, every payment term is convex in ``Q`` and so are the losses (exactly under LinDistFlow,
+to within the curvature of the AC losses otherwise): ``D`` is convex on each such segment and
+``p Q − D(Q)`` reaches its minimum over a segment at an end. Checking the balance at the
+block boundaries and at the breakpoints therefore checks it at every quantity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from flexopt.dso.clearing import clear
+from flexopt.grid import Feeder
+
+__all__ = ["Delivery", "block_edges", "break_even_prices", "breakpoint_quantities", "deliver"]
+
+
+def block_edges(u_max_mw: np.ndarray, blocks: int) -> np.ndarray:
+    """Upper ends ``Q_k = k Σ_i Ū_i / K``, ``k = 1..K``, of the bid's blocks ``[..., K]``
+    (M8), from capacities ``[..., n]``."""
+    total = np.asarray(u_max_mw, dtype=float).sum(-1)
+    edges: np.ndarray = total[..., None] * (np.arange(1, blocks + 1) / blocks)
+    return edges
+
+
+def breakpoint_quantities(a: np.ndarray, b: np.ndarray, u_max_mw: np.ndarray) -> np.ndarray:
+    """``S(λ)`` at every breakpoint ``b_i`` and ``b_i + 2 a_i Ū_i`` of the clearing (M6): the
+    quantities where a prosumer enters or saturates ``[..., 4n]`` (unsorted; just below and at
+    each breakpoint, which differ where a linear offer, ``a_i = 0``, switches on at once)."""
+    a, b, umax = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, b, u_max_mw)))
+    lam = np.concatenate([b, b + 2.0 * a * umax], axis=-1)[..., :, None]  # [..., 2n, 1]
+    a_, b_, u_ = a[..., None, :], b[..., None, :], umax[..., None, :]
+    safe = np.where(a_ > 0, 2.0 * a_, 1.0)
+    sloped = np.where(a_ > 0, np.clip((lam - b_) / safe, 0.0, u_), 0.0)
+    below = np.where((a_ == 0) & (lam > b_), u_, sloped).sum(-1)
+    at = np.where((a_ == 0) & (lam >= b_), u_, sloped).sum(-1)
+    q: np.ndarray = np.concatenate([below, at], axis=-1)
+    return q
+
+
+@dataclass(frozen=True, eq=False)
+class Delivery:
+    """The local market at given quantities, per feeder copy; batch shape ``[...]``.
+
+    Attributes
+    ----------
+    quantity_mw : ndarray
+        ``Q`` ``[...]`` (served: at most the capacity).
+    price_eur_per_mwh : ndarray
+        ``λ'(Q)`` ``[...]``, the local uniform price of the modified offers.
+    u_mw : ndarray
+        ``[..., n]`` dispatch.
+    payment_eur_per_h : ndarray
+        ``Σ_i max(λ' u_i, C_i(u_i))`` ``[...]``.
+    original_cost_eur_per_h : ndarray
+        ``Σ_i C_i(u_i)`` ``[...]``.
+    loss_saving_mw : ndarray
+        ``P^loss_DA − P^loss(u)`` ``[...]``.
+    net_cost_eur_per_h : ndarray
+        ``D(Q)`` of (C7a) ``[...]``.
+    """
+
+    quantity_mw: np.ndarray
+    price_eur_per_mwh: np.ndarray
+    u_mw: np.ndarray
+    payment_eur_per_h: np.ndarray
+    original_cost_eur_per_h: np.ndarray
+    loss_saving_mw: np.ndarray
+    net_cost_eur_per_h: np.ndarray
+
+    def balance_eur_per_h(self, price_eur_per_mwh: np.ndarray) -> np.ndarray:
+        """The DSO's balance ``p Q − D(Q)`` when the TSO pays ``p`` ``[...]`` (€/h per copy)."""
+        bal: np.ndarray = price_eur_per_mwh * self.quantity_mw - self.net_cost_eur_per_h
+        return bal
+
+
+def deliver(
+    a_mod: np.ndarray,
+    b_mod: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    u_max_mw: np.ndarray,
+    q_mw: np.ndarray,
+    *,
+    feeder: Feeder,
+    p_mw: np.ndarray,
+    q_mvar: np.ndarray,
+    incidence: np.ndarray,
+    loss_da_mw: np.ndarray,
+    loss_price_eur_per_mwh: float,
+) -> Delivery:
+    """Clear, settle and run the AC power flow for quantities ``q_mw`` (C7a).
+
+    Parameters
+    ----------
+    a_mod, b_mod : ndarray
+        Modified offers ``[..., n]`` (the batch broadcasts against ``q_mw``'s batch).
+    a, b : ndarray
+        Original offers ``[n]``.
+    u_max_mw : ndarray
+        Capacity ``[..., n]``.
+    q_mw : ndarray
+        Quantities ``[...]`` per copy.
+    feeder : Feeder
+    p_mw, q_mvar : ndarray
+        Day-ahead net load ``[..., n_bus]`` matching the batch (hours).
+    incidence : ndarray
+        ``[n, n_bus]``, each prosumer at its bus.
+    loss_da_mw : ndarray
+        Feeder loss at the day-ahead point, broadcasting against the batch.
+    loss_price_eur_per_mwh : float
+    """
+    cl = clear(a_mod, b_mod, u_max_mw, q_mw)
+    u = cl.u_mw
+    own = cl.price[..., None] * u
+    cost_i = a * u * u + b * u
+    pay = np.where(u > 1e-12, np.maximum(own, cost_i), 0.0).sum(-1)
+    p = p_mw - u @ incidence
+    loss = feeder.power_flow(p, np.broadcast_to(q_mvar, p.shape)).loss_mw
+    saving = loss_da_mw - loss
+    return Delivery(
+        quantity_mw=cl.served_mw,
+        price_eur_per_mwh=cl.price,
+        u_mw=u,
+        payment_eur_per_h=pay,
+        original_cost_eur_per_h=cost_i.sum(-1),
+        loss_saving_mw=saving,
+        net_cost_eur_per_h=pay - loss_price_eur_per_mwh * saving,
+    )
+
+
+def break_even_prices(
+    a_mod: np.ndarray,
+    b_mod: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    u_max_mw: np.ndarray,
+    blocks: int,
+    *,
+    feeder: Feeder,
+    p_mw: np.ndarray,
+    q_mvar: np.ndarray,
+    incidence: np.ndarray,
+    loss_da_mw: np.ndarray,
+    loss_price_eur_per_mwh: float,
+) -> np.ndarray:
+    """The lowest price of each block at which the DSO breaks even on every quantity in it
+    (C7b) ``[T, K]``.
+
+    ``max_F D(F) / F`` over the block boundaries and clearing breakpoints ``F`` in
+    ``(Q_{k−1}, Q_k]`` (C7a): by the convexity of ``D`` between breakpoints, a block priced at
+    least this high leaves the DSO a non-negative balance at every accepted quantity in it,
+    whatever the factors. Zero where a block is empty.
+
+    Parameters
+    ----------
+    a_mod, b_mod : ndarray
+        Modified offers ``[n]``.
+    a, b : ndarray
+        Original offers ``[n]``.
+    u_max_mw : ndarray
+        ``[T, n]`` capacity per copy in the bid's hours.
+    blocks : int
+    feeder, p_mw, q_mvar, incidence, loss_da_mw, loss_price_eur_per_mwh
+        As :func:`deliver`, with ``p_mw``, ``q_mvar`` ``[T, n_bus]`` and ``loss_da_mw`` ``[T]``.
+    """
+    edges = block_edges(u_max_mw, blocks)  # [T, K]
+    kinks = breakpoint_quantities(a_mod, b_mod, u_max_mw)  # [T, 4n]
+    points = np.concatenate([edges, kinks], axis=-1)  # [T, J]
+    at = deliver(
+        a_mod,
+        b_mod,
+        a,
+        b,
+        u_max_mw[:, None, :],
+        points,
+        feeder=feeder,
+        p_mw=p_mw[:, None, :],
+        q_mvar=q_mvar[:, None, :],
+        incidence=incidence,
+        loss_da_mw=loss_da_mw[:, None],
+        loss_price_eur_per_mwh=loss_price_eur_per_mwh,
+    )
+    f = at.quantity_mw
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_mw = np.where(f > 1e-12, at.net_cost_eur_per_h / np.where(f > 1e-12, f, 1.0), -np.inf)
+    lower = np.concatenate([np.zeros_like(edges[:, :1]), edges[:, :-1]], axis=-1)  # [T, K]
+    tol = 1e-12 * np.maximum(1.0, edges[:, -1:])
+    inside = (f[:, None, :] > lower[:, :, None] + tol[:, :, None]) & (
+        f[:, None, :] <= edges[:, :, None] + tol[:, :, None]
+    )  # [T, K, J]
+    floor: np.ndarray = np.where(inside, per_mw[:, None, :], -np.inf).max(-1)
+    return np.where(np.isfinite(floor), floor, 0.0)
