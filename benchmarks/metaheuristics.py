@@ -20,7 +20,7 @@ import pandas as pd
 from benchmarks._common import machine, write_csv
 from flexopt import load_instance, optim
 from flexopt.dso.dcp import DCPOptions
-from flexopt.dso.modification import mlf_factors
+from flexopt.methods import get_method
 from flexopt.outcome import BilevelOutcome
 from flexopt.run.api import run_market
 
@@ -47,13 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seeds, evals = (3, 1000) if args.quick else (args.seeds, args.evals)
     rows = []
-    for dso, (p, ctx) in problems().items():
-        x0 = p.x0
-        hours = p.hours
-        mlf = (ctx.mlf.loc[hours].to_numpy() * (p.q / p.q.sum())[:, None]).sum(0)
-        f = mlf_factors(p.b, mlf, p.loss_price, p.options.bounds)
-        for name, x in (("none (x⁰)", x0), ("mlf", p.vector(f.alpha, f.beta))):
-            ev = p.evaluate(x[None, :])
+    for dso, (p, _) in problems().items():
+        rng = np.random.default_rng(0)
+        for name, method in (("none (x⁰)", "none"), ("mlf", "mlf")):
+            f = get_method(method).modify(p, None, rng).factors
+            ev = p.evaluate(p.vector(f.alpha, f.beta)[None, :])
             rows.append(
                 {
                     "dso": dso,

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         help="who offers in the DSO's market (default all; the screened ones are the decisions)",
     )
     e.add_argument(
+        "--blocks", type=_positive_int, default=10, help="blocks of the DSO's bid per hour"
+    )
+    e.add_argument(
         "--segments",
         type=_positive_int,
         default=16,
@@ -238,7 +241,7 @@ def _export(args: argparse.Namespace) -> int:
             f"{inst.path / 'instance.toml'}: no DSO {args.dso!r} (DSOs: {', '.join(ids)})"
         )
     # S1–S4 and the requirement S3: the design point of the DSO
-    res = run_market(inst, "none", participation=args.participation)
+    res = run_market(inst, "none", participation=args.participation, blocks=args.blocks)
     outcome = res.outcome
     assert isinstance(outcome, BilevelOutcome)  # "none" is a bilevel method
     problem = outcome.dcp(args.dso, DCPOptions(mode=args.mode, budget=args.budget))

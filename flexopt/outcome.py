@@ -127,6 +127,8 @@ class BilevelOutcome(MarketBase):
     ----------
     method : str
         The DSOs' coefficient method.
+    blocks : int
+        Blocks per bid and hour (S6).
     capacity_mw, requirement_mw : DataFrame
         Congested hours × DSOs: declared capacity ``R̄`` (M10) and requirement ``R`` (S3).
     unresolved_requirement_mw : DataFrame
@@ -149,6 +151,7 @@ class BilevelOutcome(MarketBase):
     """
 
     method: str
+    blocks: int
     capacity_mw: pd.DataFrame
     requirement_mw: pd.DataFrame
     unresolved_requirement_mw: pd.DataFrame
@@ -174,6 +177,7 @@ class BilevelOutcome(MarketBase):
             self.requirement_mw[dso_id],
             self.instance.market.loss_price_eur_per_mwh,
             options,
+            self.blocks,
         )
 
 

@@ -17,7 +17,8 @@ reaching its capacity at ``λ' = b'_i + 2 a'_i Ū_i``) the dispatch and the pric
 ``Q``, every payment term is convex in ``Q`` and so are the losses (exactly under LinDistFlow,
 to within the curvature of the AC losses otherwise): ``D`` is convex on each such segment and
 ``p Q − D(Q)`` reaches its minimum over a segment at an end. Checking the balance at the
-block boundaries and at the breakpoints therefore checks it at every quantity.
+block boundaries and at the breakpoints — and just above them, where the supply curve is
+flat and the price jumps on the same dispatch — therefore checks it at every quantity.
 """
 
 from __future__ import annotations
@@ -165,9 +166,11 @@ def break_even_prices(
     (C7b) ``[T, K]``.
 
     ``max_F D(F) / F`` over the block boundaries and clearing breakpoints ``F`` in
-    ``(Q_{k−1}, Q_k]`` (C7a): by the convexity of ``D`` between breakpoints, a block priced at
-    least this high leaves the DSO a non-negative balance at every accepted quantity in it,
-    whatever the factors. Zero where a block is empty.
+    ``(Q_{k−1}, Q_k]``, and over their right-hand limits ``D(F⁺) / F`` for ``F`` in
+    ``[Q_{k−1}, Q_k)`` — where the supply curve is flat at ``F`` the price jumps just above it,
+    on the same dispatch (C7a–C7b). By the convexity of ``D`` between breakpoints, a block
+    priced at least this high leaves the DSO a non-negative balance at every accepted
+    quantity in it, whatever the factors. Zero where a block is empty.
 
     Parameters
     ----------
@@ -184,12 +187,13 @@ def break_even_prices(
     edges = block_edges(u_max_mw, blocks)  # [T, K]
     kinks = breakpoint_quantities(a_mod, b_mod, u_max_mw)  # [T, 4n]
     points = np.concatenate([edges, kinks], axis=-1)  # [T, J]
+    umax = u_max_mw[:, None, :]
     at = deliver(
         a_mod,
         b_mod,
         a,
         b,
-        u_max_mw[:, None, :],
+        umax,
         points,
         feeder=feeder,
         p_mw=p_mw[:, None, :],
@@ -198,13 +202,26 @@ def break_even_prices(
         loss_da_mw=loss_da_mw[:, None],
         loss_price_eur_per_mwh=loss_price_eur_per_mwh,
     )
-    f = at.quantity_mw
+    f = at.quantity_mw  # [T, J]
+    # where the supply curve is flat at F (every dispatched prosumer full, the next one not
+    # started) the price jumps just above F: the same dispatch paid the higher price is the
+    # segment's right-hand end, D(F⁺)
+    eps = 1e-9 * np.maximum(edges[:, -1:], 1e-12)
+    above = clear(a_mod, b_mod, umax, f + eps).price  # [T, J]
+    u = at.u_mw
+    pay_above = np.where(u > 1e-12, np.maximum(above[..., None] * u, a * u * u + b * u), 0.0)
+    net_above = pay_above.sum(-1) - loss_price_eur_per_mwh * at.loss_saving_mw
     with np.errstate(divide="ignore", invalid="ignore"):
-        per_mw = np.where(f > 1e-12, at.net_cost_eur_per_h / np.where(f > 1e-12, f, 1.0), -np.inf)
+        pos = f > 1e-12
+        per_mw = np.where(pos, at.net_cost_eur_per_h / np.where(pos, f, 1.0), -np.inf)
+        per_mw_above = np.where(pos, net_above / np.where(pos, f, 1.0), -np.inf)
     lower = np.concatenate([np.zeros_like(edges[:, :1]), edges[:, :-1]], axis=-1)  # [T, K]
-    tol = 1e-12 * np.maximum(1.0, edges[:, -1:])
-    inside = (f[:, None, :] > lower[:, :, None] + tol[:, :, None]) & (
-        f[:, None, :] <= edges[:, :, None] + tol[:, :, None]
-    )  # [T, K, J]
-    floor: np.ndarray = np.where(inside, per_mw[:, None, :], -np.inf).max(-1)
+    tol = (1e-12 * np.maximum(1.0, edges[:, -1:]))[:, :, None]
+    fj, lo, hi = f[:, None, :], lower[:, :, None], edges[:, :, None]
+    left = (fj > lo + tol) & (fj <= hi + tol)  # D(F) for F in (Q_{k−1}, Q_k]
+    right = (fj >= lo - tol) & (fj < hi - tol)  # D(F⁺) for F in [Q_{k−1}, Q_k)
+    floor: np.ndarray = np.maximum(
+        np.where(left, per_mw[:, None, :], -np.inf).max(-1),
+        np.where(right, per_mw_above[:, None, :], -np.inf).max(-1),
+    )
     return np.where(np.isfinite(floor), floor, 0.0)

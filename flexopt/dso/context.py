@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.flexibility import flexibility_capacity
+from flexopt.dso.flexibility import spare_energy_mwh
 from flexopt.grid import (
     Feeder,
     allocate_losses,
@@ -30,7 +30,14 @@ from flexopt.grid import (
 from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance
 
-__all__ = ["PARTICIPATION", "DSOContext", "declared_capacity", "feeder_net_load", "prepare"]
+__all__ = [
+    "PARTICIPATION",
+    "DSOContext",
+    "declared_capacity",
+    "declared_energy",
+    "feeder_net_load",
+    "prepare",
+]
 
 #: Who offers in a DSO's local market: every prosumer, or the screened ones only.
 PARTICIPATION = ("all", "screened")
@@ -141,11 +148,33 @@ def prepare(
 
 
 def declared_capacity(ctx: DSOContext, hours: pd.Index) -> pd.Series:
-    """``R̄_{d,t}`` the DSO declares to the TSO for the congested ``hours`` (M10): the
-    flexibility (M3) of the prosumers that offer, with spare energy split evenly over those
-    hours, times the number of feeder copies."""
-    weight = pd.Series(1.0, index=hours)
-    cap = flexibility_capacity(
-        ctx.members, ctx.dso.baseline_mw[ctx.members.index], weight, ctx.dt_h
-    )
-    return ctx.dso.n_feeders * cap.loc[hours].sum(axis=1)
+    """``R̄_{d,t}`` the DSO declares to the TSO for the congested ``hours`` (M10): the most
+    its offering prosumers can give in each hour on its own, ``n Σ_i min(p̄_i − p^base_{i,t},
+    η_i E^spare_i / Δt)`` — power headroom, and no more energy than a prosumer has spare."""
+    members = ctx.members
+    base = ctx.dso.baseline_mw[members.index].loc[hours]
+    power = (members["p_max_mw"].to_numpy() - base.to_numpy()).clip(0.0)
+    energy = _spare_mwh(ctx, hours) / ctx.dt_h
+    cap = np.minimum(power, energy[None, :]).sum(axis=1)
+    return pd.Series(ctx.dso.n_feeders * cap, index=hours)
+
+
+def declared_energy(ctx: DSOContext, hours: pd.Index) -> float:
+    """``Ē_d`` the DSO declares with its capacity (M10a): the energy its offering prosumers
+    can release over the congested ``hours`` together, ``n Σ_i η_i E^spare_i`` (M2), MWh.
+
+    With it the TSO's requirement (S3, R4a) places the DSO's energy in the hours that need it
+    — as the centralized market does — instead of taking an even split of it. For prosumers
+    whose spare energy is proportional to their power (the bundled and generated instances)
+    every requirement within ``R̄`` and ``Ē`` is deliverable by the split of M3."""
+    return float(ctx.dso.n_feeders * _spare_mwh(ctx, hours).sum())
+
+
+def _spare_mwh(ctx: DSOContext, hours: pd.Index) -> np.ndarray:
+    """``η_i E^spare_i`` ``[n]`` from the first of ``hours`` on (M2), deliverable MWh."""
+    members = ctx.members
+    if len(hours) == 0 or len(members) == 0:
+        return np.zeros(len(members))
+    spare = spare_energy_mwh(members, ctx.dso.baseline_mw[members.index], hours[0], ctx.dt_h)
+    eta: np.ndarray = members["efficiency"].to_numpy() * spare
+    return eta

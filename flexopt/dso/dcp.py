@@ -184,7 +184,7 @@ class DCPProblem(Problem):
         self.x0 = np.ones(d)
         self.trivial = self.n == 0 or len(self.hours) == 0
         if not self.trivial:
-            base = self._raw(self.x0[None, :])
+            base = self._raw(*self.factors(self.x0[None, :]))
             self.loss0 = base["loss"][0]  # [T] at x⁰ and the design point
             self.f_loss0 = float(base["f_loss"][0])
             self.f_price0 = float(base["f_price"][0])
@@ -218,8 +218,8 @@ class DCPProblem(Problem):
         return beta[self.free]
 
     # ------------------------------------------------------------------ evaluation
-    def _raw(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        alpha, beta = self.factors(X)
+    def _raw(self, alpha: np.ndarray, beta: np.ndarray) -> dict[str, np.ndarray]:
+        """Design-point figures for factors ``[P, n]`` (C1–C6)."""
         a_mod = (alpha * self.a)[:, None, :]  # [P, 1, n]
         b_mod = (beta * self.b)[:, None, :]
         cl = clear(a_mod, b_mod, self.u_max[None], self.q[None])  # [P, T, n], [P, T]
@@ -264,7 +264,9 @@ class DCPProblem(Problem):
     def boundary_balance(self, X: np.ndarray) -> np.ndarray:
         """``g_{t,k}`` (C7) ``[P, T, K]``, €/h per copy: the settled balance at each block's
         upper end when the TSO pays the block's price ``λ'(Q_{t,k})``."""
-        alpha, beta = self.factors(X)
+        return self._boundary_balance(*self.factors(X))
+
+    def _boundary_balance(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
         at = self.deliver(
             alpha, beta, np.broadcast_to(self.edges_mw, (len(alpha), *self.edges_mw.shape))
         )
@@ -272,12 +274,16 @@ class DCPProblem(Problem):
 
     def values(self, X: np.ndarray) -> DCPValues:
         """All figures of (C1)–(C7) for a population ``X[P, d]`` (DSO level)."""
-        X = np.atleast_2d(np.asarray(X, dtype=float))
-        r = self._raw(X)
+        return self.values_of(*self.factors(np.atleast_2d(np.asarray(X, dtype=float))))
+
+    def values_of(self, alpha: np.ndarray, beta: np.ndarray) -> DCPValues:
+        """All figures of (C1)–(C7) for factors ``[P, n]`` of every prosumer that offers —
+        the screened ones' or not (a registered method may set any)."""
+        r = self._raw(alpha, beta)
         dt, n = self.ctx.dt_h, self.ctx.dso.n_feeders
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
-        balance = n * dt * self.boundary_balance(X)  # [P, T, K]
+        balance = n * dt * self._boundary_balance(alpha, beta)  # [P, T, K]
         return DCPValues(
             objective=objective,
             f_loss_mwh=n * r["f_loss"],
@@ -293,7 +299,8 @@ class DCPProblem(Problem):
         """Given factors on the evaluator (C1–C7); the trivial problem scores 1 and zeros."""
         if self.trivial:
             return DCPScore(1.0, 0.0, 0.0, 0.0, True, 0)
-        v = self.values(self.vector(factors.alpha, factors.beta)[None, :])
+        # the factors as bid, every prosumer's (not only the screened ones')
+        v = self.values_of(factors.alpha[None, :], factors.beta[None, :])
         return DCPScore(
             objective=float(v.objective[0]),
             f_loss_mwh=float(v.f_loss_mwh[0]),
@@ -304,13 +311,13 @@ class DCPProblem(Problem):
         )
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
-        X = np.atleast_2d(np.asarray(X, dtype=float))
-        r = self._raw(X)
+        alpha, beta = self.factors(np.atleast_2d(np.asarray(X, dtype=float)))
+        r = self._raw(alpha, beta)
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
         G = None
         if self.options.budget:  # one row per block boundary and hour, € per copy
-            G = -self.ctx.dt_h * self.boundary_balance(X).reshape(len(X), -1)
+            G = -self.ctx.dt_h * self._boundary_balance(alpha, beta).reshape(len(alpha), -1)
         return Evaluation(objective[:, None], G)
 
     def objectives(self, X: np.ndarray) -> np.ndarray:

@@ -102,8 +102,8 @@ def add_lower_level(
 ) -> None:
     """One lower level (M4) at quantities ``q_mw`` ``[T]`` in the design hours at positions
     ``hours`` (all by default): KKT (X4–X5), complementarity by big-M (X6–X8), the price
-    pinned where ``Q`` is the capacity (X8a), and its LinDistFlow losses with tangent cuts
-    (X9) as ``b.loss[t]``."""
+    pinned to the closed form's where ``Q`` is the capacity (X8a), and its LinDistFlow
+    losses with tangent cuts (X9) as ``b.loss[t]``."""
     pr = approx.problem
     umax = pr.u_max
     b.T = pyo.Set(initialize=range(len(pr.hours)) if hours is None else hours, ordered=True)
@@ -135,7 +135,11 @@ def add_lower_level(
         b.I, b.T, rule=lambda _b, i, t: float(umax[t, i]) * b.z_hi[i, t] <= b.u[i, t]
     )
     # (X8a) at Q = Σ Ū every u is at its capacity and the KKT leave λ free above the dearest
-    # top; the closed form takes the smallest clearing price: some prosumer is marginal
+    # top; the closed form takes the smallest clearing price: some prosumer is marginal. (On a
+    # flat part of the supply curve below the capacity — Q exactly a sum of capacities — λ is
+    # free between two breakpoints as well; "some prosumer dispatched and marginal" needs a
+    # strict u > 0 that a MILP cannot state, so there the closed-form check of the point
+    # reports a mismatch instead.)
     cap = umax.sum(axis=1)
     full = [t for t in b.T if cap[t] > 0 and q_mw[t] >= cap[t] * (1 - _TOL)]
     pin = [(i, t) for t in full for i in range(pr.n) if umax[t, i] > 0]

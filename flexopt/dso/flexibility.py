@@ -42,10 +42,13 @@ def flexibility_capacity(
 ) -> pd.DataFrame:
     """Upward flexibility ``Ū_{i,t}`` (MW) per hour and prosumer (M3).
 
-    ``Ū_{i,t} = min(p̄_i − p^base_{i,t}, η_i e_{i,t} / Δt)`` where the spare energy (M2) is
-    split over the hours with a positive ``weight`` (the DSO's requirement ``R_{d,t}``) in
-    proportion to it, ``e_{i,t} = E^spare_i w_t / Σ_τ w_τ``, so that hours decouple — a
-    simplification shared by every solution method. Hours with zero weight get ``Ū = 0``.
+    The spare energy (M2) is split over the hours with a positive ``weight`` (the DSO's
+    requirement ``R_{d,t}``) in proportion to it, capped by the power headroom, and what a cap
+    leaves over goes to the other hours in the same proportion (water-filling):
+    ``Ū_{i,t} = min(p̄_i − p^base_{i,t}, θ_i w_t)`` with ``θ_i`` such that
+    ``Δt Σ_t Ū_{i,t} = η_i E^spare_i`` (or every hour at its power headroom when that uses less
+    energy). Hours decouple — a simplification shared by every solution method — and the
+    whole spare energy is offered. Hours with zero weight get ``Ū = 0``.
 
     Parameters
     ----------
@@ -67,12 +70,38 @@ def flexibility_capacity(
         return out
     first = w.index[w.to_numpy() > 0][0]
     spare = spare_energy_mwh(prosumers, baseline_mw, first, dt_h)
-    share = (w / w.sum()).to_numpy()[:, None]
-    eta = prosumers["efficiency"].to_numpy()[None, :]
+    share = (w / w.sum()).to_numpy()
+    eta = prosumers["efficiency"].to_numpy()
     power = (prosumers["p_max_mw"].to_numpy()[None, :] - baseline_mw.to_numpy()).clip(0.0)
-    energy = eta * spare[None, :] * share / dt_h
-    out[:] = np.where(share > 0, np.minimum(power, energy), 0.0)
+    power = np.where(share[:, None] > 0, power, 0.0)
+    theta = _water_level(power, share, eta * spare / dt_h)
+    on = share[:, None] > 0
+    level = np.where(on, theta[None, :] * np.where(on, share[:, None], 1.0), 0.0)
+    out[:] = np.minimum(power, level)
     return out
+
+
+def _water_level(power: np.ndarray, share: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """``θ_i`` with ``Σ_t min(P_{t,i}, θ_i s_t) = e_i`` ``[n]`` (``inf`` when even every hour
+    at ``P`` uses less): ``Σ_t min(P, θ s)`` is piecewise linear in ``θ`` with breakpoints
+    ``P_t / s_t``; sort them and solve on the segment that holds ``e_i``."""
+    on = share > 0
+    s = share[on][:, None]  # [T', 1]
+    p = power[on]  # [T', n]
+    ratio = p / s
+    order = np.argsort(ratio, axis=0, kind="stable")
+    r = np.take_along_axis(ratio, order, axis=0)  # ascending breakpoints [T', n]
+    p_sorted = np.take_along_axis(p, order, axis=0)
+    s_sorted = np.broadcast_to(s, p.shape)[order, np.arange(p.shape[1])]
+    capped = np.cumsum(p_sorted, axis=0) - p_sorted  # Σ P of the hours already capped below r_k
+    free = s_sorted[::-1].cumsum(axis=0)[::-1]  # Σ s of hours k.. (not capped yet)
+    level_at = capped + r * free  # Σ_t min(P, r_k s) at each breakpoint
+    reach = level_at >= energy[None, :]
+    k = np.argmax(reach, axis=0)  # first breakpoint whose level reaches e
+    idx = np.arange(p.shape[1])
+    level = (energy - capped[k, idx]) / free[k, idx]
+    theta: np.ndarray = np.where(reach.any(axis=0), level, np.inf)
+    return theta
 
 
 def energy_headroom_mwh(

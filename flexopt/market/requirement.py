@@ -42,20 +42,28 @@ class RequirementData:
     sensitivity : dict
         hour → DataFrame branches × DSOs, ``H_{t,l,b(d)}`` (flow change per MW of reduction).
     capacity_mw : DataFrame
-        hours × DSOs, ``R̄_{d,t}`` declared by the DSOs.
+        hours × DSOs, ``R̄_{d,t}`` declared by the DSOs: the most relief each can give in an
+        hour (M10).
+    energy_mwh : Series, optional
+        DSO → ``Ē_d``, the most energy each can give over the congested hours together
+        (M10a); without it the hours decouple.
+    dt_h : float
     """
 
     mean_flow_mw: pd.DataFrame
     limit_mw: pd.DataFrame
     sensitivity: Mapping[Hashable, pd.DataFrame]
     capacity_mw: pd.DataFrame
+    energy_mwh: pd.Series | None = None
+    dt_h: float = 1.0
 
 
 def build_requirement(data: RequirementData) -> pyo.ConcreteModel:
-    """Build the S3 LP (R1–R4). Pure: never solves."""
+    """Build the S3 LP (R1–R4a). Pure: never solves."""
     m = pyo.ConcreteModel(name="requirement")
     _add_sets_and_vars(m, data)
     add_ineq_line_limits(m, data)
+    add_ineq_energy(m, data)
     m.obj = pyo.Objective(
         expr=sum(m.R[d, t] for d in m.D for t in m.T)
         + SLACK_PENALTY * sum(m.s_up[l, t] + m.s_dn[l, t] for l, t in m.LT)
@@ -81,6 +89,7 @@ def build_requirement_tiebreak(
     m = pyo.ConcreteModel(name="requirement_tiebreak")
     _add_sets_and_vars(m, data)
     add_ineq_line_limits(m, data)
+    add_ineq_energy(m, data)
     tol = 1e-7
     for l, t in m.LT:
         m.s_up[l, t].setub(pyo.value(first.s_up[l, t]) * (1 + tol) + tol)
@@ -98,6 +107,19 @@ def build_requirement_tiebreak(
     )
     m.obj = pyo.Objective(expr=sum(m.z[t] for t in m.T))
     return m
+
+
+def add_ineq_energy(m: pyo.ConcreteModel, data: RequirementData) -> None:
+    """(R4a) ``Δt Σ_t R_{d,t} ≤ Ē_d``: each DSO's declared energy over the congested hours,
+    so the TSO places a DSO's energy where the overload needs it (the hours couple)."""
+    energy = data.energy_mwh
+    if energy is None:
+        return
+    dt = float(data.dt_h)
+    m.ineq_energy = pyo.Constraint(
+        m.D,
+        rule=lambda _m, d: dt * sum(m.R[d, t] for t in m.T) <= float(energy.loc[d]),
+    )
 
 
 def _add_sets_and_vars(m: pyo.ConcreteModel, data: RequirementData) -> None:

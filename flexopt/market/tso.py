@@ -260,7 +260,12 @@ def read_tso_market(
     else:
         lam = [[duals.get(m.eq_interface[d, t], np.nan) / dt for d in dsos] for t in hours]
         price = pd.DataFrame(lam, index=hours, columns=dsos, dtype=float)
-        price = price.where(accepted > 0.0)
+        # never below an accepted block's price: the multiplier LP's tolerance could undercut
+        # it by ~1e-8 €/MWh, and a DSO whose floor binds exactly would then settle at −1e-7 €
+        floor = taken.pivot_table(
+            index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
+        ).reindex(index=hours, columns=dsos)
+        price = price.where(accepted > 0.0).combine(floor, np.fmax).where(accepted > 0.0)
     mu, slack = read_line_limits(m, hours, lines, duals, dt)
     return TSOMarketResult(
         accepted_mw=accepted,

@@ -247,7 +247,8 @@ def summary(o: MarketOutcome, opt: MarketOptions, timings: dict[str, float]) -> 
 def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedData | None, int]:
     """Requirement, participants after screening and each DSO's coefficient problem; returns
     the common market's view and the numbers crossing the TSO–DSO boundary (Z11): block bids,
-    declared capacity and requirement, accepted quantities and prices."""
+    declared capacity, requirement, accepted quantities and prices per hour, and the declared
+    energy."""
     dt = o.instance.dt_h
     out["flex_requested_mwh"] = _r(o.requirement_mw.to_numpy().sum() * dt, 6)
     offers = {off.dso_id: off for off in o.offers}
@@ -267,7 +268,7 @@ def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedDat
     if view is None:
         return None, 0
     T = len(view.hours)
-    return view, int(sum(2 * off.bid.q_mw.size + 4 * T for off in o.offers))
+    return view, int(sum(2 * off.bid.q_mw.size + 4 * T + 1 for off in o.offers))
 
 
 def _add_centralized(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flexopt.dso.context import declared_capacity
+from flexopt.dso.context import declared_capacity, declared_energy
 from flexopt.dso.settlement import loss_relief
 from flexopt.executors import Executor
 from flexopt.methods import get_method
@@ -38,9 +38,10 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         unresolved = pd.DataFrame(index=hours)
     else:
         capacity = pd.concat({c.dso.id: declared_capacity(c, hours) for c in ctxs}, axis=1)
+        energy = pd.Series({c.dso.id: declared_energy(c, hours) for c in ctxs})
         with clock("requirement", "S3 flexibility requirement"):
             req, unresolved = requirement(
-                inst, base.plf_model, base.plf_before, hours, capacity, base.dso_bus
+                inst, base.plf_model, base.plf_before, hours, capacity, base.dso_bus, energy
             )
         with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
             tasks = [
@@ -96,6 +97,7 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
     return BilevelOutcome(
         **base.base_fields(),
         method=opt.method,
+        blocks=opt.blocks,
         capacity_mw=capacity,
         requirement_mw=req,
         unresolved_requirement_mw=unresolved,

@@ -190,11 +190,13 @@ def requirement(
     hours: pd.Index,
     capacity_mw: pd.DataFrame,
     dso_bus: dict[str, int],
+    energy_mwh: pd.Series | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """S3 (R1–R5): the least relief per DSO interface bus that clears every limit.
 
-    Sees the DSOs' interface buses and declared capacities (hours × DSOs) only. Returns the
-    requirement (hours × DSOs) and the overload it cannot resolve (hours × branches).
+    Sees the DSOs' interface buses, declared capacities (hours × DSOs) and declared energies
+    (DSO → MWh over the congested hours, R4a) only. Returns the requirement (hours × DSOs)
+    and the overload it cannot resolve (hours × branches).
     """
     mean, limit = line_limits(inst, model, res, hours)
     net = model.network
@@ -205,7 +207,12 @@ def requirement(
             h[:, net.bus_pos(list(dso_bus.values()))], index=net.branch, columns=list(dso_bus)
         )
     data = RequirementData(
-        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, capacity_mw=capacity_mw
+        mean_flow_mw=mean,
+        limit_mw=limit,
+        sensitivity=sens,
+        capacity_mw=capacity_mw,
+        energy_mwh=energy_mwh,
+        dt_h=inst.dt_h,
     )
     lp = build_requirement(data)
     solve_or_raise(lp, "flexibility requirement (S3)")

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flexopt.dso.budget import breakpoint_quantities, deliver
+from flexopt.dso.aggregation import aggregate_blocks
+from flexopt.dso.budget import break_even_prices, breakpoint_quantities, deliver
 from flexopt.dso.clearing import clear
 from flexopt.dso.context import prepare
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.dso.modification import Factors
 from flexopt.dso.offer import Modification, build_offer
 from flexopt.dso.settlement import dispatch
+from flexopt.grid import Feeder
 from flexopt.methods import get_method
 from flexopt.methods.wca import WCAConfig
 
@@ -81,6 +83,39 @@ def test_no_settled_balance_is_negative_at_random_accepted_quantities(rts, seed)
             )
             balance = out.settlement["balance_eur"]
             assert (balance >= -1e-7).all(), (name, f, balance.to_numpy())
+
+
+def test_the_floor_covers_the_price_jump_above_a_flat_supply_curve():
+    """Where every dispatched prosumer is full and the next has not started, the local price
+    jumps just above that quantity on the same dispatch: the floor must use the right-hand
+    limit (found by an independent review: without it the DSO lost 0.97 €/h at F = 2.01)."""
+    feeder = Feeder.from_branches([0, 1], [1, 2], [0.1, 0.1], [0.1, 0.1], vn_kv=10.0, root=0)
+    a, b = np.ones(3), np.array([0.0, 30.0, 20.0])
+    b_mod, umax = b * np.array([1.0, 0.5, 1.0]), np.ones(3)
+    incidence = np.zeros((3, 3))
+    incidence[:, 2] = 1.0
+    grid = {"feeder": feeder, "incidence": incidence, "loss_price_eur_per_mwh": 0.0}
+    floor = break_even_prices(
+        a,
+        b_mod,
+        a,
+        b,
+        umax[None, :],
+        3,
+        p_mw=np.zeros((1, 3)),
+        q_mvar=np.zeros((1, 3)),
+        loss_da_mw=np.zeros(1),
+        **grid,
+    )[0]
+    bid = aggregate_blocks(a, b_mod, umax, 3)
+    price = np.maximum.accumulate(np.maximum(bid.price_eur_per_mwh, floor))
+    assert price[2] == pytest.approx(25.5)  # the jump from 20 to 30 at F = 2, u = (1, 1, 0)
+    f = np.linspace(1e-3, 3.0, 3001)
+    k = np.minimum(np.searchsorted(np.cumsum(bid.q_mw), f - 1e-12), 2)
+    at = deliver(
+        a, b_mod, a, b, umax, f, p_mw=np.zeros(3), q_mvar=np.zeros(3), loss_da_mw=0.0, **grid
+    )
+    assert (at.balance_eur_per_h(price[k]) >= -1e-9).all()
 
 
 def test_the_breakpoints_are_where_the_clearing_bends():

@@ -143,10 +143,9 @@ def test_flexibility_capacity_power_and_energy_limits():
     base = pd.DataFrame({"x": [0.0, 0.05, 0.0, 0.0], "y": [0.0, 0.0, 0.0, 0.0]}, index=hours)
     req = pd.Series([0.0, 1.0, 1.0, 0.0], index=hours)
     cap = flexibility_capacity(pros, base, req, dt_h=1.0)
-    # x: 0.2 MWh at the start of hour 2, 0.15 after it → spare 0.15 MWh, 0.075 per hour
-    np.testing.assert_allclose(
-        cap["x"].to_numpy(), [0.0, 0.05, 0.075, 0.0]
-    )  # hour 2: power-limited
+    # x: 0.2 MWh at the start of hour 2, 0.15 after it → spare 0.15 MWh, 0.075 per hour;
+    # hour 2 is power-limited (0.05) and what its cap leaves goes to hour 3 (0.1, its power)
+    np.testing.assert_allclose(cap["x"].to_numpy(), [0.0, 0.05, 0.1, 0.0])
     # y: 0.05 MWh spare, 0.025 per hour, η = 0.9 → 0.0225 MW
     np.testing.assert_allclose(cap["y"].to_numpy(), [0.0, 0.0225, 0.0225, 0.0])
 

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pyomo.environ as pyo
 import pytest
 
 from flexopt.dso.clearing import clear
@@ -104,13 +105,46 @@ def test_price_at_full_capacity_is_pinned_to_the_closed_form(rts, market):
     beta = np.full(full.n, 0.8)
     for i, v in enumerate(beta):
         m.beta[i].fix(float(v))
-    m.obj.sense = -1  # maximize the price term: without the pin λ runs to its upper bound
+    m.obj.deactivate()  # maximize the price: without the pin λ runs to its upper bound
+    m.price = pyo.Objective(expr=sum(m.design.lam[t] for t in m.T), sense=pyo.maximize)
     res = solve(m, mip_gap=1e-9)
     assert res.ok
     sol = read_dcp_exact(m)
     top = (2 * full.a * full.u_max + 0.8 * full.b).max(axis=1)
     np.testing.assert_allclose(sol.lam, top, rtol=1e-7)
     assert check_clearing(full, sol).agrees
+
+
+def test_a_free_price_on_a_flat_supply_curve_is_caught_by_the_closed_form_check(rts, market):
+    """Below the capacity the supply curve can be flat too: two linear offers (40 and 60
+    €/MWh) and the quantity exactly the cheaper one's capacity — the KKT conditions allow any
+    λ in [40, 60] and the MILP cannot state "some prosumer dispatched (u > 0) and marginal".
+    The closed form takes 40; the re-evaluation of the model's point reports the mismatch
+    (found by an independent review)."""
+    prob = _problem(rts, market, 0, n_members=2, hours=1, budget=False)
+    ctx = prob.ctx
+    pros = ctx.dso.prosumers.copy()
+    first, second = prob.ctx.members.index
+    pros.loc[[first, second], "a_eur_per_mw2h"] = 0.0
+    pros.loc[[first, second], "b_eur_per_mwh"] = [40.0, 60.0]
+    ctx = replace(ctx, dso=replace(ctx.dso, prosumers=pros))
+    n = ctx.dso.n_feeders
+    req = pd.Series(prob.u_max[:, 0] * n, index=prob.hours)
+    flat = DCPProblem(
+        ctx, req, rts.market.loss_price_eur_per_mwh, DCPOptions(mode="b", budget=False)
+    )
+    m = build_dcp_exact(ApproxModel(flat, 4))
+    for i in m.I:
+        m.beta[i].fix(1.0)
+    m.obj.deactivate()  # maximize the price: without the pin it would run to 60
+    m.price = pyo.Objective(expr=sum(m.design.lam[t] for t in m.T), sense=pyo.maximize)
+    res = solve(m, mip_gap=1e-9)
+    assert res.ok
+    sol = read_dcp_exact(m)
+    np.testing.assert_allclose(sol.lam, 60.0, atol=1e-6)
+    check = check_clearing(flat, sol)
+    assert not check.agrees
+    assert check.price_gap == pytest.approx(20.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("k", [0, 2])

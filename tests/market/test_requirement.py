@@ -121,3 +121,30 @@ def test_presolve_drops_only_lines_that_cannot_bind(monkeypatch):
     pd.testing.assert_frame_equal(r_pre, r_all, atol=1e-6)
     pd.testing.assert_frame_equal(s_pre, s_all, atol=1e-6)
     assert s_all.to_numpy().sum() > 0  # some line stays overloaded: the slacks are compared too
+
+
+def test_declared_energy_goes_to_the_hour_where_it_relieves_most():
+    """(R4a) one DSO, 30 MW per hour but 24 MWh over both hours; overloads of 10 and 4 MW
+    relieved by 0.5 and 0.25 MW per MW: the TSO places 20 MWh in hour 1 (clears it) and
+    the 4 MWh left in hour 2 (3 MW stay overloaded). An even split (12 + 12) would have left
+    4 + 1 = 5 MW."""
+    hours = pd.Index([1, 2])
+    data = RequirementData(
+        mean_flow_mw=pd.DataFrame({"l": [110.0, 104.0]}, index=hours),
+        limit_mw=pd.DataFrame({"l": [100.0, 100.0]}, index=hours),
+        sensitivity={
+            1: pd.DataFrame({"A": [-0.5]}, index=["l"]),
+            2: pd.DataFrame({"A": [-0.25]}, index=["l"]),
+        },
+        capacity_mw=pd.DataFrame({"A": [30.0, 30.0]}, index=hours),
+        energy_mwh=pd.Series({"A": 24.0}),
+    )
+    r, slack = _solve(data)
+    assert r["A"].tolist() == pytest.approx([20.0, 4.0])
+    assert slack["l"].tolist() == pytest.approx([0.0, 3.0])
+    first = build_requirement(data)
+    assert solve(first).ok
+    tie = build_requirement_tiebreak(data, first)
+    assert solve(tie).ok
+    r2, _ = read_requirement(tie)
+    assert r2["A"].tolist() == pytest.approx([20.0, 4.0], abs=1e-5)  # the energy row holds
