@@ -82,13 +82,18 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     a, b, umax = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (a, b, u_max)))
     q = np.asarray(q, dtype=float)
     batch = np.broadcast_shapes(a.shape[:-1], q.shape)
-    a = np.broadcast_to(a, (*batch, a.shape[-1]))
-    b = np.broadcast_to(b, a.shape)
-    umax = np.broadcast_to(umax, a.shape)
-    q = np.broadcast_to(q, batch)
-    if a.shape[-1] == 0:  # a DSO without participants: nothing to dispatch, no price formed
+    n = a.shape[-1]
+    if n == 0:  # a DSO without participants: nothing to dispatch, no price formed
         zeros = np.zeros(batch)
-        return Clearing(u_mw=a.copy(), price=zeros, served_mw=zeros, requested_mw=q, cost=zeros)
+        empty = np.zeros((*batch, 0))
+        q = np.broadcast_to(q, batch)
+        return Clearing(u_mw=empty, price=zeros, served_mw=zeros, requested_mw=q, cost=zeros)
+    # the breakpoint sweep on the offers' own batch (sorted once, however many quantities
+    # share the same offers), the quantities on the full batch
+    off = a.shape[:-1]
+    off = (1,) * (len(batch) - len(off)) + off
+    a, b, umax = (x.reshape(*off, n) for x in (a, b, umax))
+    q = np.broadcast_to(q, batch)
     pos = a > 0
     step = ~pos
     total = umax.sum(-1)
@@ -113,7 +118,8 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     k = np.argmax(reach, axis=-1)  # first breakpoint where S⁺ ≥ Q (all reach: Q ≤ Σ Ū)
 
     def take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        taken: np.ndarray = np.take_along_axis(arr, idx[..., None], axis=-1)[..., 0]
+        full = np.broadcast_to(arr, (*batch, arr.shape[-1]))
+        taken: np.ndarray = np.take_along_axis(full, idx[..., None], axis=-1)[..., 0]
         return taken
 
     lam_hi = take(bp, k)
@@ -125,6 +131,7 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     frac = np.where(on_segment, (served - s_lo) / np.where(s_hi > s_lo, s_hi - s_lo, 1.0), 1.0)
     lam = np.where(on_segment, lam_lo + frac * (lam_hi - lam_lo), lam_hi)
     lam = np.where(served <= 0, b.min(-1), lam)
+    a, b, umax, pos, step = (np.broadcast_to(x, (*batch, n)) for x in (a, b, umax, pos, step))
 
     u = _continuous(lam[..., None], a, b, umax, pos)
     u = np.where(step & (b < lam[..., None]), umax, u)
