@@ -160,11 +160,22 @@ class DCPProblem(Problem):
             if requirement_mw.sum() > 0
             else pd.Series(1.0, index=requirement_mw.index)
         )
-        u_max = flexibility_capacity(members, ctx.dso.baseline_mw[members.index], weight, ctx.dt_h)
+        u_max = flexibility_capacity(
+            members,
+            ctx.dso.baseline_mw[members.index],
+            weight,
+            ctx.dt_h,
+            target_mw=requirement_mw / ctx.dso.n_feeders,
+        )
         self.capacity_mw = u_max.loc[requirement_mw.index]
         self.hours = requirement_mw.index[requirement_mw.to_numpy() > 0]
         self.u_max = u_max.loc[self.hours].to_numpy()  # [T, n]
-        self.q = requirement_mw.loc[self.hours].to_numpy() / ctx.dso.n_feeders  # [T] per copy
+        # [T] per copy, at most what the prosumers can give (a requirement the declaration
+        # admits may still exceed it when spare energy is not proportional to power)
+        self.q = np.minimum(
+            requirement_mw.loc[self.hours].to_numpy() / ctx.dso.n_feeders,
+            self.u_max.sum(axis=1),
+        )
         self.a = members["a_eur_per_mw2h"].to_numpy()
         self.b = members["b_eur_per_mwh"].to_numpy()
         rows = ctx.hours.get_indexer(self.hours)

@@ -38,7 +38,11 @@ def spare_energy_mwh(
 
 
 def flexibility_capacity(
-    prosumers: pd.DataFrame, baseline_mw: pd.DataFrame, weight: pd.Series, dt_h: float
+    prosumers: pd.DataFrame,
+    baseline_mw: pd.DataFrame,
+    weight: pd.Series,
+    dt_h: float,
+    target_mw: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Upward flexibility ``Ū_{i,t}`` (MW) per hour and prosumer (M3).
 
@@ -74,11 +78,33 @@ def flexibility_capacity(
     eta = prosumers["efficiency"].to_numpy()
     power = (prosumers["p_max_mw"].to_numpy()[None, :] - baseline_mw.to_numpy()).clip(0.0)
     power = np.where(share[:, None] > 0, power, 0.0)
-    theta = _water_level(power, share, eta * spare / dt_h)
+    energy = eta * spare / dt_h
+    cap = _split(power, share, energy)
+    if target_mw is not None:
+        target = target_mw.reindex(baseline_mw.index, fill_value=0.0).to_numpy()
+        for _ in range(100):
+            total = cap.sum(axis=1)
+            short = (target > total * (1 + 1e-9) + 1e-12) & (share > 0)
+            if not short.any():
+                break
+            raised = np.where(short, target / np.maximum(total, 1e-12), 1.0)
+            new = share * raised
+            new = new / new.sum()
+            if np.allclose(new, share, rtol=1e-12, atol=0.0):
+                break  # nothing left to move: the target is beyond the prosumers
+            share = new
+            cap = _split(power, share, energy)
+    out[:] = cap
+    return out
+
+
+def _split(power: np.ndarray, share: np.ndarray, energy: np.ndarray) -> np.ndarray:
+    """``min(P_{t,i}, θ_i s_t)`` ``[T, n]`` with ``θ_i`` from :func:`_water_level`."""
+    theta = _water_level(power, share, energy)
     on = share[:, None] > 0
     level = np.where(on, theta[None, :] * np.where(on, share[:, None], 1.0), 0.0)
-    out[:] = np.minimum(power, level)
-    return out
+    split: np.ndarray = np.minimum(power, level)
+    return split
 
 
 def _water_level(power: np.ndarray, share: np.ndarray, energy: np.ndarray) -> np.ndarray:

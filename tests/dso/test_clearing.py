@@ -158,3 +158,26 @@ def test_no_offers_is_an_empty_market():
     bid = aggregate_blocks(np.zeros(0), np.zeros(0), np.zeros(0), blocks=4)
     np.testing.assert_array_equal(bid.q_mw, 0.0)
     np.testing.assert_array_equal(bid.price_eur_per_mwh, 0.0)
+
+
+def test_capacity_split_moves_energy_to_the_hours_the_requirement_needs():
+    """(M3) with a target: y can only give in hour 1 (its baseline fills hour 2), so x must
+    put its energy into hour 2; the proportional split leaves hour 2 short of 0.08 MW, the
+    fitted split meets both hours."""
+    pros = pd.DataFrame(
+        {
+            "p_max_mw": [0.1, 0.05],
+            "e_max_mwh": [0.2, 0.2],
+            "soc_init_pu": [0.5, 0.5],
+            "efficiency": [1.0, 1.0],
+        },
+        index=["x", "y"],
+    )
+    hours = pd.RangeIndex(1, 3, name="hour")
+    base = pd.DataFrame({"x": [0.0, 0.0], "y": [0.0, 0.05]}, index=hours)
+    target = pd.Series([0.05, 0.08], index=hours)
+    plain = flexibility_capacity(pros, base, target, dt_h=1.0)
+    assert plain.sum(axis=1).iloc[1] < 0.08 - 1e-3  # the proportional split falls short
+    fitted = flexibility_capacity(pros, base, target, dt_h=1.0, target_mw=target)
+    assert (fitted.sum(axis=1).to_numpy() >= target.to_numpy() - 1e-9).all()
+    assert fitted["x"].sum() == pytest.approx(0.1)  # x's spare energy, all of it
