@@ -119,3 +119,33 @@ def test_tso_side_sees_bids_only():
         names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         names |= {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)}
         assert not {x for x in names if "feeder" in x.lower() or "prosumer" in x.lower()}, name
+
+
+@pytest.mark.parametrize("name", ["none", "mlf"])
+def test_welfare_terms_add_up(request, name, rts):
+    """(M13) the TSO's payment = DSO balance + prosumer surplus + social cost, with the social
+    cost = the prosumers' original cost + the value of the feeder-loss change; per DSO and in
+    total, and against the settlement and losses tables they come from."""
+    res = request.getfixturevalue(name)
+    w, s = res.summary["welfare"], res.summary
+    assert w["tso_payment_eur"] == pytest.approx(
+        w["dso_balance_eur"] + w["prosumer_surplus_eur"] + w["social_cost_eur"], abs=1e-5
+    )
+    assert w["tso_payment_eur"] == pytest.approx(s["tso_cost_eur"], abs=1e-5)
+    assert w["dso_balance_eur"] == pytest.approx(s["dso_balance_eur"], abs=1e-5)
+    assert w["social_cost_eur"] == pytest.approx(
+        s["flex_original_cost_eur"] + w["loss_value_eur"], abs=1e-5
+    )
+    losses = res.tables["losses"]
+    change = (losses["loss_mw_after"] - losses["loss_mw_before"]).sum() * rts.dt_h
+    assert w["loss_value_eur"] == pytest.approx(
+        rts.market.loss_price_eur_per_mwh * change, abs=1e-5
+    )
+    d = res.tables["dispatch"]
+    assert w["prosumer_surplus_eur"] == pytest.approx(
+        (d["payment_eur"] - d["original_cost_eur"]).sum(), abs=1e-5
+    )
+    table = res.tables["welfare"]
+    for dso, v in s["dso"].items():
+        for key, value in v["welfare"].items():
+            assert table.loc[dso, key] == pytest.approx(value, abs=1e-5), (dso, key)
