@@ -11,19 +11,32 @@
 exact, …) and ``centralized``. Options are passed on only when given, so an option that does
 not apply to the chosen method is refused with one line naming the method. Bad input prints
 one line naming the file and field and exits with status 2.
+
+Every option and the output path are checked before any work starts. ``--out`` writes a new
+folder (or file), or replaces a previous flexopt output of the same kind with ``--force``;
+it never replaces anything else, and never writes into the instance directory. ``SIGTERM``
+is handled like Ctrl-C: the run stops, nothing half written is left (status 143; 130 for
+Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
+import signal
 import sys
 from argparse import SUPPRESS
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NoReturn
 
-from flexopt.errors import FlexoptError
+from flexopt.errors import FlexoptError, OutputError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +46,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from flexopt.generate import MAX_PROSUMERS
+    from flexopt.methods.exact import MAX_SEGMENTS
+    from flexopt.methods.wca import MAX_ITER
+    from flexopt.run.options import MAX_BLOCKS, MAX_SAMPLES, MAX_WORKERS, MarketOptions
+
     p = _Parser(prog="flexopt", description="Bilevel TSO–DSO flexibility market toolkit.")
     p.add_argument("--version", action="version", version=f"flexopt {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -44,13 +62,17 @@ def _parser() -> argparse.ArgumentParser:
         "generate", help="write a synthetic instance with congestion by construction"
     )
     g.add_argument("--transmission", choices=("case30", "case118", "case300"), required=True)
-    g.add_argument("--dsos", type=_positive_int, required=True, help="number of DSOs")
+    g.add_argument("--dsos", type=_int_in(1, 10_000), required=True, help="number of DSOs")
     g.add_argument("--feeder", choices=("case33bw", "case69"), default="case33bw")
     g.add_argument(
-        "--prosumers", type=_positive_int, default=12, help="battery prosumers per feeder"
+        "--prosumers",
+        type=_int_in(1, MAX_PROSUMERS),
+        default=12,
+        help="battery prosumers per feeder",
     )
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=_int_in(0, None), default=0)
     g.add_argument("--out", required=True, help="instance directory to write")
+    g.add_argument("--force", action="store_true", help="replace a previous generated instance")
 
     e = sub.add_parser(
         "export", help="write one DSO's exact coefficient problem for an external solver"
@@ -59,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--dso", required=True, help="DSO id")
     e.add_argument("--format", choices=("mps", "lp", "nl"), required=True, help="file format")
     e.add_argument("--out", required=True, help="output file")
+    e.add_argument("--force", action="store_true", help="replace an existing file")
     e.add_argument(
         "--mode",
         choices=("b", "ab"),
@@ -78,11 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         help="who offers in the DSO's market (default all; the screened ones are the decisions)",
     )
     e.add_argument(
-        "--blocks", type=_positive_int, default=10, help="blocks of the DSO's bid per hour"
+        "--blocks",
+        type=_int_in(1, MAX_BLOCKS),
+        default=10,
+        help="blocks of the DSO's bid per hour",
     )
     e.add_argument(
         "--segments",
-        type=_positive_int,
+        type=_int_in(2, MAX_SEGMENTS),
         default=16,
         help="tangent points of the loss approximation",
     )
@@ -96,21 +122,27 @@ def _parser() -> argparse.ArgumentParser:
         help="how DSOs modify their prosumers' offers (default: none), or 'centralized': "
         "the common TSO–DSO market baseline",
     )
-    r.add_argument("--seed", type=int, help="seed of every random draw (default 0)")
+    r.add_argument("--seed", type=_int_in(0, None), help="seed of every random draw (default 0)")
     r.add_argument(
         "--plf",
         dest="plf_method",
         choices=("analytic", "monte_carlo", "pem"),
         help="probabilistic load flow method (default: analytic)",
     )
-    r.add_argument("--samples", type=_positive_int, help="Monte Carlo samples (default 10000)")
+    r.add_argument(
+        "--samples",
+        type=_int_in(1, MAX_SAMPLES),
+        help=f"Monte Carlo samples (default 10000, at most {MAX_SAMPLES:_})",
+    )
     r.add_argument(
         "--loss-allocation",
         choices=("branch_current", "marginal", "pro_rata"),
         help="feeder loss allocation method (default: branch_current)",
     )
     r.add_argument(
-        "--blocks", type=_positive_int, help="bilevel: blocks per DSO bid and hour (default 10)"
+        "--blocks",
+        type=_int_in(1, MAX_BLOCKS),
+        help="bilevel: blocks per DSO bid and hour (default 10)",
     )
     r.add_argument(
         "--participation",
@@ -129,16 +161,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="wca: solve the DSO problem with MOWCA and take the fuzzy compromise",
     )
-    r.add_argument("--wca-iter", type=_positive_int, help="wca: iterations per DSO (default 300)")
+    r.add_argument(
+        "--wca-iter",
+        type=_int_in(1, MAX_ITER),
+        help="wca: iterations per DSO (default 300)",
+    )
     r.add_argument(
         "--solver",
         choices=("highs", "scip"),
         help="exact: highs — MILP (β only, default); scip — MINLP (α and β), global",
     )
     r.add_argument(
-        "--time-limit", dest="time_limit_s", type=float, help="exact: seconds per DSO (default 60)"
+        "--time-limit",
+        dest="time_limit_s",
+        type=_seconds,
+        help="exact: seconds per DSO (default 60)",
     )
-    r.add_argument("--mip-gap", type=float, help="exact: relative MIP gap (default 1e-6)")
+    r.add_argument(
+        "--mip-gap", type=_fraction, help="exact: relative MIP gap in [0, 1) (default 1e-6)"
+    )
     r.add_argument(
         "--central-model",
         choices=("qp", "ac"),
@@ -146,7 +187,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_int_in(1, MAX_WORKERS),
         help="run the DSO-level stages in a local process pool of N workers",
     )
     r.add_argument(
@@ -154,7 +195,20 @@ def _parser() -> argparse.ArgumentParser:
         help="run the DSO-level stages on a Dask cluster (tcp://host:port, or 'local')",
     )
     r.add_argument(
+        "--stage-time-limit",
+        dest="stage_time_limit_s",
+        type=_seconds,
+        help="seconds per solver call of the TSO stages and the centralized market "
+        f"(default {MarketOptions.stage_time_limit_s:g})",
+    )
+    r.add_argument(
         "--out", default=None, help="write CSV tables, summary.json and timings.json here"
+    )
+    r.add_argument(
+        "--force",
+        action="store_true",
+        default=False,
+        help="replace a previous result folder (never anything else)",
     )
     return p
 
@@ -165,13 +219,46 @@ def _market_methods() -> tuple[str, ...]:
     return market_methods()
 
 
-def _positive_int(text: str) -> int:
-    try:
+def _int_in(lo: int, hi: int | None) -> Callable[[str], int]:
+    """An argparse type: a decimal integer in ``lo..hi`` (no upper bound for ``None``)."""
+    want = f"an integer in {lo}..{hi}" if hi is not None else f"an integer ≥ {lo}"
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"\s*[+-]?\d{1,19}\s*", text):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
         value = int(text)
+        if value < lo or (hi is not None and value > hi):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        value = math.nan
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    from flexopt.run.options import MAX_TIME_LIMIT_S
+
+    value = _number(text)
+    if not 0 < value <= MAX_TIME_LIMIT_S:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds in (0, {MAX_TIME_LIMIT_S:g}], got {text!r}"
+        )
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
     return value
 
 
@@ -181,22 +268,70 @@ def _version() -> str:
     return __version__
 
 
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM``, raised where the run is, so that it unwinds like Ctrl-C."""
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """``SIGTERM`` raises :class:`Terminated` while ``main`` runs (main thread only)."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
+
+
+def _fail(message: str) -> int:
+    print(f"flexopt: error: {_one_line(message)}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    with _sigterm_as_interrupt():
+        try:
+            if args.command == "validate":
+                return _validate(args)
+            if args.command == "export":
+                return _export(args)
+            if args.command == "generate":
+                return _generate(args)
+            return _run(args)
+        except FlexoptError as err:
+            return _fail(str(err))
+        except Terminated:
+            print("flexopt: terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        except KeyboardInterrupt:
+            print("flexopt: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except MemoryError:
+            return _fail("out of memory")
+        except OSError as err:  # a file system or network fault: the path and the reason
+            return _fail(str(err) or type(err).__name__)
+
+
+def _check_output(check: Callable[..., Path], *args: Any, **kwargs: Any) -> Path:
+    """An output path checked before any work: refused paths are one-line errors."""
+    from flexopt.atomic import OutputRefusedError
+
     try:
-        if args.command == "validate":
-            return _validate(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "generate":
-            return _generate(args)
-        return _run(args)
-    except FlexoptError as err:
-        print(f"flexopt: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("flexopt: interrupted", file=sys.stderr)
-        return 130
+        return check(*args, **kwargs)
+    except OutputRefusedError as err:
+        raise OutputError(str(err)) from None
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -217,23 +352,38 @@ def _generate(args: argparse.Namespace) -> int:
     from flexopt.generate import generate
     from flexopt.instance import load_instance
 
-    out = generate(args.transmission, args.dsos, args.feeder, args.prosumers, args.seed, args.out)
+    out = generate(
+        args.transmission,
+        args.dsos,
+        args.feeder,
+        args.prosumers,
+        args.seed,
+        args.out,
+        replace=args.force,
+    )
     print(f"wrote {out}: {load_instance(out).description}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from flexopt.atomic import atomic_file
+    from flexopt.atomic import atomic_file, check_output_file
     from flexopt.dso.dcp import DCPOptions
     from flexopt.dso.exact import ApproxModel, build_dcp_exact
     from flexopt.instance import load_instance
+    from flexopt.instance.loader import instance_root
     from flexopt.outcome import BilevelOutcome
     from flexopt.run.api import run_market
 
     if args.mode == "ab" and args.format != "nl":
         raise FlexoptError("--mode ab is a nonlinear model: export it with --format nl")
+    # the nl writer puts .row/.col name maps beside the file
+    siblings = (".row", ".col") if args.format == "nl" else ()
+    place = {
+        "replace": args.force,
+        "siblings": siblings,
+        "protect": (instance_root(args.instance),),
+    }
+    _check_output(check_output_file, args.out, **place)
     inst = load_instance(args.instance)
     ids = [d.id for d in inst.dsos]
     if args.dso not in ids:
@@ -250,8 +400,8 @@ def _export(args: argparse.Namespace) -> int:
             f"{args.dso}: the TSO asks this DSO for nothing; there is no problem to export"
         )
     model = build_dcp_exact(ApproxModel(problem, args.segments))
-    # the nl writer puts .row/.col name maps beside the file
-    with atomic_file(args.out, siblings=(".row", ".col")) as tmp:
+    _check_output(check_output_file, args.out, **place)  # again: the run took time
+    with atomic_file(args.out, siblings=siblings) as tmp:
         model.write(str(tmp), format=args.format, io_options={"symbolic_solver_labels": True})
     n_var = model.nvariables()
     print(
@@ -261,70 +411,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mwh(value: float | None) -> str:
-    """An energy for the summary; ``—`` where the method has no such stage."""
-    return "—" if value is None else f"{value:.3f}"
-
-
 def _run(args: argparse.Namespace) -> int:
+    from flexopt.atomic import check_output_dir
     from flexopt.instance import load_instance
-    from flexopt.run.api import run_market
+    from flexopt.instance.loader import instance_root
+    from flexopt.report import summary_text
+    from flexopt.report.save import RUN_KIND
+    from flexopt.run.api import run
+    from flexopt.run.options import MarketOptions
 
-    options = {k: v for k, v in vars(args).items() if k not in ("command", "instance", "out")}
+    skip = ("command", "instance", "out", "force")
+    options = {k: v for k, v in vars(args).items() if k not in skip}
+    opt = MarketOptions.from_kwargs(progress=True, **options)  # every option, before any work
+    if opt.scheduler is not None:
+        _check_dask()
+    root = instance_root(args.instance)
+    if args.out is not None:
+        _check_output(check_output_dir, args.out, RUN_KIND, replace=args.force, protect=(root,))
     inst = load_instance(args.instance)
-    res = run_market(inst, progress=True, **options)
-    s = res.summary
-    print(
-        f"instance             {s['instance']}  (method {s['method']}, PLF {s['plf_method']}, seed {s['seed']})"
-    )
-    print(
-        f"congestion before    {s['congested_line_hours_before']} line-hours on "
-        f"{', '.join(s['congested_lines_before']) or 'no line'}, hours {s['congested_hours']}; "
-        f"overload {s['overload_mw_before']:.2f} MW·h"
-    )
-    print(
-        f"congestion after     {s['congested_line_hours_after']} line-hours; overload {s['overload_mw_after']:.2f} MW·h"
-    )
-    req = s["flex_requested_mwh"]
-    print(
-        f"flexibility          requested {_mwh(req)} MWh, accepted {s['flex_accepted_mwh']:.3f} MWh; "
-        f"{s['relief_losses_mwh']:.3f} MWh more relief from lower feeder losses"
-    )
-    print(f"TSO cost             {s['tso_cost_eur']:,.2f} EUR")
-    print(
-        f"DSO losses           {s['dso_losses_mwh_before']:.3f} → {s['dso_losses_mwh_after']:.3f} MWh/day"
-    )
-    print(f"DSO balance          {s['dso_balance_eur']:,.2f} EUR")
-    print(
-        f"social cost          {s['social_cost_eur']:,.2f} EUR (AC losses, day); "
-        f"{s['social_cost_lindistflow_eur']:,.2f} EUR on the centralized model"
-    )
-    w = s["welfare"]
-    print(
-        f"welfare              TSO pays {w['tso_payment_eur']:,.2f} = DSO balance "
-        f"{w['dso_balance_eur']:,.2f} + prosumer surplus {w['prosumer_surplus_eur']:,.2f} + "
-        f"social cost {w['social_cost_eur']:,.2f} EUR (loss value {w['loss_value_eur']:+,.2f})"
-    )
-    print(f"information exchanged {s['information_exchanged_floats']:,} numbers across TSO–DSO")
-    for dso_id, d in s["dso"].items():
-        screened = f" ({d['screened']} screened)" if "screened" in d else ""
-        print(
-            f"  {dso_id:<18} {d['participants']} participants{screened}, "
-            f"requested {_mwh(d['requested_mwh'])} MWh, "
-            f"accepted {d['accepted_mwh']:.3f} MWh, losses {d['losses_mwh_after'] - d['losses_mwh_before']:+.3f} MWh, "
-            f"balance {d['balance_eur']:,.2f} EUR"
-        )
-        if "dcp" in d:
-            c = d["dcp"]
-            print(
-                f"  {'':<18} DSO problem: objective {c['objective']:.4f}, f_loss {c['f_loss_mwh']:.4f} MWh, "
-                f"f_price {c['f_price_eur']:,.2f} EUR, budget {c['budget_eur']:,.2f} EUR"
-                f"{'' if c['feasible'] else ' (infeasible)'}"
-            )
-    print(f"time                 {sum(res.timings.values()):.2f} s")
-    if args.out:
-        print(f"wrote                {res.save(args.out)}")
+    res = run(inst, opt)
+    print(summary_text(res.summary, sum(res.timings.values())))
+    if args.out is not None:
+        print(f"wrote                {res.save(args.out, replace=args.force)}")
     return 0
+
+
+def _check_dask() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise FlexoptError("--scheduler needs the 'dask' extra: pip install 'flexopt[dask]'")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-__all__ = ["FlexoptError", "InstanceError", "OptionError", "PowerFlowError", "TopologyError"]
+__all__ = [
+    "FlexoptError",
+    "InstanceError",
+    "NonFiniteError",
+    "OptionError",
+    "OutputError",
+    "PowerFlowError",
+    "SolverError",
+    "SolverLimitError",
+    "TopologyError",
+]
 
 
 class FlexoptError(Exception):
@@ -35,3 +45,30 @@ class TopologyError(FlexoptError):
 
 class PowerFlowError(FlexoptError):
     """The feeder power flow did not converge."""
+
+
+class SolverError(FlexoptError):
+    """A stage's model solved without an optimal solution: the message names the stage, the
+    solver and its status."""
+
+    def __init__(self, stage: str, solver: str, status: str, message: str) -> None:
+        self.stage, self.solver, self.status = stage, solver, status
+        super().__init__(message)
+
+
+class SolverLimitError(SolverError):
+    """A stage's solver stopped at its time limit or iteration guard (``limit``): the message
+    names the stage, the solver, the limit and what to change."""
+
+    def __init__(self, stage: str, solver: str, status: str, limit: str, message: str) -> None:
+        self.limit = limit
+        super().__init__(stage, solver, status, message)
+
+
+class OutputError(FlexoptError):
+    """An output path flexopt refuses to write (it would replace something that is not a
+    previous flexopt result of the same kind, or it cannot be written)."""
+
+
+class NonFiniteError(FlexoptError):
+    """A result that is not a finite number (infinity or NaN); the message names the stage."""

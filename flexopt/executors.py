@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
-__all__ = ["Executor", "executor"]
+__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor"]
+
+#: Seconds to reach a Dask scheduler before giving up with a ``ConnectionError``.
+CONNECT_TIMEOUT_S = 5.0
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -74,7 +77,14 @@ class _Dask:
             )
             self.client = Client(self.cluster)
         else:
-            self.client = Client(scheduler)
+            try:
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            except (OSError, ValueError) as err:  # TimeoutError is an OSError
+                reason = " ".join(str(err).split()) or type(err).__name__
+                raise ConnectionError(
+                    f"cannot reach the Dask scheduler at {scheduler!r} within "
+                    f"{CONNECT_TIMEOUT_S:g} s ({reason[:200]})"
+                ) from None
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         futures = self.client.map(fn, list(items), pure=False)
@@ -97,7 +107,8 @@ def executor(workers: int | None = None, scheduler: str | None = None) -> Iterat
         ``> 1``: a local process pool of that size; ``None`` or 1: serial.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``), or ``"local"`` for a two-worker
-        ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``.
+        ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``. A scheduler that
+        does not answer within :data:`CONNECT_TIMEOUT_S` raises ``ConnectionError``.
     """
     ex: _Dask | _Processes
     if scheduler is not None:

@@ -20,11 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flexopt.atomic import atomic_directory
-from flexopt.errors import FlexoptError
+from flexopt.atomic import OutputRefusedError, atomic_directory, check_output_dir
+from flexopt.errors import FlexoptError, OutputError
 
 __all__ = [
     "FEEDER_CASES",
+    "INSTANCE_KIND",
+    "MAX_PROSUMERS",
     "TRANSMISSION_CASES",
     "feeder_table",
     "generate",
@@ -34,12 +36,20 @@ __all__ = [
 ]
 
 TRANSMISSION_CASES = ("case30", "case118", "case300")
+#: The kind of an instance folder (its marker, ``flexopt.atomic.MARKER``).
+INSTANCE_KIND = "instance"
+#: Prosumers per feeder copy, at most.
+MAX_PROSUMERS = 1_000
 FEEDER_CASES = ("case33bw", "case69")
 #: IEEE RTS 1979, Table 4: hourly load, winter weekday, % of the daily peak.
 # fmt: off
 RTS_HOURLY_PCT = (67, 63, 60, 59, 59, 60, 74, 86, 95, 96, 96, 95, 95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63)
 # fmt: on
 SURGE_PU, SURGE_HOURS, SURGE_SHARE, DERATE_MARGIN, FEEDER_SHARE = 0.08, (13, 14, 15), 0.3, 1.02, 0.6
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
 def write_table(df: pd.DataFrame, path: Path, header_comment: str | None = None) -> None:
@@ -183,17 +193,50 @@ def manifest_text(
 
 
 def generate(
-    transmission: str, dsos: int, feeder: str, prosumers: int, seed: int, out: str | Path
+    transmission: str,
+    dsos: int,
+    feeder: str,
+    prosumers: int,
+    seed: int,
+    out: str | Path,
+    *,
+    replace: bool = False,
 ) -> Path:
-    """Write a synthetic instance (see the module docstring) and return its directory."""
+    """Write a synthetic instance (see the module docstring) and return its directory.
+
+    ``out`` must not exist, be empty, or — with ``replace`` — hold an instance flexopt
+    wrote (its marker says so); anything else is an :class:`~flexopt.errors.OutputError`,
+    raised before any work.
+    """
+    try:
+        check_output_dir(out, INSTANCE_KIND, replace=replace)
+        return _generate(transmission, dsos, feeder, prosumers, seed, out, replace)
+    except OutputRefusedError as err:
+        raise OutputError(str(err)) from None
+
+
+def _generate(
+    transmission: str,
+    dsos: int,
+    feeder: str,
+    prosumers: int,
+    seed: int,
+    out: str | Path,
+    replace: bool,
+) -> Path:
     if transmission not in TRANSMISSION_CASES:
         raise FlexoptError(
             f"--transmission must be one of {TRANSMISSION_CASES}, got {transmission!r}"
         )
     if feeder not in FEEDER_CASES:
         raise FlexoptError(f"--feeder must be one of {FEEDER_CASES}, got {feeder!r}")
-    if dsos < 1 or prosumers < 1:
-        raise FlexoptError("--dsos and --prosumers must be at least 1")
+    if not (_is_int(dsos) and _is_int(prosumers) and dsos >= 1 and 1 <= prosumers <= MAX_PROSUMERS):
+        raise FlexoptError(
+            f"--dsos must be at least 1 and --prosumers in 1..{MAX_PROSUMERS}, "
+            f"got {dsos!r} and {prosumers!r}"
+        )
+    if not (_is_int(seed) and seed >= 0):
+        raise FlexoptError(f"--seed must be a non-negative integer, got {seed!r}")
     from flexopt.grid.cases import transmission_case
     from flexopt.grid.pandapower_io import generator_table, transmission_tables
     from flexopt.instance import load_instance
@@ -224,9 +267,8 @@ def generate(
     fa, feeder_tab = feeder_table(feeder)
     feeder_peak = float(feeder_tab["p_mw"].sum())
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
     name = out.name
-    with atomic_directory(out) as work:
+    with atomic_directory(out, INSTANCE_KIND, replace=replace) as work:
         write_table(
             bus_tab, work / "transmission/buses.csv", f"pandapower {transmission}; load_p_mw = peak"
         )

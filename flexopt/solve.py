@@ -3,11 +3,19 @@
 Every call returns a typed :class:`SolveResult`; nothing fails silently. A model that is
 infeasible or hits a limit without a solution comes back with the matching
 :class:`SolveStatus` and the solver's reason, never with stale variable values loaded.
+
+Every call has a time limit (:data:`DEFAULT_TIME_LIMIT_S` unless the caller gives one) and,
+for continuous models, an iteration guard (:func:`iteration_limit`): HiGHS's active-set QP
+solver can cycle on degenerate models, and without a guard it never returns. A limit that is
+hit is reported in :attr:`SolveResult.limit`. Loading the solution and reading the duals
+happen inside the same guard as the solve: whatever the solver returns, the caller gets a
+:class:`SolveResult`, and a non-finite objective or dual is an ``ERROR``, never a number.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +23,23 @@ from typing import Any
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
-__all__ = ["SolveResult", "SolveStatus", "solve"]
+__all__ = [
+    "DEFAULT_TIME_LIMIT_S",
+    "ITERATIONS_PER_ROW_COL",
+    "ITERATION_FLOOR",
+    "SolveResult",
+    "SolveStatus",
+    "iteration_limit",
+    "solve",
+]
+
+#: Seconds of a solver call whose caller gives no time limit: every call has one.
+DEFAULT_TIME_LIMIT_S = 300.0
+#: Iteration guard of continuous models (simplex, active-set QP): this many iterations per
+#: variable and constraint, and at least :data:`ITERATION_FLOOR`. Both methods need a small
+#: multiple of the model's size; one that cycles stops here instead of running forever.
+ITERATIONS_PER_ROW_COL = 50
+ITERATION_FLOOR = 10_000
 
 
 class SolveStatus(enum.Enum):
@@ -52,6 +76,9 @@ class SolveResult:
     duals : dict
         Constraint data object → dual value (``λ = ∂objective/∂rhs`` with constants on the
         right-hand side); empty for MIPs or when no solution was found.
+    limit : {"time", "iterations"} or None
+        The limit the solver stopped at, if any (the status is then ``FEASIBLE`` with an
+        incumbent or ``NO_SOLUTION``).
     """
 
     status: SolveStatus
@@ -61,6 +88,7 @@ class SolveResult:
     solver: str
     message: str
     duals: dict[Any, float] = field(default_factory=dict, repr=False)
+    limit: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +113,17 @@ _TC_MAP = {
     TerminationCondition.infeasibleOrUnbounded: SolveStatus.INFEASIBLE,
     TerminationCondition.unbounded: SolveStatus.UNBOUNDED,
 }
+_TC_LIMIT = {
+    TerminationCondition.maxTimeLimit: "time",
+    TerminationCondition.iterationLimit: "iterations",
+}
+
+
+def iteration_limit(model: pyo.ConcreteModel) -> int:
+    """The iteration guard of a continuous model: :data:`ITERATIONS_PER_ROW_COL` per variable
+    and constraint, at least :data:`ITERATION_FLOOR`."""
+    size = int(model.nvariables()) + int(model.nconstraints())
+    return max(ITERATION_FLOOR, ITERATIONS_PER_ROW_COL * size)
 
 
 def solve(
@@ -106,14 +145,19 @@ def solve(
         ``"highs"`` (LP, convex QP, MILP) through Pyomo's HiGHS interface; any other name
         goes through ``pyomo.environ.SolverFactory`` (e.g. ``"scip_direct"``).
     time_limit : float, optional
-        Seconds. Hitting it returns ``FEASIBLE`` with the incumbent or ``NO_SOLUTION``.
+        Seconds (default :data:`DEFAULT_TIME_LIMIT_S`). Hitting it returns ``FEASIBLE`` with
+        the incumbent or ``NO_SOLUTION``, and ``limit="time"``.
     mip_gap : float, optional
         Relative MIP gap.
     duals : bool
         Collect constraint duals (continuous models).
     options : dict, optional
-        Solver-specific options passed through unchanged.
+        Solver-specific options passed through unchanged (they override the iteration guard).
     """
+    if time_limit is None:
+        time_limit = DEFAULT_TIME_LIMIT_S
+    if not time_limit > 0:
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
     if solver == "highs":
         return _solve_highs(model, time_limit, mip_gap, duals, options or {})
     return _solve_legacy(model, solver, time_limit, mip_gap, duals, options or {})
@@ -121,52 +165,87 @@ def solve(
 
 def _solve_highs(
     model: pyo.ConcreteModel,
-    time_limit: float | None,
+    time_limit: float,
     mip_gap: float | None,
     duals: bool,
     options: dict[str, Any],
 ) -> SolveResult:
     from pyomo.contrib.solver.solvers.highs import Highs
 
-    opt = Highs()
-    kwargs: dict[str, Any] = {
-        "load_solutions": False,
-        "raise_exception_on_nonoptimal_result": False,
-        "solver_options": dict(options),
-    }
-    if time_limit is not None:
-        kwargs["time_limit"] = float(time_limit)
-    if mip_gap is not None:
-        kwargs["rel_gap"] = float(mip_gap)
     start = time.perf_counter()
-    try:
-        res = opt.solve(model, **kwargs)
+    try:  # the solve, loading the solution and reading the duals: one guard
+        discrete = _has_discrete(model)
+        solver_options = {}
+        if not discrete:
+            guard = iteration_limit(model)
+            solver_options = {"simplex_iteration_limit": guard, "qp_iteration_limit": guard}
+        solver_options.update(options)
+        kwargs: dict[str, Any] = {
+            "load_solutions": False,
+            "raise_exception_on_nonoptimal_result": False,
+            "solver_options": solver_options,
+            "time_limit": float(time_limit),
+        }
+        if mip_gap is not None:
+            kwargs["rel_gap"] = float(mip_gap)
+        res = Highs().solve(model, **kwargs)
+        tc = res.termination_condition
+        has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
+        status = _TC_MAP.get(tc)
+        if status is None:
+            status = SolveStatus.FEASIBLE if has_sol else SolveStatus.NO_SOLUTION
+        if status is SolveStatus.OPTIMAL and not has_sol:
+            status = SolveStatus.ERROR
+        dual_map: dict[Any, float] = {}
+        if status.has_solution:
+            res.solution_loader.load_vars()
+            if duals and not discrete:
+                dual_map = dict(res.solution_loader.get_duals())
+        objective = res.incumbent_objective if status.has_solution else None
+        bound = res.objective_bound if res.objective_bound is not None else objective
     except Exception as err:  # a solver crash must not escape as a bare traceback
         return SolveResult(
-            SolveStatus.ERROR, None, None, time.perf_counter() - start, "highs", str(err)
+            SolveStatus.ERROR, None, None, time.perf_counter() - start, "highs", _one_line(err)
         )
     wall = time.perf_counter() - start
-    tc = res.termination_condition
-    has_sol = res.solution_status in (SolutionStatus.optimal, SolutionStatus.feasible)
-    status = _TC_MAP.get(tc)
-    if status is None:
-        status = SolveStatus.FEASIBLE if has_sol else SolveStatus.NO_SOLUTION
-    if status is SolveStatus.OPTIMAL and not has_sol:
-        status = SolveStatus.ERROR
-    dual_map: dict[Any, float] = {}
-    if status.has_solution:
-        res.solution_loader.load_vars()
-        if duals and not _has_discrete(model):
-            dual_map = dict(res.solution_loader.get_duals())
-    objective = res.incumbent_objective if status.has_solution else None
-    bound = res.objective_bound if res.objective_bound is not None else objective
-    return SolveResult(status, objective, bound, wall, "highs", str(tc.name), dual_map)
+    return _checked(
+        SolveResult(
+            status, objective, bound, wall, "highs", str(tc.name), dual_map, _TC_LIMIT.get(tc)
+        )
+    )
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _checked(res: SolveResult) -> SolveResult:
+    """``ERROR`` for a solution with a non-finite objective or dual: no such number leaves."""
+    if not res.status.has_solution:
+        return res
+    bad = None
+    if res.objective is not None and not math.isfinite(res.objective):
+        bad = f"objective {res.objective}"
+    elif any(not math.isfinite(v) for v in res.duals.values()):
+        bad = "a dual"
+    if bad is None:
+        return res
+    return SolveResult(
+        SolveStatus.ERROR,
+        None,
+        None,
+        res.wall_s,
+        res.solver,
+        f"{res.message}; non-finite {bad} (the model's coefficients are out of range)",
+        limit=res.limit,
+    )
 
 
 def _solve_legacy(
     model: pyo.ConcreteModel,
     solver: str,
-    time_limit: float | None,
+    time_limit: float,
     mip_gap: float | None,
     duals: bool,
     options: dict[str, Any],
@@ -187,49 +266,57 @@ def _solve_legacy(
             SolveStatus.ERROR, None, None, 0.0, solver, f"solver {solver!r} is not available"
         )
     opts = dict(options)
-    if solver == "ripopt":  # an interior-point NLP solver: no MIP gap, own option names
-        time_limit = mip_gap = None
-    if time_limit is not None:
-        opts.setdefault("limits/time" if "scip" in solver else "time_limit", float(time_limit))
+    if solver == "ripopt":  # an interior-point NLP solver: wall-clock limit, own iteration cap
+        opts.setdefault("max_wall_time", float(time_limit))
+        mip_gap = None
+    elif "scip" in solver:
+        opts.setdefault("limits/time", float(time_limit))
+    else:
+        opts.setdefault("time_limit", float(time_limit))
     if mip_gap is not None:
         opts.setdefault("limits/gap" if "scip" in solver else "mip_rel_gap", float(mip_gap))
     # no duals of a MIP/MINLP; Pyomo's SCIP interface cannot load duals at all
-    duals = duals and not _has_discrete(model) and "scip" not in solver
-    if duals and not hasattr(model, "dual"):
-        model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
     start = time.perf_counter()
-    try:
+    try:  # the solve, loading the solution and reading the duals: one guard
+        duals = duals and not _has_discrete(model) and "scip" not in solver
+        if duals and not hasattr(model, "dual"):
+            model.dual = pyo.Suffix(direction=pyo.Suffix.IMPORT)
         res = opt.solve(model, load_solutions=False, options=opts)
+        tc = res.solver.termination_condition
+        n_sol = len(res.solution) if res.solution is not None else 0
+        limit = None
+        if tc == LegacyTC.optimal:
+            status = SolveStatus.OPTIMAL
+        elif tc in (LegacyTC.infeasible, LegacyTC.infeasibleOrUnbounded):
+            status = SolveStatus.INFEASIBLE
+        elif tc == LegacyTC.unbounded:
+            status = SolveStatus.UNBOUNDED
+        elif res.solver.status == SolverStatus.error:
+            status = SolveStatus.ERROR
+        else:
+            status = SolveStatus.FEASIBLE if n_sol else SolveStatus.NO_SOLUTION
+            if tc == LegacyTC.maxTimeLimit:
+                limit = "time"
+            elif tc in (LegacyTC.maxIterations, LegacyTC.maxEvaluations):
+                limit = "iterations"
+        objective = bound = None
+        dual_map: dict[Any, float] = {}
+        if status.has_solution and n_sol:
+            model.solutions.load_from(res)
+            obj = next(model.component_data_objects(pyo.Objective, active=True))
+            objective = float(pyo.value(obj))
+            lb = res.problem.lower_bound
+            bound = float(lb) if lb is not None and abs(float(lb)) != float("inf") else objective
+            if duals and hasattr(model, "dual"):
+                # ripopt reports Ipopt's multipliers, −∂objective/∂rhs: flip them to our convention
+                sign = -1.0 if solver == "ripopt" else 1.0
+                dual_map = {c: sign * v for c, v in model.dual.items()}
     except Exception as err:
         return SolveResult(
-            SolveStatus.ERROR, None, None, time.perf_counter() - start, solver, str(err)
+            SolveStatus.ERROR, None, None, time.perf_counter() - start, solver, _one_line(err)
         )
     wall = time.perf_counter() - start
-    tc = res.solver.termination_condition
-    n_sol = len(res.solution) if res.solution is not None else 0
-    if tc == LegacyTC.optimal:
-        status = SolveStatus.OPTIMAL
-    elif tc in (LegacyTC.infeasible, LegacyTC.infeasibleOrUnbounded):
-        status = SolveStatus.INFEASIBLE
-    elif tc == LegacyTC.unbounded:
-        status = SolveStatus.UNBOUNDED
-    elif res.solver.status == SolverStatus.error:
-        status = SolveStatus.ERROR
-    else:
-        status = SolveStatus.FEASIBLE if n_sol else SolveStatus.NO_SOLUTION
-    objective = bound = None
-    dual_map: dict[Any, float] = {}
-    if status.has_solution and n_sol:
-        model.solutions.load_from(res)
-        obj = next(model.component_data_objects(pyo.Objective, active=True))
-        objective = float(pyo.value(obj))
-        lb = res.problem.lower_bound
-        bound = float(lb) if lb is not None and abs(float(lb)) != float("inf") else objective
-        if duals and hasattr(model, "dual"):
-            # ripopt reports Ipopt's multipliers, −∂objective/∂rhs: flip them to our convention
-            sign = -1.0 if solver == "ripopt" else 1.0
-            dual_map = {c: sign * v for c, v in model.dual.items()}
-    return SolveResult(status, objective, bound, wall, solver, str(tc), dual_map)
+    return _checked(SolveResult(status, objective, bound, wall, solver, str(tc), dual_map, limit))
 
 
 def _has_discrete(model: pyo.ConcreteModel) -> bool:

@@ -81,7 +81,8 @@ def build(out: Path) -> None:
     thermal = br_tab["rating_mw"].copy()
     profile = pd.DataFrame({"hour": np.arange(1, 25), "load_pu": np.array(RTS_HOURLY_PCT) / 100.0})
 
-    with atomic_directory(out) as work:
+    # the bundled instance carries flexopt's instance marker: it is replaced, nothing else is
+    with atomic_directory(out, "instance", replace=True) as work:
         _write(
             bus_tab,
             work / "transmission/buses.csv",

@@ -31,3 +31,10 @@ def case33() -> fx.grid.Feeder:
 @pytest.fixture(scope="session")
 def case69() -> fx.grid.Feeder:
     return fx.grid.Feeder.from_pandapower(fx.grid.case69())
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fuzz", "the mutation fuzzer (tests/fuzz.py)")
+    group.addoption("--fuzz-validate", type=int, default=300, help="validate cases (CI: 300)")
+    group.addoption("--fuzz-run", type=int, default=50, help="run cases (CI: 50)")
+    group.addoption("--fuzz-seed", type=int, default=0, help="seed of the cases")

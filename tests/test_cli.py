@@ -50,11 +50,14 @@ def test_run_writes_tables_and_is_deterministic(tmp_path, capsys):
     assert cong["congested"].sum() == summary["congested_line_hours_before"]
 
 
-def test_run_replaces_output_folder_whole(tmp_path):
+def test_run_replaces_a_previous_result_whole_with_force(tmp_path, capsys):
     out = tmp_path / "o"
-    out.mkdir()
-    (out / "stale.csv").write_text("old")
+    out.mkdir()  # an empty folder takes a result
     assert main(["run", str(RTS), "--out", str(out)]) == 0
+    (out / "stale.csv").write_text("old")
+    assert main(["run", str(RTS), "--out", str(out)]) == 2  # a previous result: --force
+    assert "pass --force" in capsys.readouterr().err
+    assert main(["run", str(RTS), "--out", str(out), "--force"]) == 0
     assert not (out / "stale.csv").exists()
     assert (out / "summary.json").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["o"]  # no temporary folder left behind
@@ -66,7 +69,7 @@ def test_run_replaces_output_folder_whole(tmp_path):
         (["run", "no/such/instance"], "does not exist"),
         (["run", str(RTS), "--plf", "magic"], "invalid choice"),
         (["run", str(RTS), "--method", "magic"], "invalid choice"),
-        (["run", str(RTS), "--samples", "-3"], "positive integer"),
+        (["run", str(RTS), "--samples", "-3"], "expected an integer in 1.."),
         (["frobnicate"], "invalid choice"),
     ],
 )

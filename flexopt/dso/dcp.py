@@ -38,6 +38,8 @@ __all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPScore", "DCPValues"
 
 MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
+#: The largest upper bound of a factor box (a factor scales an offer coefficient).
+MAX_FACTOR = 100.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,20 @@ class DCPOptions:
             raise ValueError(f"DCPOptions.mode must be one of {MODES}, got {self.mode!r}")
         if self.price not in PRICE_RULES:
             raise ValueError(f"DCPOptions.price must be one of {PRICE_RULES}, got {self.price!r}")
-        if not 0.0 <= self.weight <= 1.0:
-            raise ValueError(f"DCPOptions.weight must be in [0, 1], got {self.weight}")
-        lo, hi = self.bounds
-        if not 0 < lo <= 1 <= hi:
-            raise ValueError(f"DCPOptions.bounds must satisfy 0 < lo ≤ 1 ≤ hi, got {self.bounds}")
+        if not (isinstance(self.weight, int | float) and 0.0 <= self.weight <= 1.0):
+            raise ValueError(f"DCPOptions.weight must be in [0, 1], got {self.weight!r}")
+        try:
+            lo, hi = (float(b) for b in self.bounds)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"DCPOptions.bounds must be a pair (lo, hi), got {self.bounds!r}"
+            ) from None
+        if not 0 < lo <= 1 <= hi <= MAX_FACTOR:
+            raise ValueError(
+                f"DCPOptions.bounds must satisfy 0 < lo ≤ 1 ≤ hi ≤ {MAX_FACTOR:g}, got {self.bounds}"
+            )
+        if not isinstance(self.budget, bool):
+            raise ValueError(f"DCPOptions.budget must be True or False, got {self.budget!r}")
 
 
 @dataclass(frozen=True, eq=False)

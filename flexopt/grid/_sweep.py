@@ -4,9 +4,15 @@ Same fixed point and the same iterate sequence as the matrix form in ``feeder.py
 bus currents from the previous voltages, then ``V = V₀ − Z I``, evaluated here along the tree
 — a backward pass accumulating branch currents from the leaves and a forward pass dropping the
 voltage from the root. Each power flow stops on its own tolerance.
+
+The compiled kernel is cached on disk where numba finds a writable place — beside this file,
+in ``NUMBA_CACHE_DIR``, or in the user's cache directory — and compiled in memory on each
+run when none is writable (a read-only install used by someone without a home directory).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -58,7 +64,7 @@ def _sweep_py(
                 new = v[parent[k]] - z[k] * acc[c]
                 d = new - v[c]
                 dd = d.real * d.real + d.imag * d.imag
-                if dd > step:
+                if not dd <= step:  # a NaN update is no convergence: it stops the sweep
                     step = dd
                 v[c] = new
             step = np.sqrt(step)
@@ -76,7 +82,16 @@ def _sweep_py(
             ibr_out[b, k] = acc[child[k]]
 
 
-_kernel = numba.njit(parallel=True, cache=True, nogil=True)(_sweep_py)
+def _compile(fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` compiled with numba, cached on disk where a writable cache location exists."""
+    try:
+        kernel: Callable[..., None] = numba.njit(parallel=True, cache=True, nogil=True)(fn)
+    except RuntimeError:  # "cannot cache function …: no locator available": nothing writable
+        kernel = numba.njit(parallel=True, cache=False, nogil=True)(fn)
+    return kernel
+
+
+_kernel = _compile(_sweep_py)
 
 
 def sweep(

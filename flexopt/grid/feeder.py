@@ -7,10 +7,12 @@ branch-injection-to-branch-current matrix ``BIBC`` and the branch-current-to-bus
 matrix ``BCBV`` multiply to the bus impedance matrix seen from the root,
 ``Z = BCBV · BIBC`` (eq. F3 in ``models/feeder.md``). One sweep is then
 
-    V ← V₀ − Z I(V),   I_j(V) = conj(S_j / V_j) + y_j V_j        (F4)
+    V ← V₀ − Z I(V),   I_j(V) = conj(S_j(|V_j|) / V_j) + y_j V_j        (F4, F4a)
 
-evaluated for a whole batch at once: one complex matrix product per iteration for every
-power flow of the batch. Equations are numbered in ``models/feeder.md``.
+evaluated for a whole batch at once. A feeder with transformers is held referred to its root
+through their complex ratios (F3a): impedances, shunts, currents and the sweep's voltages are
+those of an equivalent feeder without transformers, and the bus voltages are recovered as
+``V_j = Ṽ_j / T_j``. Equations are numbered in ``models/feeder.md``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from flexopt.errors import PowerFlowError
-from flexopt.grid._sweep import sweep
-from flexopt.grid.tree import orient_tree
+from flexopt.grid.engines import ZipData, load_factors, run_sweep
+from flexopt.grid.result import FeederResult
+from flexopt.grid.tree import orient_tree, parallel_groups, parallel_impedance
 
 if TYPE_CHECKING:  # pandapower is imported lazily, only by from_pandapower
     import pandapower as pp
@@ -34,108 +36,40 @@ __all__ = ["Feeder", "PowerFlowResult"]
 
 PowerFlowEngine = Literal["auto", "numba", "numpy"]
 
-_SQRT3 = np.sqrt(3.0)
-
-
-@dataclass(frozen=True, eq=False)
-class PowerFlowResult:
-    """Result of a batched feeder power flow; every array has the batch shape ``[...]`` first.
-
-    Attributes
-    ----------
-    v_pu : numpy.ndarray
-        Complex bus voltages ``[..., n_bus]``.
-    i_bus_pu : numpy.ndarray
-        Complex current drawn at each bus (loads and shunts) ``[..., n_bus]``; zero at the root.
-    i_branch_pu : numpy.ndarray
-        Complex current of each branch, from parent to child, ``[..., n_branch]``.
-    iterations : int
-        Sweeps until the largest voltage update fell below the tolerance.
-    """
-
-    feeder: Feeder
-    v_pu: np.ndarray
-    i_bus_pu: np.ndarray
-    i_branch_pu: np.ndarray
-    p_mw: np.ndarray
-    q_mvar: np.ndarray
-    iterations: int
-
-    @property
-    def vm_pu(self) -> np.ndarray:
-        """Voltage magnitude ``[..., n_bus]``."""
-        vm: np.ndarray = np.abs(self.v_pu)
-        return vm
-
-    @property
-    def va_degree(self) -> np.ndarray:
-        """Voltage angle relative to the root ``[..., n_bus]``."""
-        va: np.ndarray = np.degrees(np.angle(self.v_pu))
-        return va
-
-    @property
-    def i_ka(self) -> np.ndarray:
-        """Branch current magnitude in kA ``[..., n_branch]``."""
-        i_ka: np.ndarray = (
-            np.abs(self.i_branch_pu) * self.feeder.base_mva / (_SQRT3 * self.feeder.vn_kv)
-        )
-        return i_ka
-
-    @property
-    def loss_branch_mw(self) -> np.ndarray:
-        """Active loss of each branch ``r_k |I_k|²`` in MW ``[..., n_branch]`` (F6)."""
-        loss: np.ndarray = self.feeder.r_pu * np.abs(self.i_branch_pu) ** 2 * self.feeder.base_mva
-        return loss
-
-    @property
-    def loss_mw(self) -> np.ndarray:
-        """Total active feeder loss in MW ``[...]`` (F6)."""
-        loss: np.ndarray = self.loss_branch_mw.sum(axis=-1)
-        return loss
-
-    @property
-    def q_loss_mvar(self) -> np.ndarray:
-        """Total reactive series loss ``Σ x_k |I_k|²`` in Mvar ``[...]``."""
-        q_loss: np.ndarray = (self.feeder.x_pu * np.abs(self.i_branch_pu) ** 2).sum(
-            axis=-1
-        ) * self.feeder.base_mva
-        return q_loss
-
-    @property
-    def s_from_mva(self) -> np.ndarray:
-        """Complex power entering each branch at its upstream end ``[..., n_branch]``."""
-        f = self.feeder
-        s_from: np.ndarray = self.v_pu[..., f.parent] * np.conj(self.i_branch_pu) * f.base_mva
-        return s_from
-
-    @property
-    def p_from_mw(self) -> np.ndarray:
-        p_from: np.ndarray = self.s_from_mva.real
-        return p_from
-
-    @property
-    def q_from_mvar(self) -> np.ndarray:
-        q_from: np.ndarray = self.s_from_mva.imag
-        return q_from
-
-    @property
-    def p_root_mw(self) -> np.ndarray:
-        """Active power imported at the root (load + losses) ``[...]`` (F7)."""
-        f = self.feeder
-        s_root = self.v_pu[..., f.root] * np.conj(self.i_branch_pu[..., f.root_branches]).sum(-1)
-        p_root: np.ndarray = s_root.real * f.base_mva
-        return p_root
-
 
 @dataclass(frozen=True, eq=False)
 class Feeder:
     """A radial feeder, oriented from its root (the DSO's interface with the TSO).
 
     Buses are positional ``0..n_bus-1`` with ``bus`` holding their labels; branch ``k`` ends
-    at child bus ``child[k]`` and starts at ``parent[k]``. Impedances are in per unit of
-    ``base_mva`` and ``vn_kv``.
+    at child bus ``child[k]`` and starts at ``parent[k]``. Impedances and shunts are in per
+    unit of ``base_mva`` and the root's ``vn_kv``, referred to the root through the
+    transformers (F3a; the branch's own per unit on a feeder without transformers).
 
     Build one with :meth:`from_pandapower` or :meth:`from_branches`.
+
+    Attributes
+    ----------
+    y_shunt_pu : numpy.ndarray
+        Shunt admittance at each bus ``[n_bus]`` (bus shunts and the branches' π-model
+        halves; the root's is not used: the root is the slack).
+    p_base_mw, q_base_mvar : numpy.ndarray
+        Base-case nominal net load per bus (at 1 pu voltage; consumption positive).
+    ratio : numpy.ndarray, optional
+        Complex cumulative off-nominal ratio ``T_j`` from the root (F3a); ``None``: all 1.
+    bus_vn_kv : numpy.ndarray, optional
+        Nominal voltage of each bus; ``None``: ``vn_kv`` everywhere.
+    g_end_pu : numpy.ndarray, optional
+        ``[2, n_branch]`` shunt conductance of each branch at its parent (row 0) and child end
+        (row 1), part of ``y_shunt_pu``: a branch loss (F6), not a load.
+    const_z_share, const_i_share : numpy.ndarray, optional
+        ``[2, n_bus]`` constant-impedance and constant-current shares of each bus's P (row 0)
+        and Q (row 1), pandapower's voltage-dependent load model (F4a); ``None``: constant
+        power.
+    va_root_degree : float
+        Voltage angle of the root (the external grid's ``va_degree``).
+    branch_label : pandas.Index, optional
+        Element names of each branch (``line_3``; parallel elements joined by ``|``).
     """
 
     bus: pd.Index
@@ -151,6 +85,13 @@ class Feeder:
     base_mva: float = 1.0
     v_root_pu: float = 1.0
     name: str = "feeder"
+    ratio: np.ndarray | None = None
+    bus_vn_kv: np.ndarray | None = None
+    g_end_pu: np.ndarray | None = None
+    const_z_share: np.ndarray | None = None
+    const_i_share: np.ndarray | None = None
+    va_root_degree: float = 0.0
+    branch_label: pd.Index | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -187,39 +128,40 @@ class Feeder:
         shunt_mvar_at_1pu : pandas.Series, optional
             Shunt reactive *generation* at 1 pu per bus label (capacitive positive).
 
+        Rows joining the same two buses are parallel branches: they become one branch of their
+        parallel impedance. Entries of ``p_mw``, ``q_mvar``, ``shunt_mvar_at_1pu`` with the
+        same label add up.
+
         Raises
         ------
         TopologyError
             If the branches do not form a tree spanning every bus from ``root`` (see
             :func:`flexopt.grid.tree.orient_tree`, which orients them breadth-first, F1).
         """
-        tree = orient_tree(
-            np.asarray(from_bus, dtype=np.int64),
-            np.asarray(to_bus, dtype=np.int64),
-            root,
-            name=name,
-        )
+        fb = np.asarray(from_bus, dtype=np.int64)
+        tb = np.asarray(to_bus, dtype=np.int64)
+        r = np.asarray(r_ohm, float)
+        x = np.asarray(x_ohm, float)
+        first, group = parallel_groups(fb, tb)
+        if len(first) < len(fb):  # parallel rows: one branch of their parallel impedance
+            z = parallel_impedance(r + 1j * x, group, len(first))
+            fb, tb, r, x = fb[first], tb[first], z.real, z.imag
+        tree = orient_tree(fb, tb, root, name=name)
         labels, n, k_idx = tree.bus, len(tree.bus), tree.branch
         z_base = vn_kv**2 / base_mva
-        p = np.zeros(n) if p_mw is None else p_mw.reindex(labels, fill_value=0.0).to_numpy(float)
-        q = (
-            np.zeros(n)
-            if q_mvar is None
-            else q_mvar.reindex(labels, fill_value=0.0).to_numpy(float)
-        )
         y = np.zeros(n, dtype=complex)
         if shunt_mvar_at_1pu is not None:
-            y += 1j * shunt_mvar_at_1pu.reindex(labels, fill_value=0.0).to_numpy(float) / base_mva
+            y += 1j * _per_bus(shunt_mvar_at_1pu, labels) / base_mva
         return cls(
             bus=labels,
             root=tree.root,
             parent=tree.parent,
             child=tree.child,
-            r_pu=np.asarray(r_ohm, float)[k_idx] / z_base,
-            x_pu=np.asarray(x_ohm, float)[k_idx] / z_base,
+            r_pu=r[k_idx] / z_base,
+            x_pu=x[k_idx] / z_base,
             y_shunt_pu=y,
-            p_base_mw=p,
-            q_base_mvar=q,
+            p_base_mw=np.zeros(n) if p_mw is None else _per_bus(p_mw, labels),
+            q_base_mvar=np.zeros(n) if q_mvar is None else _per_bus(q_mvar, labels),
             vn_kv=float(vn_kv),
             base_mva=float(base_mva),
             v_root_pu=float(v_root_pu),
@@ -227,16 +169,36 @@ class Feeder:
         )
 
     @classmethod
-    def from_pandapower(cls, net: pp.pandapowerNet, name: str | None = None) -> Feeder:
-        """Read a radial feeder from a pandapower net (in-service lines, loads, sgens, shunts).
+    def from_pandapower(
+        cls, net: pp.pandapowerNet, name: str | None = None, *, ext_grid: int | None = None
+    ) -> Feeder:
+        """Read a radial feeder from a pandapower net, exactly as ``runpp`` models it.
 
-        Line charging ``c_nf_per_km`` is split to both ends as a shunt susceptance, as in
-        pandapower's π model. Transformers and bus-bus switches are rejected with a
-        :class:`~flexopt.errors.TopologyError`.
+        The network is pandapower's own conversion of the net (switches, out-of-service and
+        unsupplied elements, transformer models with tap and phase shift, line charging and
+        conductance, loads of every kind summed per bus with their voltage dependence), fed by
+        one in-service external grid. Elements a sweep cannot represent (``gen``, ``xward``,
+        ``dcline``, FACTS devices) are refused; see ``models/feeder.md`` (reading pandapower).
+
+        Parameters
+        ----------
+        net : pandapowerNet
+            A radial net (after bus fusion and open switches); left unchanged.
+        name : str, optional
+            Feeder name (default: the net's name).
+        ext_grid : int, optional
+            The external grid at the root, when the net has several in service (each feeding
+            its own island, e.g. ``lv_schutterwald``): the feeder is the island it feeds.
+
+        Raises
+        ------
+        TopologyError
+            One line naming what is not a radial feeder of PQ buses.
         """
-        from flexopt.grid.pandapower_io import feeder_arrays  # the only pandapower user
+        from flexopt.grid.pandapower_feeder import feeder_fields  # imports pandapower
 
-        return cls.from_branches(**feeder_arrays(net), name=name or str(net.name or "feeder"))
+        fields = feeder_fields(net, ext_grid)
+        return cls(**fields, name=name or str(net.name or "feeder"))
 
     # ------------------------------------------------------------------ structure
     @property
@@ -277,8 +239,27 @@ class Feeder:
         m.flags.writeable = False
         return m
 
+    @cached_property
+    def bus_shunt_g_pu(self) -> np.ndarray:
+        """Shunt conductance of the bus elements (not the branches' ``g_end_pu``) ``[n_bus]``."""
+        g = self.y_shunt_pu.real.copy()
+        if self.g_end_pu is not None:
+            np.subtract.at(g, self.parent, self.g_end_pu[0])
+            np.subtract.at(g, self.child, self.g_end_pu[1])
+            g[np.abs(g) <= 1e-12 * np.abs(self.y_shunt_pu.real)] = 0.0  # the branches' own
+        g[self.root] = 0.0
+        return g
+
+    def load_factors(self, vm_pu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``c^p + c^i |V| + c^z |V|²`` for P and for Q at bus voltages ``[..., n_bus]`` (F4a)."""
+        if self.const_z_share is None or self.const_i_share is None:
+            one = np.ones_like(vm_pu)
+            return one, one
+        return load_factors(self.const_z_share, self.const_i_share, vm_pu)
+
     def branch_table(self) -> pd.DataFrame:
-        """Branches as a table (``from_bus``, ``to_bus`` labels, ``r_ohm``, ``x_ohm``)."""
+        """Branches as a table (``from_bus``, ``to_bus`` labels, ``r_ohm``, ``x_ohm``; ohms at
+        the root's voltage, F3a)."""
         z_base = self.vn_kv**2 / self.base_mva
         return pd.DataFrame(
             {
@@ -333,93 +314,63 @@ class Feeder:
         q2 = q.reshape(-1, self.n_bus)
         y = self.y_shunt_pu.copy()
         y[self.root] = 0.0
-        if engine not in ("auto", "numba", "numpy"):
-            raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
-        if engine != "numpy":
-            v, i_bus, i_branch, iters = sweep(
-                p2,
-                q2,
-                self.base_mva,
-                y,
-                self.parent,
-                self.child,
-                self.z_branch_pu,
-                self.root,
-                complex(self.v_root_pu),
-                float(tol_pu),
-                int(max_iter),
-            )
-            if np.any(iters < 0):
-                bad = int(np.sum(iters < 0))
-                raise PowerFlowError(
-                    f"feeder '{self.name}': power flow did not converge in {max_iter} sweeps "
-                    f"({bad} of {len(iters)} cases); the load is probably beyond the feeder's "
-                    f"loadability"
-                )
-            it = int(iters.max(initial=0))
-        else:
-            s_conj = (p2 - 1j * q2) / self.base_mva
-            s_conj[:, self.root] = 0.0
-            v, i_bus, i_branch, it = self._sweep_numpy(s_conj, y, tol_pu, max_iter)
+        v, i_bus, i_branch, it = run_sweep(
+            p2,
+            q2,
+            base_mva=self.base_mva,
+            y=y,
+            parent=self.parent,
+            child=self.child,
+            z=self.z_branch_pu,
+            root=self.root,
+            v0=complex(self.v_root_pu),
+            tol_pu=float(tol_pu),
+            max_iter=int(max_iter),
+            engine=engine,
+            matrices=lambda: (self.z_pu.T.copy(), self.path),
+            zip_data=self._zip_data,
+            name=self.name,
+        )
         shape_bus = (*batch, self.n_bus)
+        v_ref = v.reshape(shape_bus)
         return PowerFlowResult(
             feeder=self,
-            v_pu=v.reshape(shape_bus),
+            v_pu=v_ref if self._unreferred else v_ref * self._v_factor,
             i_bus_pu=i_bus.reshape(shape_bus),
             i_branch_pu=i_branch.reshape(*batch, self.n_branch),
             p_mw=p,
             q_mvar=q,
             iterations=it,
+            v_ref_pu=None if self._unreferred else v_ref,
         )
 
-    def _sweep_numpy(
-        self, s_conj: np.ndarray, y: np.ndarray, tol_pu: float, max_iter: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """Matrix-form sweep (F4) over the whole batch at once."""
-        zt = self.z_pu.T.copy()
-        v0 = complex(self.v_root_pu)
-        # preallocated buffers: the loop allocates only the |ΔV| array of the stopping test
-        v = np.full(s_conj.shape, v0, dtype=complex)
-        v_new = np.empty_like(v)
-        i_bus = np.empty_like(v)
-        scratch = (np.empty(s_conj.shape), np.empty(s_conj.shape))
-        step = float("inf")
-        it = 0
-        while it < max_iter:
-            it += 1
-            _bus_current(s_conj, v, y, i_bus, scratch)
-            np.matmul(i_bus, zt, out=v_new)
-            np.subtract(v0, v_new, out=v_new)
-            np.subtract(v_new, v, out=i_bus)  # i_bus is recomputed next sweep: reuse it for ΔV
-            step = float(np.abs(i_bus).max(initial=0.0))
-            v, v_new = v_new, v
-            if step < tol_pu:
-                break
-        if not step < tol_pu:
-            raise PowerFlowError(
-                f"feeder '{self.name}': power flow did not converge in {max_iter} sweeps "
-                f"(last voltage update {step:.3g} pu); the load is probably beyond the "
-                f"feeder's loadability"
-            )
-        _bus_current(s_conj, v, y, i_bus, scratch)
-        i_branch = i_bus @ self.path.T  # backward sweep: I_k = Σ_{j downstream of k} I_j (F5)
-        return v, i_bus, i_branch, it
+    @cached_property
+    def _unreferred(self) -> bool:
+        """No transformer and a zero root angle: the sweep's voltages are the bus voltages."""
+        return self.ratio is None and self.va_root_degree == 0.0
+
+    @cached_property
+    def _v_factor(self) -> np.ndarray:
+        """``e^{jθ₀} / T_j``: sweep voltage → bus voltage (F3a)."""
+        t = np.ones(self.n_bus) if self.ratio is None else self.ratio
+        f: np.ndarray = np.exp(1j * np.deg2rad(self.va_root_degree)) / t
+        return f
+
+    @cached_property
+    def _zip_data(self) -> ZipData | None:
+        if self.const_z_share is None or self.const_i_share is None:
+            return None
+        inv_t = np.ones(self.n_bus) if self.ratio is None else 1.0 / np.abs(self.ratio)
+        return self.const_z_share, self.const_i_share, inv_t
 
 
-def _bus_current(
-    s_conj: np.ndarray,
-    v: np.ndarray,
-    y: np.ndarray,
-    out: np.ndarray,
-    scratch: tuple[np.ndarray, np.ndarray],
-) -> None:
-    """``I = conj(S/V) + y V = conj(S)·V/|V|² + y V`` in place (real ops beat complex division)."""
-    inv_v2, im2 = scratch
-    np.multiply(v.real, v.real, out=inv_v2)
-    np.multiply(v.imag, v.imag, out=im2)
-    inv_v2 += im2
-    np.reciprocal(inv_v2, out=inv_v2)
-    np.multiply(s_conj, v, out=out)
-    out *= inv_v2
-    if np.any(y):
-        out += y * v
+def _per_bus(values: pd.Series, labels: pd.Index) -> np.ndarray:
+    """Values per bus label in ``labels`` order; repeated labels add up, missing ones are 0."""
+    if values.index.has_duplicates:
+        values = values.groupby(level=0).sum()
+    out: np.ndarray = values.reindex(labels, fill_value=0.0).to_numpy(float)
+    return out
+
+
+#: The result of :meth:`Feeder.power_flow` (``pf.feeder`` is the :class:`Feeder`).
+PowerFlowResult = FeederResult[Feeder]

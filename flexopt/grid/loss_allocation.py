@@ -1,7 +1,9 @@
 """Allocation of feeder losses to bus loads and screening of prosumers (stage S4).
 
 Every method returns allocations ``[..., n_bus]`` (MW; zero at the root) that sum exactly to
-the total active loss of the power flow. Equations L1–L5 in ``models/loss_allocation.md``.
+the total active loss of the power flow in every state — no load, losses from line charging
+or transformer magnetization only, net load near zero, reverse flow. Equations L1–L5 in
+``models/loss_allocation.md``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from flexopt.grid.engines import load_factors
 from flexopt.grid.feeder import Feeder, PowerFlowResult
 
 __all__ = ["LOSS_ALLOCATION_METHODS", "allocate_losses", "marginal_loss_factors", "screen_buses"]
@@ -38,8 +41,14 @@ def allocate_losses(
 
         Exact by construction, since ``Σ_j I_j = I_k`` over the buses below branch ``k``
         gives ``Σ_j L_j = Σ_k r_k |I_k|²``; equal to Z-bus loss allocation on a radial feeder.
-        ``marginal`` — marginal loss coefficients normalized to the total, eq. (L3).
-        ``pro_rata`` — in proportion to active load, eq. (L4).
+        The shunt losses of the branches (line conductance, transformer iron losses) go to
+        each branch's downstream bus, eq. (L1a).
+        ``marginal`` — marginal loss charges ``m_j`` corrected to the total in proportion to
+        ``|m_j|``, eq. (L3) (the classic normalization ``m_j P_loss / Σ m`` whenever the
+        charges share a sign; bounded where that one explodes).
+        ``pro_rata`` — in proportion to each bus's active power ``|P_j|``, eq. (L4).
+        Where the weights of ``marginal`` or ``pro_rata`` all vanish (no load), the
+        allocation is the branch-current one (L1).
     step_mw : float, optional
         ``marginal`` only: central differences with this step (MW) instead of the exact
         derivatives (L2a); see :func:`marginal_loss_factors`.
@@ -49,28 +58,37 @@ def allocate_losses(
     numpy.ndarray
         ``[..., n_bus]`` MW, summing to ``pf.loss_mw``.
     """
+    if method not in LOSS_ALLOCATION_METHODS:
+        raise ValueError(
+            f"unknown loss allocation method {method!r}; use one of {LOSS_ALLOCATION_METHODS}"
+        )
     f = pf.feeder
+    alloc: np.ndarray = np.real(pf.i_bus_pu * _path_weighted_current(pf)) * f.base_mva
+    if f.g_end_pu is not None:  # (L1a) a branch's shunt losses go to its downstream bus
+        v2 = np.abs(pf.v_referred_pu) ** 2
+        shunt = f.g_end_pu[0] * v2[..., f.parent] + f.g_end_pu[1] * v2[..., f.child]
+        np.add.at(alloc.T, f.child, (shunt * f.base_mva).T)
     if method == "branch_current":
-        alloc: np.ndarray = np.real(pf.i_bus_pu * _path_weighted_current(pf)) * f.base_mva
         return alloc
-    loss = pf.loss_mw[..., None]
+    shape = pf.v_pu.shape
+    loss = np.broadcast_to(pf.loss_mw[..., None], shape)
     if method == "marginal":
         dl_dp, dl_dq = marginal_loss_factors(pf, step_mw=step_mw)
-        raw = dl_dp * pf.p_mw + dl_dq * pf.q_mvar
-        return _normalize(raw, loss)
-    if method == "pro_rata":
-        p = np.array(pf.p_mw, dtype=float, copy=True)
-        p[..., f.root] = 0.0
-        return _normalize(p, loss)
-    raise ValueError(
-        f"unknown loss allocation method {method!r}; use one of {LOSS_ALLOCATION_METHODS}"
-    )
-
-
-def _normalize(raw: np.ndarray, loss: np.ndarray) -> np.ndarray:
-    total = raw.sum(axis=-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total != 0, raw * (loss / np.where(total != 0, total, 1.0)), 0.0)
+        m = dl_dp * pf.p_mw + dl_dq * pf.q_mvar  # (L3) marginal charges
+        weight = np.abs(m)
+        base = m
+    else:
+        weight = np.abs(np.broadcast_to(pf.p_mw, shape))  # (L4)
+        base = np.zeros(shape)
+    weight = np.array(weight, dtype=float, copy=True)
+    weight[..., f.root] = 0.0
+    base = np.where(np.arange(f.n_bus) == f.root, 0.0, base)
+    total = weight.sum(axis=-1, keepdims=True)
+    none = total == 0.0  # no load at all: fall back to (L1), exact in every state
+    gap = loss - base.sum(axis=-1, keepdims=True)
+    share = weight / np.where(none, 1.0, total)
+    out: np.ndarray = np.where(none, alloc, base + share * gap)
+    return out
 
 
 def marginal_loss_factors(
@@ -93,16 +111,15 @@ def marginal_loss_factors(
         return _marginal_differences(pf, step_mw)
     n = pf.feeder.n_bus
     shape = pf.v_pu.shape
-    v = pf.v_pu.reshape(-1, n)
-    s_conj = (np.broadcast_to(pf.p_mw, shape) - 1j * np.broadcast_to(pf.q_mvar, shape)).reshape(
-        -1, n
-    )
+    v = pf.v_referred_pu.reshape(-1, n)
+    p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
+    q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
     w = _path_weighted_current(pf).reshape(-1, n)
     dl_dp = np.zeros(v.shape)
     dl_dq = np.zeros(v.shape)
     for lo in range(0, v.shape[0], _CHUNK):  # J is [chunk, 2n, 2n]: bound the memory
         sl = slice(lo, lo + _CHUNK)
-        dl_dp[sl], dl_dq[sl] = _marginal_implicit(pf.feeder, v[sl], s_conj[sl], w[sl])
+        dl_dp[sl], dl_dq[sl] = _marginal_implicit(pf.feeder, v[sl], p[sl], q[sl], w[sl])
     return dl_dp.reshape(shape), dl_dq.reshape(shape)
 
 
@@ -118,24 +135,40 @@ def _path_weighted_current(pf: PowerFlowResult) -> np.ndarray:
 
 
 def _marginal_implicit(
-    f: Feeder, v: np.ndarray, s_conj_mva: np.ndarray, w: np.ndarray
+    f: Feeder, v: np.ndarray, p: np.ndarray, q: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(L2a) on a flat batch. With ``x = [Re V; Im V]`` of the non-root buses, the power flow
-    ``V − V₀ + Z I(V, p, q) = 0`` (F4) has the real Jacobian ``J = 1 + R(Z diag y) +
-    R̄(Z diag b)``, ``b_j = ∂I_j/∂conj(V_j) = −conj(S_j)/conj(V_j)²``; the loss
-    ``L = S_b Σ r_k |I_k|²`` has gradient ``g`` in ``x`` and a direct term through
-    ``∂I_j/∂p_j = 1/(S_b conj V_j)`` (``−i`` times that for ``q_j``). Then
+    """(L2a) on a flat batch. With ``x = [Re V; Im V]`` of the non-root buses (referred to
+    the root, F3a), the power flow ``V − V₀ + Z I(V, p, q) = 0`` (F4) has the real Jacobian
+    ``J = 1 + R(Z diag a) + R̄(Z diag b)`` with ``a_j = ∂I_j/∂V_j``, ``b_j = ∂I_j/∂conj(V_j)``
+    (shunts and the voltage-dependent loads of F4a). The loss (F6) has gradient ``g`` in
+    ``x`` and a direct term through ``c_j = ∂I_j/∂p_j``. Then
     ``dL/dp_j = S_b [2 Re(w_j c_j) − Re((μᵀ Z)_j c_j)]`` with ``Jᵀ λ = g``,
     ``μ = λ_re − i λ_im``."""
     n = f.n_bus
     nr = np.flatnonzero(np.arange(n) != f.root)
     m = nr.size
-    v, w = v[:, nr], w[:, nr]
+    v, w, p, q = v[:, nr], w[:, nr], p[:, nr], q[:, nr]
     z = f.z_pu[np.ix_(nr, nr)]
-    y = f.y_shunt_pu[nr]
     vc = np.conj(v)
-    b = -(s_conj_mva[:, nr] / f.base_mva) / vc**2
-    za = z * y  # Z diag(y), holomorphic in dV
+    s_b = f.base_mva
+    fp: np.ndarray | None = None
+    fq: np.ndarray | None = None
+    # I_j = (A + B |V|/τ + C |V|²/τ²)/conj(V) + y V with conj(S(|V|)) = A + B m + C m² (F4a)
+    if f.const_z_share is not None and f.const_i_share is not None:
+        cz, ci = f.const_z_share[:, nr], f.const_i_share[:, nr]
+        tau = np.ones(m) if f.ratio is None else np.abs(f.ratio[nr])
+        coef_a = (p * (1 - cz[0] - ci[0]) - 1j * q * (1 - cz[1] - ci[1])) / s_b
+        coef_b = (p * ci[0] - 1j * q * ci[1]) / s_b / tau
+        coef_c = (p * cz[0] - 1j * q * cz[1]) / s_b / tau**2
+        vm = np.abs(v)
+        a = f.y_shunt_pu[nr] + coef_c + coef_b / (2 * vm)
+        b = -coef_a / vc**2 - coef_b * vm / (2 * vc**2)
+        fp, fq = load_factors(cz, ci, vm / tau)
+        za = z[None] * a[:, None, :]
+    else:
+        a = f.y_shunt_pu[nr]
+        b = -((p - 1j * q) / s_b) / vc**2
+        za = z * a  # Z diag(a), holomorphic in dV
     zb = z[None] * b[:, None, :]  # Z diag(b), acts on conj(dV)
     jac = np.empty((v.shape[0], 2 * m, 2 * m))
     eye = np.eye(m)
@@ -143,16 +176,23 @@ def _marginal_implicit(
     jac[:, :m, m:] = -za.imag + zb.imag
     jac[:, m:, :m] = za.imag + zb.imag
     jac[:, m:, m:] = eye + za.real - zb.real
-    u, t = y * w, b * w
+    u, t = a * w, b * w
     g = 2.0 * np.concatenate([u.real + t.real, t.imag - u.imag], axis=1)
+    if f.g_end_pu is not None:  # the branches' shunt conductance losses g|V|² (F6)
+        gl = np.zeros(n)
+        np.add.at(gl, f.parent, f.g_end_pu[0])
+        np.add.at(gl, f.child, f.g_end_pu[1])
+        g += 2.0 * np.concatenate([gl[nr] * v.real, gl[nr] * v.imag], axis=1)
     lam = np.linalg.solve(np.swapaxes(jac, 1, 2), g[..., None])[..., 0]
     muz = (lam[:, :m] - 1j * lam[:, m:]) @ z
-    c = 1.0 / (f.base_mva * vc)
+    c = 1.0 / (s_b * vc)  # ∂I_j/∂p_j of a constant-power load; F4a scales it by f^p(|V|)
+    cq = -1j * c if fq is None else -1j * c * fq
+    if fp is not None:
+        c = c * fp
     dl_dp = np.zeros((v.shape[0], n))
     dl_dq = np.zeros_like(dl_dp)
-    dl_dp[:, nr] = f.base_mva * (2.0 * (w * c).real - (muz * c).real)
-    cq = -1j * c
-    dl_dq[:, nr] = f.base_mva * (2.0 * (w * cq).real - (muz * cq).real)
+    dl_dp[:, nr] = s_b * (2.0 * (w * c).real - (muz * c).real)
+    dl_dq[:, nr] = s_b * (2.0 * (w * cq).real - (muz * cq).real)
     return dl_dp, dl_dq
 
 

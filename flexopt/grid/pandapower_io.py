@@ -1,7 +1,9 @@
-"""Conversion from pandapower nets to flexopt's arrays — the only module importing pandapower.
+"""Conversion from pandapower nets to flexopt's arrays (the DC model, generators, ratings).
 
-Follows pandapower's own ``_pd2ppc`` conventions: branch order lines then transformers, bus
-lookups through ``net._pd2ppc_lookups``.
+The DC model follows pandapower's own conversion (:func:`flexopt.grid.ppc.pandapower_case`,
+the case ``rundcpp`` solves): branch order lines, transformers, three-winding transformers,
+impedances (``_ppc`` order); switches, out-of-service and unsupplied elements handled as
+pandapower does. Feeders are read by :mod:`flexopt.grid.pandapower_feeder`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from flexopt.errors import TopologyError
+from flexopt.grid.pandapower_feeder import feeder_fields
+from flexopt.grid.ppc import idx_brch, idx_bus, pandapower_case
 from flexopt.grid.transmission import TransmissionModel
 
 with warnings.catch_warnings():
@@ -28,16 +32,6 @@ __all__ = [
     "transmission_tables",
 ]
 
-# pandapower ppc column indices (pandapower.pypower.idx_brch / idx_bus)
-_F_BUS, _T_BUS, _BR_X, _TAP, _SHIFT, _BR_STATUS = 0, 1, 3, 8, 9, 10
-_BUS_TYPE, _REF = 1, 3
-
-
-def _quiet_rundcpp(net: pp.pandapowerNet) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pp.rundcpp(net, check_connectivity=True)
-
 
 def line_ratings_mw(net: pp.pandapowerNet) -> pd.Series:
     """Thermal ratings in MW (MVA): ``√3 V_n I_max · parallel`` for lines, ``S_n`` for trafos."""
@@ -49,70 +43,104 @@ def line_ratings_mw(net: pp.pandapowerNet) -> pd.Series:
     return pd.Series(np.r_[r_line, np.asarray(r_trafo, float)], index=names, name="rating_mw")
 
 
-def transmission_tables(net: pp.pandapowerNet) -> tuple[pd.DataFrame, pd.DataFrame, int, float]:
-    """Bus and branch tables of the DC model, in pandapower's ``_ppc`` branch order.
-
-    Returns
-    -------
-    buses : DataFrame indexed by pandapower bus (``name``, ``vn_kv``)
-    branches : DataFrame indexed by ``line_<i>`` / ``trafo_<i>`` with ``from_bus``,
-        ``to_bus`` (pandapower labels), ``x_pu``, ``tap``, ``rating_mw``
-    slack_bus : pandapower label of the reference bus
-    base_mva : the ppc base
-    """
-    _quiet_rundcpp(net)
-    ppc = net._ppc
-    lookup = net._pd2ppc_lookups["bus"]
-    # ppc bus position -> pandapower bus label (fused buses map to their first label)
-    ppc_to_pp = pd.Series(net.bus.index.to_numpy(), index=lookup[net.bus.index.to_numpy()])
-    ppc_to_pp = ppc_to_pp[~ppc_to_pp.index.duplicated()]
-    if len(ppc_to_pp) != len(net.bus):
-        raise TopologyError("buses joined by bus-bus switches are not supported in the DC model")
-    br = ppc["branch"]
-    ranges = net._pd2ppc_lookups["branch"]
-    names: list[str] = [""] * br.shape[0]
-    for element in ("line", "trafo"):
-        if element in ranges:
-            start, stop = ranges[element]
-            idx = net[element].index.to_numpy()
-            names[start:stop] = [f"{element}_{i}" for i in idx]
-    if any(n == "" for n in names) or np.any(np.real(br[:, _SHIFT]) != 0):
-        raise TopologyError(
-            "only lines and two-winding transformers without phase shift are supported"
-        )
-    in_service = np.real(br[:, _BR_STATUS]) > 0
-    tap = np.real(br[:, _TAP]).copy()
-    tap[tap == 0] = 1.0
+def _dc_tables(
+    net: pp.pandapowerNet,
+) -> tuple[pd.DataFrame, pd.DataFrame, int, float, pd.Series]:
+    """Buses, branches (with ``shift_degree``), slack label, base and the label of every
+    energized pandapower bus's case bus, from the case ``rundcpp`` solves."""
+    case = pandapower_case(net, dc=True)
+    f, t = case.ends()
+    tap = case.col(idx_brch.TAP)
     ratings = line_ratings_mw(net)
     branches = pd.DataFrame(
         {
-            "from_bus": ppc_to_pp.loc[np.real(br[:, _F_BUS]).astype(int)].to_numpy(),
-            "to_bus": ppc_to_pp.loc[np.real(br[:, _T_BUS]).astype(int)].to_numpy(),
-            "x_pu": np.real(br[:, _BR_X]),
-            "tap": tap,
+            "from_bus": case.label[f],
+            "to_bus": case.label[t],
+            "x_pu": case.col(idx_brch.BR_X),
+            "tap": np.where(tap == 0.0, 1.0, tap),
+            "rating_mw": [_rating(net, ratings, str(n)) for n in case.branch_name],
+            "shift_degree": case.col(idx_brch.SHIFT),
         },
-        index=pd.Index(names, name="branch"),
+        index=pd.Index(case.branch_name.astype(str), name="branch"),
     )
-    branches["rating_mw"] = ratings.reindex(branches.index).to_numpy()
-    branches = branches[in_service]
-    ref = np.flatnonzero(np.real(ppc["bus"][:, _BUS_TYPE]) == _REF)
-    slack = int(ppc_to_pp.loc[int(ref[0])])
-    buses = net.bus[["name", "vn_kv"]].copy()
-    buses.index.name = "bus"
-    return buses, branches, slack, float(ppc["baseMVA"])
+    names = net.bus.name.reindex(case.label[~case.aux])
+    buses = pd.DataFrame(
+        {
+            "name": np.full(len(case.label), None, dtype=object),
+            "vn_kv": case.bus[:, idx_bus.BASE_KV].real,
+        },
+        index=pd.Index(case.label, name="bus"),
+    )
+    buses.loc[case.label[~case.aux], "name"] = names.to_numpy()
+    buses.loc[case.label[case.aux], "name"] = [f"open end {b}" for b in case.label[case.aux]]
+    if len(case.ref) == 0:
+        raise TopologyError(f"net '{net.name}': no reference bus (an ext_grid or a slack gen)")
+    slack = int(case.label[case.ref[0]])
+    labels = pd.Series(case.label[case.position.to_numpy()], index=case.position.index)
+    return buses, branches, slack, case.base_mva, labels
+
+
+def _rating(net: pp.pandapowerNet, ratings: pd.Series, name: str) -> float:
+    """Thermal rating (MW, MVA taken as MW) of a case branch; NaN where pandapower has none."""
+    if name in ratings.index:
+        return float(ratings[name])
+    element, _, rest = name.partition("_")
+    if element == "trafo3w":
+        idx, _, side = rest.partition("_")
+        return float(net.trafo3w[f"sn_{side}_mva"].at[int(idx)])
+    if element == "impedance":
+        return float(net.impedance.sn_mva.at[int(rest)])
+    return float("nan")
+
+
+def transmission_tables(net: pp.pandapowerNet) -> tuple[pd.DataFrame, pd.DataFrame, int, float]:
+    """Bus and branch tables of the DC model, in pandapower's ``_ppc`` branch order.
+
+    The energized network ``rundcpp`` solves: buses fused by closed bus-bus switches appear
+    once (under their smallest index), out-of-service and unsupplied buses and branches are
+    left out, and a branch switched open at one end keeps an auxiliary bus at its open end
+    (labelled after the largest bus index, named ``open end <label>``; it carries no flow).
+
+    Returns
+    -------
+    buses : DataFrame indexed by bus label (``name``, ``vn_kv``)
+    branches : DataFrame indexed by ``line_<i>`` / ``trafo_<i>`` / … with ``from_bus``,
+        ``to_bus`` (bus labels), ``x_pu``, ``tap``, ``rating_mw``
+    slack_bus : label of the reference bus
+    base_mva : the case's base
+
+    Raises
+    ------
+    TopologyError
+        For a phase-shifting transformer: the instance tables have no column for the shift
+        (use :func:`transmission_from_pandapower`, which models it).
+    """
+    buses, branches, slack, base_mva, _ = _dc_tables(net)
+    shifted = branches.index[branches.shift_degree != 0]
+    if len(shifted):
+        shift = branches.shift_degree.at[shifted[0]]
+        raise TopologyError(
+            f"net '{net.name}': {shifted[0].replace('_', ' ', 1)} shifts the phase by {shift:g}°; "
+            f"the instance branches table has no phase-shift column (the PTDF does not depend "
+            f"on it, the base-case flows do)"
+        )
+    return buses, branches.drop(columns="shift_degree"), slack, base_mva
 
 
 def transmission_from_pandapower(net: pp.pandapowerNet) -> TransmissionModel:
-    """DC model of a pandapower transmission net (ratings from ``max_i_ka``/``sn_mva``)."""
-    buses, branches, slack, base_mva = transmission_tables(net)
+    """DC model of a pandapower transmission net (ratings from ``max_i_ka``/``sn_mva``),
+    phase shifts included (T4a)."""
+    buses, branches, slack, base_mva, _ = _dc_tables(net)
     return model_from_tables(buses.index, branches, slack, base_mva)
 
 
 def model_from_tables(
     bus: pd.Index, branches: pd.DataFrame, slack_bus: int, base_mva: float
 ) -> TransmissionModel:
-    """Assemble a :class:`TransmissionModel` from label-based tables."""
+    """Assemble a :class:`TransmissionModel` from label-based tables (an optional
+    ``shift_degree`` column gives the phase shifts)."""
     bus = pd.Index(bus, name="bus")
+    shift = branches["shift_degree"].to_numpy(float) if "shift_degree" in branches else None
     return TransmissionModel(
         bus=bus,
         branch=pd.Index(branches.index, name="branch"),
@@ -123,18 +151,23 @@ def model_from_tables(
         rating_mw=branches["rating_mw"].to_numpy(float),
         slack_idx=int(bus.get_loc(slack_bus)),
         base_mva=base_mva,
+        shift_deg=shift if shift is not None and np.any(shift != 0) else None,
     )
 
 
 def ptdf(net: pp.pandapowerNet) -> pd.DataFrame:
     """PTDF of a pandapower net as a DataFrame (branches × buses, MW per MW, eq. T3).
 
-    The slack is the reference (external grid) bus; rows follow pandapower's ``_ppc`` order
-    (lines, then transformers), so the values equal ``pandapower.pypower.makePTDF`` on
-    ``net._ppc``.
+    Rows: the energized branches in pandapower's ``_ppc`` order (lines, transformers, …);
+    columns: every energized pandapower bus (buses fused by a closed bus-bus switch share one
+    column's values). The slack is the reference (external grid) bus. The values equal
+    ``pandapower.pypower.makePTDF`` on the case ``rundcpp`` solves; phase shifters do not
+    change them.
     """
-    model = transmission_from_pandapower(net)
-    return pd.DataFrame(model.ptdf, index=model.branch, columns=model.bus)
+    buses, branches, slack, base_mva, labels = _dc_tables(net)
+    model = model_from_tables(buses.index, branches, slack, base_mva)
+    phi = model.ptdf[:, model.bus.get_indexer(labels.to_numpy())]
+    return pd.DataFrame(phi, index=model.branch, columns=labels.index)
 
 
 def generator_table(net: pp.pandapowerNet) -> pd.DataFrame:
@@ -169,47 +202,55 @@ def generator_table(net: pp.pandapowerNet) -> pd.DataFrame:
 
 
 def feeder_arrays(net: pp.pandapowerNet) -> dict[str, Any]:
-    """Arguments of :meth:`Feeder.from_branches` read from a radial pandapower net."""
-    if len(net.trafo) and net.trafo.in_service.any():
-        raise TopologyError("feeders with transformers are not supported; model the LV side only")
-    if len(net.ext_grid) != 1:
-        raise TopologyError(f"a feeder needs exactly one ext_grid (found {len(net.ext_grid)})")
-    lines = net.line[net.line.in_service].copy()
-    sw = net.switch
-    if len(sw):
-        if ((sw.et == "b") & sw.closed).any():
-            raise TopologyError("closed bus-bus switches are not supported in a feeder")
-        open_lines = sw.loc[(sw.et == "l") & ~sw.closed, "element"].unique()
-        lines = lines.drop(index=[i for i in open_lines if i in lines.index])
-    length_par = lines.length_km / lines.parallel
-    r_ohm = lines.r_ohm_per_km * length_par
-    x_ohm = lines.x_ohm_per_km * length_par
-    vn_kv = float(net.bus.vn_kv.loc[net.ext_grid.bus.iloc[0]])
-    # π model: half the line charging at each end, Q = V² ω C (Mvar at 1 pu)
-    b_half = (
-        2 * np.pi * net.f_hz * lines.c_nf_per_km * 1e-9 * lines.length_km * lines.parallel
-    ) / 2
-    q_sh = vn_kv**2 * b_half
-    shunt = pd.concat([q_sh.groupby(lines.from_bus).sum(), q_sh.groupby(lines.to_bus).sum()])
-    if len(net.shunt):
-        s = net.shunt[net.shunt.in_service]
-        shunt = pd.concat([shunt, (-s.q_mvar * s.step).groupby(s.bus).sum()])
-    loads = net.load[net.load.in_service]
-    p = (loads.p_mw * loads.scaling).groupby(loads.bus).sum()
-    q = (loads.q_mvar * loads.scaling).groupby(loads.bus).sum()
-    if len(net.sgen):
-        g = net.sgen[net.sgen.in_service]
-        p = p.sub((g.p_mw * g.scaling).groupby(g.bus).sum(), fill_value=0.0)
-        q = q.sub((g.q_mvar * g.scaling).groupby(g.bus).sum(), fill_value=0.0)
+    """Arguments of :meth:`Feeder.from_branches` for a feeder that a branch list can carry.
+
+    The feeder read by :meth:`Feeder.from_pandapower` (branches in pandapower's order,
+    oriented from the root; ohms at the root's voltage).
+
+    Raises
+    ------
+    TopologyError
+        If the feeder has what a branch list in ohms cannot carry: a transformer, shunt or
+        line conductance, voltage-dependent loads.
+    """
+    fields = feeder_fields(net)
+    name = str(net.name or "feeder")
+    cannot = [
+        what
+        for what, present in (
+            ("transformers", "ratio" in fields),
+            ("shunt conductance", "g_end_pu" in fields or np.any(fields["y_shunt_pu"].real)),
+            ("voltage-dependent loads", "const_z_share" in fields),
+        )
+        if present
+    ]
+    if cannot:
+        raise TopologyError(
+            f"net '{name}': a branch list in ohms cannot carry its {', '.join(cannot)}; "
+            f"use Feeder.from_pandapower"
+        )
+    bus = fields["bus"]
+    parent, child = fields["parent"], fields["child"]
+    first = [str(label).split("|")[0] for label in fields["branch_label"]]
+    order = np.argsort([_line_position(net, n) for n in first], kind="stable")
+    z_base = fields["vn_kv"] ** 2 / fields["base_mva"]
+    shunt = pd.Series(fields["y_shunt_pu"].imag * fields["base_mva"], index=bus)
     return {
-        "from_bus": lines.from_bus.to_numpy(),
-        "to_bus": lines.to_bus.to_numpy(),
-        "r_ohm": r_ohm.to_numpy(),
-        "x_ohm": x_ohm.to_numpy(),
-        "vn_kv": vn_kv,
-        "root": int(net.ext_grid.bus.iloc[0]),
-        "p_mw": p,
-        "q_mvar": q,
-        "shunt_mvar_at_1pu": shunt.groupby(level=0).sum() if len(shunt) else None,
-        "v_root_pu": float(net.ext_grid.vm_pu.iloc[0]),
+        "from_bus": bus[parent[order]].to_numpy(),
+        "to_bus": bus[child[order]].to_numpy(),
+        "r_ohm": fields["r_pu"][order] * z_base,
+        "x_ohm": fields["x_pu"][order] * z_base,
+        "vn_kv": fields["vn_kv"],
+        "root": int(bus[fields["root"]]),
+        "p_mw": pd.Series(fields["p_base_mw"], index=bus),
+        "q_mvar": pd.Series(fields["q_base_mvar"], index=bus),
+        "shunt_mvar_at_1pu": shunt[shunt != 0] if np.any(shunt != 0) else None,
+        "v_root_pu": fields["v_root_pu"],
+        "base_mva": fields["base_mva"],
     }
+
+
+def _line_position(net: pp.pandapowerNet, name: str) -> int:
+    """Position of a line in the net's table (branch lists keep pandapower's order)."""
+    element, _, idx = name.partition("_")
+    return int(net.line.index.get_loc(int(idx))) if element == "line" else len(net.line)

@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from numpy.typing import ArrayLike
+from scipy.sparse.csgraph import connected_components
 
 from flexopt.errors import TopologyError
 
@@ -42,6 +43,9 @@ class TransmissionModel:
         Positional index of the reference bus (PTDF column of zeros).
     base_mva : float
         System base.
+    shift_deg : numpy.ndarray, optional
+        Phase shift of each branch (degrees, phase-shifting transformers); it leaves the PTDF
+        unchanged and adds the constant flows of (T4a). ``None``: no shift.
     """
 
     bus: pd.Index
@@ -53,6 +57,7 @@ class TransmissionModel:
     rating_mw: np.ndarray
     slack_idx: int
     base_mva: float = 100.0
+    shift_deg: np.ndarray | None = None
 
     @property
     def n_bus(self) -> int:
@@ -82,17 +87,45 @@ class TransmissionModel:
         phi.flags.writeable = False
         return phi
 
+    @cached_property
+    def flow_offset_mw(self) -> np.ndarray:
+        """Flows the phase shifters drive at zero injection ``f⁰`` (T4a), ``[n_branch]``.
+
+        ``f⁰ = S_b (P_f − Φ Aᵀ P_f)`` with ``P_f,l = −b_l θ_l`` (``makeBdc``'s ``Pfinj``);
+        zero without phase shift.
+        """
+        if self.shift_deg is None:
+            return np.zeros(self.n_branch)
+        p_f = -np.deg2rad(self.shift_deg) / (self.x_pu * self.tap)
+        p_bus = np.zeros(self.n_bus)
+        np.add.at(p_bus, self.from_idx, p_f)
+        np.subtract.at(p_bus, self.to_idx, p_f)
+        offset: np.ndarray = self.base_mva * (p_f - self.ptdf @ p_bus)
+        offset.flags.writeable = False
+        return offset
+
     def flows_mw(self, injection_mw: np.ndarray) -> np.ndarray:
-        """DC branch flows ``f = Φ p`` for net injections ``[..., n_bus]`` (T4)."""
+        """DC branch flows ``f = Φ p + f⁰`` for net injections ``[..., n_bus]`` (T4, T4a)."""
         flows: np.ndarray = np.asarray(injection_mw) @ self.ptdf.T
+        if self.shift_deg is not None:
+            flows = flows + self.flow_offset_mw
         return flows
 
 
+#: right-hand sides per sparse solve: SuperLU's solve slows down sharply for wide blocks
+_BLOCK = 8
+
+
 def _compute_ptdf(model: TransmissionModel) -> np.ndarray:
+    """(T1)–(T3) with one sparse LU of ``B_bus[n, n]`` and narrow blocks of ``B_f`` rows."""
     n, nl = model.n_bus, model.n_branch
-    if np.any(model.x_pu == 0):
-        raise TopologyError("a transmission branch has zero reactance; the DC model needs x ≠ 0")
-    b = 1.0 / (model.x_pu * model.tap)
+    bad = np.flatnonzero(~np.isfinite(model.x_pu) | (model.x_pu * model.tap == 0))
+    if bad.size:
+        raise TopologyError(
+            f"transmission branch {model.branch[bad[0]]} has zero reactance (x_pu = "
+            f"{model.x_pu[bad[0]]:g}); the DC model needs x ≠ 0 (fuse its buses with a closed "
+            f"bus-bus switch instead)"
+        )
     rows = np.arange(nl)
     incidence = sp.csr_matrix(
         (
@@ -101,18 +134,27 @@ def _compute_ptdf(model: TransmissionModel) -> np.ndarray:
         ),
         shape=(nl, n),
     )
-    bf = sp.diags(b) @ incidence
+    _, comp = connected_components(incidence.T @ incidence, directed=False)
+    apart = np.flatnonzero(comp != comp[model.slack_idx])
+    if apart.size:
+        raise TopologyError(
+            f"the transmission network is not connected: {apart.size} of its {n} buses "
+            f"(e.g. {list(model.bus[apart[:5]])}) have no path to the slack bus "
+            f"{model.bus[model.slack_idx]}"
+        )
+    bf = sp.diags(1.0 / (model.x_pu * model.tap)) @ incidence
     bbus = (incidence.T @ bf).tocsc()
     keep = np.flatnonzero(np.arange(n) != model.slack_idx)
     try:
         lu = spla.splu(bbus[keep][:, keep].tocsc())
-    except RuntimeError as err:  # singular: islanded bus
-        raise TopologyError(
-            "the transmission network is not connected (singular B matrix)"
-        ) from err
+    except RuntimeError as err:  # connected yet singular: reactances that cancel
+        raise TopologyError("the transmission network's B matrix is singular") from err
+    # Φ[:, keep] = B_f[:, keep] B⁻¹  ⇔  B Φ[:, keep]ᵀ = B_f[:, keep]ᵀ (B symmetric)
+    rhs = bf[:, keep].T.tocsc()
     phi = np.zeros((nl, n))
-    # Φ[:, keep] = B_f[:, keep] B^{-1}  ⇔  B^T Φ[:, keep]^T = B_f[:, keep]^T (B symmetric)
-    phi[:, keep] = lu.solve(np.asarray(bf[:, keep].T.todense())).T
+    for lo in range(0, nl, _BLOCK):
+        hi = min(lo + _BLOCK, nl)
+        phi[lo:hi, keep] = lu.solve(rhs[:, lo:hi].toarray()).T
     return phi
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from flexopt.errors import TopologyError
 
-__all__ = ["OrientedTree", "orient_tree"]
+__all__ = ["OrientedTree", "orient_tree", "parallel_groups", "parallel_impedance"]
 
 
 class OrientedTree(NamedTuple):
@@ -99,3 +99,59 @@ def orient_tree(
         )
     children = np.array(order[1:])  # breadth-first: every parent precedes its children
     return OrientedTree(labels, root_pos, parent_of[children], children, branch_of[children])
+
+
+def parallel_groups(from_bus: np.ndarray, to_bus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group the branches that join the same pair of buses (parallel lines or transformers).
+
+    Parameters
+    ----------
+    from_bus, to_bus : numpy.ndarray
+        Integer bus labels of the branch ends (any orientation), ``[n_branch]``.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``first``: input index of the first branch of each group, groups in order of first
+        appearance; ``group``: ``[n_branch]`` group number of each branch. Without parallel
+        branches, ``first`` is ``0..n_branch-1`` and ``group`` the same.
+    """
+    a = np.asarray(from_bus, dtype=np.int64)
+    b = np.asarray(to_bus, dtype=np.int64)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    pairs = np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
+    _, first, inverse = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return first[order].astype(np.int64), rank[inverse.reshape(-1)].astype(np.int64)
+
+
+def parallel_impedance(z: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Impedance of each group of parallel branches, ``1 / Σ 1/z`` (a group of one keeps its
+    ``z`` exactly; a zero impedance shorts its group).
+
+    Parameters
+    ----------
+    z : numpy.ndarray
+        Complex series impedance of each branch ``[n_branch]``.
+    group : numpy.ndarray
+        Group number of each branch (:func:`parallel_groups`).
+    n_groups : int
+        Number of groups.
+    """
+    count = np.bincount(group, minlength=n_groups)
+    out = np.zeros(n_groups, dtype=complex)
+    single = count[group] == 1
+    out[group[single]] = z[single]
+    multi = ~single
+    if multi.any():
+        zero = z[multi] == 0
+        adm = np.zeros(n_groups, dtype=complex)
+        np.add.at(adm, group[multi][~zero], 1.0 / z[multi][~zero])
+        shorted = np.zeros(n_groups, dtype=bool)
+        shorted[group[multi][zero]] = True
+        idx = np.flatnonzero((count > 1) & ~shorted)
+        out[idx] = 1.0 / adm[idx]
+    return out

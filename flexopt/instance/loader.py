@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.errors import InstanceError
-from flexopt.instance.manifest import Section, nonneg, positive, share
+from flexopt.instance.manifest import Section, between, share
 from flexopt.instance.schema import (
     DSOData,
     FeederData,
@@ -33,15 +33,31 @@ from flexopt.instance.tables import (
     INCREASE,
     PROFILE,
     PROSUMERS,
+    VOLTAGE_KV,
     TableReader,
+    check_file,
     check_refs,
     file_line,
 )
 
-__all__ = ["MANIFEST", "load_instance"]
+__all__ = ["MANIFEST", "instance_root", "load_instance"]
 
 MANIFEST = "instance.toml"
 BALANCING_RULES = ("distributed", "slack")
+#: Largest manifest read (bytes).
+MAX_MANIFEST_BYTES = 2**20
+#: Plausibility ranges of manifest values (instances/README.md, "Bounds").
+DT_H = between(0.01, 24.0)
+BASE_MVA = between(1.0, 1e4)
+RISK_QUANTILE = between(0.0, 10.0)
+LOSS_PRICE = between(0.0, 1e5)
+MAX_FEEDERS = 10_000
+
+
+def instance_root(path: str | Path) -> Path:
+    """The instance directory of ``path`` (the directory itself, or its manifest)."""
+    path = Path(path)
+    return path.parent if path.name == MANIFEST else path
 
 
 def load_instance(path: str | Path) -> Instance:
@@ -61,8 +77,7 @@ def load_instance(path: str | Path) -> Instance:
     flexopt.InstanceError
         One line naming the file and the field of the first problem found.
     """
-    path = Path(path)
-    root = path.parent if path.name == MANIFEST else path
+    root = instance_root(path)
     manifest_path = root / MANIFEST
     if not root.exists():
         raise InstanceError(str(root), None, "instance directory does not exist")
@@ -72,17 +87,22 @@ def load_instance(path: str | Path) -> Instance:
         )
     reader = TableReader(root)
     manifest = reader.rel(manifest_path.resolve())
-    try:
-        doc = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
+    check_file(manifest_path, manifest, MAX_MANIFEST_BYTES)
+    try:  # utf-8-sig: a byte-order mark is accepted, as in the CSV tables
+        doc = tomllib.loads(manifest_path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InstanceError(manifest, None, f"invalid TOML ({err})") from None
+        raise InstanceError(
+            manifest, None, f"invalid TOML ({' '.join(str(err).split())})"
+        ) from None
+    except OSError as err:
+        raise InstanceError(manifest, None, f"cannot be read ({err.strerror})") from None
     top = Section(doc, manifest, "")
 
     meta = top.section("instance")
-    name = meta.get("name", str)
+    name = meta.get("name", str, check=_name)
     description = meta.get("description", str, "")
     hours = meta.get("hours", int, check=lambda v: None if 1 <= v <= 8784 else "must be in 1..8784")
-    dt_h = meta.get("dt_h", float, 1.0, check=positive)
+    dt_h = meta.get("dt_h", float, 1.0, check=DT_H)
     meta.close()
 
     transmission = _load_transmission(top.section("transmission"), reader)
@@ -90,7 +110,7 @@ def load_instance(path: str | Path) -> Instance:
 
     mk = top.section("market")
     market = MarketData(
-        loss_price_eur_per_mwh=mk.get("loss_price_eur_per_mwh", float, check=nonneg),
+        loss_price_eur_per_mwh=mk.get("loss_price_eur_per_mwh", float, check=LOSS_PRICE),
         loss_coverage=mk.get("loss_coverage", float, 0.8, check=share),
     )
     mk.close()
@@ -116,7 +136,7 @@ def _load_transmission(sec: Section, reader: TableReader) -> TransmissionData:
     branches_p = reader.resolve(sec.get("branches", str), m, "transmission.branches")
     gens_p = reader.resolve(sec.get("generators", str), m, "transmission.generators")
     slack = sec.get("slack_bus", int)
-    base_mva = sec.get("base_mva", float, 100.0, check=positive)
+    base_mva = sec.get("base_mva", float, 100.0, check=BASE_MVA)
     sec.close()
 
     buses = reader.table(buses_p, BUSES, "bus")
@@ -181,7 +201,7 @@ def _load_scenario(
         "distributed",
         check=lambda v: None if v in BALANCING_RULES else f"must be one of {BALANCING_RULES}",
     )
-    z = sec.get("risk_quantile", float, 0.0, check=nonneg)
+    z = sec.get("risk_quantile", float, 0.0, check=RISK_QUANTILE)
     rho = sec.get(
         "correlation", float, 0.0, check=lambda v: None if 0 <= v < 1 else "must be in [0, 1)"
     )
@@ -282,13 +302,13 @@ def _load_distribution(
     pros = pros.set_index("prosumer_id")
     _check_baseline(fbase, pros, baseline, dt_h)
 
-    feeders: dict[Path, FeederData] = {}
+    feeders: dict[tuple[Path, float], FeederData] = {}
     dsos: list[DSOData] = []
     seen_ids: set[str] = set()
     load_buses = set(tr.buses.index[tr.buses["load_p_mw"] > 0])
     for k, raw in enumerate(entries):
         d = Section(raw, m, f"distribution.dso[{k}]")
-        dso_id = d.get("id", str, check=lambda v: None if v.strip() else "must not be empty")
+        dso_id = d.get("id", str, check=_name)
         if dso_id in seen_ids:
             raise InstanceError(m, f"distribution.dso[{k}].id", f"duplicate DSO id {dso_id!r}")
         seen_ids.add(dso_id)
@@ -300,12 +320,18 @@ def _load_distribution(
                 f"must be a transmission bus with load > 0, got {bus}",
             )
         fpath = reader.resolve(d.get("feeder", str), m, f"distribution.dso[{k}].feeder")
-        vn_kv = d.get("vn_kv", float, check=positive)
-        n_feeders = d.get("feeders", int, 1, check=lambda v: None if v >= 1 else "must be ≥ 1")
+        vn_kv = d.get("vn_kv", float, check=_voltage)
+        n_feeders = d.get(
+            "feeders",
+            int,
+            1,
+            check=lambda v: None if 1 <= v <= MAX_FEEDERS else f"must be in 1..{MAX_FEEDERS}",
+        )
         d.close()
-        if fpath not in feeders:
-            feeders[fpath] = _load_feeder(fpath.stem, fpath, reader, vn_kv)
-        feeder = feeders[fpath]
+        # DSOs may share a feeder file with their own voltage: one feeder per (file, vn_kv)
+        if (fpath, vn_kv) not in feeders:
+            feeders[fpath, vn_kv] = _load_feeder(fpath.stem, fpath, reader, vn_kv)
+        feeder = feeders[fpath, vn_kv]
         own = pros[pros["dso_id"] == dso_id].drop(columns="dso_id")
         if own.empty:
             raise InstanceError(fp, "dso_id", f"DSO {dso_id!r} has no prosumers")
@@ -338,6 +364,21 @@ def _load_distribution(
     return tuple(dsos)
 
 
+def _name(v: str) -> str | None:
+    """A name: not empty, one line, at most 200 characters."""
+    if not v.strip():
+        return "must not be empty"
+    if len(v) > 200 or any(c in v for c in "\r\n\x00"):
+        return "must be one line of at most 200 characters"
+    return None
+
+
+def _voltage(v: float) -> str | None:
+    """The plausibility range of a nominal voltage (the tables' ``vn_kv``)."""
+    bad = VOLTAGE_KV.check(np.array([v])) if VOLTAGE_KV.check is not None else [False]
+    return VOLTAGE_KV.rule if bad[0] else None
+
+
 def _check_baseline(file: str, pros: pd.DataFrame, baseline: pd.DataFrame, dt_h: float) -> None:
     """Power within ±p_max and state of charge within [0, E] along the baseline (eq. I1)."""
     pmax = pros["p_max_mw"]
@@ -347,7 +388,8 @@ def _check_baseline(file: str, pros: pd.DataFrame, baseline: pd.DataFrame, dt_h:
         raise InstanceError(
             file,
             "p_mw",
-            f"prosumer {pid!r} hour {t}: |p| {baseline.at[t, pid]} exceeds p_max_mw {pmax[pid]}",
+            f"prosumer {pid!r} hour {t}: |p| = {abs(baseline.at[t, pid]):g} exceeds p_max_mw "
+            f"{pmax[pid]:g}",
         )
     eta = pros["efficiency"].to_numpy()
     p = baseline.to_numpy()

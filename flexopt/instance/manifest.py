@@ -13,7 +13,7 @@ from typing import Any
 
 from flexopt.errors import InstanceError
 
-__all__ = ["REQUIRED", "Section", "nonneg", "positive", "share"]
+__all__ = ["REQUIRED", "Section", "between", "nonneg", "positive", "share"]
 
 REQUIRED = object()
 
@@ -83,3 +83,13 @@ def nonneg(v: float) -> str | None:
 
 def share(v: float) -> str | None:
     return None if 0 < v <= 1 else "must be in (0, 1]"
+
+
+def between(lo: float, hi: float, *, lo_open: bool = False) -> Callable[[float], str | None]:
+    """A check: the value lies in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+
+    def check(v: float) -> str | None:
+        ok = (v > lo if lo_open else v >= lo) and v <= hi
+        return None if ok else f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}]"
+
+    return check

@@ -2,11 +2,16 @@
 
 Every cell is read as text and converted by the column's schema; the first problem raises
 :class:`~flexopt.errors.InstanceError` naming the file, the column and the file line
-(``#`` comment lines counted).
+(``#`` comment lines counted). Integers are parsed as integers (decimal digits, at most
+:data:`MAX_INT` in magnitude: never through a float that could wrap around), numbers are
+finite and within the physical plausibility ranges of the schemas (``instances/README.md``),
+files are plain text (a compressed file is refused, never decompressed) of at most
+:data:`MAX_TABLE_BYTES`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +30,13 @@ __all__ = [
     "FEEDER",
     "GENERATORS",
     "INCREASE",
+    "MAX_INT",
+    "MAX_TABLE_BYTES",
     "PROFILE",
     "PROSUMERS",
     "Column",
     "TableReader",
+    "check_file",
     "check_refs",
     "file_line",
     "ge",
@@ -37,7 +45,22 @@ __all__ = [
     "in_closed_unit",
     "in_unit",
     "py_scalar",
+    "within",
 ]
+
+#: Largest table file read (bytes); a larger one is refused with its size.
+MAX_TABLE_BYTES = 256 * 2**20
+#: Largest magnitude of an integer cell (bus labels, hours).
+MAX_INT = 10**9
+_INT_TEXT = re.compile(r"[+-]?\d{1,10}(\.0*)?")
+#: Leading bytes of the compressed formats pandas would otherwise decompress silently.
+_COMPRESSED = {
+    b"\x1f\x8b": "gzip",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+    b"BZh": "bzip2",
+    b"\x28\xb5\x2f\xfd": "zstd",
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,44 @@ def ge(lo: float) -> Callable[[np.ndarray], np.ndarray]:
 
 def gt(lo: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda a: ~(a > lo)
+
+
+def within(kind: str, lo: float, hi: float, *, lo_open: bool = False, unit: str = "") -> Column:
+    """A ``kind`` column whose values lie in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
+
+    def check(a: np.ndarray) -> np.ndarray:
+        above = a > lo if lo_open else a >= lo
+        bad: np.ndarray = ~(above & (a <= hi))
+        return bad
+
+    bracket = "(" if lo_open else "["
+    return Column(kind, check, f"must be in {bracket}{lo:g}, {hi:g}]{unit}")
+
+
+def check_file(path: Path, file: str, max_bytes: int) -> None:
+    """A readable plain file of at most ``max_bytes``, not a compressed archive."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InstanceError(
+                file, None, f"is {size:,} bytes, over the limit of {max_bytes:,} bytes of a file"
+            )
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            for magic, fmt in _COMPRESSED.items():
+                if head.startswith(magic):
+                    raise InstanceError(
+                        file,
+                        None,
+                        f"is a compressed file ({fmt}); flexopt reads plain-text files only "
+                        "(decompress it first)",
+                    )
+            fh.seek(0)
+            while chunk := fh.read(2**20):
+                if b"\x00" in chunk:
+                    raise InstanceError(file, None, "is not a text file (it holds NUL bytes)")
+    except OSError as err:
+        raise InstanceError(file, None, f"cannot be read ({err.strerror})") from None
 
 
 def in_unit(a: np.ndarray) -> np.ndarray:
@@ -79,32 +140,49 @@ class TableReader:
             return str(path)
 
     def resolve(self, name: str, manifest: str, field: str) -> Path:
+        if not name.strip() or "\x00" in name or len(name) > 1024:
+            raise InstanceError(manifest, field, f"must be a file name, got {name[:100]!r}")
         p = Path(name)
         if p.is_absolute():
             raise InstanceError(
                 manifest, field, f"must be a path inside the instance, got {name!r}"
             )
-        full = (self.root / p).resolve()
-        if self.root not in full.parents:
-            raise InstanceError(
-                manifest, field, f"must stay inside the instance directory, got {name!r}"
-            )
-        if not full.is_file():
-            raise InstanceError(manifest, field, f"file {name!r} does not exist")
+        try:
+            full = (self.root / p).resolve()
+            if self.root not in full.parents:
+                raise InstanceError(
+                    manifest, field, f"must stay inside the instance directory, got {name!r}"
+                )
+            exists, is_file = full.exists(), full.is_file()
+        except (OSError, RuntimeError) as err:  # a name too long, a symbolic-link loop, …
+            raise InstanceError(manifest, field, f"cannot use {name!r} ({err})") from None
+        if not is_file:
+            what = "is not a file" if exists else "does not exist"
+            raise InstanceError(manifest, field, f"{name!r} {what}")
         return full
 
     def table(
         self, path: Path, schema: dict[str, Column], key: str | tuple[str, ...] | None
     ) -> pd.DataFrame:
         file = self.rel(path)
+        check_file(path, file, MAX_TABLE_BYTES)
         first = header_line(path)
         try:
             raw = pd.read_csv(
-                path, dtype=str, comment="#", skipinitialspace=True, keep_default_na=False
+                path,
+                dtype=str,
+                comment="#",
+                skipinitialspace=True,
+                keep_default_na=False,
+                compression=None,
+                encoding="utf-8",
             )
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
             msg = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise InstanceError(file, None, f"not a readable CSV table ({msg})") from None
+        except OSError as err:
+            raise InstanceError(file, None, f"cannot be read ({err.strerror})") from None
+
         raw.columns = [c.strip() for c in raw.columns]
         for col in schema:
             if col not in raw.columns:
@@ -127,13 +205,16 @@ class TableReader:
             if spec.kind == "str":
                 out[col] = text.to_numpy(dtype=object)
                 continue
-            num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(num)
             if spec.kind == "int":
-                bad |= np.isfinite(num) & (num != np.round(num))
+                num, bad = _integers(text)
+            else:
+                num = pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+                bad = ~np.isfinite(num)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                want = "an integer" if spec.kind == "int" else "a finite number"
+                want = (
+                    f"an integer within ±{MAX_INT:,}" if spec.kind == "int" else "a finite number"
+                )
                 raise InstanceError(
                     file, col, f"line {first + 1 + i}: must be {want}, got {text.iloc[i]!r}"
                 )
@@ -144,7 +225,7 @@ class TableReader:
                     raise InstanceError(
                         file, col, f"line {first + 1 + i}: {spec.rule}, got {text.iloc[i]}"
                     )
-            out[col] = num.astype(np.int64) if spec.kind == "int" else num
+            out[col] = num
         df = pd.DataFrame(out)
         df.attrs["header_line"] = first
         if key is not None:
@@ -162,10 +243,19 @@ class TableReader:
         return df
 
 
+def _integers(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer cells parsed as integers: ``(values, bad)``, bad where a cell is not decimal
+    digits (an optional ``.0`` tail allowed) or exceeds :data:`MAX_INT` in magnitude."""
+    ok = text.str.fullmatch(_INT_TEXT.pattern).fillna(False).to_numpy(dtype=bool)
+    digits = text.where(ok, "0").str.replace(r"\.0*$", "", regex=True)
+    values = np.asarray([int(d) for d in digits], dtype=np.int64)  # ≤ 10 digits: no overflow
+    return values, ~ok | (np.abs(values) > MAX_INT)
+
+
 def header_line(path: Path) -> int:
     """1-based line number of the CSV header (after leading ``#`` comment lines)."""
     try:
-        with path.open(encoding="utf-8") as fh:
+        with path.open(encoding="utf-8-sig") as fh:
             for n, line in enumerate(fh, start=1):
                 if not line.lstrip().startswith("#"):
                     return n
@@ -197,53 +287,64 @@ def check_refs(
 
 
 # ---------------------------------------------------------------------------- column schemas
+# Physical plausibility ranges (instances/README.md, "Bounds"): wide enough for any real
+# system, narrow enough that no product of them overflows or loses every digit.
+MAX_MW = 1e5  # a bus load, a generator, a line rating
+MAX_EUR_PER_MWH = 1e5
+VOLTAGE_KV = within("float", 0.1, 1500.0)
 BUSES = {
     "bus": Column("int", ge(0), "must be ≥ 0"),
     "name": Column("str"),
-    "vn_kv": Column("float", gt(0), "must be > 0"),
-    "load_p_mw": Column("float", ge(0), "must be ≥ 0"),
-    "sigma_pu": Column("float", ge(0), "must be ≥ 0"),
+    "vn_kv": VOLTAGE_KV,
+    "load_p_mw": within("float", 0.0, MAX_MW),
+    "sigma_pu": within("float", 0.0, 1.0),
 }
 BRANCHES = {
     "branch": Column("str"),
     "from_bus": Column("int"),
     "to_bus": Column("int"),
-    "x_pu": Column("float", lambda a: a == 0, "must be non-zero"),
-    "tap": Column("float", gt(0), "must be > 0"),
-    "rating_mw": Column("float", gt(0), "must be > 0"),
+    "x_pu": Column(
+        "float",
+        lambda a: ~((np.abs(a) >= 1e-6) & (np.abs(a) <= 100.0)),
+        "must be non-zero with |x_pu| in [1e-06, 100]",
+    ),
+    "tap": within("float", 0.5, 2.0),
+    "rating_mw": within("float", 0.0, MAX_MW, lo_open=True),
 }
 GENERATORS = {
     "gen": Column("str"),
     "bus": Column("int"),
-    "p_min_mw": Column("float", ge(0), "must be ≥ 0"),
-    "p_max_mw": Column("float", ge(0), "must be ≥ 0"),
-    "c0_eur_per_h": Column("float"),
-    "c1_eur_per_mwh": Column("float"),
-    "c2_eur_per_mw2h": Column("float", ge(0), "must be ≥ 0 (convex cost)"),
+    "p_min_mw": within("float", 0.0, MAX_MW),
+    "p_max_mw": within("float", 0.0, MAX_MW),
+    "c0_eur_per_h": within("float", -1e7, 1e7),
+    "c1_eur_per_mwh": within("float", -MAX_EUR_PER_MWH, MAX_EUR_PER_MWH),
+    "c2_eur_per_mw2h": within("float", 0.0, MAX_EUR_PER_MWH, unit=" (convex cost)"),
 }
-PROFILE = {"hour": Column("int"), "load_pu": Column("float", ge(0), "must be ≥ 0")}
+PROFILE = {"hour": Column("int"), "load_pu": within("float", 0.0, 10.0)}
 INCREASE = {
     "hour": Column("int"),
     "bus": Column("int"),
-    "increase_pu": Column("float", gt(-1), "must be > -1 (a load cannot fall below zero)"),
+    "increase_pu": within(
+        "float", -1.0, 10.0, lo_open=True, unit=" (a load cannot fall below zero)"
+    ),
 }
 FEEDER = {
     "from_bus": Column("int", ge(0), "must be ≥ 0"),
     "to_bus": Column("int", ge(0), "must be ≥ 0"),
-    "r_ohm": Column("float", ge(0), "must be ≥ 0"),
-    "x_ohm": Column("float", ge(0), "must be ≥ 0"),
-    "p_mw": Column("float"),
-    "q_mvar": Column("float"),
+    "r_ohm": within("float", 0.0, 1000.0),
+    "x_ohm": within("float", 0.0, 1000.0),
+    "p_mw": within("float", -1000.0, 1000.0),
+    "q_mvar": within("float", -1000.0, 1000.0),
 }
 PROSUMERS = {
     "prosumer_id": Column("str"),
     "dso_id": Column("str"),
     "bus": Column("int"),
-    "p_max_mw": Column("float", gt(0), "must be > 0"),
-    "e_max_mwh": Column("float", gt(0), "must be > 0"),
+    "p_max_mw": within("float", 0.0, 100.0, lo_open=True),
+    "e_max_mwh": within("float", 0.0, 1000.0, lo_open=True),
     "soc_init_pu": Column("float", in_closed_unit, "must be in [0, 1]"),
     "efficiency": Column("float", in_unit, "must be in (0, 1]"),
-    "a_eur_per_mw2h": Column("float", ge(0), "must be ≥ 0 (convex cost)"),
-    "b_eur_per_mwh": Column("float", ge(0), "must be ≥ 0"),
+    "a_eur_per_mw2h": within("float", 0.0, 1e7, unit=" (convex cost)"),
+    "b_eur_per_mwh": within("float", 0.0, MAX_EUR_PER_MWH),
 }
 BASELINE = {"hour": Column("int"), "prosumer_id": Column("str"), "p_mw": Column("float")}

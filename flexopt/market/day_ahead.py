@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-__all__ = ["DayAheadData", "DayAheadResult", "build_day_ahead", "read_day_ahead"]
+__all__ = [
+    "DayAheadData",
+    "DayAheadResult",
+    "build_day_ahead",
+    "dispatch_closed_form",
+    "read_day_ahead",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -107,4 +113,67 @@ def read_day_ahead(m: pyo.ConcreteModel, duals: dict[Any, float]) -> DayAheadRes
         ),
         price_eur_per_mwh=price,
         cost_eur=float(pyo.value(m.obj)),
+    )
+
+
+def dispatch_closed_form(data: DayAheadData) -> DayAheadResult:
+    """S1 from its optimality conditions, without a solver: the hours decouple and each is
+    a separable convex QP with one balance row (D1–D3), so every unit sits at
+    ``clip((λ − c1) / 2 c2, p̲, p̄)`` — linear units (``c2 = 0``) at a bound, or anywhere in
+    between when ``λ = c1`` — and the price ``λ`` is where their sum meets the demand.
+
+    The breakpoints (the ``λ`` where a unit reaches a bound) are sorted; the demand falls on
+    one (then units with ``c1 = λ`` share the rest in proportion to their range) or between
+    two, where the supply is affine in ``λ``. The fallback of S1 where HiGHS's QP solver stops
+    at its iteration guard (it cycles on some degenerate hours); the same optimum, and where
+    it is not unique (tied linear units) an equally cheap dispatch.
+    """
+    gen = data.generators
+    lo, hi = gen["p_min_mw"].to_numpy(float), gen["p_max_mw"].to_numpy(float)
+    c1, c2 = gen["c1_eur_per_mwh"].to_numpy(float), gen["c2_eur_per_mw2h"].to_numpy(float)
+    quad = c2 > 0
+    slope = np.where(quad, 1.0 / (2.0 * np.where(quad, c2, 1.0)), 0.0)  # dp/dλ inside the range
+    points = np.unique(
+        np.concatenate([c1[~quad], (c1 + 2 * c2 * lo)[quad], (c1 + 2 * c2 * hi)[quad]])
+    )
+
+    def supply(lam: np.ndarray, upper: bool) -> np.ndarray:
+        """Unit outputs ``[len(lam), G]``; tied linear units at their upper or lower bound."""
+        lam = lam[:, None]
+        free = np.clip((lam - c1) * slope, lo, hi)
+        tied = hi if upper else lo
+        linear = np.where(lam > c1, hi, np.where(lam < c1, lo, tied))
+        out: np.ndarray = np.where(quad, free, linear)
+        return out
+
+    low, high = supply(points, False), supply(points, True)
+    s_low, s_high = low.sum(1), high.sum(1)
+    hours = list(data.demand_mw.index)
+    p = np.empty((len(hours), len(gen)))
+    price = np.empty(len(hours))
+    for i, t in enumerate(hours):
+        d = float(np.clip(data.demand_mw.loc[t], lo.sum(), hi.sum()))
+        k = int(np.searchsorted(s_high, d))  # first breakpoint whose upper supply reaches d
+        k = min(k, len(points) - 1)
+        if s_low[k] <= d:  # on breakpoint k: the tied linear units share the rest
+            lam = points[k]
+            row = low[k].copy()
+            tied = ~quad & (c1 == lam)
+            rest = d - row.sum()
+            room = hi[tied] - lo[tied]
+            if rest > 0 and room.sum() > 0:
+                row[tied] += rest * room / room.sum()
+        else:  # between breakpoints k-1 and k: the supply is affine in λ
+            base, lam0 = s_high[k - 1], points[k - 1]
+            free = quad & (c1 + 2 * c2 * lo <= lam0) & (c1 + 2 * c2 * hi >= points[k])
+            gain = slope[free].sum()
+            lam = lam0 + (d - base) / gain if gain > 0 else float(points[k])
+            row = supply(np.array([lam]), False)[0]
+        p[i], price[i] = row, lam
+    cost = float(data.dt_h * (c2 * p**2 + c1 * p).sum())
+    index = pd.Index(hours, name="hour")
+    return DayAheadResult(
+        p_mw=pd.DataFrame(p, index=index, columns=pd.Index(list(gen.index), name="gen")),
+        price_eur_per_mwh=pd.Series(price, index=index, name="price_eur_per_mwh"),
+        cost_eur=cost,
     )

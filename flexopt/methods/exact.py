@@ -11,6 +11,7 @@ that fails either check is reported with a status that says so — never "optima
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 
@@ -41,6 +42,9 @@ __all__ = [
     "solve_dcp_nlp",
 ]
 
+#: Bounds: seconds per DSO, tangent points of the loss approximation.
+MAX_TIME_LIMIT_S = 1e6
+MAX_SEGMENTS = 1_000
 #: Solver → (DCP mode, Pyomo solver name, model kind).
 EXACT_SOLVERS = {
     "highs": ("b", "highs", "MILP (mode b)"),
@@ -58,11 +62,12 @@ class ExactConfig:
         ``highs``: the mode-"b" MILP; ``scip``: the mode-"ab" MINLP, solved globally. The
         mode follows the solver, so the DCP option ``dcp_mode`` does not apply.
     time_limit_s : float
-        Per DSO; at the limit the incumbent is kept and its proven gap reported.
+        Per DSO, in ``(0, MAX_TIME_LIMIT_S]``; at the limit the incumbent is kept and its
+        proven gap reported.
     mip_gap : float
         Relative MIP gap, in ``[0, 1)``.
     segments : int
-        Tangent points of the loss approximation (X9), ``≥ 2``.
+        Tangent points of the loss approximation (X9), ``2..MAX_SEGMENTS``.
     """
 
     solver: str = "highs"
@@ -73,12 +78,26 @@ class ExactConfig:
     def __post_init__(self) -> None:
         if self.solver not in EXACT_SOLVERS:
             raise ValueError(f"solver must be one of {tuple(EXACT_SOLVERS)}, got {self.solver!r}")
-        if not self.time_limit_s > 0:
-            raise ValueError(f"time_limit_s must be > 0, got {self.time_limit_s!r}")
-        if not 0 <= self.mip_gap < 1:
+        if not (_is_number(self.time_limit_s) and 0 < self.time_limit_s <= MAX_TIME_LIMIT_S):
+            raise ValueError(
+                f"time_limit_s must be a number of seconds in (0, {MAX_TIME_LIMIT_S:g}], "
+                f"got {self.time_limit_s!r}"
+            )
+        if not (_is_number(self.mip_gap) and 0 <= self.mip_gap < 1):
             raise ValueError(f"mip_gap must be in [0, 1), got {self.mip_gap!r}")
-        if not (isinstance(self.segments, int) and self.segments >= 2):
-            raise ValueError(f"segments must be an integer ≥ 2, got {self.segments!r}")
+        if not (
+            isinstance(self.segments, int)
+            and not isinstance(self.segments, bool)
+            and 2 <= self.segments <= MAX_SEGMENTS
+        ):
+            raise ValueError(
+                f"segments must be an integer in 2..{MAX_SEGMENTS}, got {self.segments!r}"
+            )
+
+
+def _is_number(x: object) -> bool:
+    """A finite real number (not a bool)."""
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
 
 
 @dataclass(frozen=True, eq=False)

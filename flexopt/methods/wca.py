@@ -12,7 +12,11 @@ from flexopt.dso.modification import Factors, unit_factors
 from flexopt.dso.offer import Modification
 from flexopt.optim import MOWCA, WCA, compromise, minimize
 
-__all__ = ["WCAConfig", "modify"]
+__all__ = ["MAX_ITER", "MAX_POP", "WCAConfig", "modify"]
+
+#: Bounds on a run's length: population and iterations per DSO.
+MAX_POP = 10_000
+MAX_ITER = 100_000
 
 
 @dataclass(frozen=True)
@@ -22,9 +26,9 @@ class WCAConfig:
     Attributes
     ----------
     wca_pop : int
-        Population (``≥ 8``; MOWCA uses at least 20).
+        Population (``8..MAX_POP``; MOWCA uses at least 20).
     wca_iter : int
-        Iterations per DSO.
+        Iterations per DSO (``1..MAX_ITER``).
     pareto : bool
         Solve the multi-objective form with MOWCA and take the fuzzy compromise.
     """
@@ -34,12 +38,18 @@ class WCAConfig:
     pareto: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.wca_pop, int) and self.wca_pop >= 8):
-            raise ValueError(f"wca_pop must be an integer ≥ 8, got {self.wca_pop!r}")
-        if not (isinstance(self.wca_iter, int) and self.wca_iter > 0):
-            raise ValueError(f"wca_iter must be a positive integer, got {self.wca_iter!r}")
+        if not (_is_int(self.wca_pop) and 8 <= self.wca_pop <= MAX_POP):
+            raise ValueError(f"wca_pop must be an integer in 8..{MAX_POP}, got {self.wca_pop!r}")
+        if not (_is_int(self.wca_iter) and 0 < self.wca_iter <= MAX_ITER):
+            raise ValueError(
+                f"wca_iter must be an integer in 1..{MAX_ITER:_}, got {self.wca_iter!r}"
+            )
         if not isinstance(self.pareto, bool):
             raise ValueError(f"pareto must be True or False, got {self.pareto!r}")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
 
 
 def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> Modification:

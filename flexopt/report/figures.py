@@ -8,17 +8,27 @@ one its Pareto fronts.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from flexopt.dso.offer import DSOOffer
 from flexopt.outcome import BilevelOutcome, MarketOutcome
+
+# a user whose home is not writable (a read-only install run by a service user) costs
+# matplotlib its font cache, not two lines of warnings on every run
+_mpl_log = logging.getLogger("matplotlib")
+_level = _mpl_log.level
+_mpl_log.setLevel(logging.ERROR)
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never needs a display
+    import matplotlib.pyplot as plt
+finally:
+    _mpl_log.setLevel(_level)
 
 __all__ = ["make_figures"]
 

@@ -15,6 +15,7 @@ from flexopt.run import assemble
 from flexopt.run.bilevel import run_bilevel
 from flexopt.run.centralized import run_centralized
 from flexopt.run.clock import Clock
+from flexopt.run.finite import check_finite
 from flexopt.run.options import MarketOptions
 from flexopt.run.result import MarketResult
 from flexopt.run.tasks import PrepareTask, run_task
@@ -45,6 +46,13 @@ def run_market(
     Returns
     -------
     MarketResult
+
+    Raises
+    ------
+    FlexoptError
+        For a stage that fails (a :class:`~flexopt.errors.SolverError` naming it), a
+        non-finite result (:class:`~flexopt.errors.NonFiniteError`), an invalid option
+        (:class:`~flexopt.errors.OptionError`).
     """
     return run(inst, MarketOptions.from_kwargs(method=method, seed=seed, **options))
 
@@ -57,19 +65,18 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
         framework = run_bilevel if opt.bilevel else run_centralized
         outcome: MarketOutcome = framework(base, opt, ex, clock)
     timings = dict(clock.timings)
+    tables = assemble.tables(outcome)
+    summary = assemble.summary(outcome, opt, timings)
+    check_finite(tables, summary, opt.bilevel)  # no infinity or NaN leaves a run
     return MarketResult(
-        options=opt,
-        outcome=outcome,
-        tables=assemble.tables(outcome),
-        summary=assemble.summary(outcome, opt, timings),
-        timings=timings,
+        options=opt, outcome=outcome, tables=tables, summary=summary, timings=timings
     )
 
 
 def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Clock) -> MarketBase:
     """S1 day-ahead market, S2 probabilistic load flow, S4 loss allocation and screening."""
     with clock("day_ahead", "S1 day-ahead market"):
-        da = day_ahead(inst)
+        da = day_ahead(inst, time_limit_s=opt.stage_time_limit_s)
     with clock("plf", f"S2 probabilistic load flow ({opt.plf_method})"):
         model = plf_model(inst, da)
         plf_before, cong_before = congestion(

@@ -41,7 +41,14 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         energy = pd.Series({c.dso.id: declared_energy(c, hours) for c in ctxs})
         with clock("requirement", "S3 flexibility requirement"):
             req, unresolved = requirement(
-                inst, base.plf_model, base.plf_before, hours, capacity, base.dso_bus, energy
+                inst,
+                base.plf_model,
+                base.plf_before,
+                hours,
+                capacity,
+                base.dso_bus,
+                energy,
+                time_limit_s=opt.stage_time_limit_s,
             )
         with clock("dso_bids", f"S5–S6 offers ({opt.method}) and block bids"):
             tasks = [
@@ -72,6 +79,7 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                 hours,
                 [o.bid for o in offers],
                 pricing=opt.tso_pricing,
+                time_limit_s=opt.stage_time_limit_s,
             )
     with clock("dispatch", "S8 local dispatch and settlement"):
         if tso is not None:

@@ -28,6 +28,7 @@ from flexopt.run.clock import Clock
 from flexopt.run.options import CentralizedConfig, MarketOptions
 from flexopt.run.tasks import SettleTask, run_task
 from flexopt.run.tso import line_limits, recheck_market, solve_or_raise
+from flexopt.solve import DEFAULT_TIME_LIMIT_S
 
 __all__ = ["centralized_data", "run_centralized", "solve_centralized"]
 
@@ -74,7 +75,12 @@ def _area(c: DSOContext, hours: pd.Index, dt_h: float) -> DistributionArea:
     )
 
 
-def solve_centralized(data: CentralizedData, config: CentralizedConfig) -> CentralizedResult:
+def solve_centralized(
+    data: CentralizedData,
+    config: CentralizedConfig,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> CentralizedResult:
     """The common market (Z1–Z11): the QP, then — ``central_model="ac"`` — the AC NLP
     started from the QP's dispatch.
 
@@ -89,15 +95,20 @@ def solve_centralized(data: CentralizedData, config: CentralizedConfig) -> Centr
         if not has_unresolved_overload(m):
             return duals
         lp = build_centralized_pricing(m)
-        solve_or_raise(lp.model, f"centralized market ({name}) supporting prices", "highs")
+        solve_or_raise(
+            lp.model,
+            f"centralized market ({name}) supporting prices",
+            "highs",
+            time_limit_s=time_limit_s,
+        )
         return read_supporting_duals(lp)
 
     m = build_centralized(data)
-    r = solve_or_raise(m, "centralized market (QP)", "highs")
+    r = solve_or_raise(m, "centralized market (QP)", "highs", time_limit_s=time_limit_s)
     res = read_centralized(m, data, prices(m, r.duals, "QP"))
     if config.central_model == "ac":
         mac = build_centralized(data, ac=True, start=res)
-        rac = solve_or_raise(mac, "centralized market (AC)", "ripopt")
+        rac = solve_or_raise(mac, "centralized market (AC)", "ripopt", time_limit_s=time_limit_s)
         res = read_centralized(mac, data, prices(mac, rac.duals, "AC"))
     return res
 
@@ -113,7 +124,7 @@ def run_centralized(
     if len(hours):
         data = centralized_data(base, config.vm_limits_pu)
         with clock("central_market", f"centralized TSO–DSO market ({config.central_model})"):
-            result = solve_centralized(data, config)
+            result = solve_centralized(data, config, time_limit_s=opt.stage_time_limit_s)
     with clock("dispatch", "S8 local dispatch and settlement"):
         if result is not None and data is not None:
             tasks = [

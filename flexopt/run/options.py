@@ -9,6 +9,8 @@ method (``pareto`` with ``mlf``, ``blocks`` with ``centralized``, ``dcp_mode`` w
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -21,10 +23,15 @@ from flexopt.market.tso import Pricing
 from flexopt.methods import get_method, method_names, methods
 from flexopt.plf import PLF_METHODS
 from flexopt.plf.methods import PLFMethod
+from flexopt.solve import DEFAULT_TIME_LIMIT_S
 
 __all__ = [
     "CENTRALIZED",
     "DCP_OPTIONS",
+    "MAX_BLOCKS",
+    "MAX_SAMPLES",
+    "MAX_TIME_LIMIT_S",
+    "MAX_WORKERS",
     "CentralizedConfig",
     "MarketOptions",
     "market_methods",
@@ -41,7 +48,26 @@ DCP_OPTIONS = {
     "dcp_price": "price",
     "dcp_budget": "budget",
 }
-_RUN = ("seed", "plf_method", "samples", "loss_allocation", "workers", "scheduler", "progress")
+_RUN = (
+    "seed",
+    "plf_method",
+    "samples",
+    "loss_allocation",
+    "workers",
+    "scheduler",
+    "progress",
+    "stage_time_limit_s",
+)
+#: Bounds on the run's length: Monte Carlo samples per PLF (memory stays bounded by the
+#: chunks, time does not), blocks per bid and hour, pool workers, seconds per solver call.
+MAX_SAMPLES = 1_000_000
+MAX_BLOCKS = 1_000
+MAX_WORKERS = 256
+MAX_TIME_LIMIT_S = 1e6
+#: ``local``, or a Dask scheduler address: ``[scheme://]host:port``.
+_SCHEDULER = re.compile(
+    r"((tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})"
+)
 #: The bilevel layer: options of every coefficient method, none of the centralized market.
 _BILEVEL = ("blocks", "participation", "tso_pricing")
 TSO_PRICING: tuple[Pricing, ...] = ("interface", "last_block")
@@ -71,9 +97,10 @@ class CentralizedConfig:
                 f"central_model must be one of {CENTRAL_MODELS}, got {self.central_model!r}"
             )
         lo_hi = tuple(self.vm_limits_pu)
-        if not (len(lo_hi) == 2 and 0 < lo_hi[0] < 1 < lo_hi[1]):
+        if not (len(lo_hi) == 2 and 0.5 <= lo_hi[0] < 1 < lo_hi[1] <= 1.5):
             raise ValueError(
-                f"vm_limits_pu must be (lo, hi) with 0 < lo < 1 < hi, got {self.vm_limits_pu!r}"
+                f"vm_limits_pu must be (lo, hi) with 0.5 ≤ lo < 1 < hi ≤ 1.5, got "
+                f"{self.vm_limits_pu!r}"
             )
 
 
@@ -136,6 +163,9 @@ class MarketOptions:
         Run them on a Dask cluster (``tcp://host:port``, or ``"local"``; extra ``dask``).
     progress : bool
         Stage lines on stderr.
+    stage_time_limit_s : float
+        Seconds per solver call of the TSO stages and the centralized market (S1, S3, S7, Z);
+        a stage that hits it stops with a :class:`~flexopt.errors.SolverLimitError`.
     """
 
     method: str = "none"
@@ -151,6 +181,7 @@ class MarketOptions:
     workers: int | None = None
     scheduler: str | None = None
     progress: bool = False
+    stage_time_limit_s: float = DEFAULT_TIME_LIMIT_S
 
     def __post_init__(self) -> None:
         if self.method not in market_methods():
@@ -165,19 +196,32 @@ class MarketOptions:
                 f"one of {LOSS_ALLOCATION_METHODS}",
             ),
             ("seed", _is_int(self.seed) and self.seed >= 0, "a non-negative integer"),
-            ("samples", _is_int(self.samples) and self.samples > 0, "a positive integer"),
-            ("blocks", _is_int(self.blocks) and self.blocks > 0, "a positive integer"),
+            (
+                "samples",
+                _is_int(self.samples) and 0 < self.samples <= MAX_SAMPLES,
+                f"an integer in 1..{MAX_SAMPLES:_}",
+            ),
+            (
+                "blocks",
+                _is_int(self.blocks) and 0 < self.blocks <= MAX_BLOCKS,
+                f"an integer in 1..{MAX_BLOCKS}",
+            ),
             ("participation", self.participation in PARTICIPATION, f"one of {PARTICIPATION}"),
             ("tso_pricing", self.tso_pricing in TSO_PRICING, f"one of {TSO_PRICING}"),
             (
                 "workers",
-                self.workers is None or (_is_int(self.workers) and self.workers > 0),
-                "a positive integer or None",
+                self.workers is None or (_is_int(self.workers) and 0 < self.workers <= MAX_WORKERS),
+                f"an integer in 1..{MAX_WORKERS} or None",
             ),
             (
                 "scheduler",
-                self.scheduler is None or isinstance(self.scheduler, str),
-                "an address or None",
+                self.scheduler is None or scheduler_ok(self.scheduler),
+                "'local', an address [tcp://]host:port, or None",
+            ),
+            (
+                "stage_time_limit_s",
+                seconds_ok(self.stage_time_limit_s),
+                f"a number of seconds in (0, {MAX_TIME_LIMIT_S:g}]",
             ),
             ("dcp", isinstance(self.dcp, DCPOptions), "a DCPOptions"),
         ]
@@ -290,3 +334,21 @@ class MarketOptions:
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def seconds_ok(x: object) -> bool:
+    """A time limit: a finite number of seconds in ``(0, MAX_TIME_LIMIT_S]``."""
+    return (
+        isinstance(x, int | float)
+        and not isinstance(x, bool)
+        and math.isfinite(x)
+        and 0 < x <= MAX_TIME_LIMIT_S
+    )
+
+
+def scheduler_ok(address: object) -> bool:
+    """``local`` or a Dask scheduler address ``[scheme://]host:port`` (checked, not dialled)."""
+    if address == "local":
+        return True
+    m = _SCHEDULER.fullmatch(address) if isinstance(address, str) else None
+    return m is not None and 0 < int(m.group(4)) <= 65535

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,14 +46,33 @@ class MarketResult:
     def method(self) -> str:
         return self.options.method
 
-    def save(self, out: str | Path, figures: bool = True) -> Path:
+    def save(
+        self,
+        out: str | Path,
+        figures: bool = True,
+        *,
+        replace: bool = False,
+        protect: Iterable[str | Path] = (),
+    ) -> Path:
         """Write CSV tables, ``summary.json``, ``timings.json`` and figures into ``out``
-        atomically (a finished folder replaces ``out`` in one rename)."""
+        atomically (a finished folder takes ``out``'s place in one rename).
+
+        ``out`` must not exist or be empty, or — with ``replace`` — hold a previous run's
+        result; anything else raises :class:`~flexopt.errors.OutputError`, as does a path
+        that is, lies in or contains one of ``protect``. The instance directory is always
+        protected.
+        """
         summary = {k: v for k, v in self.summary.items() if k != "clearing_time_s"}
 
         def draw(folder: Path) -> None:
             make_figures(self.outcome, self.tables, folder)
 
         return save_results(
-            out, self.tables, summary, self.timings, extra=draw if figures else None
+            out,
+            self.tables,
+            summary,
+            self.timings,
+            extra=draw if figures else None,
+            replace=replace,
+            protect=(self.outcome.instance.path, *protect),
         )

@@ -8,6 +8,8 @@ input, a coefficient method's generator, is seeded from the run's seed and the D
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -18,6 +20,7 @@ from flexopt.dso.context import DSOContext, Participation, prepare
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.dso.offer import DSOOffer, build_offer
 from flexopt.dso.settlement import DSODispatch, dispatch, settle
+from flexopt.errors import PowerFlowError
 from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance
 from flexopt.market.centralized import DistributionArea
@@ -37,6 +40,15 @@ def run_task(task: Task[T_co]) -> T_co:
     return task()
 
 
+@contextmanager
+def _stage(label: str) -> Iterator[None]:
+    """A feeder power flow that fails names the stage and the DSO it failed in."""
+    try:
+        yield
+    except PowerFlowError as err:
+        raise PowerFlowError(f"{label}: {err}") from None
+
+
 @dataclass(frozen=True, eq=False)
 class PrepareTask:
     """S4 of one DSO: AC power flow at the day-ahead point, loss allocation, screening.
@@ -50,7 +62,8 @@ class PrepareTask:
     participation: Participation = "all"
 
     def __call__(self) -> DSOContext:
-        return prepare(self.instance, self.dso, self.loss_allocation, self.participation)
+        with _stage(f"S4 loss allocation ({self.dso.id})"):
+            return prepare(self.instance, self.dso, self.loss_allocation, self.participation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,8 +88,9 @@ class BidTask:
             self.context, self.requirement_mw, self.loss_price_eur_per_mwh, self.dcp, self.blocks
         )
         rng = np.random.default_rng(list(self.seed))
-        modification = self.method.modify(problem, self.config, rng)
-        return build_offer(problem, self.method.name, modification)
+        with _stage(f"S5–S6 offers ({self.context.dso.id})"):
+            modification = self.method.modify(problem, self.config, rng)
+            return build_offer(problem, self.method.name, modification)
 
 
 @dataclass(frozen=True, eq=False)
@@ -91,13 +105,14 @@ class DispatchTask:
     loss_price_eur_per_mwh: float
 
     def __call__(self) -> DSODispatch:
-        return dispatch(
-            self.context,
-            self.offer,
-            self.accepted_mw,
-            self.price_eur_per_mwh,
-            self.loss_price_eur_per_mwh,
-        )
+        with _stage(f"S8 local dispatch ({self.context.dso.id})"):
+            return dispatch(
+                self.context,
+                self.offer,
+                self.accepted_mw,
+                self.price_eur_per_mwh,
+                self.loss_price_eur_per_mwh,
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,13 +134,14 @@ class SettleTask:
             self.area.u_max_mw, index=accepted.index, columns=self.area.prosumer_id
         )
         local_price = np.nan_to_num(self.price_eur_per_mwh.to_numpy(), nan=0.0)
-        return settle(
-            ctx,
-            ctx.dso.prosumers,
-            u_max,
-            self.u_mw,
-            local_price,
-            accepted,
-            self.price_eur_per_mwh,
-            self.loss_price_eur_per_mwh,
-        )
+        with _stage(f"S8 local dispatch ({ctx.dso.id})"):
+            return settle(
+                ctx,
+                ctx.dso.prosumers,
+                u_max,
+                self.u_mw,
+                local_price,
+                accepted,
+                self.price_eur_per_mwh,
+                self.loss_price_eur_per_mwh,
+            )

@@ -16,10 +16,16 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from flexopt.errors import FlexoptError
+from flexopt.errors import FlexoptError, SolverError, SolverLimitError
 from flexopt.grid import TransmissionModel, balancing_weights, transmission_from_data
 from flexopt.instance import Instance
-from flexopt.market.day_ahead import DayAheadData, DayAheadResult, build_day_ahead, read_day_ahead
+from flexopt.market.day_ahead import (
+    DayAheadData,
+    DayAheadResult,
+    build_day_ahead,
+    dispatch_closed_form,
+    read_day_ahead,
+)
 from flexopt.market.pricing import read_supporting_duals
 from flexopt.market.requirement import (
     RequirementData,
@@ -38,8 +44,9 @@ from flexopt.market.tso import (
 )
 from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
 from flexopt.plf.methods import PLFMethod
+from flexopt.run.finite import require_finite
 from flexopt.run.options import MarketOptions
-from flexopt.solve import SolveResult, solve
+from flexopt.solve import DEFAULT_TIME_LIMIT_S, SolveResult, SolveStatus, solve
 
 __all__ = [
     "DayAheadFlows",
@@ -57,17 +64,62 @@ __all__ = [
 
 
 def solve_or_raise(
-    model: pyo.ConcreteModel, stage: str, solver: str = "highs", **kwargs: Any
+    model: pyo.ConcreteModel,
+    stage: str,
+    solver: str = "highs",
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    **kwargs: Any,
 ) -> SolveResult:
-    """Solve a stage's model; without a solution, a :class:`FlexoptError` naming the stage,
-    the solver and its status."""
-    res = solve(model, solver, **kwargs)
+    """Solve a stage's (continuous) model to optimality, within ``time_limit_s`` and the
+    solver's iteration guard.
+
+    Raises
+    ------
+    SolverLimitError
+        At a limit (even with an incumbent: a stage's prices are the duals of an optimum),
+        naming the stage, the solver, the limit and what to change.
+    SolverError
+        For any other status without a solution, naming the stage, the solver and its status.
+    """
+    return raise_unless_optimal(
+        solve(model, solver, time_limit=time_limit_s, **kwargs), stage, time_limit_s
+    )
+
+
+def raise_unless_optimal(res: SolveResult, stage: str, time_limit_s: float) -> SolveResult:
+    """``res`` if it solved its stage; otherwise the typed error :func:`solve_or_raise` raises."""
+    if res.limit == "time":
+        raise SolverLimitError(
+            stage,
+            res.solver,
+            res.status.value,
+            "time",
+            f"{stage}: solver {res.solver} stopped at its time limit of {time_limit_s:g} s "
+            f"without an optimal solution; allow it more time with --stage-time-limit "
+            f"(stage_time_limit_s)",
+        )
+    if res.limit is not None:
+        raise SolverLimitError(
+            stage,
+            res.solver,
+            res.status.value,
+            res.limit,
+            f"{stage}: solver {res.solver} stopped at its iteration guard without an optimal "
+            f"solution (it cycles on a degenerate or badly scaled model); check the instance's "
+            f"magnitudes (costs, powers, ratings, dt_h)",
+        )
     if not res.ok:
-        raise FlexoptError(f"{stage}: solver {solver} returned {res.status.value} ({res.message})")
+        raise SolverError(
+            stage,
+            res.solver,
+            res.status.value,
+            f"{stage}: solver {res.solver} returned {res.status.value} ({res.message})",
+        )
     return res
 
 
-def day_ahead(inst: Instance) -> DayAheadResult:
+def day_ahead(inst: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> DayAheadResult:
     """S1: copper-plate economic dispatch of the forecast load (``models/day_ahead.md``)."""
     gens = inst.transmission.generators
     demand = inst.forecast_load_mw().sum(axis=1)
@@ -82,16 +134,25 @@ def day_ahead(inst: Instance) -> DayAheadResult:
     # scales badly with size here (case300: 28× faster hour by hour, benchmarks/stages.py)
     per_hour = []
     for t in demand.index:
-        model = build_day_ahead(
-            DayAheadData(generators=gens, demand_mw=demand.loc[[t]], dt_h=inst.dt_h)
-        )
-        res = solve_or_raise(model, f"day-ahead market (S1), hour {t}")
-        per_hour.append(read_day_ahead(model, res.duals))
-    return DayAheadResult(
+        data = DayAheadData(generators=gens, demand_mw=demand.loc[[t]], dt_h=inst.dt_h)
+        model = build_day_ahead(data)
+        res = solve(model, time_limit=time_limit_s)
+        if res.status is SolveStatus.OPTIMAL:
+            per_hour.append(read_day_ahead(model, res.duals))
+        else:
+            # HiGHS's active-set QP solver cycles on some degenerate hours (many linear units)
+            # until its iteration guard stops it: the same optimum from the optimality
+            # conditions (the demand is within the generation range, checked above)
+            per_hour.append(dispatch_closed_form(data))
+    out = DayAheadResult(
         p_mw=pd.concat([h.p_mw for h in per_hour]),
         price_eur_per_mwh=pd.concat([h.price_eur_per_mwh for h in per_hour]),
         cost_eur=sum(h.cost_eur for h in per_hour),
     )
+    require_finite(
+        "S1 day-ahead market", dispatch_mw=out.p_mw, price=out.price_eur_per_mwh, cost=out.cost_eur
+    )
+    return out
 
 
 def plf_model(inst: Instance, da: DayAheadResult) -> PLFModel:
@@ -143,10 +204,10 @@ class DayAheadFlows:
     sensitivity: np.ndarray
 
 
-def day_ahead_flows(inst: Instance) -> DayAheadFlows:
+def day_ahead_flows(inst: Instance, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> DayAheadFlows:
     """S1, then the day-ahead DC flows and sensitivities of the PLF model (P2, T6) — what the
     instance generators rank lines and buses by."""
-    model = plf_model(inst, day_ahead(inst))
+    model = plf_model(inst, day_ahead(inst, time_limit_s=time_limit_s))
     return DayAheadFlows(
         network=model.network,
         load_mw=model.load_mw,
@@ -166,6 +227,7 @@ def congestion(
 ) -> tuple[PLFResult, pd.DataFrame]:
     """S2: the PLF and its congestion table (P3–P6)."""
     res = run_plf(model, method, samples=samples, seed=seed, progress=progress)
+    require_finite("S2 probabilistic load flow", flow_mean_mw=res.mean_mw, flow_std_mw=res.std_mw)
     table = congestion_table(
         res, model.network.rating_mw, model.hours, model.network.branch, inst.scenario.risk_quantile
     )
@@ -191,6 +253,8 @@ def requirement(
     capacity_mw: pd.DataFrame,
     dso_bus: dict[str, int],
     energy_mwh: pd.Series | None = None,
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """S3 (R1–R5): the least relief per DSO interface bus that clears every limit.
 
@@ -215,10 +279,12 @@ def requirement(
         dt_h=inst.dt_h,
     )
     lp = build_requirement(data)
-    solve_or_raise(lp, "flexibility requirement (S3)")
+    solve_or_raise(lp, "flexibility requirement (S3)", time_limit_s=time_limit_s)
     qp = build_requirement_tiebreak(data, lp)
-    r2 = solve(qp, time_limit=30.0)  # a safety net: the stage is small and well scaled
-    return read_requirement(qp if r2.ok else lp)
+    # a safety net: the stage is small and well scaled; without the tie-break's optimum the
+    # LP's own optimum stands
+    r2 = solve(qp, time_limit=min(30.0, time_limit_s))
+    return read_requirement(qp if r2.status is SolveStatus.OPTIMAL else lp)
 
 
 def tso_market(
@@ -228,6 +294,8 @@ def tso_market(
     hours: pd.Index,
     bids: list[DSOBid],
     pricing: Pricing = "interface",
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> TSOMarketResult:
     """S7 (K1–K6): the TSO buys relief from the DSOs' block bids — all it receives of them.
 
@@ -248,11 +316,11 @@ def tso_market(
         mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, bids=tuple(bids), dt_h=inst.dt_h
     )
     m = build_tso_market(data)
-    r = solve_or_raise(m, "TSO market (S7)")
+    r = solve_or_raise(m, "TSO market (S7)", time_limit_s=time_limit_s)
     duals = r.duals
     if pricing == "interface":
         lp = build_tso_pricing(m)
-        solve_or_raise(lp.model, "TSO market (S7) supporting prices")
+        solve_or_raise(lp.model, "TSO market (S7) supporting prices", time_limit_s=time_limit_s)
         duals = read_supporting_duals(lp)
     return read_tso_market(m, data, duals, float(r.objective or 0.0), pricing)
 

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 
 from flexopt.grid import (
     LOSS_ALLOCATION_METHODS,
+    Feeder,
     allocate_losses,
     marginal_loss_factors,
     screen_buses,
@@ -93,3 +94,90 @@ def test_screening_covers_share_with_fewest_buses():
     assert screen_buses(np.zeros(4), 0.8).size == 0
     with pytest.raises(ValueError, match="coverage"):
         screen_buses(alloc, 0.0)
+
+
+# ---------------------------------------------------------------------- every state (D6)
+def _charging_feeder():
+    import pandapower.networks as pn
+
+    net = pn.case33bw()
+    net.line["c_nf_per_km"] = 300.0
+    return Feeder.from_pandapower(net)
+
+
+def _states(feeder):
+    """No load (charging-only losses), PV equal to load (net load ~1e-9 of it, either sign),
+    reverse flow, and a mixed state whose net load sums to about zero."""
+    rng = np.random.default_rng(7)
+    p0, q0 = feeder.p_base_mw, feeder.q_base_mvar
+    mixed = p0 * np.where(np.arange(feeder.n_bus) % 2 == 0, 1.0, -1.0)
+    mixed[1] -= mixed.sum()  # Σ P = 0 up to rounding
+    return {
+        "no_load": (np.zeros_like(p0), np.zeros_like(q0)),
+        "pv_equals_load": (p0 * rng.uniform(-1e-9, 1e-9, p0.shape), q0),
+        "reverse_flow": (-2.0 * p0, q0),
+        "net_zero_mixed": (mixed, q0),
+    }
+
+
+@pytest.mark.parametrize("method", LOSS_ALLOCATION_METHODS)
+@pytest.mark.parametrize("state", ["no_load", "pv_equals_load", "reverse_flow", "net_zero_mixed"])
+def test_d6_allocations_sum_to_the_loss_in_every_state(method, state):
+    """The audit: marginal and pro_rata returned zeros where their normalizer vanished, and
+    pro_rata gave shares of 8.5e15 MW at a net load near zero."""
+    feeder = _charging_feeder()
+    p, q = _states(feeder)[state]
+    pf = feeder.power_flow(p, q)
+    assert pf.loss_mw > 1e-4  # charging currents make losses even without load
+    alloc = allocate_losses(pf, method)
+    np.testing.assert_allclose(alloc.sum(), pf.loss_mw, rtol=1e-12)
+    assert alloc[feeder.root] == 0.0
+    assert np.abs(alloc).max() < 5 * pf.loss_mw  # bounded, whatever the normalizer
+    if state == "no_load" and method != "branch_current":  # the documented fallback (L1)
+        np.testing.assert_array_equal(alloc, allocate_losses(pf, "branch_current"))
+
+
+def test_d6_single_signed_states_keep_the_classic_normalization(case33):
+    """Where every marginal charge (every load) has one sign, (L3) and (L4) are the classic
+    m_j P_loss / Σ m and P_j P_loss / Σ P."""
+    for scale in (1.0, -1.5):
+        pf = case33.power_flow(case33.p_base_mw * scale, case33.q_base_mvar * abs(scale))
+        dl_dp, dl_dq = marginal_loss_factors(pf)
+        m = dl_dp * pf.p_mw + dl_dq * pf.q_mvar
+        assert np.all(m * np.sign(m.sum()) >= 0)
+        np.testing.assert_allclose(
+            allocate_losses(pf, "marginal"), m * pf.loss_mw / m.sum(), rtol=1e-12, atol=1e-15
+        )
+        p = pf.p_mw.copy()
+        p[case33.root] = 0.0
+        np.testing.assert_allclose(
+            allocate_losses(pf, "pro_rata"), p * pf.loss_mw / p.sum(), rtol=1e-12, atol=1e-15
+        )
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_transformer_feeder_allocations_and_exact_marginals():
+    """A feeder with its transformer (iron losses at both ends, L1a), line conductance and
+    voltage-dependent loads: every method sums to the loss, even at no load, and the exact
+    marginal coefficients (L2a) equal central differences."""
+    import pandapower.networks as pn
+
+    net = pn.create_cigre_network_mv(with_der="all")
+    net.load["const_z_p_percent"] = 30.0
+    net.load["const_i_q_percent"] = 50.0
+    net.line["g_us_per_km"] = 5.0
+    feeder = Feeder.from_pandapower(net)
+    rng = np.random.default_rng(0)
+    p = feeder.p_base_mw * rng.uniform(-0.5, 1.5, (3, feeder.n_bus))
+    q = feeder.q_base_mvar * rng.uniform(0.0, 1.5, (3, feeder.n_bus))
+    pf = feeder.power_flow(p, q, tol_pu=1e-13, max_iter=500)
+    exact = marginal_loss_factors(pf)
+    diff = marginal_loss_factors(pf, step_mw=1e-4)
+    np.testing.assert_allclose(exact[0], diff[0], atol=1e-9)
+    np.testing.assert_allclose(exact[1], diff[1], atol=1e-9)
+    idle = feeder.power_flow(np.zeros(feeder.n_bus), np.zeros(feeder.n_bus))
+    for result in (pf, idle):
+        for method in LOSS_ALLOCATION_METHODS:
+            alloc = allocate_losses(result, method)
+            np.testing.assert_allclose(alloc.sum(-1), result.loss_mw, rtol=1e-12)
+            assert np.all(alloc[..., feeder.root] == 0.0)

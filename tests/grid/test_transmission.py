@@ -8,11 +8,13 @@ import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
 import pytest
+from pandapower.converter.pypower.to_ppc import to_ppc
 from pandapower.pypower.makePTDF import makePTDF
 
 import flexopt as fx
 from flexopt.errors import TopologyError
 from flexopt.grid import balancing_weights, load_reduction_sensitivity
+from flexopt.grid.pandapower_io import transmission_tables
 
 
 def _quiet(fn, *args, **kwargs):
@@ -21,28 +23,86 @@ def _quiet(fn, *args, **kwargs):
         return fn(*args, **kwargs)
 
 
-@pytest.mark.parametrize("case", ["case24_ieee_rts", "case118"])
-def test_ptdf_equals_makeptdf(case):
-    net = getattr(pn, case)()
-    phi = fx.grid.ptdf(net)
-    ppc = net._ppc
-    ref = makePTDF(ppc["baseMVA"], ppc["bus"], ppc["branch"])
-    in_service = np.real(ppc["branch"][:, 10]) > 0
-    cols = net._pd2ppc_lookups["bus"][phi.columns.to_numpy()]
-    np.testing.assert_allclose(phi.to_numpy(), ref[in_service][:, cols], atol=1e-12)
+def _reference(net):
+    """makePTDF on the energized case pandapower builds (``to_ppc``: the ``ppci``), and each
+    pandapower bus's column in it."""
+    ppci = _quiet(to_ppc, net, init="flat")
+    return makePTDF(ppci["baseMVA"], ppci["bus"], ppci["branch"]), net._pd2ppc_lookups["bus"]
 
 
-@pytest.mark.parametrize("case", ["case24_ieee_rts", "case118"])
-def test_ptdf_reproduces_rundcpp_flows(case):
-    net = getattr(pn, case)()
-    phi = fx.grid.ptdf(net)
+def _rundcpp_flows(net, names):
     _quiet(pp.rundcpp, net)
-    injection = -net.res_bus.p_mw.reindex(phi.columns).to_numpy()
-    ref = np.r_[
-        net.res_line.p_from_mw[net.line.in_service].to_numpy(),
-        net.res_trafo.p_hv_mw[net.trafo.in_service].to_numpy(),
-    ]
-    np.testing.assert_allclose(phi.to_numpy() @ injection, ref, atol=1e-9)
+    out = []
+    for name in names:
+        element, idx = name.split("_")[0], int(name.split("_")[1])
+        res = net.res_line.p_from_mw if element == "line" else net.res_trafo.p_hv_mw
+        out.append(res.at[idx])
+    return np.array(out)
+
+
+def _check_against_pandapower(net):
+    """(T3) equals makePTDF and (T4, T4a) reproduce rundcpp's branch flows."""
+    phi = fx.grid.ptdf(net)
+    ref, lookup = _reference(net)
+    np.testing.assert_allclose(
+        phi.to_numpy(), ref[:, lookup[phi.columns.to_numpy()]], rtol=0, atol=1e-12
+    )
+    model = fx.grid.transmission_from_pandapower(net)
+    want = _rundcpp_flows(net, model.branch)
+    injection = np.zeros(model.n_bus)
+    res = net.res_bus.p_mw.dropna()
+    pos = model.bus.get_indexer(res.index)
+    np.add.at(injection, pos[pos >= 0], -res.to_numpy()[pos >= 0])
+    np.testing.assert_allclose(model.flows_mw(injection), want, rtol=0, atol=1e-9)
+    return phi, model
+
+
+@pytest.mark.parametrize("case", ["case24_ieee_rts", "case118"])
+def test_ptdf_equals_makeptdf_and_rundcpp(case):
+    _check_against_pandapower(getattr(pn, case)())
+
+
+def test_d5_open_switch_out_of_service_bus_and_isolated_bus():
+    """The audit's failures: an open line switch or an out-of-service bus gave a bare KeyError,
+    an isolated empty bus "singular B". Now handled as rundcpp does."""
+    net = pn.case118()
+    pp.create_switch(net, net.line.from_bus.at[5], 5, et="l", closed=False)
+    net.bus.at[40, "in_service"] = False
+    lonely = pp.create_bus(net, vn_kv=138.0)
+    phi, _ = _check_against_pandapower(net)
+    assert 40 not in phi.columns
+    assert lonely not in phi.columns
+    assert np.all(phi.loc["line_5"] == 0.0)  # open at one end: energized, no flow
+
+
+def test_d5_closed_bus_bus_switch_fuses_buses():
+    net = pn.case118()
+    extra = pp.create_bus(net, vn_kv=138.0)
+    pp.create_switch(net, 10, extra, et="b", closed=True)
+    phi, _ = _check_against_pandapower(net)
+    np.testing.assert_array_equal(phi[extra].to_numpy(), phi[10].to_numpy())
+
+
+def test_d5_phase_shifters_are_accepted():
+    """case1354pegase has six phase-shifting transformers (rejected before): the PTDF does
+    not depend on the shift (it equals the one with the shifts zeroed, the audit's check); the
+    flows do (T4a, against rundcpp)."""
+    net = _quiet(pn.case1354pegase)
+    assert (net.trafo.shift_degree != 0).sum() == 6
+    phi, model = _check_against_pandapower(net)
+    assert np.abs(model.flow_offset_mw).max() > 1.0
+    net.trafo["shift_degree"] = 0.0
+    np.testing.assert_allclose(fx.grid.ptdf(net).to_numpy(), phi.to_numpy(), atol=1e-13)
+    with pytest.raises(TopologyError, match=r"trafo \d+ shifts the phase"):
+        transmission_tables(pn.case89pegase())
+
+
+def test_d5_zero_reactance_is_a_clear_error():
+    net = pn.case118()
+    net.line.at[3, "x_ohm_per_km"] = 0.0
+    with pytest.raises(TopologyError, match="branch line_3 has zero reactance") as err:
+        fx.grid.ptdf(net)
+    assert "\n" not in str(err.value)
 
 
 def test_ptdf_slack_column_is_zero_and_rows_named():
@@ -105,5 +165,5 @@ def test_islanded_network_is_rejected():
         tap=model.tap[keep],
         rating_mw=model.rating_mw[keep],
     )
-    with pytest.raises(TopologyError, match="not connected"):
+    with pytest.raises(TopologyError, match=r"not connected: 1 of its 24 buses \(e.g. \[0\]\)"):
         _ = cut.ptdf

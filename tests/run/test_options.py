@@ -42,7 +42,7 @@ def test_top_level_exports():
         ({"method": "centralized", "blocks": 4}, "do not apply to method 'centralized'"),
         ({"method": "centralized", "dcp_weight": 0.2}, "do not apply to method 'centralized'"),
         ({"method": "exact", "dcp_mode": "b"}, "'dcp_mode' does not apply to method 'exact'"),
-        ({"method": "wca", "wca_pop": 3}, "wca_pop must be an integer ≥ 8"),
+        ({"method": "wca", "wca_pop": 3}, "wca_pop must be an integer in 8.."),
         ({"method": "exact", "mip_gap": 2.0}, "mip_gap must be in [0, 1)"),
         ({"method": "none", "dcp_weight": 2.0}, "weight must be in [0, 1]"),
         ({"method": "none", "seed": -1}, "seed must be a non-negative integer"),
