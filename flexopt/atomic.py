@@ -101,8 +101,8 @@ def _check_writable(out: Path) -> None:
         base = base.parent
     if not base.is_dir():
         raise OutputRefusedError(f"{out}: {base} is not a folder")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".flexopt-probe-", dir=base))
+    try:  # named like a temporary, so that clean_stale removes it if killed in between
+        os.rmdir(tempfile.mkdtemp(prefix=f".probe.flexopt-tmp-{os.getpid()}-", dir=base))
     except OSError as err:
         raise OutputRefusedError(
             f"{out}: cannot write in {base} ({err.strerror or type(err).__name__})"

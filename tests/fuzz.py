@@ -8,7 +8,9 @@ or a link out of the instance), columns (dropped, renamed, duplicated, scaled), 
 
 * with status 0 — for ``run`` with finite, sane results: every table finite (NaN only where
   a column means "not applicable"), the summary strict JSON, energies and overloads
-  non-negative, the welfare terms adding up — or
+  non-negative, the welfare terms adding up; a ``run`` case in five also writes its result
+  (``--out``), which must be marked, hold strict JSON and no infinity, and leave no
+  temporary behind — or
 * with status 2 and exactly one ``flexopt: error:`` line on stderr,
 
 within its time budget: never a traceback, a hang or a non-finite number. ``run`` cases lean
@@ -45,6 +47,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RTS = ROOT / "instances" / "rts24-3dso"
 MANIFEST = "instance.toml"
+#: Stands for a case's output folder (beside its instance folder) in its options.
+OUT = "{out}"
 #: Seconds a case may take before it counts as a hang.
 BUDGET_S = {"validate": 20.0, "run": 90.0}
 
@@ -410,8 +414,12 @@ def run_options(rng: random.Random) -> list[str]:
     argv = ["--method", method, "--seed", str(rng.randrange(1000))]
     if method == "wca":
         argv += ["--wca-iter", str(rng.choice([3, 10]))]
-    if method == "exact":  # a MILP per DSO: the time limit bounds the case
+        argv += ["--pareto"] if rng.random() < 0.3 else []  # MOWCA
+    if method == "exact":  # a MILP (or with SCIP a MINLP) per DSO: the time limit bounds it
         argv += ["--time-limit", "1"]
+        argv += ["--solver", "scip"] if rng.random() < 0.3 else []
+    if method == "centralized" and rng.random() < 0.3:
+        argv += ["--central-model", "ac"]  # the AC NLP (ripopt)
     plf = rng.choices(["analytic", "pem", "monte_carlo"], [5, 2, 1])[0]
     argv += ["--plf", plf] + (
         ["--samples", str(rng.choice([50, 500]))] if plf == "monte_carlo" else []
@@ -475,6 +483,8 @@ def make_case(index: int, command: str, seed: int, tree: Tree) -> tuple[Case, Tr
             case.mutations.append(f"{op.__name__}: skipped ({type(err).__name__})")
     if command == "run":
         case.options = run_options(rng)
+        if rng.random() < 0.2:  # write the result too: figures, strict JSON, the swap
+            case.options += ["--out", OUT]
     return case, tree
 
 
@@ -562,7 +572,8 @@ def run_case(case: Case, folder: Path) -> Outcome:
     """Run one materialized case in-process and judge it."""
     from flexopt.cli import main
 
-    argv = [case.command, str(folder), *case.options]
+    out_dir = _out_dir(folder)
+    argv = [case.command, str(folder), *(str(out_dir) if o == OUT else o for o in case.options)]
     if case.command == "run":
         argv += ["--stage-time-limit", "30"]
     out, err, box = io.StringIO(), io.StringIO(), []
@@ -587,6 +598,8 @@ def run_case(case: Case, folder: Path) -> Outcome:
     seconds = time.perf_counter() - start
     if failure is None:
         failure = _judge(case, status, out.getvalue(), err.getvalue(), box)
+    if failure is None and OUT in case.options:
+        failure = _judge_folder(out_dir, status)
     errors = [ln for ln in err.getvalue().splitlines() if ln.startswith("flexopt: error:")]
     return Outcome(case, status, seconds, failure, errors[-1] if errors else "")
 
@@ -616,6 +629,34 @@ def _judge(case: Case, status: int | None, out: str, err: str, box: list[Any]) -
     return check_result(box[0])
 
 
+def _out_dir(folder: Path) -> Path:
+    return folder.with_name(folder.name + "-out")
+
+
+def _strict(name: str) -> Any:
+    raise ValueError(f"{name} is not strict JSON")
+
+
+def _judge_folder(out_dir: Path, status: int | None) -> str | None:
+    """A written result: complete, marked, its summary strict JSON, its tables finite."""
+    from flexopt.atomic import MARKER
+
+    if status != 0:
+        return None if not out_dir.exists() else f"exit {status} left {out_dir.name}"
+    try:
+        json.loads((out_dir / "summary.json").read_text(), parse_constant=_strict)
+        if not (out_dir / MARKER).is_file():
+            return f"{out_dir.name} has no {MARKER}"
+        for csv in out_dir.glob("*.csv"):
+            text = csv.read_text().lower()
+            if re.search(r"(^|,)[+-]?inf(inity)?(,|$)", text, re.MULTILINE):
+                return f"{csv.name} holds an infinity"
+    except (OSError, ValueError) as err:
+        return f"written result: {err}"
+    stray = [p.name for p in out_dir.parent.iterdir() if ".flexopt-" in p.name]
+    return f"temporaries left: {stray}" if stray else None
+
+
 def fuzz(command: str, cases: int, seed: int, workdir: Path, first: int = 0) -> list[Outcome]:
     """``cases`` cases of ``command`` (indices ``first…``), each in its own folder."""
     tree = base_tree()
@@ -628,6 +669,7 @@ def fuzz(command: str, cases: int, seed: int, workdir: Path, first: int = 0) -> 
             outcomes.append(run_case(case, folder))
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(_out_dir(folder), ignore_errors=True)
     return outcomes
 
 

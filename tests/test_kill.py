@@ -14,13 +14,16 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from flexopt.atomic import MARKER, clean_stale
+from flexopt.atomic import MARKER
 from tests import _killable
 from tests.conftest import RTS
 
@@ -43,8 +46,20 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def _temporaries(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".flexopt-" in p.name)
+def _temporaries(folder: Path, pid: int | None = None) -> list[str]:
+    """Temporaries in ``folder`` (of process ``pid`` only, when given)."""
+    mine = re.compile(rf"\.flexopt-\w+-{pid}-") if pid is not None else re.compile(r"\.flexopt-")
+    return sorted(p.name for p in folder.iterdir() if mine.search(p.name))
+
+
+def _plant_stale(folder: Path) -> None:
+    """Leftovers of a writer killed earlier (its process is gone): a half-written result
+    folder and a probe of the output check."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    (folder / f".res.flexopt-tmp-{proc.pid}-dead01").mkdir()
+    (folder / f".res.flexopt-tmp-{proc.pid}-dead01" / "day_ahead.csv").write_text("half")
+    (folder / f".probe.flexopt-tmp-{proc.pid}-dead02").mkdir()
 
 
 def _user_files(parent: Path) -> dict[str, bytes]:
@@ -77,12 +92,14 @@ def _argv(out: Path, seed: int) -> list[str]:
 def test_killed_runs_leave_the_target_unchanged_or_complete(ctx, tmp_path):
     out = tmp_path / "res"
     _user_files(tmp_path)
+    _plant_stale(tmp_path)
     first = ctx.Process(target=_killable.run_cli, args=(_argv(out, 0),))
     start = time.perf_counter()
     first.start()
     first.join(timeout=300)
     full = time.perf_counter() - start
     assert first.exitcode == 0
+    assert not _temporaries(tmp_path), "a run left the stale temporaries beside its output"
     names = set(_files(out))
     assert {MARKER, "summary.json", "day_ahead.csv", "line_loading.png"} <= names
     before = _files(out)
@@ -101,9 +118,18 @@ def test_killed_runs_leave_the_target_unchanged_or_complete(ctx, tmp_path):
         _check_user_files(tmp_path)
         if sig == signal.SIGTERM:
             assert proc.exitcode in (0, 143, -signal.SIGTERM)
-            assert not _temporaries(tmp_path), "SIGTERM left a temporary behind"
-        clean_stale(tmp_path)  # what the next run does first
-        assert not _temporaries(tmp_path)
+            assert proc.pid is not None
+            assert not _temporaries(tmp_path, proc.pid), "SIGTERM left a temporary behind"
+    # the next run cleans whatever the killed ones left (SIGKILL gives no chance to clean)
+    _plant_stale(tmp_path)
+    last = ctx.Process(target=_killable.run_cli, args=(_argv(out, 99),))
+    last.start()
+    last.join(timeout=300)
+    assert last.exitcode == 0
+    assert not _temporaries(tmp_path), "a temporary survived the next run"
+    assert set(_files(out)) == names
+    assert json.loads((out / "summary.json").read_text())["seed"] == 99
+    _check_user_files(tmp_path)
 
 
 def test_saves_killed_anywhere_leave_a_complete_folder(ctx, tmp_path):
@@ -125,7 +151,13 @@ def test_saves_killed_anywhere_leave_a_complete_folder(ctx, tmp_path):
         _check_user_files(tmp_path)
         if sig == signal.SIGTERM:
             assert proc.exitcode in (143, -signal.SIGTERM)
-            assert not _temporaries(tmp_path), "SIGTERM left a temporary behind"
-        clean_stale(tmp_path)
-        assert not _temporaries(tmp_path)
+            assert proc.pid is not None
+            assert not _temporaries(tmp_path, proc.pid), "SIGTERM left a temporary behind"
     assert existed
+    # the next save (in this process) cleans every leftover of the killed ones
+    from flexopt.report.save import save_results
+
+    save_results(out, _killable.tables(0), {"version": 0}, {"s": 0.0}, replace=True)
+    assert _killable.version_of(out) == 0
+    assert not _temporaries(tmp_path), "a temporary survived the next save"
+    _check_user_files(tmp_path)

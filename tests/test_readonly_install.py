@@ -36,10 +36,13 @@ pytestmark = [
 ]
 
 
-def _as_nobody(argv: list[str], home: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def _as_nobody(
+    argv: list[str], home: str, timeout: float = 300, **extra_env: str
+) -> subprocess.CompletedProcess:
     assert NOBODY is not None
     paths = [str(ROOT), *site.getsitepackages()]
     env = {"PATH": "/usr/bin:/bin", "HOME": home, "PYTHONPATH": os.pathsep.join(paths)}
+    env.update(extra_env)
     return subprocess.run(
         argv,
         env=env,
@@ -101,18 +104,29 @@ def test_run_without_a_writable_cache_directory(python, shared_dir):
     assert (shared_dir / "r" / "summary.json").is_file()
 
 
+POWER_FLOW = (
+    "import numpy as np, pandas as pd, flexopt as fx\n"
+    "f = fx.grid.Feeder.from_branches([0, 1], [1, 2], [0.1, 0.1], [0.1, 0.1], vn_kv=12.66,"
+    " root=0, p_mw=pd.Series([0.1, 0.1], index=[1, 2]))\n"
+    "print(f.power_flow().loss_mw > 0)\n"
+)
+
+
 def test_numba_caches_in_the_users_cache_directory(python, shared_dir):
-    code = (
-        "import numpy as np, pandas as pd, flexopt as fx\n"
-        "f = fx.grid.Feeder.from_branches([0, 1], [1, 2], [0.1, 0.1], [0.1, 0.1], vn_kv=12.66,"
-        " root=0, p_mw=pd.Series([0.1, 0.1], index=[1, 2]))\n"
-        "print(f.power_flow().loss_mw > 0)\n"
-    )
-    out = _as_nobody([python, "-c", code], str(shared_dir), 300)
+    out = _as_nobody([python, "-c", POWER_FLOW], str(shared_dir), 300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
     cached = list((shared_dir / ".cache" / "numba").rglob("*.nbi"))  # the sweep kernel
     assert cached, sorted(str(p) for p in shared_dir.rglob("*"))
+
+
+def test_an_unwritable_numba_cache_dir_compiles_in_memory(python):
+    """``NUMBA_CACHE_DIR`` names a folder the user cannot write (root's) and there is no home
+    to fall back on: no cache, no error, not a word on stderr."""
+    out = _as_nobody([python, "-c", POWER_FLOW], "/nonexistent", 300, NUMBA_CACHE_DIR="/root/x")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
+    assert not out.stderr.strip(), out.stderr
 
 
 def test_an_output_path_the_user_cannot_write_is_one_line(python):

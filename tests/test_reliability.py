@@ -1,12 +1,14 @@
 """Reliability (issue 17): no hang, no traceback, no non-finite number — whatever the input,
-the options or the solver's behaviour. Regression tests of items 1, 4 and 6–10, 12 (output
-safety, items 2, 3 and 11, is in ``test_output_safety.py`` and ``test_kill.py``; the
-read-only install, item 5, in ``test_readonly_install.py``; the fuzzer in ``test_fuzz.py``).
+the options or the solver's behaviour. Regression tests of items 1, 4 and 6–10, 12, and the
+issue's repros one by one (``test_item…``); output safety, items 2, 3 and 11, is in
+``test_output_safety.py`` (item 3 for every command also here) and ``test_kill.py``; the
+read-only install, item 5, in ``test_readonly_install.py``; the fuzzer in ``test_fuzz.py``.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import lzma
 import math
 import shutil
@@ -410,3 +412,206 @@ def test_huge_inputs_past_validation_never_give_non_finite_results(rts):
         except FlexoptError:
             continue
         assert check_result(res) is None
+
+
+# ------------------------------------------- the issue's repros, one by one (items 1–12)
+def _gens_scaled(rts: fx.Instance, factor: float) -> fx.Instance:
+    gens = rts.transmission.generators
+    big = gens.assign(p_max_mw=gens["p_max_mw"] * factor)
+    return replace(rts, transmission=replace(rts.transmission, generators=big))
+
+
+@pytest.mark.parametrize(
+    ("dt_h", "factor"),
+    [(0.1, 1.0), (0.25, 1.0), (0.3, 1.0), (1.0, 1.2), (1.0, 3.0), (1.0, 10.0), (1.0, 1e6)],
+)
+def test_item1_s1_repros_return_quickly(rts, dt_h, factor):
+    """Item 1: each repro of the S1 hang (600 s and counting) ends in seconds — solved, or a
+    typed status naming the stage."""
+    inst = replace(_gens_scaled(rts, factor), dt_h=dt_h)
+    start = time.perf_counter()
+    limit: SolverLimitError | None = None
+    try:
+        res = day_ahead(inst)
+    except SolverLimitError as err:  # a typed status is an answer too
+        limit = err
+    if limit is not None:
+        assert limit.stage.startswith("day-ahead market (S1)")
+    else:
+        balance = res.p_mw.sum(axis=1) - inst.forecast_load_mw().sum(axis=1)
+        assert np.abs(balance).max() < 1e-6
+        assert np.isfinite(res.price_eur_per_mwh.to_numpy()).all()
+    assert time.perf_counter() - start < 30
+
+
+def _scale_column(path: Path, column: str, factor: float) -> None:
+    lines = path.read_text().splitlines()
+    head = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    j = lines[head].split(",").index(column)
+    for i in range(head + 1, len(lines)):
+        cells = lines[i].split(",")
+        cells[j] = f"{float(cells[j]) * factor:.10g}"
+        lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("factor", [1.2, 10.0, 1e6])
+def test_item1_cli_run_with_scaled_generators_ends(inst_dir, capsys, tmp_path, factor):
+    """Item 1 through ``flexopt run``: finite results (strict JSON), or exit 2 with one line
+    naming the file and field (× 1e6 is outside the plausibility range of ``p_max_mw``)."""
+    _scale_column(inst_dir / "transmission" / "generators.csv", "p_max_mw", factor)
+    out = tmp_path / "out"
+    start = time.perf_counter()
+    status = _exit(["run", str(inst_dir), "--out", str(out)])
+    assert time.perf_counter() - start < 120
+    if factor == 1e6:
+        assert status == 2
+        line = _one_error_line(capsys)
+        assert "generators.csv" in line
+        assert "field 'p_max_mw'" in line
+        assert not out.exists()
+        return
+    assert status == 0
+    json.loads((out / "summary.json").read_text(), parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> float:
+    raise AssertionError(f"summary.json holds {name}: not strict JSON")
+
+
+@pytest.mark.parametrize("command", ["run", "export", "generate"])
+@pytest.mark.parametrize(
+    ("out", "needle"),
+    [("file/sub", "is not a folder"), ("/proc/flexopt-x/y", "cannot write in /proc")],
+)
+def test_item3_bad_output_paths_of_every_command_fail_before_any_work(
+    tmp_path, capsys, no_work, command, out, needle
+):
+    """Item 3 for ``run``, ``export`` and ``generate``: one line, exit 2, nothing started."""
+    (tmp_path / "file").write_text("mine")
+    path = out if out.startswith("/") else str(tmp_path / out)
+    argv = {
+        "run": ["run", str(RTS), "--out", path],
+        "export": ["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--out", path],
+        "generate": ["generate", "--transmission", "case30", "--dsos", "1", "--out", path],
+    }[command]
+    assert _exit(argv) == 2
+    assert needle in _one_error_line(capsys)
+    assert (tmp_path / "file").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_item4_scheduler_on_port_1_fails_within_seconds_with_one_line(capsys):
+    """Item 4, the issue's repro: ``--scheduler tcp://127.0.0.1:1`` took 30 s and 56 lines."""
+    start = time.perf_counter()
+    assert _exit(["run", str(RTS), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert time.perf_counter() - start < 15
+    line = _one_error_line(capsys)
+    assert "cannot reach the Dask scheduler" in line
+    assert "tcp://127.0.0.1:1" in line
+
+
+def test_item6_a_shared_feeder_file_runs_at_each_dsos_voltage(rts, inst_dir):
+    """Item 6 end to end: DSO3 at 20 kV on the feeder file DSO1 and DSO2 use at 12.66 kV has
+    the losses of 20 kV (≈ (12.66/20)² of them), the others are unchanged."""
+    text = (inst_dir / "instance.toml").read_text()
+    head, _, tail = text.rpartition("vn_kv = 12.66")
+    (inst_dir / "instance.toml").write_text(head + "vn_kv = 20.0" + tail)
+    before = fx.run_market(rts, "none").tables["losses"].groupby("dso_id")
+    after = fx.run_market(fx.load_instance(inst_dir), "none").tables["losses"].groupby("dso_id")
+    col = "feeder_loss_mw_before"
+    ratio = after.get_group("DSO3")[col].sum() / before.get_group("DSO3")[col].sum()
+    assert ratio == pytest.approx((12.66 / 20.0) ** 2, rel=0.1)
+    for dso in ("DSO1", "DSO2"):
+        np.testing.assert_allclose(after.get_group(dso)[col], before.get_group(dso)[col])
+
+
+@pytest.mark.parametrize("vn_kv", [1e-300, 1e300])
+def test_item8_extreme_voltages_past_validation_are_errors_or_finite(rts, vn_kv):
+    """Item 8: ``vn_kv`` 1e-300 (ZeroDivisionError) and 1e300 (OverflowError) through the
+    library's dataclasses, past ``validate``: a FlexoptError or finite results."""
+    dso = rts.dsos[0]
+    inst = replace(rts, dsos=(replace(dso, feeder=replace(dso.feeder, vn_kv=vn_kv)), *rts.dsos[1:]))
+    try:
+        res = fx.run_market(inst, "none")
+    except FlexoptError:
+        return
+    assert check_result(res) is None
+
+
+@pytest.mark.parametrize("fmt", ["xz", "gz", "zip"])
+def test_item10_compressed_content_under_a_plain_name_is_refused(inst_dir, capsys, fmt):
+    """Item 10: compression is recognised by content, not by name (``baseline.csv`` holding
+    xz data is not decompressed either)."""
+    path = inst_dir / "distribution" / "baseline.csv"
+    data = path.read_bytes()
+    if fmt == "xz":
+        path.write_bytes(lzma.compress(data))
+    elif fmt == "gz":
+        path.write_bytes(gzip.compress(data))
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr("baseline.csv", data)
+    assert _exit(["validate", str(inst_dir)]) == 2
+    line = _one_error_line(capsys)
+    assert "baseline.csv: is a compressed file" in line
+
+
+# ---------------------------------------------------- found by the fuzzer (long local run)
+def _set_column(path: Path, column: str, value: str) -> None:
+    lines = path.read_text().splitlines()
+    head = next(i for i, ln in enumerate(lines) if not ln.startswith("#"))
+    j = lines[head].split(",").index(column)
+    for i in range(head + 1, len(lines)):
+        cells = lines[i].split(",")
+        cells[j] = value
+        lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    "edits",
+    [
+        [("distribution/case33bw.csv", "r_ohm")],  # a lossless feeder: f_loss(x⁰) = 0
+        [("distribution/prosumers.csv", "a_eur_per_mw2h"), ("distribution/prosumers.csv", "b_eur_per_mwh")],
+    ],
+    ids=["lossless", "costless"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    ("method", "kw"), [("mlf", {}), ("wca", {"wca_iter": 5}), ("exact", {"time_limit_s": 5})]
+)
+def test_an_objective_term_zero_at_x0_is_no_division_by_zero(inst_dir, edits, method, kw):
+    """The DSO objective divides each term by its value at x⁰ (C6): a feeder without
+    resistance or offers at no cost made it 0/0 (fuzz case run #235, seed 1: r_ohm = 0
+    everywhere, --method mlf)."""
+    for file, column in edits:
+        _set_column(inst_dir / file, column, "0")
+    res = fx.run_market(fx.load_instance(inst_dir), method, **kw)
+    assert check_result(res) is None
+
+
+def test_an_interrupted_process_pool_drops_the_tasks_not_started():
+    """Ctrl-C or SIGTERM (raised as an interrupt, ``flexopt.cli``) during ``--workers N``:
+    the pool's queued tasks are dropped, not all run to the end before the run stops (only
+    the running ones finish)."""
+    import signal
+
+    from flexopt.executors import executor
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def work() -> None:
+        with executor(workers=2) as ex:
+            signal.setitimer(signal.ITIMER_REAL, 3.0)
+            ex.map(time.sleep, [0.5] * 80)  # 20 s of work for two workers
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            work()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 10

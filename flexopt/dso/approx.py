@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexopt.dso.clearing import Clearing, clear
-from flexopt.dso.dcp import DCPProblem
+from flexopt.dso.dcp import DCPProblem, objective_scale
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.optim import Evaluation, Problem
 
@@ -64,7 +64,8 @@ class ApproxModel(Problem):
         self.loss_da = self._losses(np.zeros((1, *umax.shape)), self.p_grid)[0]  # [T]
         x0 = problem.x0[None, :]
         f_loss0, f_price0, _, _ = self._parts(x0)
-        self.f_loss0, self.f_price0 = float(f_loss0[0]), float(f_price0[0])
+        self.f_loss0 = objective_scale(float(f_loss0[0]))
+        self.f_price0 = objective_scale(float(f_price0[0]))
         self.lower, self.upper = problem.lower, problem.upper
         self.n_obj, self.n_constr = 1, problem.n_constr
 

@@ -34,7 +34,22 @@ from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.dso.modification import Factors
 from flexopt.optim import Evaluation, Problem
 
-__all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPScore", "DCPValues"]
+__all__ = [
+    "DCPBiObjective",
+    "DCPOptions",
+    "DCPProblem",
+    "DCPScore",
+    "DCPValues",
+    "objective_scale",
+]
+
+
+def objective_scale(value_at_x0: float) -> float:
+    """The scale of an objective term: its value at ``x⁰``, or 1 where that is zero — a
+    lossless feeder, offers at no cost — for the term is then zero for every factor (and
+    ``0 / 0`` is no objective)."""
+    return value_at_x0 if value_at_x0 != 0.0 else 1.0
+
 
 MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
@@ -208,8 +223,8 @@ class DCPProblem(Problem):
         if not self.trivial:
             base = self._raw(*self.factors(self.x0[None, :]))
             self.loss0 = base["loss"][0]  # [T] at x⁰ and the design point
-            self.f_loss0 = float(base["f_loss"][0])
-            self.f_price0 = float(base["f_price"][0])
+            self.f_loss0 = objective_scale(float(base["f_loss"][0]))
+            self.f_price0 = objective_scale(float(base["f_price"][0]))
 
     @property
     def has_decisions(self) -> bool:

@@ -17,6 +17,7 @@ those of an equivalent feeder without transformers, and the bus voltages are rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
+from flexopt.errors import FlexoptError
 from flexopt.grid.engines import ZipData, load_factors, run_sweep
 from flexopt.grid.result import FeederResult
 from flexopt.grid.tree import orient_tree, parallel_groups, parallel_impedance
@@ -137,7 +139,18 @@ class Feeder:
         TopologyError
             If the branches do not form a tree spanning every bus from ``root`` (see
             :func:`flexopt.grid.tree.orient_tree`, which orients them breadth-first, F1).
+        FlexoptError
+            If ``vn_kv`` and ``base_mva`` give no finite, positive impedance base.
         """
+        try:
+            z_base = float(vn_kv) ** 2 / float(base_mva)
+        except (OverflowError, ZeroDivisionError):
+            z_base = math.nan
+        if not (vn_kv > 0 and math.isfinite(z_base) and z_base > 0):
+            raise FlexoptError(
+                f"feeder {name!r}: vn_kv = {vn_kv!r} kV and base_mva = {base_mva!r} give no "
+                "finite, positive impedance base"
+            )
         fb = np.asarray(from_bus, dtype=np.int64)
         tb = np.asarray(to_bus, dtype=np.int64)
         r = np.asarray(r_ohm, float)
@@ -148,7 +161,6 @@ class Feeder:
             fb, tb, r, x = fb[first], tb[first], z.real, z.imag
         tree = orient_tree(fb, tb, root, name=name)
         labels, n, k_idx = tree.bus, len(tree.bus), tree.branch
-        z_base = vn_kv**2 / base_mva
         y = np.zeros(n, dtype=complex)
         if shunt_mvar_at_1pu is not None:
             y += 1j * _per_bus(shunt_mvar_at_1pu, labels) / base_mva
