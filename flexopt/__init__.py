@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from flexopt import grid
+from flexopt import grid, instance
 from flexopt.errors import FlexoptError, InstanceError, OptionError, PowerFlowError, TopologyError
 from flexopt.instance import Instance, load_instance
 
@@ -27,6 +27,7 @@ __all__ = [
     "TopologyError",
     "__version__",
     "grid",
+    "instance",
     "load_instance",
     "optim",
     "register_method",

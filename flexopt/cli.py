@@ -2,7 +2,7 @@
 
     flexopt validate INSTANCE
     flexopt export INSTANCE --dso ID --format mps|lp|nl --out FILE [--mode b|ab]
-    flexopt generate --transmission case30|case118|case300 --dsos N --feeder case33bw|case69
+    flexopt generate --transmission CASE|FILE --dsos N --feeder FEEDER[,FEEDER…]
                      --prosumers M --seed S --out DIR
     flexopt run INSTANCE [--method METHOD] [--plf analytic|monte_carlo|pem] [--samples N]
                          [--seed N] [--out DIR] [--workers N | --scheduler ADDR] [method options]
@@ -46,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from flexopt.generate import MAX_PROSUMERS
+    from flexopt.generate import FEEDER_HELP, MAX_PROSUMERS, TRANSMISSION_HELP
     from flexopt.methods.exact import MAX_SEGMENTS
     from flexopt.methods.wca import MAX_ITER
     from flexopt.run.options import MAX_BLOCKS, MAX_SAMPLES, MAX_WORKERS, MarketOptions
@@ -61,9 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser(
         "generate", help="write a synthetic instance with congestion by construction"
     )
-    g.add_argument("--transmission", choices=("case30", "case118", "case300"), required=True)
+    g.add_argument("--transmission", required=True, metavar="CASE|FILE", help=TRANSMISSION_HELP)
     g.add_argument("--dsos", type=_int_in(1, 10_000), required=True, help="number of DSOs")
-    g.add_argument("--feeder", choices=("case33bw", "case69"), default="case33bw")
+    g.add_argument("--feeder", default="case33bw", metavar="FEEDER[,FEEDER…]", help=FEEDER_HELP)
     g.add_argument(
         "--prosumers",
         type=_int_in(1, MAX_PROSUMERS),

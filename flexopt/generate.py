@@ -1,15 +1,21 @@
 """Synthetic instances with congestion by construction (``flexopt generate``).
 
-    flexopt generate --transmission case30|case118|case300 --dsos N --feeder case33bw|case69
+    flexopt generate --transmission CASE|FILE --dsos N --feeder FEEDER[,FEEDER…]
                      --prosumers M --seed S --out DIR
 
-The recipe of ``instances/rts24-3dso`` (``instances/README.md``) applied to any pandapower
-transmission case: the IEEE RTS hourly load shape; a +8 % unforecast load in hours 13–15 on every load bus, or on a
-seeded 30 % (then 50 %) of them when a uniform surge shifts no flow enough; the operating limit of the two lines that surge stresses most set 2 % above their
-own day-long base-case maximum, so the day-ahead point is secure and the surge congests them;
-N DSOs at the load buses where a load reduction relieves those lines most, each with
-``round(0.6 · bus load / feeder peak)`` (at least one) copies of its feeder and M battery
-prosumers per copy. Deterministic for a seed; written atomically and validated by the loader.
+The recipe of ``instances/rts24-3dso`` (``instances/README.md``) applied to any transmission
+net (a pandapower case name, a pandapower JSON file or a MATPOWER case file): the IEEE RTS
+hourly load shape; a +8 % unforecast load in hours 13–15 on every load bus, or on a seeded
+30 % (then 50 %) of them when a uniform surge shifts no flow enough; the operating limit of
+the two lines that surge stresses most set 2 % above their own day-long base-case maximum,
+so the day-ahead point is secure and the surge congests them; N DSOs at the load buses where
+a load reduction relieves those lines most, DSO k on the k-th feeder of the list (cycling),
+each with ``round(0.6 · bus load / feeder peak)`` (at least one, at most 10 000) copies of its
+feeder and M battery prosumers per copy (50–150 kW; 5–15 kW on feeders below 1 kV).
+Feeders: ``case33bw``, ``case69``, a pandapower network name, ``simbench:<code>`` or a
+pandapower JSON file, read as pandapower models them (:func:`flexopt.grid.sources.feeder_table`
+states what the instance's feeder table approximates; the manifest lists it). Deterministic
+for a seed; written atomically and validated by the loader.
 """
 
 from __future__ import annotations
@@ -22,116 +28,44 @@ import pandas as pd
 
 from flexopt.atomic import OutputRefusedError, atomic_directory, check_output_dir
 from flexopt.errors import FlexoptError, OutputError
+from flexopt.instance.prosumers import make_prosumers
+from flexopt.instance.writer import GENERATED_HEADER, INSTANCE_KIND, feeder_file_name, write_table
+from flexopt.instance.writer import manifest_text as _manifest
 
 __all__ = [
     "FEEDER_CASES",
+    "FEEDER_HELP",
     "INSTANCE_KIND",
     "MAX_PROSUMERS",
     "TRANSMISSION_CASES",
-    "feeder_table",
+    "TRANSMISSION_HELP",
     "generate",
-    "make_prosumers",
     "manifest_text",
     "write_table",
 ]
 
+#: The transmission cases of the benchmarks (any pandapower case name or file is accepted).
 TRANSMISSION_CASES = ("case30", "case118", "case300")
-#: The kind of an instance folder (its marker, ``flexopt.atomic.MARKER``).
-INSTANCE_KIND = "instance"
+#: ``flexopt generate --help`` of the two network options.
+TRANSMISSION_HELP = (
+    "pandapower case name (case30, case118, case300, …), pandapower JSON file or MATPOWER "
+    "case file (.mat; .m needs matpowercaseframes)"
+)
+FEEDER_HELP = (
+    "case33bw (default), case69, a pandapower network name, simbench:<code> or a pandapower "
+    "JSON file; a comma-separated list cycles over the DSOs (DSO k gets the k-th, cycling)"
+)
 #: Prosumers per feeder copy, at most.
 MAX_PROSUMERS = 1_000
+#: Feeder copies per DSO, at most (the loader's bound).
+MAX_COPIES = 10_000
+#: The bundled feeders (pandapower names, ``simbench:<code>`` and JSON files are accepted too).
 FEEDER_CASES = ("case33bw", "case69")
-#: IEEE RTS 1979, Table 4: hourly load, winter weekday, % of the daily peak.
-# fmt: off
-RTS_HOURLY_PCT = (67, 63, 60, 59, 59, 60, 74, 86, 95, 96, 96, 95, 95, 95, 93, 94, 99, 100, 100, 96, 91, 83, 73, 63)
-# fmt: on
 SURGE_PU, SURGE_HOURS, SURGE_SHARE, DERATE_MARGIN, FEEDER_SHARE = 0.08, (13, 14, 15), 0.3, 1.02, 0.6
 
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
-
-
-def write_table(df: pd.DataFrame, path: Path, header_comment: str | None = None) -> None:
-    """One instance CSV, with an optional ``#`` comment line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        if header_comment:
-            fh.write(f"# {header_comment}\n")
-        df.to_csv(fh, index=False, float_format="%.10g")
-
-
-def make_prosumers(
-    fa: dict[str, Any], dso_ids: list[str], draw: np.random.Generator, per_feeder: int = 12
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Battery prosumers of one representative feeder per DSO and their baseline schedule.
-
-    ``per_feeder`` distinct loaded buses drawn at random (beyond the number of loaded buses,
-    the extra prosumers share buses drawn with replacement); ``p_max`` 50–150 kW, 4 h of energy,
-    half charged, one-way efficiency 0.92–0.97; offers ``b`` 40–80 €/MWh with ``a`` making the
-    marginal cost at full power 20–60 % above ``b``; baseline: charge at 25 % in hours 1–5,
-    discharge at 20 % in hours 19–20 (``instances/README.md``).
-    """
-    loaded = [
-        int(b)
-        for b, p in zip(
-            fa["to_bus"], fa["p_mw"].reindex(fa["to_bus"], fill_value=0).to_numpy(), strict=True
-        )
-        if p > 0
-    ]
-    rows, base_rows = [], []
-    for dso_id in dso_ids:
-        # distinct loaded buses first; beyond that number, several prosumers share a bus
-        extra = max(per_feeder - len(loaded), 0)
-        chosen = draw.choice(loaded, size=per_feeder - extra, replace=False).tolist()
-        chosen = sorted(chosen + (draw.choice(loaded, size=extra).tolist() if extra else []))
-        for k, bus in enumerate(chosen):
-            pid = f"{dso_id}-P{k + 1:02d}"
-            p_max = round(float(draw.uniform(0.05, 0.15)), 4)
-            b = round(float(draw.uniform(40.0, 80.0)), 2)
-            a = round(
-                float(draw.uniform(0.10, 0.30)) * b / p_max, 2
-            )  # marginal cost +20…60 % at p_max
-            eta = round(float(draw.uniform(0.92, 0.97)), 3)
-            rows.append((pid, dso_id, bus, p_max, round(4.0 * p_max, 4), 0.5, eta, a, b))
-            for hour in range(1, 25):  # self-consumption: charge at night, shave the evening peak
-                p = -0.25 * p_max if 1 <= hour <= 5 else (0.2 * p_max if 19 <= hour <= 20 else 0.0)
-                base_rows.append((hour, pid, round(p, 6)))
-    cols = [
-        "prosumer_id",
-        "dso_id",
-        "bus",
-        "p_max_mw",
-        "e_max_mwh",
-        "soc_init_pu",
-        "efficiency",
-        "a_eur_per_mw2h",
-        "b_eur_per_mwh",
-    ]
-    return pd.DataFrame(rows, columns=cols), pd.DataFrame(
-        base_rows, columns=["hour", "prosumer_id", "p_mw"]
-    )
-
-
-def feeder_table(name: str) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Feeder arrays and the instance feeder table (branches with the peak load at ``to_bus``)."""
-    from flexopt.grid.cases import case33bw, case69
-    from flexopt.grid.pandapower_io import feeder_arrays
-
-    fa = feeder_arrays(case33bw() if name == "case33bw" else case69())
-    p = fa["p_mw"].reindex(fa["to_bus"], fill_value=0.0).to_numpy()
-    q = fa["q_mvar"].reindex(fa["to_bus"], fill_value=0.0).to_numpy()
-    tab = pd.DataFrame(
-        {
-            "from_bus": fa["from_bus"],
-            "to_bus": fa["to_bus"],
-            "r_ohm": fa["r_ohm"],
-            "x_ohm": fa["x_ohm"],
-            "p_mw": p,
-            "q_mvar": q,
-        }
-    )
-    return fa, tab
 
 
 def manifest_text(
@@ -144,52 +78,20 @@ def manifest_text(
     vn_kv: float,
     *,
     loss_price: float = 50.0,
-    header: tuple[str, ...] = (
-        "# flexopt instance manifest (format: instances/README.md), written by `flexopt generate`.",
-    ),
+    header: tuple[str, ...] = GENERATED_HEADER,
 ) -> str:
-    """``instance.toml`` of a generated instance (``dsos``: ``id``, ``bus``, ``feeders``)."""
-    lines = [
-        *header,
-        "[instance]",
-        f'name = "{name}"',
-        f'description = "{description}"',
-        "hours = 24",
-        "dt_h = 1.0",
-        "",
-        "[transmission]",
-        'buses = "transmission/buses.csv"',
-        'branches = "transmission/branches.csv"',
-        'generators = "transmission/generators.csv"',
-        f"slack_bus = {slack}",
-        f"base_mva = {base_mva}",
-        "",
-        "[scenario]",
-        'load_profile = "scenario/load_profile.csv"',
-        'load_increase = "scenario/load_increase.csv"',
-        'balancing = "distributed"',
-        "risk_quantile = 0.0",
-        "correlation = 0.0",
-        "",
-        "[market]",
-        f"loss_price_eur_per_mwh = {loss_price}",
-        "loss_coverage = 0.8",
-        "",
-        "[distribution]",
-        'prosumers = "distribution/prosumers.csv"',
-        'baseline = "distribution/baseline.csv"',
-    ]
-    for d in dsos:
-        lines += [
-            "",
-            "[[distribution.dso]]",
-            f'id = "{d["id"]}"',
-            f"bus = {d['bus']}",
-            f'feeder = "{feeder_file}"',
-            f"vn_kv = {vn_kv}",
-            f"feeders = {d['feeders']}",
-        ]
-    return "\n".join(lines) + "\n"
+    """``instance.toml`` of a generated instance whose DSOs share one feeder file
+    (``dsos``: ``id``, ``bus``, ``feeders``); see :func:`flexopt.instance.writer.manifest_text`."""
+    entries = [{**d, "feeder": feeder_file, "vn_kv": vn_kv} for d in dsos]
+    return _manifest(
+        name=name,
+        description=description,
+        slack_bus=slack,
+        base_mva=base_mva,
+        dsos=entries,
+        loss_price=loss_price,
+        header=header,
+    )
 
 
 def generate(
@@ -224,12 +126,6 @@ def _generate(
     out: str | Path,
     replace: bool,
 ) -> Path:
-    if transmission not in TRANSMISSION_CASES:
-        raise FlexoptError(
-            f"--transmission must be one of {TRANSMISSION_CASES}, got {transmission!r}"
-        )
-    if feeder not in FEEDER_CASES:
-        raise FlexoptError(f"--feeder must be one of {FEEDER_CASES}, got {feeder!r}")
     if not (_is_int(dsos) and _is_int(prosumers) and dsos >= 1 and 1 <= prosumers <= MAX_PROSUMERS):
         raise FlexoptError(
             f"--dsos must be at least 1 and --prosumers in 1..{MAX_PROSUMERS}, "
@@ -237,40 +133,35 @@ def _generate(
         )
     if not (_is_int(seed) and seed >= 0):
         raise FlexoptError(f"--seed must be a non-negative integer, got {seed!r}")
-    from flexopt.grid.cases import transmission_case
-    from flexopt.grid.pandapower_io import generator_table, transmission_tables
+    kinds = [f.strip() for f in str(feeder).split(",")]
+    if not all(kinds):
+        raise FlexoptError(f"--feeder: an empty feeder name in {feeder!r}")
+    from flexopt.grid.instance_builder import RTS_HOURLY_PCT, battery_range
+    from flexopt.grid.sources import feeder_net, transmission_net, transmission_tables_of
     from flexopt.instance import load_instance
     from flexopt.run.tso import day_ahead_flows
 
     rng = np.random.default_rng([seed, dsos, prosumers])
-    net = transmission_case(transmission)
-    buses, branches, slack, base_mva = transmission_tables(net)
-    gens = generator_table(net)
-    gens.insert(
-        0, "gen", [f"{e}_{i}" for e, i in zip(gens.element, gens.element_index, strict=True)]
-    )
-    gens = gens.drop(columns=["element", "element_index"])
-    load = net.load.groupby("bus").p_mw.sum().reindex(buses.index, fill_value=0.0).clip(lower=0.0)
+    net = transmission_net(str(transmission))
+    tt = transmission_tables_of(net)
+    is_file = Path(str(transmission)).suffix.lower() in (".json", ".mat", ".m")
+    tname = Path(str(transmission)).name if is_file else str(transmission)
+    bus_tab, br_tab, gens = tt.buses, tt.branches, tt.generators
+    load = pd.Series(bus_tab["load_p_mw"].to_numpy(), index=pd.Index(bus_tab["bus"], name="bus"))
     load_buses = load.index[load > 0]
     if dsos > len(load_buses):
-        raise FlexoptError(f"--dsos {dsos}: {transmission} has only {len(load_buses)} load buses")
-    bus_tab = pd.DataFrame(
-        {
-            "bus": buses.index,
-            "name": buses["name"].astype(str).to_numpy(),
-            "vn_kv": buses["vn_kv"].to_numpy(),
-            "load_p_mw": load.to_numpy(),
-            "sigma_pu": np.where(load.to_numpy() > 0, 0.03, 0.0),
-        }
-    )
-    br_tab = branches.reset_index()
-    fa, feeder_tab = feeder_table(feeder)
-    feeder_peak = float(feeder_tab["p_mw"].sum())
+        raise FlexoptError(f"--dsos {dsos}: {tname} has only {len(load_buses)} load buses")
+    used = list(dict.fromkeys(kinds[k % len(kinds)] for k in range(dsos)))
+    feeders = {src: _feeder(src, feeder_net) for src in used}
+    taken: set[str] = set()
+    files = {src: feeder_file_name(feeders[src][0], taken) for src in used}
     out = Path(out).resolve()
     name = out.name
     with atomic_directory(out, INSTANCE_KIND, replace=replace) as work:
         write_table(
-            bus_tab, work / "transmission/buses.csv", f"pandapower {transmission}; load_p_mw = peak"
+            bus_tab,
+            work / "transmission/buses.csv",
+            f"pandapower {tname}; load_p_mw = peak",
         )
         write_table(gens, work / "transmission/generators.csv")
         write_table(
@@ -286,22 +177,32 @@ def _generate(
             work / "scenario/load_increase.csv",
         )
         write_table(br_tab, work / "transmission/branches.csv")
-        write_table(
-            feeder_tab, work / f"distribution/{feeder}.csv", f"{feeder}; p/q = peak load at to_bus"
-        )
+        for src in used:
+            table = feeders[src][1]
+            write_table(
+                table.branches,
+                work / files[src],
+                f"{src}; p/q = peak load at to_bus" + "".join(f"; {n}" for n in table.notes),
+            )
+        first = feeders[used[0]][2]
         # provisional distribution (one DSO, one prosumer) so the loader can run the day-ahead market
-        tmp_pros, tmp_base = make_prosumers(fa, ["tmp"], np.random.default_rng(0), per_feeder=1)
+        tmp_pros, tmp_base = make_prosumers(
+            first,
+            1,
+            seed=np.random.default_rng(0),
+            dso_id="tmp",
+            p_max_mw=battery_range(feeders[used[0]][1].vn_kv),
+        )
         write_table(tmp_pros, work / "distribution/prosumers.csv")
         write_table(tmp_base, work / "distribution/baseline.csv")
+        tmp_entry = {"id": "tmp", "bus": int(load_buses[0]), "feeders": 1}
         (work / "instance.toml").write_text(
-            manifest_text(
-                name,
-                "",
-                slack,
-                base_mva,
-                [{"id": "tmp", "bus": int(load_buses[0]), "feeders": 1}],
-                f"distribution/{feeder}.csv",
-                fa["vn_kv"],
+            _manifest(
+                name=name,
+                description="",
+                slack_bus=tt.slack_bus,
+                base_mva=tt.base_mva,
+                dsos=[{**tmp_entry, "feeder": files[used[0]], "vn_kv": feeders[used[0]][1].vn_kv}],
             )
         )
         flows = day_ahead_flows(load_instance(work))
@@ -327,7 +228,7 @@ def _generate(
                 break
         else:
             raise FlexoptError(
-                f"{transmission}: no load-surge region raises two line flows 3 % above their daily "
+                f"{tname}: no load-surge region raises two line flows 3 % above their daily "
                 f"maximum — no congestion by construction (try another --seed)"
             )
         write_table(
@@ -349,25 +250,108 @@ def _generate(
         pos = model.bus_pos(load_buses.to_numpy())
         ranked = load_buses.to_numpy()[np.argsort(-np.round(relief[pos], 9), kind="stable")][:dsos]
         dso_ids = [f"DSO{k + 1}" for k in range(dsos)]
-        pros, base = make_prosumers(fa, dso_ids, rng, per_feeder=prosumers)
-        entries = [
-            {
-                "id": i,
-                "bus": int(b),
-                "feeders": max(1, round(FEEDER_SHARE * load.loc[b] / feeder_peak)),
-            }
-            for i, b in zip(dso_ids, ranked, strict=True)
+        source_of = [kinds[k % len(kinds)] for k in range(dsos)]
+        drawn = [
+            make_prosumers(
+                feeders[src][2],
+                prosumers,
+                seed=rng,
+                dso_id=i,
+                p_max_mw=battery_range(feeders[src][1].vn_kv),
+            )
+            for i, src in zip(dso_ids, source_of, strict=True)
         ]
+        pros = pd.concat([p for p, _ in drawn], ignore_index=True)
+        base = pd.concat([b for _, b in drawn], ignore_index=True)
+        entries = []
+        for i, b, src in zip(dso_ids, ranked, source_of, strict=True):
+            peak = feeders[src][3]
+            entries.append(
+                {
+                    "id": i,
+                    "bus": int(b),
+                    "feeder": files[src],
+                    "vn_kv": feeders[src][1].vn_kv,
+                    "feeders": min(MAX_COPIES, max(1, round(FEEDER_SHARE * load.loc[b] / peak))),
+                }
+            )
         write_table(pros, work / "distribution/prosumers.csv")
         write_table(base, work / "distribution/baseline.csv")
+        on = " and ".join(kinds) if len(kinds) > 1 else kinds[0]
         desc = (
-            f"{transmission}, {dsos} DSOs on {feeder} feeders, {prosumers} prosumers per feeder, seed {seed}; "
+            f"{tname}, {dsos} DSOs on {on} feeders, {prosumers} prosumers per feeder, seed {seed}; "
             f"derated {', '.join(model.branch[derated])}"
         )
+        notes: list[str] = []
+        if is_file or len(kinds) > 1 or any(k not in FEEDER_CASES for k in kinds):
+            notes = _choices(tname, is_file, kinds, used, feeders, files, entries)
         (work / "instance.toml").write_text(
-            manifest_text(
-                name, desc, slack, base_mva, entries, f"distribution/{feeder}.csv", fa["vn_kv"]
+            _manifest(
+                name=name,
+                description=desc,
+                slack_bus=tt.slack_bus,
+                base_mva=tt.base_mva,
+                dsos=entries,
+                header=(*GENERATED_HEADER, *notes),
             )
         )
         load_instance(work)  # what is written must load
     return out
+
+
+def _feeder(src: str, feeder_net: Any) -> tuple[str, Any, Any, float]:
+    """A feeder source: its file-safe name, table, :class:`~flexopt.grid.Feeder` and peak."""
+    from flexopt.grid.build import feeder_from_data
+    from flexopt.grid.sources import feeder_source_name, feeder_table
+    from flexopt.instance import FeederData
+
+    table = feeder_table(feeder_net(src, "--feeder"))
+    fname = feeder_source_name(src)
+    peak = float(table.branches["p_mw"].sum())
+    if not peak > 0:
+        raise FlexoptError(f"--feeder: {src!r} carries no load (peak {peak:g} MW)")
+    data = FeederData(fname, table.branches, table.vn_kv, table.root)
+    return fname, table, feeder_from_data(data), peak
+
+
+def _choices(
+    tname: str,
+    is_file: bool,
+    kinds: list[str],
+    used: list[str],
+    feeders: dict[str, Any],
+    files: dict[str, str],
+    entries: list[dict[str, Any]],
+) -> list[str]:
+    """Manifest comment lines stating the modelling choices beyond the bundled cases."""
+    from flexopt.grid.instance_builder import battery_range
+
+    lines = ["#", "# Modelling choices of this instance (flexopt generate):"]
+    if is_file:
+        how = (
+            "pandapower.from_json"
+            if tname.lower().endswith(".json")
+            else "pandapower.converter.from_mpc (f_hz = 50)"
+        )
+        lines.append(
+            f"# - transmission: {tname} read by {how}; ratings as pandapower converts them"
+        )
+    if len(kinds) > 1:
+        lines.append(
+            f"# - feeders cycle over the DSOs: DSO k gets feeder (k - 1) mod {len(kinds)} of {', '.join(kinds)}"
+        )
+    for src in used:
+        _, table, _, peak = feeders[src]
+        who = ", ".join(e["id"] for e in entries if e["feeder"] == files[src])
+        lines.append(
+            f"# - {src} ({files[src]}, {table.vn_kv:g} kV, peak {peak:.4g} MW) for {who}: "
+            + (", ".join(table.notes) if table.notes else "as pandapower models it")
+        )
+        lo, hi = battery_range(table.vn_kv)
+        lines.append(f"#   batteries {1e3 * lo:g}–{1e3 * hi:g} kW ({table.vn_kv:g} kV feeder)")
+    capped = [e["id"] for e in entries if e["feeders"] == MAX_COPIES]
+    if capped:
+        lines.append(
+            f"# - feeder copies capped at {MAX_COPIES} for {', '.join(capped)} (cover less than 60 % of the bus load)"
+        )
+    return lines

@@ -32,14 +32,13 @@ warnings.simplefilter("ignore")
 import pandapower.networks as pn  # noqa: E402
 
 from flexopt.atomic import atomic_directory  # noqa: E402
-from flexopt.generate import (  # noqa: E402
-    RTS_HOURLY_PCT,
-    feeder_table,
-    make_prosumers,
-    manifest_text,
-)
+from flexopt.generate import manifest_text  # noqa: E402
 from flexopt.generate import write_table as _write  # noqa: E402
+from flexopt.grid.build import feeder_from_data  # noqa: E402
+from flexopt.grid.instance_builder import RTS_HOURLY_PCT  # noqa: E402
 from flexopt.grid.pandapower_io import generator_table, transmission_tables  # noqa: E402
+from flexopt.grid.sources import feeder_net, feeder_table  # noqa: E402
+from flexopt.instance import FeederData, make_prosumers  # noqa: E402
 from flexopt.run.tso import day_ahead_flows  # noqa: E402
 
 NAME = "rts24-3dso"
@@ -109,7 +108,9 @@ def build(out: Path) -> None:
         )
         # provisional files so the loader can run the day-ahead market on the thermal ratings
         _write(br_tab, work / "transmission/branches.csv")
-        fa, feeder_tab = feeder_table("case33bw")
+        ft = feeder_table(feeder_net("case33bw"))
+        feeder_tab = ft.branches
+        feeder = feeder_from_data(FeederData("case33bw", ft.branches, ft.vn_kv, ft.root))
         _write(
             feeder_tab,
             work / "distribution/case33bw.csv",
@@ -119,8 +120,10 @@ def build(out: Path) -> None:
 
         # --- step 2: stressed lines and their derating -----------------------------------
         tmp_dsos = [{"id": "tmp", "bus": int(load.idxmax()), "feeders": 1}]
-        pros, base = make_prosumers(fa, ["tmp"], np.random.default_rng(0), PROSUMERS_PER_FEEDER)
-        _write_manifest(work, tmp_dsos, vn_kv=fa["vn_kv"])
+        pros, base = make_prosumers(
+            feeder, PROSUMERS_PER_FEEDER, seed=np.random.default_rng(0), dso_id="tmp"
+        )
+        _write_manifest(work, tmp_dsos, vn_kv=ft.vn_kv)
         _write(pros, work / "distribution/prosumers.csv")
         _write(base, work / "distribution/baseline.csv")
         inst = load_instance(work)
@@ -151,7 +154,9 @@ def build(out: Path) -> None:
         t_mid = hours_cong[len(hours_cong) // 2]
         relief = -h[t_mid][np.ix_(derated, dso_pos)] * np.sign(f1[t_mid, derated])[:, None]
         dso_ids = [f"DSO{k + 1}" for k in range(len(DSO_BUSES))]
-        pros, base = make_prosumers(fa, dso_ids, rng, PROSUMERS_PER_FEEDER)
+        drawn = [make_prosumers(feeder, PROSUMERS_PER_FEEDER, seed=rng, dso_id=i) for i in dso_ids]
+        pros = pd.concat([p for p, _ in drawn], ignore_index=True)
+        base = pd.concat([b for _, b in drawn], ignore_index=True)
         dsos = [
             {
                 "id": i,
@@ -160,7 +165,7 @@ def build(out: Path) -> None:
             }
             for i, b in zip(dso_ids, DSO_BUSES, strict=True)
         ]
-        _write_manifest(work, dsos, vn_kv=fa["vn_kv"])
+        _write_manifest(work, dsos, vn_kv=ft.vn_kv)
         _write(
             pros,
             work / "distribution/prosumers.csv",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flexopt.grid import instance_builder as _instance_builder  # noqa: F401  (registers the builder)
 from flexopt.grid.build import feeder_from_data, transmission_from_data
 from flexopt.grid.feeder import Feeder, PowerFlowResult
 from flexopt.grid.loss_allocation import (

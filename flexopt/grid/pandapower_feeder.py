@@ -3,10 +3,10 @@
 The network is pandapower's own internal case (:func:`flexopt.grid.ppc.pandapower_case`, the
 one ``runpp`` solves): switches, out-of-service elements, transformer π-models with tap and
 phase shift, line charging and conductance, and the bus sums of every load-like element are
-pandapower's. This module orients that case from its external grid, refers it to the root
-through the transformers' complex ratios (F8) and returns the fields of a
+pandapower's (F9). This module orients that case from its external grid, refers it to the
+root through the transformers' complex ratios (F8, F3a) and returns the fields of a
 :class:`~flexopt.grid.feeder.Feeder`. Elements the sweep cannot represent are refused with one
-line naming them. Equations are numbered in ``models/feeder.md``.
+line naming them (F10). Equations are numbered in ``models/feeder.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ _BUS_COLUMNS = ("bus", "from_bus", "to_bus")
 
 
 def feeder_fields(net: pp.pandapowerNet, ext_grid: int | None = None) -> dict[str, Any]:
-    """Fields of a :class:`~flexopt.grid.feeder.Feeder` for the island an ext_grid feeds.
+    """Fields of a :class:`~flexopt.grid.feeder.Feeder` for the island an ext_grid feeds (F9).
 
     Parameters
     ----------
@@ -58,7 +58,7 @@ def feeder_fields(net: pp.pandapowerNet, ext_grid: int | None = None) -> dict[st
     TopologyError
         No (or an ambiguous) in-service external grid, two sources in one island, a loop, an
         element the sweep cannot represent (named), or parallel branches with different
-        ratios.
+        ratios (F10).
     """
     name = str(net.name or "feeder")
     sources = _in_service_ext_grids(net)
@@ -106,7 +106,7 @@ def _in_service_ext_grids(net: pp.pandapowerNet) -> np.ndarray:
 
 
 def _island(case: PandapowerCase, root: int) -> np.ndarray:
-    """Case buses connected to ``root`` (pandapower keeps every island with a source)."""
+    """Case buses connected to ``root`` (pandapower keeps every island with a source; F9)."""
     f, t = case.ends()
     n = case.bus.shape[0]
     graph = sp.coo_matrix((np.ones(len(f)), (f, t)), shape=(n, n))
@@ -118,7 +118,8 @@ def _island(case: PandapowerCase, root: int) -> np.ndarray:
 def _refuse_elements(
     net: pp.pandapowerNet, case: PandapowerCase, island: np.ndarray, name: str
 ) -> None:
-    """One line naming the first in-service element on the island the sweep cannot model."""
+    """One line naming the first in-service element on the island the sweep cannot model
+    (F10)."""
     for element, why in _REFUSED.items():
         tab = net.get(element)
         if not isinstance(tab, pd.DataFrame) or tab.empty or "in_service" not in tab:
@@ -138,7 +139,8 @@ def _refuse_elements(
 def _referred(
     case: PandapowerCase, keep: np.ndarray, root: int, island: np.ndarray, name: str
 ) -> dict[str, Any]:
-    """Orient the island's branches from the root and refer them through the ratios (F8)."""
+    """Orient the island's branches from the root and refer them through the ratios (F8, F3a);
+    parallel branches become one (their ratios must agree, F10)."""
     f_all, t_all = case.ends()
     f, t = f_all[keep], t_all[keep]
     first, group = parallel_groups(f, t)

@@ -3,7 +3,8 @@
 The DC model follows pandapower's own conversion (:func:`flexopt.grid.ppc.pandapower_case`,
 the case ``rundcpp`` solves): branch order lines, transformers, three-winding transformers,
 impedances (``_ppc`` order); switches, out-of-service and unsupplied elements handled as
-pandapower does. Feeders are read by :mod:`flexopt.grid.pandapower_feeder`.
+pandapower does (T3a in ``models/transmission.md``). Feeders are read by
+:mod:`flexopt.grid.pandapower_feeder`.
 """
 
 from __future__ import annotations

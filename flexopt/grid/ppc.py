@@ -8,7 +8,9 @@ shunts of every element summed per bus. :func:`pandapower_case` runs that conver
 options of ``runpp`` (or ``rundcpp``) on a copy of the net and returns the energized part
 (``ppci``), so that the feeder and the DC model see exactly the network ``runpp`` solves.
 
-This is the one module that calls pandapower's private conversion (``_pd2ppc``).
+This is the one module that calls pandapower's private conversion (``_pd2ppc``). The rules
+are written out as (F9) in ``models/feeder.md`` (the AC case a feeder is read from) and
+(T3a) in ``models/transmission.md`` (the DC case of the PTDF).
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""Instances: on-disk format (TOML + CSV), validation, frozen dataclasses. No solver, no pandapower."""
+"""Instances: on-disk format (TOML + CSV), validation, frozen dataclasses, the prosumer
+generator and the specification of an instance built from networks. No solver, no
+pandapower."""
 
 from flexopt.instance.loader import MANIFEST, load_instance
+from flexopt.instance.prosumers import make_prosumers
 from flexopt.instance.schema import (
     DSOData,
     FeederData,
@@ -9,14 +12,17 @@ from flexopt.instance.schema import (
     ScenarioData,
     TransmissionData,
 )
+from flexopt.instance.spec import DSOSpec
 
 __all__ = [
     "MANIFEST",
     "DSOData",
+    "DSOSpec",
     "FeederData",
     "Instance",
     "MarketData",
     "ScenarioData",
     "TransmissionData",
     "load_instance",
+    "make_prosumers",
 ]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from flexopt.instance.prosumers import BASELINE_COLUMNS
+from flexopt.instance.spec import DSOSpec, builder
+from flexopt.instance.writer import INSTANCE_KIND, feeder_file_name, manifest_text, write_table
+
 __all__ = [
+    "FEEDER_COLUMNS",
     "DSOData",
     "FeederData",
     "Instance",
@@ -16,6 +23,10 @@ __all__ = [
     "ScenarioData",
     "TransmissionData",
 ]
+
+
+#: Columns of a feeder table (``instances/README.md``).
+FEEDER_COLUMNS = ("from_bus", "to_bus", "r_ohm", "x_ohm", "p_mw", "q_mvar")
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +104,11 @@ class MarketData:
 
 @dataclass(frozen=True, eq=False)
 class Instance:
-    """A validated flexopt instance. Build it with :func:`flexopt.load_instance`."""
+    """A validated flexopt instance.
+
+    Read one with :func:`flexopt.load_instance`, build one from pandapower nets with
+    :meth:`from_pandapower`, write one with :meth:`save`.
+    """
 
     name: str
     description: str
@@ -120,3 +135,213 @@ class Instance:
             if d.id == dso_id:
                 return d
         raise KeyError(f"no DSO {dso_id!r} in instance {self.name!r}")
+
+    def save(self, path: str | Path, *, replace: bool = False) -> Path:
+        """Write the instance in the on-disk format (``instances/README.md``).
+
+        The folder is written atomically and marked as an instance (``flexopt.atomic``);
+        floats are written with the shortest text that reads back to the same value, so
+        :func:`flexopt.load_instance` returns an equal instance. Feeders shared by several
+        DSOs are written once, as ``distribution/<feeder name>.csv``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The folder: it must not exist, be empty, or — with ``replace`` — hold an
+            instance flexopt wrote.
+        replace : bool, default False
+            Replace a previous instance folder.
+
+        Returns
+        -------
+        pathlib.Path
+            The folder, absolute.
+
+        Raises
+        ------
+        flexopt.errors.OutputError
+            If ``path`` may not be written (before anything is written).
+        """
+        from flexopt.atomic import OutputRefusedError, atomic_directory, check_output_dir
+        from flexopt.errors import OutputError
+
+        try:
+            out = check_output_dir(path, INSTANCE_KIND, replace=replace)
+            with atomic_directory(out, INSTANCE_KIND, replace=replace) as work:
+                self.write_files(work)
+        except OutputRefusedError as err:
+            raise OutputError(str(err)) from None
+        return out
+
+    def write_files(self, folder: Path, header: Sequence[str] = ()) -> None:
+        """Write the manifest and tables into an existing ``folder``, not atomically (use
+        :meth:`save`); ``header``: comment lines at the top of the manifest."""
+        tr, sc = self.transmission, self.scenario
+
+        def table(df: pd.DataFrame, name: str) -> None:
+            write_table(df, folder / name, float_format=None)
+
+        table(tr.buses.reset_index(), "transmission/buses.csv")
+        table(tr.branches.reset_index(), "transmission/branches.csv")
+        table(tr.generators.reset_index(), "transmission/generators.csv")
+        table(
+            pd.DataFrame({"hour": sc.load_profile.index, "load_pu": sc.load_profile.to_numpy()}),
+            "scenario/load_profile.csv",
+        )
+        inc = sc.load_increase.rename_axis(index="hour", columns="bus").stack(future_stack=True)
+        inc = inc[inc != 0].rename("increase_pu").reset_index()
+        if len(inc):
+            table(inc, "scenario/load_increase.csv")
+        files: dict[int, str] = {}
+        taken: set[str] = set()
+        entries, pros, base = [], [], []
+        written: list[FeederData] = []
+        for d in self.dsos:
+            if id(d.feeder) not in files:  # one file per feeder table (DSOs set their vn_kv)
+                same = [f for f in written if _same_table(f, d.feeder)]
+                if same:
+                    files[id(d.feeder)] = files[id(same[0])]
+                else:
+                    files[id(d.feeder)] = feeder_file_name(d.feeder.name, taken)
+                    table(d.feeder.branches[list(FEEDER_COLUMNS)], files[id(d.feeder)])
+                    written.append(d.feeder)
+            entries.append(
+                {
+                    "id": d.id,
+                    "bus": d.bus,
+                    "feeder": files[id(d.feeder)],
+                    "vn_kv": d.feeder.vn_kv,
+                    "feeders": d.n_feeders,
+                }
+            )
+            p = d.prosumers.rename_axis("prosumer_id").reset_index()
+            p.insert(1, "dso_id", d.id)
+            pros.append(p)
+            b = d.baseline_mw.rename_axis(index="hour", columns="prosumer_id")
+            base.append(
+                b.T.stack(future_stack=True).rename("p_mw").reset_index()[list(BASELINE_COLUMNS)]
+            )
+        table(pd.concat(pros, ignore_index=True), "distribution/prosumers.csv")
+        table(pd.concat(base, ignore_index=True), "distribution/baseline.csv")
+        text = manifest_text(
+            name=self.name,
+            description=self.description,
+            slack_bus=tr.slack_bus,
+            base_mva=tr.base_mva,
+            dsos=entries,
+            hours=self.hours,
+            dt_h=self.dt_h,
+            load_increase=bool(len(inc)),
+            balancing=sc.balancing,
+            risk_quantile=sc.risk_quantile,
+            correlation=sc.correlation,
+            loss_price=self.market.loss_price_eur_per_mwh,
+            loss_coverage=self.market.loss_coverage,
+            header=header or ("# flexopt instance manifest (format: instances/README.md)",),
+        )
+        (folder / "instance.toml").write_text(text, encoding="utf-8")
+
+    @classmethod
+    def from_pandapower(
+        cls,
+        transmission: Any,
+        dsos: Sequence[DSOSpec],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        load_profile: Sequence[float] | pd.Series | None = None,
+        load_increase: pd.DataFrame | None = None,
+        sigma_pu: float = 0.03,
+        ratings_mw: Mapping[str, float] | None = None,
+        balancing: str = "distributed",
+        risk_quantile: float = 0.0,
+        correlation: float = 0.0,
+        loss_price_eur_per_mwh: float = 50.0,
+        loss_coverage: float = 0.8,
+        dt_h: float = 1.0,
+        seed: int = 0,
+        p_max_mw: tuple[float, float] | None = None,
+    ) -> Instance:
+        """Build an instance from a pandapower transmission net and one feeder per DSO.
+
+        The transmission tables are pandapower's DC model of the net
+        (:func:`flexopt.grid.pandapower_io.transmission_tables`: buses, branches with their
+        thermal ratings, dispatchable units with their ``poly_cost``); the peak load of a bus
+        is the sum of its in-service loads. Each DSO's feeder is read as pandapower models it
+        (:meth:`flexopt.grid.Feeder.from_pandapower`) and written as the instance's feeder
+        table: what a branch list in ohms cannot carry is approximated and stated in the
+        description (transformers at nominal ratio become series branches, their phase shift
+        dropped; shunts and line charging dropped; the root at 1 pu; static generators left
+        out: the table holds the peak load); an off-nominal transformer ratio is refused. The
+        result is validated by the loader (written to a temporary folder and read back).
+
+        Parameters
+        ----------
+        transmission : pandapowerNet or str
+            The net, a pandapower case name (``case118``), a pandapower JSON file or a
+            MATPOWER case file (``.mat``; ``.m`` with the package ``matpowercaseframes``).
+        dsos : sequence of DSOSpec
+            One per DSO (:class:`flexopt.instance.DSOSpec`).
+        name : str, optional
+            Instance name (default: the net's name).
+        description : str, optional
+            Default: the sources and the approximations made.
+        load_profile : sequence of float or pandas.Series, optional
+            Hourly share of the peak load (its length is the number of hours); default the
+            IEEE RTS 1979 winter weekday (24 h).
+        load_increase : pandas.DataFrame, optional
+            The sudden load increase: hours × buses, or long (``hour``, ``bus``,
+            ``increase_pu``); default none.
+        sigma_pu : float, default 0.03
+            Standard deviation of the relative forecast error at every load bus.
+        ratings_mw : mapping of str to float, optional
+            TSO operating limits replacing the thermal rating of the named branches
+            (``{"line_7": 120.0}``).
+        balancing, risk_quantile, correlation, loss_price_eur_per_mwh, loss_coverage, dt_h
+            The manifest's fields (``instances/README.md``).
+        seed : int, default 0
+            Seed of the prosumers drawn by :func:`flexopt.instance.make_prosumers` (one
+            stream over the DSOs in order).
+        p_max_mw : (float, float), optional
+            Battery power range of drawn prosumers; default 5–15 kW on feeders below 1 kV,
+            50–150 kW above.
+
+        Returns
+        -------
+        Instance
+
+        Raises
+        ------
+        flexopt.FlexoptError
+            One line naming the DSO, file or field at fault (an
+            :class:`~flexopt.errors.InstanceError` for what the loader refuses, a
+            :class:`~flexopt.errors.TopologyError` for a feeder that is not radial).
+        """
+        build = builder("pandapower")
+        inst: Instance = build(
+            transmission,
+            dsos,
+            name=name,
+            description=description,
+            load_profile=load_profile,
+            load_increase=load_increase,
+            sigma_pu=sigma_pu,
+            ratings_mw=ratings_mw,
+            balancing=balancing,
+            risk_quantile=risk_quantile,
+            correlation=correlation,
+            loss_price_eur_per_mwh=loss_price_eur_per_mwh,
+            loss_coverage=loss_coverage,
+            dt_h=dt_h,
+            seed=seed,
+            p_max_mw=p_max_mw,
+        )
+        return inst
+
+
+def _same_table(a: FeederData, b: FeederData) -> bool:
+    """Feeders the loader reads from one file (the same name and branch table)."""
+    cols = list(FEEDER_COLUMNS)
+    return a.name == b.name and a.branches[cols].reset_index(drop=True).equals(
+        b.branches[cols].reset_index(drop=True)
+    )

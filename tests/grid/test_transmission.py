@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pandapower as pp
 import pandapower.networks as pn
+import pandas as pd
 import pytest
 from pandapower.converter.pypower.to_ppc import to_ppc
 from pandapower.pypower.makePTDF import makePTDF
@@ -167,3 +168,64 @@ def test_islanded_network_is_rejected():
     )
     with pytest.raises(TopologyError, match=r"not connected: 1 of its 24 buses \(e.g. \[0\]\)"):
         _ = cut.ptdf
+
+
+def _dense_ptdf(model):
+    """(T3) by its definition, dense: Φ[:, n] = B_f[:, n] B_bus[n, n]⁻¹."""
+    a = np.zeros((model.n_branch, model.n_bus))
+    rows = np.arange(model.n_branch)
+    a[rows, model.from_idx] = 1.0
+    a[rows, model.to_idx] = -1.0
+    bf = a / (model.x_pu * model.tap)[:, None]
+    keep = np.flatnonzero(np.arange(model.n_bus) != model.slack_idx)
+    phi = np.zeros_like(a)
+    phi[:, keep] = bf[:, keep] @ np.linalg.inv((a.T @ bf)[np.ix_(keep, keep)])
+    return phi
+
+
+@pytest.mark.parametrize("slack", [0, 3, 6])
+def test_ptdf_equals_its_definition_with_parallel_branches_and_taps(slack):
+    """A meshed 7-bus toy with a parallel pair, taps, a branch at the slack and more branches
+    than one block of the sparse solve (T3)."""
+    from flexopt.grid.transmission import TransmissionModel
+
+    rng = np.random.default_rng(slack)
+    ends = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (6, 0), (1, 4), (2, 5), (2, 5)]
+    ends += [tuple(rng.choice(7, 2, replace=False)) for _ in range(30)]
+    f, t = np.array(ends).T
+    nl = len(ends)
+    model = TransmissionModel(
+        bus=pd.Index(range(100, 107)),
+        branch=pd.Index([f"line_{i}" for i in range(nl)]),
+        from_idx=f,
+        to_idx=t,
+        x_pu=rng.uniform(0.01, 0.3, nl),
+        tap=rng.uniform(0.9, 1.1, nl),
+        rating_mw=np.full(nl, np.inf),
+        slack_idx=slack,
+    )
+    np.testing.assert_allclose(model.ptdf, _dense_ptdf(model), rtol=0, atol=1e-12)
+    assert np.all(model.ptdf[:, slack] == 0.0)
+
+
+def test_ptdf_of_a_single_bus_is_empty():
+    from flexopt.grid.transmission import TransmissionModel
+
+    empty = np.zeros(0)
+    model = TransmissionModel(
+        bus=pd.Index([7]),
+        branch=pd.Index([]),
+        from_idx=empty.astype(int),
+        to_idx=empty.astype(int),
+        x_pu=empty,
+        tap=empty,
+        rating_mw=empty,
+        slack_idx=0,
+    )
+    assert model.ptdf.shape == (0, 1)
+
+
+@pytest.mark.slow
+def test_ptdf_equals_makeptdf_on_case3120sp():
+    """The benchmark case (benchmarks/ptdf.py): 3 120 buses, 3 693 branches, many blocks."""
+    _check_against_pandapower(_quiet(pn.case3120sp))
