@@ -199,15 +199,20 @@ def report(df: pd.DataFrame) -> int:
             f"{100 * r.wca_min_gap_approx:+.4f} % | {r.wca_approx_feasible} | "
             f"{r.milp_s:.2f} | {r.wca_s:.2f} |"
         )
-    syn = s[s["case"].str.startswith("syn")].copy()
+    # a MILP point that breaks the budget (C7) on re-evaluation is no feasible reference: gaps
+    # to it and a crossover against it would compare WCA with an infeasible point
+    holds = s["milp_status"].isin(["optimal", "feasible"])
+    syn = s[s["case"].str.startswith("syn") & holds].copy()
     syn["size"] = syn["prosumers"] * syn["hours"]
     quality = syn["wca_median_gap_ac"] <= 1e-3  # WCA's median within 0.1 % of the MILP on AC
     faster = syn["wca_s"] < syn["milp_s"]
     hit = syn[quality & faster].sort_values("size")
     print()
     print(
-        f"median WCA gap on AC over all cases: {100 * s['wca_median_gap_ac'].median():+.3f} %; "
-        f"to the MILP bound on the approximate model: {100 * s['wca_median_gap_approx'].median():+.3f} %"
+        f"MILP point holds the budget in {int(holds.sum())} of {len(s)} cases; median WCA gap on AC "
+        f"there: {100 * s.loc[holds, 'wca_median_gap_ac'].median():+.3f} %; median gap of WCA on "
+        f"the approximate model to the MILP bound (all cases): "
+        f"{100 * s['wca_median_gap_approx'].median():+.3f} %"
     )
     if len(hit):
         r = hit.iloc[0]
@@ -216,7 +221,7 @@ def report(df: pd.DataFrame) -> int:
             f"with its median within 0.1 % on AC ({r.wca_s:.2f} s vs {r.milp_s:.2f} s)"
         )
     else:
-        print("crossover: none in this range — the MILP is never slower than WCA at WCA's quality")
+        print("crossover: none in this range among the cases whose MILP point holds the budget")
     return 0
 
 

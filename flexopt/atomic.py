@@ -292,15 +292,21 @@ def atomic_directory(
     out = check_output_dir(out, kind, replace=replace, protect=protect)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out.parent)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.flexopt-tmp-{os.getpid()}-", dir=out.parent))
+    # a signal between mkdtemp creating the folder and the try below would leave it behind:
+    # hold signals until the folder is named, so that they land inside the try
+    prefix = f".{out.name}.flexopt-tmp-{os.getpid()}-"
+    work: Path | None = None
     try:
+        with _signals_deferred():
+            work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
         yield work
         (work / MARKER).write_text(f"{_MARK_PREFIX}{kind}\n", encoding="utf-8")
         with _signals_deferred():
             check_output_dir(out, kind, replace=replace, protect=protect)
             _commit(work, out)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
         raise
 
 
@@ -317,13 +323,15 @@ def atomic_file(out: str | Path, siblings: Sequence[str] = ()) -> Iterator[Path]
     out = output_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     clean_stale(out.parent)
-    fd, name = tempfile.mkstemp(
-        dir=out.parent, prefix=f".{out.stem}.flexopt-tmp-{os.getpid()}-", suffix=out.suffix
-    )
-    os.close(fd)
-    tmp = Path(name)
-    companions = [(tmp.with_suffix(s), out.with_suffix(s)) for s in siblings]
+    prefix = f".{out.stem}.flexopt-tmp-{os.getpid()}-"
+    tmp: Path | None = None
+    companions: list[tuple[Path, Path]] = []
     try:
+        with _signals_deferred():  # as in atomic_directory: a signal lands inside the try
+            fd, name = tempfile.mkstemp(dir=out.parent, prefix=prefix, suffix=out.suffix)
+            os.close(fd)
+            tmp = Path(name)
+        companions = [(tmp.with_suffix(s), out.with_suffix(s)) for s in siblings]
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; a written result is an ordinary file
         with _signals_deferred():
@@ -333,7 +341,7 @@ def atomic_file(out: str | Path, siblings: Sequence[str] = ()) -> Iterator[Path]
             os.replace(tmp, out)
     finally:
         for leftover in (tmp, *(src for src, _ in companions)):
-            if leftover.exists():
+            if leftover is not None and leftover.exists():
                 leftover.unlink()
 
 
