@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,3 +60,29 @@ def save_figure(fig: Figure, name: str) -> Path:
     with atomic_file(out) as tmp:
         fig.savefig(tmp, dpi=120, format="png")
     return out
+
+
+def run_child(
+    cmd: list[str], limit_s: float, env: dict[str, str] | None = None
+) -> tuple[str, dict]:
+    """One run in its own process group, stopped (with any solver it started) after
+    ``limit_s``; returns its status and its row (the last stdout line, JSON; empty unless it
+    finished)."""
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return f"stopped at the {limit_s:.0f} s limit", {}
+    if proc.returncode != 0:
+        last = (err.strip().splitlines() or ["no message"])[-1]
+        return f"failed: {last}", {}
+    return "ok", json.loads(out.strip().splitlines()[-1])

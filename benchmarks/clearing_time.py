@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine, save_figure, write_csv
+from benchmarks._common import RESULTS, machine, run_child, save_figure, write_csv
 
 DSOS = (3, 10, 30, 100)
 PROSUMERS = (10, 50)
@@ -92,29 +90,6 @@ def runs(quick: bool):
             yield n_dsos, n_pros, cfg
 
 
-def _run_child(cmd: list[str], env: dict) -> tuple[str, dict]:
-    """One run in its own process group, stopped (with any solver it started) after
-    ``RUN_LIMIT_S``; returns its status and its row (empty unless it finished)."""
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=RUN_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return f"stopped at the {RUN_LIMIT_S:.0f} s limit", {}
-    if proc.returncode != 0:
-        last = (err.strip().splitlines() or ["no message"])[-1]
-        return f"failed: {last}", {}
-    return "ok", json.loads(out.strip().splitlines()[-1])
-
-
 def sweep(quick: bool) -> pd.DataFrame:
     from flexopt.generate import generate
 
@@ -135,7 +110,7 @@ def sweep(quick: bool) -> pd.DataFrame:
                     file=sys.stderr,
                     flush=True,
                 )
-                status, row = _run_child(
+                status, row = run_child(
                     [
                         sys.executable,
                         "-m",
@@ -146,6 +121,7 @@ def sweep(quick: bool) -> pd.DataFrame:
                         cm,
                         str(workers),
                     ],
+                    RUN_LIMIT_S,
                     env,
                 )
                 if status != "ok":

@@ -23,16 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine, write_csv
+from benchmarks._common import RESULTS, machine, run_child, write_csv
 
 RUN_LIMIT_S = 900.0
 GRID = [
@@ -74,22 +71,6 @@ def child(instance: str, method: str, options: str) -> None:
             }
         )
     )
-
-
-def _run_child(cmd: list[str]) -> tuple[str, dict]:
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    try:
-        out, err = proc.communicate(timeout=RUN_LIMIT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return f"stopped at the {RUN_LIMIT_S:.0f} s limit", {}
-    if proc.returncode != 0:
-        last = (err.strip().splitlines() or ["no message"])[-1]
-        return f"failed: {last}", {}
-    return "ok", json.loads(out.strip().splitlines()[-1])
 
 
 def _methods(n_dsos: int, n_pros: int) -> list[tuple[str, str, dict]]:
@@ -135,7 +116,7 @@ def sweep(quick: bool) -> pd.DataFrame:
         for case, path, n_dsos, n_pros, seed in cases:
             for label, method, options in _methods(n_dsos, n_pros):
                 cmd = [sys.executable, "-m", "benchmarks.mechanism", "--child", str(path)]
-                status, row = _run_child([*cmd, method, json.dumps(options)])
+                status, row = run_child([*cmd, method, json.dumps(options)], RUN_LIMIT_S)
                 rows.append(
                     {
                         "case": case,

@@ -18,6 +18,25 @@ ROOT = Path(__file__).resolve().parents[1]
 RTS = ROOT / "instances" / "rts24-3dso"
 
 
+def exit_code(argv: list[str]) -> int:
+    """``flexopt`` with ``argv`` in this process: its exit code."""
+    from flexopt.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return int(stop.code)
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    """The one ``flexopt: error:`` line on stderr (progress lines ending in "…" aside)."""
+    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.endswith("…")]
+    assert len(err) == 1, err
+    assert err[0].startswith("flexopt: error: ")
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
 @pytest.fixture(scope="session")
 def rts() -> fx.Instance:
     return fx.load_instance(RTS)

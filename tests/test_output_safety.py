@@ -24,21 +24,7 @@ from flexopt.atomic import (
 from flexopt.cli import main
 from flexopt.errors import NonFiniteError, OutputError
 from flexopt.report.save import save_results
-from tests.conftest import RTS
-
-
-def _exit(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code)
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.endswith("…")]
-    assert len(err) == 1, err
-    assert err[0].startswith("flexopt: error: ")
-    return err[0]
+from tests.conftest import RTS, exit_code, one_error_line
 
 
 @pytest.fixture
@@ -77,8 +63,8 @@ def test_out_over_a_user_folder_is_refused_and_the_folder_kept(tmp_path, capsys,
         else ["generate", "--transmission", "case30", "--dsos", "1"]
     )
     for force in ([], ["--force"]):  # --force replaces flexopt outputs only
-        assert _exit([*argv, "--out", str(out), *force]) == 2
-        assert "not a flexopt" in _one_error_line(capsys)
+        assert exit_code([*argv, "--out", str(out), *force]) == 2
+        assert "not a flexopt" in one_error_line(capsys)
     assert (out / "thesis.tex").read_text() == "years of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
@@ -89,13 +75,15 @@ def test_out_dot_and_the_instance_directory_are_refused(tmp_path, capsys, no_wor
     before = _snapshot(tmp_path)
     monkeypatch.chdir(tmp_path)
     for out in (".", str(tmp_path), str(inst), str(inst / "results"), str(inst / "transmission")):
-        assert _exit(["run", str(inst), "--out", out, "--force"]) == 2, out
-        _one_error_line(capsys)
+        assert exit_code(["run", str(inst), "--out", out, "--force"]) == 2, out
+        one_error_line(capsys)
     monkeypatch.chdir(inst)  # "." is the instance itself
-    assert _exit(["run", ".", "--out", ".", "--force"]) == 2
-    assert "instance directory" in _one_error_line(capsys)
-    assert _exit(["export", str(inst), "--dso", "DSO1", "--format", "mps", "--out", "x.mps"]) == 2
-    assert "inside the instance directory" in _one_error_line(capsys)
+    assert exit_code(["run", ".", "--out", ".", "--force"]) == 2
+    assert "instance directory" in one_error_line(capsys)
+    assert (
+        exit_code(["export", str(inst), "--dso", "DSO1", "--format", "mps", "--out", "x.mps"]) == 2
+    )
+    assert "inside the instance directory" in one_error_line(capsys)
     assert _snapshot(tmp_path) == before
 
 
@@ -110,8 +98,8 @@ def test_a_previous_result_needs_force_and_siblings_survive(tmp_path, capsys):
     assert (out / MARKER).read_text() == "flexopt-output: run\n"
     first = (out / "summary.json").read_bytes()
     capsys.readouterr()
-    assert _exit(argv) == 2
-    assert "pass --force" in _one_error_line(capsys)
+    assert exit_code(argv) == 2
+    assert "pass --force" in one_error_line(capsys)
     assert main([*argv, "--seed", "1", "--plf", "monte_carlo", "--samples", "200", "--force"]) == 0
     assert (out / "summary.json").read_bytes() != first
     assert (sibling / "keep.txt").read_text() == "mine"
@@ -124,8 +112,8 @@ def test_generate_replaces_only_a_generated_instance(tmp_path, capsys, no_work):
     (out / MARKER).write_text("flexopt-output: run\n")  # a run result is not an instance
     (out / "summary.json").write_text("{}")
     argv = ["generate", "--transmission", "case30", "--dsos", "1", "--out", str(out), "--force"]
-    assert _exit(argv) == 2
-    assert "not a instance" not in (line := _one_error_line(capsys))
+    assert exit_code(argv) == 2
+    assert "not a instance" not in (line := one_error_line(capsys))
     assert "holds a flexopt run output" in line
 
 
@@ -143,8 +131,8 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, capsys, no_work, out, n
     (tmp_path / "file").write_text("mine")
     (tmp_path / "link").symlink_to(tmp_path / "file")
     path = out if out.startswith("/") else str(tmp_path / out)
-    assert _exit(["run", str(RTS), "--out", path]) == 2
-    assert needle in _one_error_line(capsys)
+    assert exit_code(["run", str(RTS), "--out", path]) == 2
+    assert needle in one_error_line(capsys)
     assert (tmp_path / "file").read_text() == "mine"
     assert not _leftovers(tmp_path)
 
@@ -163,8 +151,8 @@ def test_export_refuses_before_any_work(tmp_path, capsys, no_work, name, extra, 
     (tmp_path / "folder").mkdir()
     fmt = [] if "--format" in extra else ["--format", "mps"]
     argv = ["export", str(RTS), "--dso", "DSO1", *fmt, *extra, "--out", str(tmp_path / name)]
-    assert _exit(argv) == 2
-    assert needle in _one_error_line(capsys)
+    assert exit_code(argv) == 2
+    assert needle in one_error_line(capsys)
     assert (tmp_path / "model.mps").read_text() == "mine"
 
 

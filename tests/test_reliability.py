@@ -30,23 +30,8 @@ from flexopt.market.day_ahead import DayAheadData, build_day_ahead, dispatch_clo
 from flexopt.run.finite import check_finite
 from flexopt.run.tso import day_ahead, solve_or_raise
 from flexopt.solve import ITERATION_FLOOR, SolveStatus, iteration_limit, solve
-from tests.conftest import RTS
+from tests.conftest import RTS, exit_code, one_error_line
 from tests.fuzz import check_result
-
-
-def _exit(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return int(stop.code)
-
-
-def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = [ln for ln in capsys.readouterr().err.splitlines() if not ln.endswith("…")]
-    assert len(err) == 1, err
-    assert err[0].startswith("flexopt: error: ")
-    assert "Traceback" not in err[0]
-    return err[0]
 
 
 @pytest.fixture
@@ -131,8 +116,8 @@ def test_run_with_quarter_hours_finishes(inst_dir, capsys):
 
 
 def test_a_stage_at_its_time_limit_is_a_typed_one_line_error(capsys):
-    assert _exit(["run", str(RTS), "--stage-time-limit", "1e-9"]) == 2
-    line = _one_error_line(capsys)
+    assert exit_code(["run", str(RTS), "--stage-time-limit", "1e-9"]) == 2
+    line = one_error_line(capsys)
     assert "flexibility requirement (S3): solver highs stopped at its time limit" in line
     assert "--stage-time-limit" in line
     inst = fx.load_instance(RTS)
@@ -224,8 +209,8 @@ EXPORT = ["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--out", "/tmp
     ],
 )
 def test_bad_run_options_are_one_line_before_any_work(capsys, no_work, argv, needle):
-    assert _exit(["run", str(RTS), *argv]) == 2
-    assert needle in _one_error_line(capsys)
+    assert exit_code(["run", str(RTS), *argv]) == 2
+    assert needle in one_error_line(capsys)
 
 
 @pytest.mark.parametrize(
@@ -239,8 +224,8 @@ def test_bad_run_options_are_one_line_before_any_work(capsys, no_work, argv, nee
     ],
 )
 def test_bad_generate_and_export_options_are_one_line(capsys, no_work, argv, needle):
-    assert _exit(argv) == 2
-    assert needle in _one_error_line(capsys)
+    assert exit_code(argv) == 2
+    assert needle in one_error_line(capsys)
 
 
 def test_the_library_checks_the_same_options():
@@ -264,9 +249,9 @@ def test_an_unreachable_scheduler_fails_within_seconds_with_one_line(capsys):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     start = time.perf_counter()
-    assert _exit(["run", str(RTS), "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
+    assert exit_code(["run", str(RTS), "--scheduler", f"tcp://127.0.0.1:{port}"]) == 2
     assert time.perf_counter() - start < 20
-    assert "cannot reach the Dask scheduler" in _one_error_line(capsys)
+    assert "cannot reach the Dask scheduler" in one_error_line(capsys)
 
 
 # ------------------------------------------------------- item 6: per-DSO feeder parameters
@@ -310,8 +295,8 @@ def test_implausible_values_are_refused_naming_file_field_and_line(
     inst_dir, capsys, file, column, row, value, needle
 ):
     _set_cell(inst_dir / file, column, row, value)
-    assert _exit(["validate", str(inst_dir)]) == 2
-    line = _one_error_line(capsys)
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    line = one_error_line(capsys)
     assert Path(file).name in line
     assert f"field '{column}'" in line
     assert needle in line
@@ -334,8 +319,8 @@ def test_implausible_values_are_refused_naming_file_field_and_line(
 )
 def test_implausible_manifest_values_are_refused(inst_dir, capsys, old, new, field):
     _edit(inst_dir / "instance.toml", old, new)
-    assert _exit(["validate", str(inst_dir)]) == 2
-    line = _one_error_line(capsys)
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    line = one_error_line(capsys)
     assert "instance.toml" in line
     assert field in line
 
@@ -360,20 +345,20 @@ def test_compressed_files_are_refused_not_decompressed(inst_dir, capsys, fmt):
     _edit(
         inst_dir / "instance.toml", "distribution/baseline.csv", f"distribution/baseline.csv.{fmt}"
     )
-    assert _exit(["validate", str(inst_dir)]) == 2
-    line = _one_error_line(capsys)
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    line = one_error_line(capsys)
     assert f"baseline.csv.{fmt}: is a compressed file" in line
 
 
 def test_files_over_the_size_limit_are_refused(inst_dir, capsys, monkeypatch):
     monkeypatch.setattr("flexopt.instance.tables.MAX_TABLE_BYTES", 10_000)
-    assert _exit(["validate", str(inst_dir)]) == 2
-    assert "baseline.csv: is 1" in (line := _one_error_line(capsys))
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    assert "baseline.csv: is 1" in (line := one_error_line(capsys))
     assert "over the limit of 10,000 bytes" in line
     (inst_dir / "distribution" / "case33bw.csv").write_bytes(b"from_bus\x00,to_bus\n")
     monkeypatch.undo()
-    assert _exit(["validate", str(inst_dir)]) == 2
-    assert "case33bw.csv: is not a text file" in _one_error_line(capsys)
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    assert "case33bw.csv: is not a text file" in one_error_line(capsys)
 
 
 def test_integer_cells_are_integers(inst_dir):
@@ -462,11 +447,11 @@ def test_item1_cli_run_with_scaled_generators_ends(inst_dir, capsys, tmp_path, f
     _scale_column(inst_dir / "transmission" / "generators.csv", "p_max_mw", factor)
     out = tmp_path / "out"
     start = time.perf_counter()
-    status = _exit(["run", str(inst_dir), "--out", str(out)])
+    status = exit_code(["run", str(inst_dir), "--out", str(out)])
     assert time.perf_counter() - start < 120
     if factor == 1e6:
         assert status == 2
-        line = _one_error_line(capsys)
+        line = one_error_line(capsys)
         assert "generators.csv" in line
         assert "field 'p_max_mw'" in line
         assert not out.exists()
@@ -495,8 +480,8 @@ def test_item3_bad_output_paths_of_every_command_fail_before_any_work(
         "export": ["export", str(RTS), "--dso", "DSO1", "--format", "mps", "--out", path],
         "generate": ["generate", "--transmission", "case30", "--dsos", "1", "--out", path],
     }[command]
-    assert _exit(argv) == 2
-    assert needle in _one_error_line(capsys)
+    assert exit_code(argv) == 2
+    assert needle in one_error_line(capsys)
     assert (tmp_path / "file").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
@@ -504,9 +489,9 @@ def test_item3_bad_output_paths_of_every_command_fail_before_any_work(
 def test_item4_scheduler_on_port_1_fails_within_seconds_with_one_line(capsys):
     """Item 4, the issue's repro: ``--scheduler tcp://127.0.0.1:1`` took 30 s and 56 lines."""
     start = time.perf_counter()
-    assert _exit(["run", str(RTS), "--scheduler", "tcp://127.0.0.1:1"]) == 2
+    assert exit_code(["run", str(RTS), "--scheduler", "tcp://127.0.0.1:1"]) == 2
     assert time.perf_counter() - start < 15
-    line = _one_error_line(capsys)
+    line = one_error_line(capsys)
     assert "cannot reach the Dask scheduler" in line
     assert "tcp://127.0.0.1:1" in line
 
@@ -552,8 +537,8 @@ def test_item10_compressed_content_under_a_plain_name_is_refused(inst_dir, capsy
     else:
         with zipfile.ZipFile(path, "w") as z:
             z.writestr("baseline.csv", data)
-    assert _exit(["validate", str(inst_dir)]) == 2
-    line = _one_error_line(capsys)
+    assert exit_code(["validate", str(inst_dir)]) == 2
+    line = one_error_line(capsys)
     assert "baseline.csv: is a compressed file" in line
 
 

@@ -82,13 +82,26 @@ def _sweep_py(
             ibr_out[b, k] = acc[child[k]]
 
 
-def _compile(fn: Callable[..., None]) -> Callable[..., None]:
+def _compile(fn: Callable[..., None], *, parallel: bool = True) -> Callable[..., None]:
     """``fn`` compiled with numba, cached on disk where a writable cache location exists."""
     try:
-        kernel: Callable[..., None] = numba.njit(parallel=True, cache=True, nogil=True)(fn)
+        kernel: Callable[..., None] = numba.njit(parallel=parallel, cache=True, nogil=True)(fn)
     except RuntimeError:  # "cannot cache function …: no locator available": nothing writable
-        kernel = numba.njit(parallel=True, cache=False, nogil=True)(fn)
+        kernel = numba.njit(parallel=parallel, cache=False, nogil=True)(fn)
     return kernel
+
+
+def _outputs(
+    n_batch: int, n_bus: int, n_branch: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' output buffers: voltages, bus currents, branch currents, iterations."""
+    v = np.empty((n_batch, n_bus), dtype=np.complex128)
+    return (
+        v,
+        np.empty_like(v),
+        np.empty((n_batch, n_branch), dtype=np.complex128),
+        np.empty(n_batch, dtype=np.int64),
+    )
 
 
 _kernel = _compile(_sweep_py)
@@ -111,11 +124,7 @@ def sweep(
 
     Returns ``(v, i_bus, i_branch, iterations)``; iterations is -1 for a power flow that did
     not converge."""
-    n_batch, n_bus = p.shape
-    v = np.empty((n_batch, n_bus), dtype=np.complex128)
-    ibus = np.empty_like(v)
-    ibr = np.empty((n_batch, child.shape[0]), dtype=np.complex128)
-    iters = np.empty(n_batch, dtype=np.int64)
+    v, ibus, ibr, iters = _outputs(p.shape[0], p.shape[1], child.shape[0])
     _kernel(
         np.ascontiguousarray(p, dtype=np.float64),
         np.ascontiguousarray(q, dtype=np.float64),

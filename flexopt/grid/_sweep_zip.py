@@ -9,10 +9,10 @@ stays the default.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numba
 import numpy as np
+
+from flexopt.grid._sweep import _compile, _outputs
 
 __all__ = ["sweep_zip"]
 
@@ -58,7 +58,7 @@ def _sweep_zip_py(
                 new = v[parent[k]] - z[k] * acc[c]
                 d = new - v[c]
                 dd = d.real * d.real + d.imag * d.imag
-                if dd > step:
+                if not dd <= step:  # a NaN update is no convergence: it stops the sweep
                     step = dd
                 v[c] = new
             step = np.sqrt(step)
@@ -96,15 +96,6 @@ def _currents_py(
         out[j] = sc * vj / v2 + y[j] * vj
 
 
-def _compile(fn: Callable[..., None], *, parallel: bool) -> Callable[..., None]:
-    """``fn`` compiled with numba, cached on disk where a writable cache location exists."""
-    try:
-        kernel: Callable[..., None] = numba.njit(parallel=parallel, cache=True, nogil=True)(fn)
-    except RuntimeError:  # no writable cache location: compile in memory on each run
-        kernel = numba.njit(parallel=parallel, cache=False, nogil=True)(fn)
-    return kernel
-
-
 _currents = _compile(_currents_py, parallel=False)
 _kernel = _compile(_sweep_zip_py, parallel=True)
 
@@ -130,11 +121,7 @@ def sweep_zip(
     ``cz``, ``ci``: ``[2, n_bus]`` constant-impedance and constant-current shares of P (row
     0) and Q (row 1); ``inv_t``: ``1/|T_j|``. Returns ``(v, i_bus, i_branch, iterations)``;
     iterations is -1 for a power flow that did not converge."""
-    n_batch, n_bus = p.shape
-    v = np.empty((n_batch, n_bus), dtype=np.complex128)
-    ibus = np.empty_like(v)
-    ibr = np.empty((n_batch, child.shape[0]), dtype=np.complex128)
-    iters = np.empty(n_batch, dtype=np.int64)
+    v, ibus, ibr, iters = _outputs(p.shape[0], p.shape[1], child.shape[0])
     _kernel(
         np.ascontiguousarray(p, dtype=np.float64),
         np.ascontiguousarray(q, dtype=np.float64),
