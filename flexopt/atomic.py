@@ -101,8 +101,11 @@ def _check_writable(out: Path) -> None:
         base = base.parent
     if not base.is_dir():
         raise OutputRefusedError(f"{out}: {base} is not a folder")
-    try:  # named like a temporary, so that clean_stale removes it if killed in between
-        os.rmdir(tempfile.mkdtemp(prefix=f".probe.flexopt-tmp-{os.getpid()}-", dir=base))
+    # named like a temporary so that clean_stale removes it after a SIGKILL; signals held so
+    # that SIGINT/SIGTERM cannot land between its creation and its removal
+    try:
+        with _signals_deferred():
+            os.rmdir(tempfile.mkdtemp(prefix=f".probe.flexopt-tmp-{os.getpid()}-", dir=base))
     except OSError as err:
         raise OutputRefusedError(
             f"{out}: cannot write in {base} ({err.strerror or type(err).__name__})"
