@@ -30,6 +30,7 @@ __all__ = [
     "instance",
     "load_instance",
     "optim",
+    "plot",
     "register_method",
     "run_market",
 ]
@@ -48,4 +49,6 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "optim":
         return importlib.import_module("flexopt.optim")
+    if name == "plot":  # the figures: matplotlib loads only when one is drawn
+        return importlib.import_module("flexopt.report.plot")
     raise AttributeError(f"module 'flexopt' has no attribute {name!r}")
