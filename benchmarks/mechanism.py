@@ -8,7 +8,8 @@ prosumers per feeder and seeds 0–1 (case30 has 20 load buses: at most 10 DSOs 
 the bundled ``rts24-3dso``. Methods: the bilevel market with ``none``, ``mlf``, ``wca``
 (50 × 300; 50 × 60 from 30 DSOs on, to bound the sweep's time) and — up to 10 DSOs with 8
 prosumers — ``exact`` (MILP, 10 s per DSO); ``wca`` once more without the DSO budget (C7)
-to measure what the constraint costs the TSO; and the centralized market (QP). Each run is a
+to measure what the constraint costs the TSO, and — up to 10 DSOs — without the efficiency
+(C8) to measure what it changes; and the centralized market (QP). Each run is a
 child process stopped after ``RUN_LIMIT_S``.
 
 Per run: the lowest settled DSO balance, the residual overload after the re-check, the
@@ -39,6 +40,7 @@ GRID = [
 ]
 SEEDS = (0, 1)
 EXACT_MAX = (10, 8)  # DSOs, prosumers
+EFFICIENCY_MAX = 10  # DSOs: wca without (C8) as well, to measure what it changes
 
 
 def child(instance: str, method: str, options: str) -> None:
@@ -83,6 +85,8 @@ def _methods(n_dsos: int, n_pros: int) -> list[tuple[str, str, dict]]:
         ("wca (no budget)", "wca", {**wca, "dcp_budget": False}),
         ("centralized", "centralized", {}),
     ]
+    if n_dsos <= EFFICIENCY_MAX:
+        out.insert(4, ("wca (no efficiency)", "wca", {**wca, "dcp_efficiency": False}))
     if n_dsos <= EXACT_MAX[0] and n_pros <= EXACT_MAX[1]:
         out.insert(3, ("exact", "exact", {"time_limit_s": 10.0}))
     return out
@@ -138,7 +142,9 @@ def report(df: pd.DataFrame) -> int:
     keys = ["case", "dsos", "prosumers", "seed"]
     central = ok[ok["method"] == "centralized"].set_index(keys)
     print(f"machine: {machine()}; {len(df)} runs, {len(ok)} finished\n")
-    print("| method | runs | DSOs with a negative balance | lowest balance (€) | infeasible DCPs |")
+    print(
+        "| method | runs | DSOs with a negative balance | lowest balance (€) | DCP answers outside C7/C8 |"
+    )
     print("|---|---:|---:|---:|---:|")
     for method, g in ok.groupby("method", sort=False):
         if method == "centralized":
@@ -164,15 +170,15 @@ def report(df: pd.DataFrame) -> int:
             f"| {method} | {same}/{len(g)} | {len(both)} | "
             f"{gap.median():+.2f} % / {gap.max():+.2f} % |"
         )
-    budget = (
-        ok[ok["method"].isin(["wca", "wca (no budget)"])]
-        .pivot_table(index=keys, columns="method", values="tso_payment_eur")
-        .dropna()
-    )
-    if len(budget):
-        cost = 100 * (budget["wca"] / budget["wca (no budget)"] - 1)
+    for other, what in (("wca (no budget)", "DSO budget (C7)"), ("wca (no efficiency)", "(C8)")):
+        pay = ok[ok["method"].isin(["wca", other])].pivot_table(
+            index=keys, columns="method", values="tso_payment_eur"
+        )
+        if other not in pay or not len(pay := pay.dropna()):
+            continue
+        cost = 100 * (pay["wca"] / pay[other] - 1)
         print(
-            f"\nWhat the DSO budget (C7) costs the TSO under wca: median {cost.median():+.2f} %, "
+            f"\nWhat {what} costs the TSO under wca: median {cost.median():+.2f} %, "
             f"range {cost.min():+.2f} % … {cost.max():+.2f} % over {len(cost)} instances"
         )
     stopped = df[df["status"] != "ok"]

@@ -88,12 +88,11 @@ def _parser() -> argparse.ArgumentParser:
         default="b",
         help="b: MILP (β only); ab: MINLP with bilinear stationarity (nl only)",
     )
-    e.add_argument(
-        "--budget",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="the DSO budget (C7) at every block boundary of the bid (default on)",
-    )
+    for flag, text in (
+        ("--budget", "the DSO budget (C7) at every block boundary of the bid (default on)"),
+        ("--efficiency", "no dearer delivery than unmodified offers' (C8), ditto (default on)"),
+    ):
+        e.add_argument(flag, action=argparse.BooleanOptionalAction, default=True, help=text)
     e.add_argument(
         "--participation",
         choices=("all", "screened"),
@@ -394,7 +393,8 @@ def _export(args: argparse.Namespace) -> int:
     res = run_market(inst, "none", participation=args.participation, blocks=args.blocks)
     outcome = res.outcome
     assert isinstance(outcome, BilevelOutcome)  # "none" is a bilevel method
-    problem = outcome.dcp(args.dso, DCPOptions(mode=args.mode, budget=args.budget))
+    opts = DCPOptions(mode=args.mode, budget=args.budget, efficiency=args.efficiency)
+    problem = outcome.dcp(args.dso, opts)
     if problem.trivial:
         raise FlexoptError(
             f"{args.dso}: the TSO asks this DSO for nothing; there is no problem to export"

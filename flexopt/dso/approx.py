@@ -3,8 +3,9 @@
 
 Feeder losses by LinDistFlow, ``Σ_k r_k (P_k² + Q_k²) / V₀²``, with each ``P_k²`` replaced by
 its tangent-cut outer approximation (X9), and the ``u²`` of the original costs likewise (X10);
-everything else — the clearing, the objective (C6) and the settlement-consistent budget at
-every block boundary (C7) — exactly as in :class:`~flexopt.dso.dcp.DCPProblem`. Any method's
+everything else — the clearing, the objective (C6), the settlement-consistent budget (C7)
+and the efficiency (C8) at every block boundary — exactly as in
+:class:`~flexopt.dso.dcp.DCPProblem`. Any method's
 factors (WCA's included) can be scored on the very model the MILP/MINLP optimizes, so that
 "MILP bound ≤ heuristic value" is a test that can fail.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from flexopt.dso.clearing import Clearing, clear
-from flexopt.dso.dcp import DCPProblem, objective_scale
+from flexopt.dso.dcp import SAVING_TOL, DCPProblem, objective_scale
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.optim import Evaluation, Problem
 
@@ -66,6 +67,7 @@ class ApproxModel(Problem):
         f_loss0, f_price0, _, _ = self._parts(x0)
         self.f_loss0 = objective_scale(float(f_loss0[0]))
         self.f_price0 = objective_scale(float(f_price0[0]))
+        self.social0 = self._edges(x0)[3][0]  # [T, K] (C8) of the unmodified offers
         self.lower, self.upper = problem.lower, problem.upper
         self.n_obj, self.n_constr = 1, problem.n_constr
 
@@ -107,10 +109,10 @@ class ApproxModel(Problem):
         obj: np.ndarray = w * f_loss / self.f_loss0 + (1 - w) * f_price / self.f_price0
         return obj
 
-    def boundary_balance(self, X: np.ndarray) -> np.ndarray:
-        """(C7) on the approximate model, ``[P, T, K]`` €/h per copy: at each block's upper
-        end, ``λ' Q + π_loss (P^loss_DA − P^loss) − Σ_i max(λ' u_i, a_i u_i² + b_i u_i)``
-        with the squares by their tangent cuts (X10, X12)."""
+    def _edges(self, X: np.ndarray) -> tuple[Clearing, np.ndarray, np.ndarray, np.ndarray]:
+        """At every block's upper end ``[P, T, K]``: the clearing, the loss change's value
+        ``π_loss (P^loss_DA − P^loss)``, the original costs ``a_i u_i² + b_i u_i`` ``[..., n]``
+        and the social cost ``S`` (C8), squares by their tangent cuts (X9–X10)."""
         X = np.atleast_2d(X)
         pr = self.problem
         alpha, beta = pr.factors(X)
@@ -121,13 +123,25 @@ class ApproxModel(Problem):
             pr.edges_mw[None],
         )  # [P, T, K(, n)]
         u = cl.u_mw
-        loss = self._losses(u, self.p_grid[:, None])
-        u_sq = self.tangent_max(u, self.u_grid[None, :, None])
-        pay = np.where(u > 1e-12, np.maximum(cl.price[..., None] * u, pr.a * u_sq + pr.b * u), 0.0)
-        g: np.ndarray = (
-            cl.price * cl.served_mw + pr.loss_price * (self.loss_da[:, None] - loss) - pay.sum(-1)
-        )
+        saved = pr.loss_price * (self.loss_da[:, None] - self._losses(u, self.p_grid[:, None]))
+        cost = pr.a * self.tangent_max(u, self.u_grid[None, :, None]) + pr.b * u
+        return cl, saved, cost, cost.sum(-1) - saved
+
+    def boundary_balance(self, X: np.ndarray) -> np.ndarray:
+        """(C7) on the approximate model, ``[P, T, K]`` €/h per copy: at each block's upper
+        end, ``λ' Q + π_loss (P^loss_DA − P^loss) − Σ_i max(λ' u_i, a_i u_i² + b_i u_i)``
+        with the squares by their tangent cuts (X10, X12)."""
+        cl, saved, cost, _ = self._edges(X)
+        u = cl.u_mw
+        pay = np.where(u > 1e-12, np.maximum(cl.price[..., None] * u, cost), 0.0)
+        g: np.ndarray = cl.price * cl.served_mw + saved - pay.sum(-1)
         return g
+
+    def boundary_saving(self, X: np.ndarray) -> np.ndarray:
+        """(C8) on the approximate model, ``[P, T, K]`` €/h per copy: the unmodified offers'
+        social cost at each block's upper end less these factors' (X12a)."""
+        e: np.ndarray = self.social0 - self._edges(X)[3]
+        return e
 
     def budget(self, X: np.ndarray) -> np.ndarray:
         """The worst-case day balance ``Δt Σ_t min_k g_{t,k}`` on the approximate model, per
@@ -136,9 +150,14 @@ class ApproxModel(Problem):
         return b
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
-        G = None
-        if self.problem.options.budget:
-            G = -self.problem.ctx.dt_h * self.boundary_balance(X).reshape(len(np.atleast_2d(X)), -1)
+        P, opts, dt = len(np.atleast_2d(X)), self.problem.options, self.problem.ctx.dt_h
+        rows = []
+        if opts.budget:
+            rows.append(-dt * self.boundary_balance(X).reshape(P, -1))
+        if opts.efficiency:
+            tol = SAVING_TOL * np.maximum(1.0, np.abs(self.social0))
+            rows.append(-dt * (self.boundary_saving(X) + tol).reshape(P, -1))
+        G = np.concatenate(rows, axis=-1) if rows else None
         return Evaluation(self.objective(X)[:, None], G)
 
 

@@ -76,6 +76,8 @@ class Delivery:
         ``P^loss_DA − P^loss(u)`` ``[...]``.
     net_cost_eur_per_h : ndarray
         ``D(Q)`` of (C7a) ``[...]``.
+    loss_price : float
+        ``π_loss``, €/MWh.
     """
 
     quantity_mw: np.ndarray
@@ -85,6 +87,14 @@ class Delivery:
     original_cost_eur_per_h: np.ndarray
     loss_saving_mw: np.ndarray
     net_cost_eur_per_h: np.ndarray
+    loss_price: float
+
+    @property
+    def social_cost_eur_per_h(self) -> np.ndarray:
+        """``S(Q) = Σ_i C_i(u_i) − π_loss (P^loss_DA − P^loss(u))`` ``[...]`` (C8): the
+        prosumers' original cost plus the value of the loss change (€/h per copy)."""
+        s: np.ndarray = self.original_cost_eur_per_h - self.loss_price * self.loss_saving_mw
+        return s
 
     def balance_eur_per_h(self, price_eur_per_mwh: np.ndarray) -> np.ndarray:
         """The DSO's balance ``p Q − D(Q)`` when the TSO pays ``p`` ``[...]`` (€/h per copy)."""
@@ -144,6 +154,7 @@ def deliver(
         original_cost_eur_per_h=cost_i.sum(-1),
         loss_saving_mw=saving,
         net_cost_eur_per_h=pay - loss_price_eur_per_mwh * saving,
+        loss_price=float(loss_price_eur_per_mwh),
     )
 
 

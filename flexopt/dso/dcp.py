@@ -1,6 +1,6 @@
 """The DSO coefficient problem (DCP, stage S5) as a batched :class:`flexopt.optim.Problem`.
 
-Equations C1–C7 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level figures are
+Equations C1–C8 in ``models/dcp.md``. For one DSO (per feeder copy; DSO-level figures are
 ``n_feeders ×``), decision ``x`` = modification factors of the *screened* prosumers (mode
 ``"ab"``: ``α, β``; mode ``"b"``: ``β``, ``α ≡ 1``); every other prosumer that offers keeps
 factor 1. For a whole population ``X[P, d]`` and every design hour at once:
@@ -12,10 +12,16 @@ factor 1. For a whole population ``X[P, d]`` and every design hour at once:
     f_price(x) = Σ_t Δt λ_t Q_t   (or pay-as-bid Σ_t Δt Σ_i a' u² + b' u)   (C5)
     F(x) = w f_loss/f_loss(x⁰) + (1 − w) f_price/f_price(x⁰)        (C6)
     g_{t,k}(x) = λ'_t(Q_{t,k}) Q_{t,k} − D_t(Q_{t,k}) ≥ 0,  k = 1..K   (C7)
+    e_{t,k}(x) = S_t(Q_{t,k}; x⁰) − S_t(Q_{t,k}; x) ≥ 0,  k = 1..K      (C8)
 
 (C7) is the DSO's settled balance (S8 rules, ``flexopt.dso.budget``) at every quantity the TSO
 may accept — the upper end ``Q_{t,k}`` of each block of its bid, priced at the modified
-marginal cost there (M8) — not only at the design point.
+marginal cost there (M8) — not only at the design point. (C8) is the modification's
+efficiency: at each of those quantities the social cost of the delivery — the prosumers'
+original cost plus the value of the feeder losses, ``S = Σ_i C_i(u_i) + π_loss P^loss(u)`` —
+is no higher than with the unmodified offers. A factor may then lower the price (a transfer
+from the prosumers to the TSO, bounded by C7) and move dispatch where the avoided losses pay
+for it, but not buy a lower price with a dearer dispatch.
 
 No Python loop over individuals: one clearing call and one power-flow call per evaluation.
 """
@@ -55,6 +61,9 @@ MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
 #: The largest upper bound of a factor box (a factor scales an offer coefficient).
 MAX_FACTOR = 100.0
+#: Relative slack of (C8): the unmodified offers' own social cost, recomputed in another
+#: batch, must not read as a violation.
+SAVING_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,9 @@ class DCPOptions:
     price : {"uniform", "pay_as_bid"}
     budget : bool
         Impose the DSO budget balance (C7) at every block boundary of the bid (default on).
+    efficiency : bool
+        Impose (C8): at every block boundary the delivery's social cost is no higher than
+        with the unmodified offers (default on).
     """
 
     mode: str = "ab"
@@ -78,6 +90,7 @@ class DCPOptions:
     weight: float = 0.5
     price: str = "uniform"
     budget: bool = True
+    efficiency: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -96,8 +109,11 @@ class DCPOptions:
             raise ValueError(
                 f"DCPOptions.bounds must satisfy 0 < lo ≤ 1 ≤ hi ≤ {MAX_FACTOR:g}, got {self.bounds}"
             )
-        if not isinstance(self.budget, bool):
-            raise ValueError(f"DCPOptions.budget must be True or False, got {self.budget!r}")
+        for name in ("budget", "efficiency"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"DCPOptions.{name} must be True or False, got {getattr(self, name)!r}"
+                )
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +125,8 @@ class DCPValues:
     f_price_eur: np.ndarray  # [P] (C5) × n
     budget_eur: np.ndarray  # [P]  Δt Σ_t min_k g_{t,k} (C7) × n: the worst-case day balance
     balance_eur: np.ndarray  # [P, T, K]  Δt g_{t,k} × n at every block boundary (C7)
+    efficiency_eur: np.ndarray  # [P]  Δt Σ_t min_k e_{t,k} (C8) × n: the worst-case saving
+    saving_eur: np.ndarray  # [P, T, K]  Δt e_{t,k} × n at every block boundary (C8)
     u_mw: np.ndarray  # [P, T, n] per copy
     price_eur_per_mwh: np.ndarray  # [P, T]
     loss_mw: np.ndarray  # [P, T] per copy
@@ -119,14 +137,17 @@ class DCPScore:
     """One set of factors on the DCP evaluator, DSO level (all feeder copies).
 
     ``objective`` (C6), ``f_loss_mwh`` (C4), ``f_price_eur`` (C5), ``budget_eur`` the
-    worst-case day balance ``Δt Σ_t min_k g_{t,k}`` (C7), ``feasible``: ``g_{t,k} ≥ 0`` at
-    every block boundary, ``evaluations`` the method spent.
+    worst-case day balance ``Δt Σ_t min_k g_{t,k}`` (C7), ``efficiency_eur`` the worst-case
+    day saving of social cost against the unmodified offers ``Δt Σ_t min_k e_{t,k}`` (C8),
+    ``feasible``: ``g_{t,k} ≥ 0`` and (when imposed) ``e_{t,k} ≥ 0`` at every block boundary,
+    ``evaluations`` the method spent.
     """
 
     objective: float
     f_loss_mwh: float
     f_price_eur: float
     budget_eur: float
+    efficiency_eur: float
     feasible: bool
     evaluations: int
 
@@ -163,6 +184,8 @@ class DCPProblem(Problem):
         Positions (among them) of the screened prosumers, whose factors are the decision.
     edges_mw : ndarray
         ``[T, K]`` block upper ends per copy in the design hours (C7).
+    social0_eur_per_h : ndarray
+        ``[T, K]`` ``S_t(Q_{t,k}; x⁰)`` per copy, the unmodified offers' social cost (C8).
     """
 
     def __init__(
@@ -217,14 +240,17 @@ class DCPProblem(Problem):
         d = 2 * m if options.mode == "ab" else m
         self.lower, self.upper = np.full(d, lo), np.full(d, hi)
         self.n_obj = 1
-        self.n_constr = len(self.hours) * blocks if options.budget else 0
+        self.n_constr = len(self.hours) * blocks * (int(options.budget) + int(options.efficiency))
         self.x0 = np.ones(d)
         self.trivial = self.n == 0 or len(self.hours) == 0
+        self.social0_eur_per_h = np.zeros_like(self.edges_mw)
         if not self.trivial:
-            base = self._raw(*self.factors(self.x0[None, :]))
+            one = self.factors(self.x0[None, :])
+            base = self._raw(*one)
             self.loss0 = base["loss"][0]  # [T] at x⁰ and the design point
             self.f_loss0 = objective_scale(float(base["f_loss"][0]))
             self.f_price0 = objective_scale(float(base["f_price"][0]))
+            self.social0_eur_per_h = self._at_edges(*one).social_cost_eur_per_h[0]
 
     @property
     def has_decisions(self) -> bool:
@@ -298,52 +324,81 @@ class DCPProblem(Problem):
             loss_price_eur_per_mwh=self.loss_price,
         )
 
+    def _at_edges(self, alpha: np.ndarray, beta: np.ndarray) -> Delivery:
+        return self.deliver(
+            alpha, beta, np.broadcast_to(self.edges_mw, (len(alpha), *self.edges_mw.shape))
+        )
+
     def boundary_balance(self, X: np.ndarray) -> np.ndarray:
         """``g_{t,k}`` (C7) ``[P, T, K]``, €/h per copy: the settled balance at each block's
         upper end when the TSO pays the block's price ``λ'(Q_{t,k})``."""
-        return self._boundary_balance(*self.factors(X))
-
-    def _boundary_balance(self, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        at = self.deliver(
-            alpha, beta, np.broadcast_to(self.edges_mw, (len(alpha), *self.edges_mw.shape))
-        )
+        at = self._at_edges(*self.factors(X))
         return at.balance_eur_per_h(at.price_eur_per_mwh)
 
+    def boundary_saving(self, X: np.ndarray) -> np.ndarray:
+        """``e_{t,k}`` (C8) ``[P, T, K]``, €/h per copy: the social cost of each block's
+        upper end with the unmodified offers less that with these factors."""
+        e: np.ndarray = (
+            self.social0_eur_per_h - self._at_edges(*self.factors(X)).social_cost_eur_per_h
+        )
+        return e
+
+    def _constraints(self, at: Delivery) -> np.ndarray | None:
+        """``G ≤ 0`` rows (€ per copy): ``−Δt g_{t,k}`` (C7) then ``−Δt e_{t,k}`` (C8), as
+        imposed; a relative tolerance keeps ``x⁰`` feasible against rounding in (C8)."""
+        dt, P = self.ctx.dt_h, len(at.quantity_mw)
+        rows = []
+        if self.options.budget:
+            rows.append(-dt * at.balance_eur_per_h(at.price_eur_per_mwh).reshape(P, -1))
+        if self.options.efficiency:
+            e = self.social0_eur_per_h - at.social_cost_eur_per_h
+            tol = SAVING_TOL * np.maximum(1.0, np.abs(self.social0_eur_per_h))
+            rows.append(-dt * (e + tol).reshape(P, -1))
+        return np.concatenate(rows, axis=-1) if rows else None
+
     def values(self, X: np.ndarray) -> DCPValues:
-        """All figures of (C1)–(C7) for a population ``X[P, d]`` (DSO level)."""
+        """All figures of (C1)–(C8) for a population ``X[P, d]`` (DSO level)."""
         return self.values_of(*self.factors(np.atleast_2d(np.asarray(X, dtype=float))))
 
     def values_of(self, alpha: np.ndarray, beta: np.ndarray) -> DCPValues:
-        """All figures of (C1)–(C7) for factors ``[P, n]`` of every prosumer that offers —
+        """All figures of (C1)–(C8) for factors ``[P, n]`` of every prosumer that offers —
         the screened ones' or not (a registered method may set any)."""
         r = self._raw(alpha, beta)
         dt, n = self.ctx.dt_h, self.ctx.dso.n_feeders
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
-        balance = n * dt * self._boundary_balance(alpha, beta)  # [P, T, K]
+        at = self._at_edges(alpha, beta)
+        balance = n * dt * at.balance_eur_per_h(at.price_eur_per_mwh)  # [P, T, K]
+        saving = n * dt * (self.social0_eur_per_h - at.social_cost_eur_per_h)
         return DCPValues(
             objective=objective,
             f_loss_mwh=n * r["f_loss"],
             f_price_eur=n * r["f_price"],
             budget_eur=balance.min(-1).sum(-1),
             balance_eur=balance,
+            efficiency_eur=saving.min(-1).sum(-1),
+            saving_eur=saving,
             u_mw=r["u"],
             price_eur_per_mwh=r["price"],
             loss_mw=r["loss"],
         )
 
     def score(self, factors: Factors, evaluations: int = 0) -> DCPScore:
-        """Given factors on the evaluator (C1–C7); the trivial problem scores 1 and zeros."""
+        """Given factors on the evaluator (C1–C8); the trivial problem scores 1 and zeros."""
         if self.trivial:
-            return DCPScore(1.0, 0.0, 0.0, 0.0, True, 0)
+            return DCPScore(1.0, 0.0, 0.0, 0.0, 0.0, True, 0)
         # the factors as bid, every prosumer's (not only the screened ones')
         v = self.values_of(factors.alpha[None, :], factors.beta[None, :])
+        n_dt = self.ctx.dso.n_feeders * self.ctx.dt_h
+        tol = SAVING_TOL * n_dt * np.maximum(1.0, np.abs(self.social0_eur_per_h))
+        efficient = not self.options.efficiency or bool((v.saving_eur[0] >= -tol).all())
         return DCPScore(
             objective=float(v.objective[0]),
             f_loss_mwh=float(v.f_loss_mwh[0]),
             f_price_eur=float(v.f_price_eur[0]),
             budget_eur=float(v.budget_eur[0]),
-            feasible=bool((v.balance_eur[0] >= -1e-9).all()),
+            efficiency_eur=float(v.efficiency_eur[0]),
+            feasible=bool((v.balance_eur[0] >= -1e-9).all()) and efficient,
             evaluations=int(evaluations),
         )
 
@@ -353,8 +408,8 @@ class DCPProblem(Problem):
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
         G = None
-        if self.options.budget:  # one row per block boundary and hour, € per copy
-            G = -self.ctx.dt_h * self._boundary_balance(alpha, beta).reshape(len(alpha), -1)
+        if self.options.budget or self.options.efficiency:  # per block boundary and hour
+            G = self._constraints(self._at_edges(alpha, beta))
         return Evaluation(objective[:, None], G)
 
     def objectives(self, X: np.ndarray) -> np.ndarray:
@@ -369,9 +424,9 @@ class DCPProblem(Problem):
 
 class DCPBiObjective(Problem):
     """The multi-objective form of the DCP: ``(f_loss/f_loss(x⁰), f_price/f_price(x⁰))`` with
-    the budget (C7), when on, as a penalty ``penalty · Σ_{t,k} max(0, −g_{t,k}) /
-    max(1, f_price(x⁰))`` on both objectives (MOWCA has no feasibility rules). One DCP
-    evaluation per population."""
+    the budget (C7) and the efficiency (C8), when on, as a penalty ``penalty · Σ_{t,k}
+    (max(0, −g_{t,k}) + max(0, −e_{t,k})) / max(1, f_price(x⁰))`` on both objectives (MOWCA
+    has no feasibility rules). One DCP evaluation per population."""
 
     def __init__(self, problem: DCPProblem, penalty: float = 1e3) -> None:
         self.problem, self.penalty = problem, penalty
@@ -383,7 +438,10 @@ class DCPBiObjective(Problem):
         v = pr.values(X)
         n = pr.ctx.dso.n_feeders
         F = np.c_[v.f_loss_mwh / (n * pr.f_loss0), v.f_price_eur / (n * pr.f_price0)]
+        deficit = np.zeros(len(F))
         if pr.options.budget:
-            deficit = np.clip(-v.balance_eur, 0.0, None).sum((-1, -2))
-            F = F + self.penalty * deficit[:, None] / max(abs(pr.f_price0), 1.0)
+            deficit += np.clip(-v.balance_eur, 0.0, None).sum((-1, -2))
+        if pr.options.efficiency:
+            deficit += np.clip(-v.saving_eur, 0.0, None).sum((-1, -2))
+        F = F + self.penalty * deficit[:, None] / max(abs(pr.f_price0), 1.0)
         return Evaluation(F)

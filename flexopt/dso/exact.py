@@ -12,7 +12,8 @@ settlement's make-whole payments ``max(λ u_i, C_i(u_i))`` (X12): exactly (bilin
 the MINLP for SCIP; in the MILP for HiGHS through the KKT identity
 ``λ u_i = 2 a_i u_i² + b_i β_i u_i + Ū_i μ⁺_i`` with the McCormick envelope of ``β_i u_i`` — a
 relaxation, whose optimum bounds the approximate model (:class:`ApproxModel`) from below and
-whose point is checked on it.
+whose point is checked on it. The efficiency (C8) holds at the same boundaries as one linear
+row each (X12a).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pyomo.environ as pyo
 
 from flexopt.dso.approx import ApproxModel, ExactBounds, exact_bounds, factor_boxes
 from flexopt.dso.clearing import clear
-from flexopt.dso.dcp import DCPProblem
+from flexopt.dso.dcp import SAVING_TOL, DCPProblem
 
 __all__ = [
     "ApproxModel",
@@ -182,19 +183,9 @@ def add_losses(b: pyo.Block, approx: ApproxModel) -> None:
     )
 
 
-def add_budget(
-    b: pyo.Block, approx: ApproxModel, q_mw: np.ndarray, bounds: ExactBounds, exact_product: bool
-) -> None:
-    """(X12) the settled balance at quantities ``q_mw`` (a block boundary) is non-negative:
-    ``λ_t Q_t + π_loss (P^loss_DA − P^loss_t) − Σ_i p_{i,t} ≥ 0`` with the make-whole
-    payments ``p_i ≥ C_i(u_i)`` (``u²`` by tangent cuts, X10) and ``p_i ≥ λ u_i`` — the
-    bilinear product itself (``exact_product``, for SCIP), or in the MILP two linear
-    under-estimators of it: the McCormick envelope of ``λ u_i`` on the level's bounds, and
-    its KKT identity ``2 a_i u_i² + b_i β_i u_i + Ū_i μ⁺_i`` with ``β_i u_i`` under its own
-    envelope."""
-    pr = approx.problem
-    m = b.model()
-    a, c, umax, ug = pr.a, pr.b, pr.u_max, approx.u_grid
+def add_squares(b: pyo.Block, approx: ApproxModel) -> None:
+    """(X10) ``ψ_{i,t} ≥ u_{i,t}²`` by tangent cuts, for the original costs."""
+    ug = approx.u_grid
     b.psi = pyo.Var(b.I, b.T, domain=pyo.NonNegativeReals, doc="≥ u² (MW²)")
     b.ineq_u_sq = pyo.Constraint(
         b.I,
@@ -204,6 +195,38 @@ def add_budget(
             b.psi[i, t] >= 2 * float(ug[t, i, s]) * b.u[i, t] - float(ug[t, i, s]) ** 2
         ),
     )
+
+
+def add_efficiency(b: pyo.Block, approx: ApproxModel, k: int) -> None:
+    """(X12a) the efficiency (C8) at the upper end of block ``k``: the social cost
+    ``Σ_i (a_i ψ_i + b_i u_i) + π_loss (P^loss − P^loss_DA)`` is at most the unmodified
+    offers' on the approximate model (a relaxation: the squares are under-estimated)."""
+    pr = approx.problem
+    a, c, lp, da = pr.a, pr.b, pr.loss_price, approx.loss_da
+    s0 = approx.social0[:, k]
+    b.ineq_efficiency = pyo.Constraint(
+        b.T,
+        rule=lambda _b, t: (
+            sum(a[i] * b.psi[i, t] + c[i] * b.u[i, t] for i in b.I)
+            + lp * (b.loss[t] - float(da[t]))
+            <= float(s0[t]) + SAVING_TOL * max(1.0, abs(float(s0[t])))
+        ),
+    )
+
+
+def add_budget(
+    b: pyo.Block, approx: ApproxModel, q_mw: np.ndarray, bounds: ExactBounds, exact_product: bool
+) -> None:
+    """(X12) the settled balance at quantities ``q_mw`` (a block boundary) is non-negative:
+    ``λ_t Q_t + π_loss (P^loss_DA − P^loss_t) − Σ_i p_{i,t} ≥ 0`` with the make-whole
+    payments ``p_i ≥ C_i(u_i)`` (``u²`` by tangent cuts ``ψ``, X10, :func:`add_squares`) and
+    ``p_i ≥ λ u_i`` — the bilinear product itself (``exact_product``, for SCIP), or in the
+    MILP two linear under-estimators of it: the McCormick envelope of ``λ u_i`` on the
+    level's bounds, and its KKT identity ``2 a_i u_i² + b_i β_i u_i + Ū_i μ⁺_i`` with
+    ``β_i u_i`` under its own envelope."""
+    pr = approx.problem
+    m = b.model()
+    a, c, umax = pr.a, pr.b, pr.u_max
     b.pay = pyo.Var(b.I, b.T, domain=pyo.NonNegativeReals, doc="payment, €/h per copy")
     b.ineq_pay_cost = pyo.Constraint(
         b.I, b.T, rule=lambda _b, i, t: b.pay[i, t] >= a[i] * b.psi[i, t] + c[i] * b.u[i, t]
@@ -275,11 +298,11 @@ def build_dcp_exact(
     bounds: ExactBounds | None = None,
     boundaries: list[tuple[int, int]] | None = None,
 ) -> pyo.ConcreteModel:
-    """Single-level model of the DCP (X1–X12). Pure: never solves.
+    """Single-level model of the DCP (X1–X12a). Pure: never solves.
 
     ``m.design``: the lower level at the design point, whose losses and price make the
     objective (C6, X11); ``m.edge[t, k]``: the lower level of hour position ``t`` at the upper
-    end of block ``k`` with its budget row (C7, X12). ``boundaries``: which ``(t, k)`` to
+    end of block ``k`` with its budget row (C7, X12) and efficiency row (C8, X12a). ``boundaries``: which ``(t, k)`` to
     include — by default every one, when the budget is on (the full model, e.g. to export);
     :func:`flexopt.methods.exact.solve_dcp_exact` starts from none and adds the ones the
     solution violates (:func:`add_boundary`). Mode ``"b"``: a MILP (HiGHS; the budget's
@@ -308,24 +331,29 @@ def build_dcp_exact(
 
 
 def budget_boundaries(pr: DCPProblem) -> list[tuple[int, int]]:
-    """Every ``(hour position, block)`` at which the budget (C7) holds: none when the budget
-    is off, and none in an hour without capacity (nothing can be accepted there)."""
-    if not pr.options.budget:
+    """Every ``(hour position, block)`` at which the budget (C7) and the efficiency (C8)
+    hold: none when both are off, and none in an hour without capacity (nothing can be
+    accepted there)."""
+    if not (pr.options.budget or pr.options.efficiency):
         return []
     edges = pr.edges_mw
     return [(t, k) for t in range(edges.shape[0]) for k in range(edges.shape[1]) if edges[t, k] > 0]
 
 
 def add_boundary(m: pyo.ConcreteModel, approx: ApproxModel, t: int, k: int) -> None:
-    """Add the lower level of hour position ``t`` at the upper end of block ``k`` and its
-    budget row (C7, X12), with bounds of its own quantity, to a model of
-    :func:`build_dcp_exact`."""
+    """Add the lower level of hour position ``t`` at the upper end of block ``k`` with its
+    budget row (C7, X12) and efficiency row (C8, X12a) as the options impose them, with
+    bounds of its own quantity, to a model of :func:`build_dcp_exact`."""
     pr = approx.problem
     b = m.edge[t, k]
     q = pr.edges_mw[:, k]
     own = exact_bounds(pr, q)
     add_lower_level(b, approx, q, own, hours=[t])
-    add_budget(b, approx, q, own, exact_product=pr.options.mode == "ab")
+    add_squares(b, approx)
+    if pr.options.budget:
+        add_budget(b, approx, q, own, exact_product=pr.options.mode == "ab")
+    if pr.options.efficiency:
+        add_efficiency(b, approx, k)
 
 
 @dataclass(frozen=True, eq=False)

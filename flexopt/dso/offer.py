@@ -71,7 +71,7 @@ class DSOOffer:
     bid : DSOBid
         What crosses to the TSO (M7–M8).
     score : DCPScore
-        The factors on the DSO coefficient problem's evaluator (C1–C7), DSO level.
+        The factors on the DSO coefficient problem's evaluator (C1–C8), DSO level.
     modification : Modification
         The method's full answer (convergence history, Pareto front, solver report).
     """

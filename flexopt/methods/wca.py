@@ -4,6 +4,7 @@ MOWCA with a fuzzy compromise (``models/dcp.md``, ``models/wca.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,20 @@ def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+class _FromUnmodified(WCA):
+    """WCA whose first raindrop is ``x⁰`` (the unmodified offers) instead of a random draw
+    (the other draws are consumed unchanged): ``x⁰`` holds (C7) and (C8), whose feasible
+    set can be too small for a random population to meet (``models/dcp.md``)."""
+
+    def __init__(self, x0: np.ndarray, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.x0 = x0
+
+    def _setup(self) -> None:
+        super()._setup()
+        self.X[0] = np.clip(self.x0, self.lower, self.upper)
+
+
 def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> Modification:
     """The DCP with WCA (single objective C6 under C7: Deb's rules, the constrained
     settings of ``models/wca.md``) or MOWCA + fuzzy compromise (budget as a penalty, then
@@ -59,7 +74,8 @@ def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> 
     if not problem.has_decisions:
         return Modification(unit_factors(problem.n))
     if not config.pareto:
-        algo = WCA(
+        algo = _FromUnmodified(
+            problem.x0,
             n_pop=config.wca_pop,
             d_max=1e-5 if problem.n_constr else 1e-16,
             raining="gaussian" if problem.n_constr else "uniform",
@@ -78,7 +94,7 @@ def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> 
     if res.pareto_x is None or res.pareto_f is None:  # MOWCA always returns its archive
         raise RuntimeError("MOWCA returned no Pareto archive")
     front_x, front_f = res.pareto_x, res.pareto_f
-    if problem.options.budget:  # keep budget-feasible members when there are any
+    if problem.n_constr:  # keep the members that hold C7 and C8 when there are any
         ok = problem.evaluate(front_x).violation <= 0
         if ok.any():
             front_x, front_f = front_x[ok], front_f[ok]

@@ -47,6 +47,7 @@ DCP_OPTIONS = {
     "dcp_weight": "weight",
     "dcp_price": "price",
     "dcp_budget": "budget",
+    "dcp_efficiency": "efficiency",
 }
 _RUN = (
     "seed",
@@ -151,7 +152,7 @@ class MarketOptions:
     dcp : DCPOptions
         The DSO coefficient problem every bilevel method's factors are scored on (and the
         optimizing methods solve): ``factor_bounds``, ``dcp_mode``, ``dcp_weight``,
-        ``dcp_price``, ``dcp_budget`` when given flat. Bilevel methods only; ``exact`` takes
+        ``dcp_price``, ``dcp_budget``, ``dcp_efficiency`` when given flat. Bilevel methods only; ``exact`` takes
         its mode from its solver.
     config : object, optional
         The method's own options — an instance of its registered config class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandapower as pp
@@ -82,11 +83,12 @@ def test_objective_is_normalized_at_x0_and_budget_feasible(rts, market):
 def test_without_budget_the_price_objective_runs_to_the_degenerate_corner(rts):
     """models/dcp.md (C7): without (C7) the price objective is minimized at the all-lower-bound
     corner; when every offering prosumer is screened (participation "screened") its dispatch
-    equals x⁰'s (scaling every offer by 0.5 leaves the argmin unchanged)."""
+    equals x⁰'s (scaling every offer by 0.5 leaves the argmin unchanged). (C8) off too: a
+    random population seldom meets its feasible set (the method starts from x⁰ for that)."""
     from flexopt.optim import WCA, minimize
 
     screened = run_market(rts, "none", participation="screened")
-    prob = _problem(rts, screened, 1, budget=False, weight=0.0)
+    prob = _problem(rts, screened, 1, budget=False, efficiency=False, weight=0.0)
     corner = prob.values(prob.lower[None, :])
     x0 = prob.values(prob.x0[None, :])
     np.testing.assert_allclose(corner.u_mw, x0.u_mw, atol=1e-12)
@@ -95,6 +97,58 @@ def test_without_budget_the_price_objective_runs_to_the_degenerate_corner(rts):
     # the search runs to it (within 1e-3: some α move the price little once β is at its bound)
     assert res.f[0] == pytest.approx(corner.objective[0], abs=1e-3)
     assert corner.budget_eur[0] < 0  # and the DSO could not pay its prosumers' costs
+
+
+def test_x0_holds_the_efficiency_exactly(rts, market):
+    """(C8) compares the factors' social cost with the unmodified offers': zero at x⁰."""
+    prob = _problem(rts, market, 0)
+    v = prob.values(prob.x0[None, :])
+    np.testing.assert_allclose(v.saving_eur, 0.0, atol=1e-9)
+    assert prob.evaluate(prob.x0[None, :]).violation[0] == 0.0
+    assert prob.n_constr == 2 * len(prob.hours) * prob.blocks  # (C7) and (C8) rows
+
+
+def test_efficiency_lets_a_transfer_through_and_stops_a_dearer_dispatch(rts, market):
+    """(C8): scaling every offer by one factor keeps the dispatch (a pure transfer: saving 0
+    at every boundary); at the last boundary everyone runs at capacity whatever the factors;
+    a factor that puts a dear prosumer ahead of the cheap ones makes the delivery dearer."""
+    ctx = market.outcome.contexts[0]
+    req = market.tables["requirement"]
+    r = req[req["dso_id"] == ctx.dso.id].set_index("hour")["requirement_mw"]
+    part = ctx.participants.copy()
+    part["screened"] = part["offers"]  # every offering prosumer's factors are free
+    prob = DCPProblem(
+        replace(ctx, participants=part),
+        r,
+        rts.market.loss_price_eur_per_mwh,
+        DCPOptions(mode="ab", budget=False),
+    )
+    same = prob.boundary_saving(np.full((1, prob.n_var), 0.7))
+    np.testing.assert_allclose(same, 0.0, atol=1e-9 * np.abs(prob.social0_eur_per_h).max())
+    rng = np.random.default_rng(3)
+    X = rng.uniform(0.5, 1.5, (32, prob.n_var))
+    e = prob.boundary_saving(X)
+    np.testing.assert_allclose(e[..., -1], 0.0, atol=1e-6)  # Q = Σ Ū: the same dispatch
+    # the dearest prosumer at marginal cost b/2, the others doubled: off the merit order
+    b = prob.b
+    beta = np.where(np.arange(prob.n) == np.argmax(b), 0.5, 1.5)
+    x = prob.vector(np.ones(prob.n), beta)[None, :]
+    assert prob.boundary_saving(x).min() < -1.0  # € per hour and copy
+    assert prob.evaluate(x).violation[0] > 0
+    off = DCPProblem(
+        prob.ctx, r, prob.loss_price, DCPOptions(mode="ab", budget=False, efficiency=False)
+    )
+    assert off.n_constr == 0
+    assert off.evaluate(x).violation[0] == 0
+
+
+def test_wca_holds_budget_and_efficiency_in_the_market(rts):
+    """The method starts from x⁰ (feasible for C7 and C8) and keeps a feasible point."""
+    res = run_market(rts, "wca", seed=0, wca_iter=60)
+    for s in res.summary["dso"].values():
+        assert s["dcp"]["feasible"]
+        assert s["dcp"]["efficiency_eur"] >= -1e-6
+        assert s["dcp"]["budget_eur"] >= 0
 
 
 def test_pay_as_bid_price_rule(rts, market):

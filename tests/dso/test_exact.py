@@ -18,6 +18,7 @@ from flexopt.dso.exact import (
     check_clearing,
     exact_bounds,
     read_dcp_exact,
+    read_factors,
 )
 from flexopt.methods.exact import solve_dcp_exact
 from flexopt.optim import WCA, minimize
@@ -59,21 +60,44 @@ def test_milp_equals_brute_force_grid(rts, market, n, hours):
     """Without the budget the optimum is not confined to the thin boundary g = 0 (where the
     budgeted optimum sits, out of reach of a uniform grid); the budget is covered by the
     MILP ≤ WCA checks below."""
-    prob = _problem(rts, market, 1, n_members=n, hours=hours, budget=False)
+    prob = _problem(rts, market, 1, n_members=n, hours=hours, budget=False, efficiency=False)
     approx = ApproxModel(prob, 12)
     _, res = _milp(approx)
-    steps = {2: 201, 3: 61}[n]
-    axes = np.meshgrid(*[np.linspace(0.5, 1.5, steps)] * n, indexing="ij")
-    X = np.stack([a.ravel() for a in axes], axis=1)
-    ev = approx.evaluate(X)
-    feasible = ev.violation <= 1e-9
-    grid = ev.F[feasible, 0].min()
+    grid = _grid_best(approx, n)
     assert res.bound <= grid + 1e-9  # the MILP is a global bound for its model
     assert res.objective == pytest.approx(grid, abs=2e-4 if n == 2 else 1e-3)  # grid resolution
 
 
+def _grid_best(approx: ApproxModel, n: int) -> float:
+    """The best feasible objective on a uniform grid of the factor box."""
+    steps = {2: 201, 3: 61}[n]
+    axes = np.meshgrid(*[np.linspace(0.5, 1.5, steps)] * n, indexing="ij")
+    X = np.stack([a.ravel() for a in axes], axis=1)
+    best = np.inf
+    for chunk in np.array_split(X, max(1, len(X) // 5_000)):  # the boundaries' arrays are large
+        ev = approx.evaluate(chunk)
+        ok = ev.violation <= 1e-9
+        best = min(best, float(ev.F[ok, 0].min(initial=np.inf)))
+    return best
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_milp_with_efficiency_beats_the_grid_and_holds_it(rts, market, n):
+    """(C8, X12a): the MILP's efficiency rows are exact on the approximate model (the
+    tangent cuts of its squares are the evaluator's), so its point holds (C8) there and is
+    at least as good as the best grid point that holds it."""
+    prob = _problem(rts, market, 1, n_members=n, hours=2, budget=False)
+    approx = ApproxModel(prob, 12)
+    m, res = _milp(approx)
+    x = prob.vector(*read_factors(m))[None, :]
+    assert approx.boundary_saving(x).min() >= -1e-6 * max(1.0, np.abs(approx.social0).max())
+    assert approx.evaluate(x).violation[0] <= 1e-6
+    assert res.objective <= _grid_best(approx, n) + 1e-9
+    assert res.bound <= res.objective + 1e-9
+
+
 def test_kkt_model_reproduces_the_closed_form_clearing(rts, market):
-    prob = _problem(rts, market, 0, budget=False)
+    prob = _problem(rts, market, 0, budget=False, efficiency=False)
     approx = ApproxModel(prob, 8)
     m = build_dcp_exact(approx)
     beta = np.random.default_rng(1).uniform(0.5, 1.5, prob.n)
@@ -92,12 +116,12 @@ def test_price_at_full_capacity_is_pinned_to_the_closed_form(rts, market):
     """(X8a) With the design point at the capacity every u sits at Ū and the KKT conditions
     leave λ free above the dearest top; the first wave's MILP used that to report a price of
     98.0 where the market clears at 63.5. Pinned, the model's price is the closed form's."""
-    prob = _problem(rts, market, 1, budget=False)
+    prob = _problem(rts, market, 1, budget=False, efficiency=False)
     full = DCPProblem(
         prob.ctx,
         pd.Series(prob.u_max.sum(axis=1) * prob.ctx.dso.n_feeders, index=prob.hours),
         rts.market.loss_price_eur_per_mwh,
-        DCPOptions(mode="b", budget=False, weight=0.0),
+        DCPOptions(mode="b", budget=False, efficiency=False, weight=0.0),
     )
     assert np.allclose(full.q, full.u_max.sum(axis=1))
     approx = ApproxModel(full, 8)
@@ -121,7 +145,7 @@ def test_a_free_price_on_a_flat_supply_curve_is_caught_by_the_closed_form_check(
     λ in [40, 60] and the MILP cannot state "some prosumer dispatched (u > 0) and marginal".
     The closed form takes 40; the re-evaluation of the model's point reports the mismatch
     (found by an independent review)."""
-    prob = _problem(rts, market, 0, n_members=2, hours=1, budget=False)
+    prob = _problem(rts, market, 0, n_members=2, hours=1, budget=False, efficiency=False)
     ctx = prob.ctx
     pros = ctx.dso.prosumers.copy()
     first, second = prob.ctx.members.index
@@ -131,7 +155,10 @@ def test_a_free_price_on_a_flat_supply_curve_is_caught_by_the_closed_form_check(
     n = ctx.dso.n_feeders
     req = pd.Series(prob.u_max[:, 0] * n, index=prob.hours)
     flat = DCPProblem(
-        ctx, req, rts.market.loss_price_eur_per_mwh, DCPOptions(mode="b", budget=False)
+        ctx,
+        req,
+        rts.market.loss_price_eur_per_mwh,
+        DCPOptions(mode="b", budget=False, efficiency=False),
     )
     m = build_dcp_exact(ApproxModel(flat, 4))
     for i in m.I:
@@ -152,7 +179,7 @@ def test_no_big_m_bound_binds_and_the_bound_never_beats_wca_on_its_model(rts, ma
     """The lazy boundaries keep the model a relaxation of the full one: its bound is a bound
     for WCA on the same approximate model (a check that can fail), and where its point meets
     every boundary it is the optimum."""
-    prob = _problem(rts, market, k)
+    prob = _problem(rts, market, k, efficiency=False)  # a random WCA seldom meets (C8)
     approx = ApproxModel(prob, 16)
     out = solve_dcp_exact(approx, time_limit_s=6.0, mip_gap=1e-9)
     sol = out.solution
@@ -179,6 +206,7 @@ def test_the_full_model_holds_every_boundary(rts, market):
     m = build_dcp_exact(ApproxModel(prob, 4))
     assert len(m.edge) == len(prob.hours) * prob.blocks
     assert all(len(m.edge[key].ineq_budget) == 1 for key in m.edge)
+    assert all(len(m.edge[key].ineq_efficiency) == 1 for key in m.edge)
 
 
 def test_market_with_the_exact_method(rts):
@@ -189,7 +217,12 @@ def test_market_with_the_exact_method(rts):
         dcp = s["dcp"]
         if "exact_status" not in dcp:
             continue
-        assert dcp["exact_status"] in ("optimal", "feasible", "budget_violated")
+        assert dcp["exact_status"] in (
+            "optimal",
+            "feasible",
+            "budget_violated",
+            "efficiency_violated",
+        )
         assert dcp["exact_price_gap"] < 1e-5
         assert dcp["exact_bound_approx"] <= dcp["exact_objective_approx"] + 1e-9
         if dcp["exact_status"] == "optimal":
@@ -199,12 +232,12 @@ def test_market_with_the_exact_method(rts):
 
 def test_minlp_mode_ab_equals_brute_force_grid(rts, market):
     """Mode "ab" (bilinear stationarity) solved globally by SCIP vs a grid over (α, β)."""
-    prob = _problem(rts, market, 1, n_members=2, hours=1, budget=False)
+    prob = _problem(rts, market, 1, n_members=2, hours=1, budget=False, efficiency=False)
     prob = DCPProblem(
         prob.ctx,
         prob_requirement(market, prob),
         rts.market.loss_price_eur_per_mwh,
-        DCPOptions(mode="ab", budget=False),
+        DCPOptions(mode="ab", budget=False, efficiency=False),
     )
     approx = ApproxModel(prob, 12)
     m = build_dcp_exact(approx)
@@ -228,14 +261,14 @@ def prob_requirement(market, prob):
 def test_minlp_is_at_least_as_good_as_the_milp(rts, market, k):
     """Mode "b" is mode "ab" with α ≡ 1: the MINLP optimum cannot be worse (without the
     budget, which the MILP relaxes and the MINLP does not)."""
-    b = ApproxModel(_problem(rts, market, k, budget=False), 16)
+    b = ApproxModel(_problem(rts, market, k, budget=False, efficiency=False), 16)
     ctx = b.problem.ctx
     ab = ApproxModel(
         DCPProblem(
             ctx,
             prob_requirement(market, b.problem),
             rts.market.loss_price_eur_per_mwh,
-            DCPOptions(mode="ab", budget=False),
+            DCPOptions(mode="ab", budget=False, efficiency=False),
         ),
         16,
     )
