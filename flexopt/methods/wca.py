@@ -11,9 +11,9 @@ import numpy as np
 from flexopt.dso.dcp import DCPBiObjective, DCPProblem
 from flexopt.dso.modification import Factors, unit_factors
 from flexopt.dso.offer import Modification
-from flexopt.optim import MOWCA, WCA, compromise, minimize
+from flexopt.optim import MOWCA, WCA, Problem, Result, compromise, minimize
 
-__all__ = ["MAX_ITER", "MAX_POP", "WCAConfig", "modify"]
+__all__ = ["MAX_ITER", "MAX_POP", "WCAConfig", "modify", "solve_dcp_wca"]
 
 #: Bounds on a run's length: population and iterations per DSO.
 MAX_POP = 10_000
@@ -67,6 +67,23 @@ class _FromUnmodified(WCA):
         self.X[0] = np.clip(self.x0, self.lower, self.upper)
 
 
+def solve_dcp_wca(
+    problem: Problem, x0: np.ndarray, config: WCAConfig, rng: np.random.Generator | int
+) -> Result:
+    """The single-objective DCP search of the ``wca`` method on ``problem`` — the AC
+    evaluator (:class:`DCPProblem`) or any model of it such as the exact methods'
+    approximate one — from ``x0`` (the first raindrop): Deb's rules for (C7) and (C8) with
+    the authors' constrained settings (``d_max = 1e-5``, Gaussian raining) when the problem
+    has constraints, the unconstrained ones otherwise (``models/wca.md``)."""
+    algo = _FromUnmodified(
+        x0,
+        n_pop=config.wca_pop,
+        d_max=1e-5 if problem.n_constr else 1e-16,
+        raining="gaussian" if problem.n_constr else "uniform",
+    )
+    return minimize(problem, algo, max_iter=config.wca_iter, seed=rng)
+
+
 def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> Modification:
     """The DCP with WCA (single objective C6 under C7: Deb's rules, the constrained
     settings of ``models/wca.md``) or MOWCA + fuzzy compromise (budget as a penalty, then
@@ -74,13 +91,7 @@ def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> 
     if not problem.has_decisions:
         return Modification(unit_factors(problem.n))
     if not config.pareto:
-        algo = _FromUnmodified(
-            problem.x0,
-            n_pop=config.wca_pop,
-            d_max=1e-5 if problem.n_constr else 1e-16,
-            raining="gaussian" if problem.n_constr else "uniform",
-        )
-        res = minimize(problem, algo, max_iter=config.wca_iter, seed=rng)
+        res = solve_dcp_wca(problem, problem.x0, config, rng)
         alpha, beta = problem.factors(res.x[None, :])
         return Modification(
             Factors(alpha[0], beta[0]), evaluations=res.evaluations, history=res.history
