@@ -1,9 +1,10 @@
-"""Optimization engine (numpy only; imports nothing else of flexopt, nor pyomo or pandapower).
+"""Optimization engine (numpy, and numba for WCA's compiled bookkeeping; imports nothing else
+of flexopt, nor pyomo or pandapower).
 
 >>> import numpy as np, flexopt as fx
 >>> sphere = fx.optim.Problem.from_function(lambda X: (X**2).sum(1), -100 * np.ones(5), 100 * np.ones(5))
 >>> res = fx.optim.minimize(sphere, fx.optim.WCA(), max_iter=200, seed=0)
->>> bool(res.f[0] < 1e-6)
+>>> bool(res.f < 1e-6)
 True
 """
 
@@ -15,8 +16,8 @@ from flexopt.optim.core import (
     Termination,
     deb_better,
     deb_order,
-    minimize,
 )
+from flexopt.optim.loop import minimize
 from flexopt.optim.mealpy_adapter import Mealpy
 from flexopt.optim.mowca import MOWCA
 from flexopt.optim.pareto import (

@@ -8,9 +8,6 @@ handed to the algorithm, so a seed fixes the run bit for bit.
 
 from __future__ import annotations
 
-import math
-import sys
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +23,10 @@ __all__ = [
     "Problem",
     "Result",
     "Termination",
+    "check_bounds",
+    "check_problem",
     "deb_better",
     "deb_order",
-    "minimize",
 ]
 
 
@@ -67,6 +65,8 @@ class Problem(ABC):
     upper: np.ndarray
     n_obj: int = 1
     n_constr: int = 0
+    #: integer variables (``[d]`` mask) or ``None``: evaluated and returned rounded
+    integer: np.ndarray | None = None
 
     @property
     def n_var(self) -> int:
@@ -85,12 +85,41 @@ class Problem(ABC):
         n_obj: int = 1,
         constraints: Callable[[np.ndarray], ArrayLike] | None = None,
         n_constr: int = 0,
+        equalities: Callable[[np.ndarray], ArrayLike] | None = None,
+        eq_tol: float = 1e-6,
+        integer: ArrayLike | None = None,
     ) -> Problem:
         """Wrap a batched function ``f(X[n, d]) -> F[n]`` (or ``[n, m]``) as a :class:`Problem`.
 
-        ``constraints(X) -> G[n, k]`` (feasible when ``G ≤ 0``) is optional.
+        Parameters
+        ----------
+        constraints : callable, optional
+            ``G(X) -> [n, k]``, feasible when ``G ≤ 0``.
+        equalities : callable, optional
+            ``H(X) -> [n, e]``, feasible when ``|H| ≤ eq_tol``: appended to ``G`` as
+            ``|H| − eq_tol`` (W5 of ``models/wca.md``).
+        eq_tol : float, ≥ 0
+            Tolerance of the equalities.
+        integer : array_like, optional
+            Indices (or a ``[d]`` boolean mask) of integer variables: ``f`` and the
+            constraints see them rounded, ``round(x)`` clipped into ``[⌈lower⌉, ⌊upper⌋]``,
+            and :func:`minimize` returns them so.
         """
-        return _FunctionProblem(f, lower, upper, n_obj, constraints, n_constr)
+        return _FunctionProblem(
+            f, lower, upper, n_obj, constraints, n_constr, equalities, eq_tol, integer
+        )
+
+    def round_integers(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with the integer variables rounded into the box, ``clip(round(x), ⌈lower⌉,
+        ⌊upper⌋)`` (round half to even); ``X`` itself when there are none."""
+        mask = self.integer
+        if mask is None or not mask.any():
+            return X
+        out = np.array(X, dtype=float, copy=True)
+        lo = np.ceil(np.asarray(self.lower, dtype=float)[mask])
+        hi = np.floor(np.asarray(self.upper, dtype=float)[mask])
+        out[..., mask] = np.clip(np.rint(out[..., mask]), lo, hi)
+        return out
 
 
 class _FunctionProblem(Problem):
@@ -102,22 +131,63 @@ class _FunctionProblem(Problem):
         n_obj: int,
         constraints: Callable[[np.ndarray], ArrayLike] | None,
         n_constr: int,
+        equalities: Callable[[np.ndarray], ArrayLike] | None = None,
+        eq_tol: float = 1e-6,
+        integer: ArrayLike | None = None,
     ) -> None:
         self.f = f
         self.lower = np.asarray(lower, dtype=float).ravel()
         self.upper = np.asarray(upper, dtype=float).ravel()
-        if self.lower.shape != self.upper.shape or np.any(self.lower > self.upper):
-            raise ValueError("lower and upper must have the same shape with lower ≤ upper")
+        check_bounds(self.lower, self.upper)
         self.n_obj = n_obj
-        self.constraints = constraints
+        if not eq_tol >= 0:
+            raise ValueError(f"eq_tol must be ≥ 0, got {eq_tol}")
+        self.constraints, self.equalities, self.eq_tol = constraints, equalities, eq_tol
         self.n_constr = n_constr if constraints is None else max(n_constr, 1)
+        self.n_constr += 0 if equalities is None else 1
+        self.integer = _integer_mask(integer, self.lower, self.upper)
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
+        if self.integer is not None:
+            X = self.round_integers(X)
         F = np.asarray(self.f(X), dtype=float).reshape(X.shape[0], -1)
-        G: np.ndarray | None = None
+        if self.constraints is None and self.equalities is None:
+            return Evaluation(F)
+        parts = []
         if self.constraints is not None:
-            G = np.asarray(self.constraints(X), dtype=float).reshape(X.shape[0], -1)
-        return Evaluation(F, G)
+            parts.append(np.asarray(self.constraints(X), dtype=float).reshape(X.shape[0], -1))
+        if self.equalities is not None:
+            H = np.asarray(self.equalities(X), dtype=float).reshape(X.shape[0], -1)
+            parts.append(np.abs(H) - self.eq_tol)  # |h| ≤ tol as an inequality
+        return Evaluation(F, np.hstack(parts) if len(parts) > 1 else parts[0])
+
+
+def check_bounds(lower: np.ndarray, upper: np.ndarray) -> None:
+    """Raise unless ``lower`` and ``upper`` are finite, of one shape, with ``lower ≤ upper``."""
+    if lower.shape != upper.shape or np.any(lower > upper):
+        raise ValueError("lower and upper must have the same shape with lower ≤ upper")
+    if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+        raise ValueError("the bounds must be finite (the search draws uniformly in the box)")
+
+
+def _integer_mask(
+    integer: ArrayLike | None, lower: np.ndarray, upper: np.ndarray
+) -> np.ndarray | None:
+    """A ``[d]`` boolean mask from indices or a mask; checks every integer variable's box
+    holds an integer."""
+    if integer is None:
+        return None
+    idx = np.asarray(integer)
+    mask = np.zeros(lower.size, dtype=bool)
+    if idx.dtype == bool:
+        if idx.shape != lower.shape:
+            raise ValueError(f"an integer mask needs {lower.size} entries, got {idx.size}")
+        mask[:] = idx
+    else:
+        mask[idx.astype(int)] = True
+    if np.any(np.ceil(lower[mask]) > np.floor(upper[mask])):
+        raise ValueError("an integer variable's bounds hold no integer")
+    return mask
 
 
 def deb_order(f: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -162,13 +232,17 @@ class Termination:
 class Result:
     """Outcome of :func:`minimize`.
 
-    ``x``/``f``/``violation`` of the best individual (Deb's rules); ``history`` the best
-    objective after each iteration; for multi-objective algorithms ``pareto_x``/``pareto_f``
-    hold the final archive.
+    ``x``/``f``/``violation`` of the best individual (Deb's rules; ``f`` a float for a
+    single objective, the compromise's ``[m]`` objectives for several); integer variables
+    rounded (:meth:`Problem.round_integers`). ``history``, ``history_evaluations`` and
+    ``history_violation``: after each iteration, the best objective, the evaluations so far
+    and the best's violation. ``seed``: the seed given or drawn (``None`` when a Generator
+    was given). For multi-objective algorithms ``pareto_x``/``pareto_f`` hold the final
+    archive.
     """
 
     x: np.ndarray
-    f: np.ndarray
+    f: float | np.ndarray
     violation: float
     history: np.ndarray
     evaluations: int
@@ -179,6 +253,8 @@ class Result:
     message: str
     pareto_x: np.ndarray | None = None
     pareto_f: np.ndarray | None = None
+    history_evaluations: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=int))
+    history_violation: np.ndarray = field(default_factory=lambda: np.empty(0))
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -196,6 +272,8 @@ class Algorithm(ABC):
     """
 
     name = "algorithm"
+    #: whether the algorithm takes several objectives (single-objective ones refuse them)
+    multi_objective = False
 
     if TYPE_CHECKING:  # kept by every subclass, as attributes or properties; read by minimize
 
@@ -236,6 +314,12 @@ class Algorithm(ABC):
     def pareto(self) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
+    def absorb(self, X: np.ndarray, ev: Evaluation) -> None:
+        """Take points evaluated outside an iteration (the last, partial batch of a
+        ``max_evals`` budget) into the reported result; single-objective algorithms leave
+        this to :func:`minimize`."""
+        return
+
 
 class ExternalOptimizer(Protocol):
     """An optimizer that runs its own loop (the mealpy adapter): :func:`minimize` hands it the
@@ -248,101 +332,24 @@ class ExternalOptimizer(Protocol):
     ) -> Result: ...
 
 
-def minimize(
-    problem: Problem,
-    algorithm: Algorithm | ExternalOptimizer,
-    *,
-    max_evals: int | None = None,
-    max_iter: int | None = None,
-    stall_iter: int | None = None,
-    termination: Termination | None = None,
-    seed: int | np.random.Generator | None = 0,
-    callback: Callable[[Algorithm], None] | None = None,
-    progress: bool = False,
-) -> Result:
-    """Minimize ``problem`` with ``algorithm`` until the termination criterion holds.
+def check_problem(problem: Problem, multi_objective: bool) -> None:
+    """Raise on misuse: non-finite or crossed bounds, several objectives for a
+    single-objective algorithm."""
+    check_bounds(np.asarray(problem.lower, dtype=float), np.asarray(problem.upper, dtype=float))
+    if problem.n_obj != 1 and not multi_objective:
+        raise ValueError(
+            f"the problem has {problem.n_obj} objectives; this algorithm minimizes one "
+            "(use MOWCA, or combine them)"
+        )
 
-    Parameters
-    ----------
-    problem : Problem
-    algorithm : Algorithm or ExternalOptimizer
-        E.g. :class:`flexopt.optim.WCA`. External optimizers (anything with a ``solve``
-        method, such as the mealpy adapter) run their own loop and return the same
-        :class:`Result`.
-    max_evals, max_iter, stall_iter : int, optional
-        Shorthand for a :class:`Termination` (ignored when ``termination`` is given).
-    seed : int or numpy.random.Generator
-        The same seed gives the same result, bit for bit.
-    callback : callable, optional
-        Called with the algorithm after every iteration.
-    progress : bool
-        A line on stderr every 10 % of the iteration budget.
-    """
-    term = termination or Termination(max_evals=max_evals, max_iter=max_iter, stall_iter=stall_iter)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    seed_value = None if isinstance(seed, np.random.Generator) else seed
-    if hasattr(algorithm, "solve"):  # external optimizer with its own loop
-        return algorithm.solve(problem, term, rng, seed_value)
-    start = time.perf_counter()
-    algorithm.setup(problem, rng, term)
-    evals = 0
-    history: list[float] = []
-    best_seen = math.inf
-    stall = 0
-    message = ""
-    last_iter = 0
-    budget = term.iteration_budget(
-        getattr(algorithm, "evals_per_iter", 1), getattr(algorithm, "initial_evals", 0)
-    )
-    report_every = max(1, budget // 10) if progress and budget else 0
-    max_evals, max_iter, stall_iter = term.max_evals, term.max_iter, term.stall_iter
-    ask, tell, evaluate = algorithm.ask, algorithm.tell, problem.evaluate
-    while True:
-        X = ask()
-        n = len(X)
-        if max_evals is not None and evals + n > max_evals:
-            message = f"max_evals={max_evals} reached"
-            break
-        tell(evaluate(X))
-        evals += n
-        if algorithm.n_iter == last_iter:  # an iteration can take several ask/tell rounds
-            continue
-        last_iter = algorithm.n_iter
-        best = algorithm.best_f
-        f = best if type(best) is float else float(np.min(best))
-        history.append(f)
-        if callback is not None:
-            callback(algorithm)
-        if report_every and last_iter % report_every == 0:
-            print(
-                f"{algorithm.name}: iteration {last_iter}/{budget}, best {f:.6g}", file=sys.stderr
-            )
-        if max_iter is not None and last_iter >= max_iter:
-            message = f"max_iter={max_iter} reached"
-            break
-        if stall_iter is not None:
-            improved = (
-                best_seen - f > term.stall_tol * max(abs(best_seen), 1e-300)
-                if math.isfinite(best_seen)
-                else True
-            )
-            stall = 0 if improved else stall + 1
-            best_seen = min(best_seen, f)
-            if stall >= stall_iter:
-                message = f"no improvement in {stall_iter} iterations"
-                break
-    pareto = algorithm.pareto()
-    return Result(
-        x=np.array(algorithm.best_x, copy=True),
-        f=np.atleast_1d(np.array(algorithm.best_f, dtype=np.float64)),
-        violation=float(algorithm.best_v),
-        history=np.array(history),
-        evaluations=evals,
-        iterations=algorithm.n_iter,
-        time_s=time.perf_counter() - start,
-        algorithm=algorithm.name,
-        seed=seed_value,
-        message=message,
-        pareto_x=None if pareto is None else pareto[0],
-        pareto_f=None if pareto is None else pareto[1],
-    )
+
+def check_values(ev: Evaluation) -> None:
+    """Raise when an objective or constraint value is NaN."""
+    bad = np.isnan(ev.F).any(axis=1)
+    if ev.G is not None:
+        bad |= np.isnan(ev.G).any(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"the problem returned NaN (objective or constraint) for {int(bad.sum())} of "
+            f"{bad.size} points"
+        )

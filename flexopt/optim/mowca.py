@@ -7,9 +7,11 @@ problems", Soft Computing 19:2587–2603, 2015, doi:10.1007/s00500-014-1424-4. D
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 
-from flexopt.optim.core import Algorithm, Evaluation
+from flexopt.optim.core import Algorithm, Evaluation, check_values
 from flexopt.optim.pareto import compromise, non_dominated_sort, survive
 from flexopt.optim.wca import allocate_streams, flow
 
@@ -31,6 +33,9 @@ class MOWCA(Algorithm):
     Parameters
     ----------
     n_pop, n_sr, d_max, c : as :class:`~flexopt.optim.WCA` (defaults 100, 4, 1e-5, 2).
+    engine : {"numba", "numpy"}
+        Non-dominated sorting compiled (default) or in numpy (the reference); the same
+        ranks, so the same results bit for bit.
 
     Deviations: raining replaces a stream's flow *before* evaluation (the rained point is the
     child), so every iteration costs exactly ``Npop − 1`` evaluations; constraints are not
@@ -38,6 +43,7 @@ class MOWCA(Algorithm):
     """
 
     name = "MOWCA"
+    multi_objective = True
     X: np.ndarray  # population [n_pop, d], best first after each survival
     F: np.ndarray  # objectives [n_pop, m]
     best_x: np.ndarray
@@ -45,13 +51,21 @@ class MOWCA(Algorithm):
     best_v: float
 
     def __init__(
-        self, n_pop: int = 100, n_sr: int = 4, d_max: float = 1e-5, c: float = 2.0
+        self,
+        n_pop: int = 100,
+        n_sr: int = 4,
+        d_max: float = 1e-5,
+        c: float = 2.0,
+        engine: Literal["numba", "numpy"] = "numba",
     ) -> None:
         if n_sr < 2 or n_pop < 2 * n_sr:
             raise ValueError(f"need n_sr ≥ 2 and n_pop ≥ 2·n_sr, got n_pop={n_pop}, n_sr={n_sr}")
         if not d_max > 0 or not 0 < c <= 2:
             raise ValueError("need d_max > 0 and c in (0, 2]")
+        if engine not in ("numba", "numpy"):
+            raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
         self.n_pop, self.n_sr, self.d_max0, self.c = n_pop, n_sr, d_max, c
+        self.engine: Literal["numba", "numpy"] = engine
         self.evals_per_iter = n_pop - 1
         self.initial_evals = n_pop
 
@@ -68,7 +82,7 @@ class MOWCA(Algorithm):
         if not self.initialized:
             return self.X
         d = self.lower.size
-        order, _, cd = survive(self.F, self.n_pop)  # population sorted best first
+        order, _, cd = survive(self.F, self.n_pop, self.engine)  # population sorted best first
         self.X, self.F = self.X[order], self.F[order]
         n_stream = self.n_pop - self.n_sr
         finite = cd[np.isfinite(cd)]
@@ -101,6 +115,7 @@ class MOWCA(Algorithm):
         return np.vstack([kids_s, kids_r])
 
     def _tell(self, ev: Evaluation) -> None:
+        check_values(ev)
         if not self.initialized:
             self.F = ev.F.copy()
             self.initialized = True
@@ -108,7 +123,7 @@ class MOWCA(Algorithm):
             return
         X = np.vstack([self.X, self._pending])
         F = np.vstack([self.F, ev.F])
-        keep, _, _ = survive(F, self.n_pop)
+        keep, _, _ = survive(F, self.n_pop, self.engine)
         self.X, self.F = X[keep], F[keep]
         self.d_max -= self.d_max / self.max_it
         self.n_iter += 1
@@ -119,8 +134,19 @@ class MOWCA(Algorithm):
         return self._pending
 
     def _update_best(self) -> None:
-        front = non_dominated_sort(self.F) == 0
+        front = non_dominated_sort(self.F, self.engine) == 0
         self.archive_x, self.archive_f = self.X[front], self.F[front]
+        i = compromise(self.archive_f)
+        self.best_x, self.best_f, self.best_v = self.archive_x[i], self.archive_f[i], 0.0
+
+    def absorb(self, X: np.ndarray, ev: Evaluation) -> None:
+        """The budget's last, partial batch joins the archive (its first front is kept, W8)."""
+        if self.initialized:
+            X, F = np.vstack([self.archive_x, X]), np.vstack([self.archive_f, ev.F])
+        else:
+            F = ev.F
+        front = non_dominated_sort(F, self.engine) == 0
+        self.archive_x, self.archive_f = X[front], F[front]
         i = compromise(self.archive_f)
         self.best_x, self.best_f, self.best_v = self.archive_x[i], self.archive_f[i], 0.0
 

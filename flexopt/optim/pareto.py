@@ -6,7 +6,7 @@ multiobjective genetic algorithm: NSGA-II", IEEE TEVC 6(2):182–197, doi:10.110
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Literal, cast
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -14,9 +14,16 @@ from numpy.typing import ArrayLike
 __all__ = ["compromise", "crowding_distance", "hypervolume_2d", "non_dominated_sort", "survive"]
 
 
-def non_dominated_sort(F: np.ndarray) -> np.ndarray:
-    """Front index per point (0 = non-dominated), ``F[n, m]``."""
+def non_dominated_sort(F: np.ndarray, engine: Literal["numba", "numpy"] = "numba") -> np.ndarray:
+    """Front index per point (0 = non-dominated), ``F[n, m]``: ``i`` dominates ``j`` when
+    ``F_i ≤ F_j`` everywhere and ``F_i < F_j`` somewhere (W6 of ``models/wca.md``). The
+    compiled kernel (default) and the numpy code give the same ranks."""
     F = np.asarray(F, dtype=float)
+    if engine == "numba":
+        from flexopt.optim._kernels import front_ranks  # numba loads on first use
+
+        ranks: np.ndarray = front_ranks(np.ascontiguousarray(F))
+        return ranks
     n = F.shape[0]
     le = (F[:, None, :] <= F[None, :, :]).all(-1)
     lt = (F[:, None, :] < F[None, :, :]).any(-1)
@@ -50,13 +57,15 @@ def crowding_distance(F: np.ndarray) -> np.ndarray:
     return cd
 
 
-def survive(F: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def survive(
+    F: np.ndarray, n: int, engine: Literal["numba", "numpy"] = "numba"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NSGA-II environmental selection of ``n`` points: whole fronts, the last by crowding.
 
     Returns the selected indices (best first: by front, then crowding descending), their
-    fronts and their crowding distances.
+    fronts and their crowding distances. ``engine``: of :func:`non_dominated_sort`.
     """
-    rank = non_dominated_sort(F)
+    rank = non_dominated_sort(F, engine)
     cd = np.zeros(len(F))
     for r in np.unique(rank):
         idx = np.flatnonzero(rank == r)
@@ -72,7 +81,7 @@ def hypervolume_2d(F: np.ndarray, ref: ArrayLike) -> float:
     F = F[(F < r).all(1)]
     if F.size == 0:
         return 0.0
-    F = F[non_dominated_sort(F) == 0]
+    F = F[non_dominated_sort(F, "numpy") == 0]
     F = F[np.argsort(F[:, 0])]
     widths = np.diff(np.r_[F[:, 0], r[0]])
     return float(np.sum(widths * (r[1] - F[:, 1])))

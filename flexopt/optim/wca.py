@@ -9,68 +9,17 @@ code ("WCA, standard version", rev. 4 April 2016). Documented in ``models/wca.md
 from __future__ import annotations
 
 import itertools
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NoReturn
 
 import numpy as np
 
-from flexopt.optim.core import Algorithm, Evaluation, deb_better, deb_order
+from flexopt.optim.core import Algorithm, Evaluation, check_values, deb_better, deb_order
+from flexopt.optim.streams import allocate_streams, flow
+
+if TYPE_CHECKING:
+    from flexopt.optim._wca_numba import CompiledRounds
 
 __all__ = ["WCA", "allocate_streams", "flow"]
-
-
-def allocate_streams(
-    leader_costs: np.ndarray, best_stream_cost: float, n_stream: int
-) -> np.ndarray:
-    """Streams per leader (sea first, then rivers), eq. (W2) of ``models/wca.md``.
-
-    ``NS_n = round(|CN_n / Σ CN| · N_stream)`` with ``CN_n = cost_n − cost_{Nsr+1}`` (the best
-    stream's cost), repaired to sum exactly to ``N_stream`` — surplus taken from the last
-    leaders that have more than one, deficit given to the sea — and sorted in descending
-    order, so the sea gets the most. A leader left with none takes one from the leader with
-    the most (the reference code's ``round(NS/6)`` transfer, simplified).
-
-    >>> allocate_streams(np.array([1.0, 2.0, 3.0, 4.0]), 5.0, 46).tolist()
-    [18, 14, 9, 5]
-    """
-    costs = np.asarray(leader_costs, dtype=float)
-    n_sr = costs.size
-    cn = costs - float(best_stream_cost)
-    total = cn.sum()
-    if n_stream < n_sr:
-        raise ValueError(
-            f"need at least one stream per leader: {n_stream} streams for {n_sr} leaders"
-        )
-    if total == 0 or not np.isfinite(total):
-        ns = np.full(n_sr, n_stream // n_sr)
-        ns[: n_stream - ns.sum()] += 1
-        return ns
-    ns = np.sort(np.round(np.abs(cn / total) * n_stream).astype(int))[::-1].copy()
-    i = n_sr - 1
-    while ns.sum() > n_stream:
-        if ns[i] > 1:
-            ns[i] -= 1
-        else:
-            i -= 1
-    while ns.sum() < n_stream:
-        ns[0] += 1
-    while np.any(ns == 0):
-        donor = int(np.argmax(ns))
-        ns[donor] -= 1
-        ns[int(np.flatnonzero(ns == 0)[0]) if ns[donor] > 0 else donor] += 1
-    return np.sort(ns)[::-1].copy()
-
-
-def flow(
-    x: np.ndarray, target: np.ndarray, r: np.ndarray, c: float, lower: np.ndarray, upper: np.ndarray
-) -> np.ndarray:
-    """``X ← clip(X + C · r ⊙ (X_target − X), lower, upper)`` (W3); ``r`` is injected."""
-    out = target - x
-    out *= r
-    out *= c
-    out += x
-    np.maximum(out, lower, out=out)
-    clipped: np.ndarray = np.minimum(out, upper, out=out)
-    return clipped
 
 
 class WCA(Algorithm):
@@ -100,6 +49,10 @@ class WCA(Algorithm):
         version, default) or ``X_sea + √μ · N(0, I)`` (the authors' constrained variant).
     mu : float, > 0
         Variance ``μ`` of Gaussian raining (default 0.1).
+    engine : {"numba", "numpy"}
+        Where an iteration's bookkeeping runs: compiled kernels (default) or numpy, the
+        reference implementation. Same draws, same operations: the results are identical bit
+        for bit (``tests/optim/test_engines.py``).
 
     Semantics (reference code): the population is sorted once; the best is the sea, the next
     ``Nsr − 1`` rivers, the rest streams, assigned contiguously in cost order with the stream
@@ -145,6 +98,7 @@ class WCA(Algorithm):
         raining: Literal["uniform", "gaussian"] = "uniform",
         mu: float = 0.1,
         sea_chunks: int = 2,
+        engine: Literal["numba", "numpy"] = "numba",
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -166,6 +120,9 @@ class WCA(Algorithm):
             raise ValueError(f"mu must be > 0, got {mu}")
         if sea_chunks < 1:
             raise ValueError(f"sea_chunks must be ≥ 1, got {sea_chunks}")
+        if engine not in ("numba", "numpy"):
+            raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
+        self.engine = engine
         self.sea_chunks = sea_chunks
         self.n_pop, self.n_sr, self.d_max0, self.c = n_pop, n_sr, d_max, c
         self.sea_stream_rand, self.raining, self.mu = sea_stream_rand, raining, mu
@@ -184,6 +141,7 @@ class WCA(Algorithm):
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000
         self.phase = "init"
+        self._compiled: CompiledRounds | None = None
 
     @property
     def n_stream(self) -> int:
@@ -201,6 +159,17 @@ class WCA(Algorithm):
     @property
     def best_v(self) -> float:
         return float(self.V[0])
+
+    def ask(self) -> np.ndarray:
+        if self._compiled is not None:  # the hot path: no further dispatch
+            return self._compiled.ask()
+        return self._ask()
+
+    def tell(self, ev: Evaluation) -> None:
+        if self._compiled is not None:
+            self._compiled.tell(ev)
+        else:
+            self._tell(ev)
 
     def _ask(self) -> np.ndarray:
         if self.phase == "init":
@@ -223,13 +192,21 @@ class WCA(Algorithm):
 
     def _tell(self, ev: Evaluation) -> None:
         f = ev.F[:, 0]
+        if np.isnan(f).any() or (self._constrained and np.isnan(ev.violation).any()):
+            self._raise_nan(ev)
         if self.phase == "init":
+            if ev.F.shape[1] != 1:
+                raise ValueError(f"WCA minimizes one objective, the problem gave {ev.F.shape[1]}")
             v = ev.violation
             order = deb_order(f, v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
             self._assign()
             self.phase = "rounds"
             self._round = 0
+            if self.engine == "numba":
+                from flexopt.optim._wca_numba import CompiledRounds  # numba loads on first use
+
+                self._compiled = CompiledRounds(self, self._target)
             return
         i = self._round
         self._f[i][:] = f
@@ -276,7 +253,7 @@ class WCA(Algorithm):
         self._rows.append(self._rivers)
         # per round: each row's target (rivers flow to the sea), the groups of streams as
         # (leader, slice), and the rows of the sea's streams (one random factor each)
-        target = np.r_[np.zeros(n_sr, dtype=np.intp), leader]
+        target = self._target = np.r_[np.zeros(n_sr, dtype=np.intp), leader]
         is_stream = np.arange(self.n_pop) >= n_sr
         self._round_target, self._round_groups, self._round_starts = [], [], []
         sea_rows: list[tuple[int, int] | None] = []
@@ -334,6 +311,7 @@ class WCA(Algorithm):
         pieces = [p for p in pieces if p[2] > p[1]]
         sizes = [(b - a) * k for _, a, b, k in pieces]
         ends = np.cumsum([0, *sizes])
+        self._pieces = [(*p, int(lo)) for p, lo in zip(pieces, ends[:-1], strict=True)]
         self._draws = np.empty(ends[-1] + self.n_sr - 1)
         self._factors = self._draws[: ends[-1]]
         self._chance = self._draws[ends[-1] :]
@@ -385,17 +363,23 @@ class WCA(Algorithm):
     def _evaporate(self) -> None:
         """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
         ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
-        d = self.lower.size
         sea = self.X[0]
         rain = [u < 0.1 for u in self._chance.tolist()]
         gap = np.subtract(self._x_below_sea, sea, out=self._gap)
         dist2 = np.einsum("ij,ij->i", gap, gap, out=self._dist2)
         d2 = self.d_max**2
-        close_mask = None
+        close = np.empty(0, dtype=np.intp)
         if dist2.min() < d2:  # rare: something sits on the sea
             near = dist2 < d2
             rain = [a or b for a, b in zip(rain, near[: self.n_sr - 1].tolist(), strict=True)]
-            close_mask = near[self.n_sr - 1 :] & self._sea_stream
+            close = np.flatnonzero(near[self.n_sr - 1 :] & self._sea_stream) + self.n_sr
+        self._rain(rain, close)
+
+    def _rain(self, rain: list[bool], close: np.ndarray) -> None:
+        """Re-draw the streams of the rivers ``k`` with ``rain[k − 1]``, in order, then the
+        sea's streams at rows ``close`` (W4 iii); shared by both engines."""
+        d = self.lower.size
+        sea = self.X[0]
         for k in range(1, self.n_sr):  # rivers in order: draws keep their order
             if rain[k - 1]:
                 idx = self._groups[k]
@@ -403,8 +387,7 @@ class WCA(Algorithm):
                     self.upper - self.lower
                 )
         # the sea's own streams (disjoint from the rivers' streams that may have rained)
-        if close_mask is not None and close_mask.any():
-            close = np.flatnonzero(close_mask) + self.n_sr
+        if close.size:
             if self.raining == "uniform":
                 self.X[close] = self.lower + self.rng.random((close.size, d)) * (
                     self.upper - self.lower
@@ -412,3 +395,7 @@ class WCA(Algorithm):
             else:
                 new = sea + np.sqrt(self.mu) * self.rng.standard_normal((close.size, d))
                 self.X[close] = np.clip(new, self.lower, self.upper)
+
+    def _raise_nan(self, ev: Evaluation) -> NoReturn:
+        check_values(ev)
+        raise ValueError("the problem returned NaN (objective or constraint)")

@@ -152,7 +152,7 @@ def test_constraints_follow_deb_rules():
     )
     r = minimize(p, WCA(d_max=1e-5), max_iter=300, seed=0)
     assert r.feasible
-    assert r.f[0] == pytest.approx(1.0, abs=1e-6)
+    assert r.f == pytest.approx(1.0, abs=1e-6)
 
 
 def test_options_are_checked():
@@ -169,7 +169,7 @@ D = 30
 
 def _median(problem, seeds=10):
     return float(
-        np.median([minimize(problem, WCA(), max_iter=1000, seed=s).f[0] for s in range(seeds)])
+        np.median([minimize(problem, WCA(), max_iter=1000, seed=s).f for s in range(seeds)])
     )
 
 
@@ -189,10 +189,15 @@ def test_rastrigin_in_the_reference_regime():
 def test_from_function_wrapper_and_result():
     p = optim.Problem.from_function(lambda X: ((X - 1) ** 2).sum(1), [-5, -5], [5, 5])
     r = optim.minimize(p, optim.WCA(), max_evals=2000, seed=0)
-    assert r.evaluations <= 2000
-    # stopped mid-iteration (the last batch moved but was never evaluated): the reported
-    # best is still an evaluated point with its own value
-    assert r.f[0] == ((r.x - 1) ** 2).sum()
-    assert r.f[0] < 1e-6
+    assert r.evaluations == 2000  # exact: the last, partial batch is evaluated too
+    # stopped mid-iteration (the last batch only partly evaluated): the reported best is
+    # still an evaluated point with its own value
+    assert r.f == ((r.x - 1) ** 2).sum()
+    assert r.f < 1e-6
+    assert isinstance(r.f, float)
+    assert len(r.history) == len(r.history_evaluations) == len(r.history_violation)
     assert len(r.history) == r.iterations
     assert np.all(np.diff(r.history) <= 0)  # the sea never gets worse
+    # evaluations after each iteration: the initial population, then Npop − 1 per iteration
+    np.testing.assert_array_equal(r.history_evaluations, 50 + 49 * np.arange(1, r.iterations + 1))
+    assert (r.history_violation == 0).all()
