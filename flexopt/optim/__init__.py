@@ -22,6 +22,7 @@ from flexopt.optim.mealpy_adapter import Mealpy
 from flexopt.optim.mowca import MOWCA
 from flexopt.optim.pareto import (
     compromise,
+    constrained_ranks,
     crowding_distance,
     hypervolume_2d,
     non_dominated_sort,
@@ -40,6 +41,7 @@ __all__ = [
     "Termination",
     "allocate_streams",
     "compromise",
+    "constrained_ranks",
     "crowding_distance",
     "deb_better",
     "deb_order",

@@ -12,7 +12,7 @@ from typing import Literal
 import numpy as np
 
 from flexopt.optim.core import Algorithm, Evaluation, check_values
-from flexopt.optim.pareto import compromise, non_dominated_sort, survive
+from flexopt.optim.pareto import compromise, constrained_ranks, non_dominated_sort, survive
 from flexopt.optim.wca import allocate_streams, flow
 
 __all__ = ["MOWCA"]
@@ -32,20 +32,29 @@ class MOWCA(Algorithm):
 
     Parameters
     ----------
-    n_pop, n_sr, d_max, c : as :class:`~flexopt.optim.WCA` (defaults 100, 4, 1e-5, 2).
+    n_pop, n_sr, d_max, c : int, int, float, float
+        As :class:`~flexopt.optim.WCA` (defaults 100, 4, 1e-5, 2).
     engine : {"numba", "numpy"}
         Non-dominated sorting compiled (default) or in numpy (the reference); the same
         ranks, so the same results bit for bit.
 
+    Notes
+    -----
+    Constraints (W6a): constrained domination (Deb et al. 2002) — feasible points before
+    infeasible ones, infeasible ones by total violation; the archive is the first feasible
+    front, or the least-violating points while none is feasible, and ``best_v``
+    (``Result.violation``) is the reported point's violation. Without constraints the run is
+    the unconstrained algorithm's, bit for bit.
+
     Deviations: raining replaces a stream's flow *before* evaluation (the rained point is the
-    child), so every iteration costs exactly ``Npop − 1`` evaluations; constraints are not
-    handled (penalize them in the objectives).
+    child), so every iteration costs exactly ``Npop − 1`` evaluations.
     """
 
     name = "MOWCA"
     multi_objective = True
     X: np.ndarray  # population [n_pop, d], best first after each survival
     F: np.ndarray  # objectives [n_pop, m]
+    V: np.ndarray  # total violation [n_pop] (zeros without constraints)
     best_x: np.ndarray
     best_f: np.ndarray
     best_v: float
@@ -73,6 +82,8 @@ class MOWCA(Algorithm):
         d = self.lower.size
         self.X = self.lower + (self.upper - self.lower) * self.rng.random((self.n_pop, d))
         self.F = np.empty((0, 0))
+        self.V = np.zeros(self.n_pop)
+        self._constrained = self.problem.n_constr > 0
         self.d_max = self.d_max0
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000
@@ -82,8 +93,9 @@ class MOWCA(Algorithm):
         if not self.initialized:
             return self.X
         d = self.lower.size
-        order, _, cd = survive(self.F, self.n_pop, self.engine)  # population sorted best first
-        self.X, self.F = self.X[order], self.F[order]
+        # population sorted best first
+        order, _, cd = survive(self.F, self.n_pop, self.engine, self._v(self.V))
+        self.X, self.F, self.V = self.X[order], self.F[order], self.V[order]
         n_stream = self.n_pop - self.n_sr
         finite = cd[np.isfinite(cd)]
         cap = 2.0 * finite.max() if finite.size and finite.max() > 0 else 1.0
@@ -118,13 +130,15 @@ class MOWCA(Algorithm):
         check_values(ev)
         if not self.initialized:
             self.F = ev.F.copy()
+            self.V = ev.violation.copy()
             self.initialized = True
             self._update_best()
             return
         X = np.vstack([self.X, self._pending])
         F = np.vstack([self.F, ev.F])
-        keep, _, _ = survive(F, self.n_pop, self.engine)
-        self.X, self.F = X[keep], F[keep]
+        V = np.r_[self.V, ev.violation]
+        keep, _, _ = survive(F, self.n_pop, self.engine, self._v(V))
+        self.X, self.F, self.V = X[keep], F[keep], V[keep]
         self.d_max -= self.d_max / self.max_it
         self.n_iter += 1
         self._update_best()
@@ -133,22 +147,33 @@ class MOWCA(Algorithm):
         self._pending = self._ask()
         return self._pending
 
+    def _v(self, v: np.ndarray) -> np.ndarray | None:
+        """Violations for the constrained ranking (W6a); ``None`` without constraints."""
+        return v if self._constrained else None
+
     def _update_best(self) -> None:
-        front = non_dominated_sort(self.F, self.engine) == 0
-        self.archive_x, self.archive_f = self.X[front], self.F[front]
+        self._archive(self.X, self.F, self.V)
+
+    def _archive(self, X: np.ndarray, F: np.ndarray, V: np.ndarray) -> None:
+        """The first front (constrained domination with constraints, W6a, W8) and its fuzzy
+        compromise as the reported best."""
+        if self._constrained:
+            front = constrained_ranks(F, V, self.engine) == 0
+        else:
+            front = non_dominated_sort(F, self.engine) == 0
+        self.archive_x, self.archive_f, self.archive_v = X[front], F[front], V[front]
         i = compromise(self.archive_f)
-        self.best_x, self.best_f, self.best_v = self.archive_x[i], self.archive_f[i], 0.0
+        self.best_x, self.best_f = self.archive_x[i], self.archive_f[i]
+        self.best_v = float(self.archive_v[i])
 
     def absorb(self, X: np.ndarray, ev: Evaluation) -> None:
         """The budget's last, partial batch joins the archive (its first front is kept, W8)."""
         if self.initialized:
             X, F = np.vstack([self.archive_x, X]), np.vstack([self.archive_f, ev.F])
+            V = np.r_[self.archive_v, ev.violation]
         else:
-            F = ev.F
-        front = non_dominated_sort(F, self.engine) == 0
-        self.archive_x, self.archive_f = X[front], F[front]
-        i = compromise(self.archive_f)
-        self.best_x, self.best_f, self.best_v = self.archive_x[i], self.archive_f[i], 0.0
+            F, V = ev.F, ev.violation
+        self._archive(X, F, V)
 
     def pareto(self) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(self.archive_f[:, 0])

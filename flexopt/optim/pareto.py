@@ -11,7 +11,14 @@ from typing import Literal, cast
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["compromise", "crowding_distance", "hypervolume_2d", "non_dominated_sort", "survive"]
+__all__ = [
+    "compromise",
+    "constrained_ranks",
+    "crowding_distance",
+    "hypervolume_2d",
+    "non_dominated_sort",
+    "survive",
+]
 
 
 def non_dominated_sort(F: np.ndarray, engine: Literal["numba", "numpy"] = "numba") -> np.ndarray:
@@ -57,15 +64,41 @@ def crowding_distance(F: np.ndarray) -> np.ndarray:
     return cd
 
 
+def constrained_ranks(
+    F: np.ndarray, v: np.ndarray, engine: Literal["numba", "numpy"] = "numba"
+) -> np.ndarray:
+    """Front index per point under constrained domination (Deb et al. 2002, §V; W6a of
+    ``models/wca.md``): the feasible points (``v ≤ 0``) in their non-dominated fronts, then
+    every infeasible point in a front of its own by increasing violation (equal violations
+    share one)."""
+    F = np.asarray(F, dtype=float)
+    v = np.asarray(v, dtype=float)
+    rank = np.empty(len(F), dtype=np.int64)
+    feasible = v <= 0
+    top = 0
+    if feasible.any():
+        rank[feasible] = non_dominated_sort(F[feasible], engine)
+        top = int(rank[feasible].max()) + 1
+    bad = np.flatnonzero(~feasible)
+    if bad.size:
+        levels = np.unique(v[bad], return_inverse=True)[1]
+        rank[bad] = top + levels.ravel()
+    return rank
+
+
 def survive(
-    F: np.ndarray, n: int, engine: Literal["numba", "numpy"] = "numba"
+    F: np.ndarray,
+    n: int,
+    engine: Literal["numba", "numpy"] = "numba",
+    v: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """NSGA-II environmental selection of ``n`` points: whole fronts, the last by crowding.
 
     Returns the selected indices (best first: by front, then crowding descending), their
-    fronts and their crowding distances. ``engine``: of :func:`non_dominated_sort`.
+    fronts and their crowding distances. ``engine``: of :func:`non_dominated_sort`. ``v``:
+    total violations, when given the fronts are those of :func:`constrained_ranks`.
     """
-    rank = non_dominated_sort(F, engine)
+    rank = non_dominated_sort(F, engine) if v is None else constrained_ranks(F, v, engine)
     cd = np.zeros(len(F))
     for r in np.unique(rank):
         idx = np.flatnonzero(rank == r)

@@ -31,9 +31,9 @@ class WCA(Algorithm):
         Population size ``Npop`` (default 50).
     n_sr : int, ≥ 2
         Number of rivers + sea ``Nsr`` (default 4).
-    d_max : float, > 0
-        Evaporation distance; decays as ``d_max ← d_max − d_max / max_it`` (default 1e-16;
-        the authors use 1e-5 for constrained problems).
+    d_max : float, > 0, optional
+        Evaporation distance; decays as ``d_max ← d_max − d_max / max_it``. Default: 1e-16,
+        or the authors' 1e-5 when the problem has constraints (W4).
     c : float, in (1, 2]
         Flow coefficient ``C`` (default 2).
     sea_stream_rand : {"scalar", "vector"}
@@ -44,16 +44,26 @@ class WCA(Algorithm):
         after the previous round (W4); the first round also moves every river's streams.
         ``1`` batches them all (fewest problem calls); the reference code is the limit
         ``sea_chunks = NS_sea`` (one stream at a time). Default 2 — see the table below.
-    raining : {"uniform", "gaussian"}
+    raining : {"uniform", "gaussian"}, optional
         How streams that evaporate near the sea are re-drawn: uniformly in the box (standard
-        version, default) or ``X_sea + √μ · N(0, I)`` (the authors' constrained variant).
+        version) or ``X_sea + √μ · N(0, I)`` (the authors' constrained variant). Default:
+        ``"uniform"``, or ``"gaussian"`` when the problem has constraints (W4).
     mu : float, > 0
         Variance ``μ`` of Gaussian raining (default 0.1).
     engine : {"numba", "numpy"}
         Where an iteration's bookkeeping runs: compiled kernels (default) or numpy, the
         reference implementation. Same draws, same operations: the results are identical bit
-        for bit (``tests/optim/test_engines.py``).
+        for bit (``tests/optim/test_engines.py``). With ``epsilon > 0`` the numpy engine
+        runs (the ε-level comparisons are not compiled).
+    epsilon : float, in [0, 1)
+        ε-constrained comparisons (W5a, deviation 6; Takahama & Sakai 2006): violations up to
+        ``ε_t = ε_0 (1 − t / (epsilon · max_it))^5`` count as feasible, ``ε_0`` the violation
+        of the 20th-percentile initial point, ``ε_t = 0`` from ``t = epsilon · max_it`` on;
+        the reported best is the best point under Deb's rules seen in the run. ``0``
+        (default) is off: Deb's rules throughout, as the reference.
 
+    Notes
+    -----
     Semantics (reference code): the population is sorted once; the best is the sea, the next
     ``Nsr − 1`` rivers, the rest streams, assigned contiguously in cost order with the stream
     counts of :func:`allocate_streams` (the best leader gets the most). Every iteration:
@@ -92,13 +102,14 @@ class WCA(Algorithm):
         self,
         n_pop: int = 50,
         n_sr: int = 4,
-        d_max: float = 1e-16,
+        d_max: float | None = None,
         c: float = 2.0,
         sea_stream_rand: Literal["scalar", "vector"] = "scalar",
-        raining: Literal["uniform", "gaussian"] = "uniform",
+        raining: Literal["uniform", "gaussian"] | None = None,
         mu: float = 0.1,
         sea_chunks: int = 2,
         engine: Literal["numba", "numpy"] = "numba",
+        epsilon: float = 0.0,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -106,7 +117,7 @@ class WCA(Algorithm):
             raise ValueError(
                 f"n_pop must be ≥ 2·n_sr = {2 * n_sr} (one stream per leader), got {n_pop}"
             )
-        if not d_max > 0:
+        if d_max is not None and not d_max > 0:
             raise ValueError(f"d_max must be > 0, got {d_max}")
         if not 0 < c <= 2:
             raise ValueError(f"c must be in (0, 2], got {c}")
@@ -114,7 +125,7 @@ class WCA(Algorithm):
             raise ValueError(
                 f"sea_stream_rand must be 'scalar' or 'vector', got {sea_stream_rand!r}"
             )
-        if raining not in ("uniform", "gaussian"):
+        if raining not in (None, "uniform", "gaussian"):
             raise ValueError(f"raining must be 'uniform' or 'gaussian', got {raining!r}")
         if not mu > 0:
             raise ValueError(f"mu must be > 0, got {mu}")
@@ -122,7 +133,9 @@ class WCA(Algorithm):
             raise ValueError(f"sea_chunks must be ≥ 1, got {sea_chunks}")
         if engine not in ("numba", "numpy"):
             raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
-        self.engine = engine
+        if not 0 <= epsilon < 1:
+            raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
+        self.engine, self.epsilon = engine, epsilon
         self.sea_chunks = sea_chunks
         self.n_pop, self.n_sr, self.d_max0, self.c = n_pop, n_sr, d_max, c
         self.sea_stream_rand, self.raining, self.mu = sea_stream_rand, raining, mu
@@ -135,8 +148,11 @@ class WCA(Algorithm):
         self.X = self.lower + (self.upper - self.lower) * self.rng.random((self.n_pop, d))
         self.F = np.full(self.n_pop, np.inf)
         self.V = np.zeros(self.n_pop)
-        self.d_max = self.d_max0
         self._constrained = self.problem.n_constr > 0
+        # the authors' constrained settings unless given (W4)
+        self.d_max = self.d_max0 or (1e-5 if self._constrained else 1e-16)
+        self._raining = self.raining or ("gaussian" if self._constrained else "uniform")
+        self._eps = self._constrained and self.epsilon > 0  # ε-level comparisons (W5a)
         self._rivers = slice(1, self.n_sr)
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000
@@ -149,16 +165,16 @@ class WCA(Algorithm):
 
     @property
     def best_x(self) -> np.ndarray:
-        sea: np.ndarray = self.X[0]
+        sea: np.ndarray = self._best[0] if self._eps else self.X[0]
         return sea
 
     @property
     def best_f(self) -> float:
-        return float(self.F[0])
+        return self._best[1] if self._eps else float(self.F[0])
 
     @property
     def best_v(self) -> float:
-        return float(self.V[0])
+        return self._best[2] if self._eps else float(self.V[0])
 
     def ask(self) -> np.ndarray:
         if self._compiled is not None:  # the hot path: no further dispatch
@@ -198,12 +214,16 @@ class WCA(Algorithm):
             if ev.F.shape[1] != 1:
                 raise ValueError(f"WCA minimizes one objective, the problem gave {ev.F.shape[1]}")
             v = ev.violation
-            order = deb_order(f, v)
+            if self._eps:  # ε_0: the violation of the 20th-percentile point (W5a)
+                self._eps0 = float(np.sort(v)[self.n_pop // 5])
+                self._best = (self.X[0].copy(), np.inf, np.inf)
+                self._keep_best(self.X, f, v)
+            order = deb_order(f, self._level(v) if self._eps else v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
             self._assign()
             self.phase = "rounds"
             self._round = 0
-            if self.engine == "numba":
+            if self.engine == "numba" and not self._eps:
                 from flexopt.optim._wca_numba import CompiledRounds  # numba loads on first use
 
                 self._compiled = CompiledRounds(self, self._target)
@@ -212,6 +232,8 @@ class WCA(Algorithm):
         self._f[i][:] = f
         if self._constrained:
             self.V[self._rows[i]] = ev.violation
+            if self._eps:
+                self._keep_best(self._x[i], f, ev.violation)
             for k, group in self._round_groups[i]:
                 self._challenge(group, k)
         elif self._round_groups[i]:
@@ -328,10 +350,24 @@ class WCA(Algorithm):
             if F[best] < F[k]:
                 self._swap(best, k)
             return
-        V = self.V
+        V = self._level(self.V) if self._eps else self.V
         best = group.start + int(deb_order(F[group], V[group])[0])
         if deb_better(F[best], V[best], F[k], V[k]):
             self._swap(best, k)
+
+    def _level(self, v: np.ndarray) -> np.ndarray:
+        """Violations as the ε-level comparisons see them (W5a): zero up to ``ε_t``."""
+        t = self.n_iter / (self.epsilon * self.max_it)
+        eps = self._eps0 * (1.0 - t) ** 5 if t < 1 else 0.0
+        level: np.ndarray = np.where(v <= eps, 0.0, v)
+        return level
+
+    def _keep_best(self, x: np.ndarray, f: np.ndarray, v: np.ndarray) -> None:
+        """Keep the best of the points ``x`` just evaluated when it beats the best seen so
+        far under Deb's rules (W5a: the sea itself may be only ε-feasible)."""
+        i = int(deb_order(f, v)[0])
+        if deb_better(f[i], v[i], self._best[1], self._best[2]):
+            self._best = (x[i].copy(), float(f[i]), float(v[i]))
 
     def _challenge_round(self, i: int) -> None:
         """:meth:`_challenge` for every group of streams of round ``i`` at once (no
@@ -388,7 +424,7 @@ class WCA(Algorithm):
                 )
         # the sea's own streams (disjoint from the rivers' streams that may have rained)
         if close.size:
-            if self.raining == "uniform":
+            if self._raining == "uniform":
                 self.X[close] = self.lower + self.rng.random((close.size, d)) * (
                     self.upper - self.lower
                 )

@@ -27,6 +27,7 @@ OPTIONS = [
     {"sea_stream_rand": "vector", "sea_chunks": 3},
     {"n_pop": 12, "n_sr": 3, "sea_chunks": 1},
     {"d_max": 0.05},  # evaporation by distance fires often
+    {"epsilon": 0.5},  # ε-level comparisons: the compiled engine runs the numpy one
 ]
 
 

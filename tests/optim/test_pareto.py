@@ -50,3 +50,35 @@ def test_mowca_reaches_zdt1_front():
     assert optim.hypervolume_2d(res.pareto_f, [1.1, 1.1]) >= 0.98 * true
     assert res.evaluations == 100 + 200 * 99
     assert (optim.non_dominated_sort(res.pareto_f) == 0).all()
+
+
+def test_mowca_respects_a_constraint():
+    """Constrained domination (W6a): min (x0, x1) on [0, 1]² s.t. x0 + x1 ≥ 1. Unconstrained
+    the front is the single point (0, 0); constrained, it is the line x0 + x1 = 1."""
+    p = optim.Problem.from_function(
+        lambda X: X.copy(), [0.0, 0.0], [1.0, 1.0], n_obj=2, constraints=lambda X: 1 - X.sum(1)
+    )
+    res = optim.minimize(p, optim.MOWCA(n_pop=40), max_iter=100, seed=0)
+    assert res.feasible
+    assert res.violation == 0.0
+    assert (res.pareto_f.sum(1) >= 1 - 1e-12).all()  # every archive member is feasible
+    assert (res.pareto_f.sum(1) <= 1.1).all()  # and close to the constrained front
+    assert np.median(res.pareto_f.sum(1)) <= 1.02
+    assert len(res.pareto_f) >= 20
+    assert np.ptp(res.pareto_f[:, 0]) > 0.9  # spread along it
+
+
+def test_mowca_reports_the_violation_when_nothing_is_feasible():
+    # x0 + x1 ≥ 3 cannot hold on [0, 1]²: the least violation is 1, at (1, 1)
+    p = optim.Problem.from_function(
+        lambda X: X.copy(), [0.0, 0.0], [1.0, 1.0], n_obj=2, constraints=lambda X: 3 - X.sum(1)
+    )
+    res = optim.minimize(p, optim.MOWCA(n_pop=20), max_iter=50, seed=1)
+    assert not res.feasible
+    assert res.violation == pytest.approx(1.0, abs=1e-3)
+
+
+def test_constrained_ranks_put_feasible_fronts_first():
+    F = np.array([[0.0, 0.0], [1.0, 2.0], [2.0, 1.0], [3.0, 3.0], [0.5, 0.5]])
+    v = np.array([2.0, 0.0, 0.0, 0.0, 1.0])
+    assert optim.constrained_ranks(F, v).tolist() == [3, 0, 0, 1, 2]

@@ -201,3 +201,36 @@ def test_from_function_wrapper_and_result():
     # evaluations after each iteration: the initial population, then Npop − 1 per iteration
     np.testing.assert_array_equal(r.history_evaluations, 50 + 49 * np.arange(1, r.iterations + 1))
     assert (r.history_violation == 0).all()
+
+
+def test_constrained_problems_get_the_authors_constrained_settings():
+    p = Problem.from_function(
+        lambda X: X.sum(1), [0.0, 0.0], [1.0, 1.0], constraints=lambda X: 1 - X.sum(1)
+    )
+    free = Problem.from_function(lambda X: X.sum(1), [0.0, 0.0], [1.0, 1.0])
+    for problem, d_max, raining in [(p, 1e-5, "gaussian"), (free, 1e-16, "uniform")]:
+        alg = WCA()
+        minimize(problem, alg, max_iter=100, seed=0)
+        assert alg.d_max == pytest.approx(d_max * 0.99**100, rel=1e-9)  # after the decay
+        assert alg._raining == raining
+    alg = WCA(d_max=1e-16, raining="uniform")  # explicit settings win
+    minimize(p, alg, max_iter=100, seed=0)
+    assert alg.d_max == pytest.approx(1e-16 * 0.99**100, rel=1e-9)
+    assert alg._raining == "uniform"
+
+
+def test_epsilon_levels_report_the_best_feasible_point():
+    """W5a: with ε-level comparisons the sea may be slightly infeasible mid-run; the result
+    is the best point under Deb's rules, feasible here, and the history never worsens."""
+    # min x0 + x1 s.t. x0·x1 ≥ 0.25 on [0, 1]²: optimum 1 at (0.5, 0.5), a curved boundary
+    p = Problem.from_function(
+        lambda X: X.sum(1), [0.0, 0.0], [1.0, 1.0], constraints=lambda X: 0.25 - X.prod(1)
+    )
+    r = minimize(p, WCA(epsilon=0.5), max_iter=300, seed=3)
+    assert r.feasible
+    assert r.f == pytest.approx(1.0, abs=1e-4)
+    assert r.f == pytest.approx(r.x.sum())
+    feasible = r.history_violation <= 0
+    assert np.all(np.diff(r.history[feasible]) <= 0)
+    with pytest.raises(ValueError, match="epsilon"):
+        WCA(epsilon=1.0)
