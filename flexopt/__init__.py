@@ -3,6 +3,7 @@
 >>> import flexopt as fx
 >>> inst = fx.load_instance("instances/rts24-3dso")      # doctest: +SKIP
 >>> res = fx.run_market(inst, method="mlf", seed=0)      # doctest: +SKIP
+>>> cmp = fx.compare(inst, ["none", "mlf"], set={"dcp_weight": [0, 1]}, out="cmp")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "PowerFlowError",
     "TopologyError",
     "__version__",
+    "compare",
     "grid",
     "instance",
     "load_instance",
@@ -38,6 +40,7 @@ __all__ = [
 # the market pulls in Pyomo: load it on first use
 _LAZY = {
     "run_market": "flexopt.run.api",
+    "compare": "flexopt.run.compare",
     "MarketOptions": "flexopt.run.options",
     "MarketResult": "flexopt.run.result",
     "register_method": "flexopt.methods",

@@ -35,6 +35,7 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "clean_stale",
+    "open_output_dir",
     "output_path",
     "write_text_atomic",
 ]
@@ -353,3 +354,15 @@ def write_text_atomic(out: str | Path, text: str) -> Path:
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return output_path(out)
+
+
+def open_output_dir(out: str | Path, kind: str, *, protect: Iterable[str | Path] = ()) -> Path:
+    """A ``kind`` output folder filled over several sessions (``flexopt compare``: each run
+    is written atomically into it, and a rerun resumes): created and marked if new or empty,
+    taken as it is if its marker names ``kind``, refused otherwise (as
+    :func:`check_output_dir`). Returns its absolute path."""
+    out = check_output_dir(out, kind, replace=True, protect=protect)
+    out.mkdir(parents=True, exist_ok=True)
+    if _kind_of(out) != kind:
+        write_text_atomic(out / MARKER, f"{_MARK_PREFIX}{kind}\n")
+    return out

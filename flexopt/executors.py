@@ -23,14 +23,21 @@ R = TypeVar("R")
 
 
 class Executor(Protocol):
-    """Anything with an order-preserving ``map(fn, items) -> list``."""
+    """Anything with an order-preserving ``map(fn, items) -> list``, and ``as_completed``:
+    ``(position, result)`` pairs as the items finish (progress, keeping what finished)."""
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]: ...
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]: ...
 
 
 class _Serial:
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         return [fn(x) for x in items]
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        for i, x in enumerate(items):
+            yield i, fn(x)
 
 
 def _init_worker() -> None:
@@ -58,8 +65,16 @@ class _Processes:
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         return list(self.pool.map(fn, items))
 
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(fn, x): i for i, x in enumerate(items)}
+        for f in as_completed(futures):
+            yield futures[f], f.result()
+
     def close(self) -> None:
-        self.pool.shutdown()
+        # an interrupted run leaves queued tasks behind: do not start them
+        self.pool.shutdown(cancel_futures=True)
 
 
 class _Dask:
@@ -90,6 +105,14 @@ class _Dask:
         futures = self.client.map(fn, list(items), pure=False)
         results: list[R] = self.client.gather(futures)
         return results
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        from dask.distributed import as_completed
+
+        futures = self.client.map(fn, list(items), pure=False)
+        where = {f.key: i for i, f in enumerate(futures)}
+        for f in as_completed(futures):
+            yield where[f.key], f.result()
 
     def close(self) -> None:
         self.client.close()

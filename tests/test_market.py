@@ -73,8 +73,8 @@ def test_mlf_lowers_losses_at_the_same_accepted_flexibility(none, mlf):
         mlf.tables["participants"][["screened"]], left_on="prosumer_id", right_index=True
     )
     # the screened prosumers' discharge saves losses here; the others keep their offers
-    assert (offers.loc[offers["screened"], "beta"] < 1).all()
-    assert (offers.loc[~offers["screened"], "beta"] == 1).all()
+    assert (offers.loc[offers["screened"], "beta_pu"] < 1).all()
+    assert (offers.loc[~offers["screened"], "beta_pu"] == 1).all()
 
 
 def test_social_cost_definition(none, rts):

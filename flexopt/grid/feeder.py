@@ -95,6 +95,12 @@ class Feeder:
     va_root_degree: float = 0.0
     branch_label: pd.Index | None = None
 
+    def __repr__(self) -> str:
+        """One line: name, buses, branches and the root's nominal voltage."""
+        return (
+            f"Feeder({self.name}: {self.n_bus} buses, {self.n_branch} branches, {self.vn_kv:g} kV)"
+        )
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_branches(
@@ -130,6 +136,8 @@ class Feeder:
         shunt_mvar_at_1pu : pandas.Series, optional
             Shunt reactive *generation* at 1 pu per bus label (capacitive positive).
 
+        Notes
+        -----
         Rows joining the same two buses are parallel branches: they become one branch of their
         parallel impedance. Entries of ``p_mw``, ``q_mvar``, ``shunt_mvar_at_1pu`` with the
         same label add up.

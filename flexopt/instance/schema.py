@@ -57,6 +57,10 @@ class FeederData:
     vn_kv: float
     root: int
 
+    def __repr__(self) -> str:
+        """One line: name, branches and nominal voltage (the table is an attribute)."""
+        return f"FeederData({self.name}: {len(self.branches)} branches, {self.vn_kv:g} kV)"
+
 
 @dataclass(frozen=True, eq=False)
 class DSOData:
@@ -77,6 +81,13 @@ class DSOData:
     n_feeders: int
     prosumers: pd.DataFrame
     baseline_mw: pd.DataFrame
+
+    def __repr__(self) -> str:
+        """One line: id, interface bus, feeder and prosumers (the tables are attributes)."""
+        return (
+            f"DSOData({self.id!r}: bus {self.bus}, {self.n_feeders} × {self.feeder.name}, "
+            f"{len(self.prosumers)} prosumers)"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,6 +130,13 @@ class Instance:
     scenario: ScenarioData
     market: MarketData
     dsos: tuple[DSOData, ...]
+
+    def __repr__(self) -> str:
+        """One line: name, buses, DSOs and hours (the tables are attributes)."""
+        return (
+            f"Instance({self.name!r}: {len(self.transmission.buses)} buses, "
+            f"{len(self.dsos)} DSOs, {self.hours} h)"
+        )
 
     @property
     def hour_index(self) -> pd.Index:

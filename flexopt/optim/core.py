@@ -261,6 +261,19 @@ class Result:
     def feasible(self) -> bool:
         return self.violation <= 0
 
+    def __repr__(self) -> str:
+        """One line: the algorithm, the size of ``x``, ``f``, feasibility and the effort."""
+        f = np.atleast_1d(np.asarray(self.f, dtype=float))
+        f_text = (
+            f"{f[0]:.6g}" if np.ndim(self.f) == 0 else "[" + ", ".join(f"{v:.6g}" for v in f) + "]"
+        )
+        state = "feasible" if self.feasible else f"infeasible (violation {self.violation:.3g})"
+        evals = f"{self.evaluations:,}".replace(",", " ")
+        return (
+            f"Result({self.algorithm}: x=[{np.size(self.x)} values], f={f_text}, {state}, "
+            f"{self.iterations} iterations, {evals} evaluations)"
+        )
+
 
 class Algorithm(ABC):
     """Ask/tell population-based optimizer.

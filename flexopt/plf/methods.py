@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,6 +17,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from flexopt.plf.model import PLFModel
+from flexopt.progress import Progress
 
 __all__ = ["PLF_METHODS", "PLFResult", "analytic", "monte_carlo", "point_estimate", "run_plf"]
 
@@ -90,6 +90,7 @@ def monte_carlo(
     s2 = np.zeros_like(ref)
     over = np.zeros_like(ref)
     done = 0
+    bar = Progress("plf monte carlo samples", samples, enabled=progress)
     while done < samples:
         n = min(chunk, samples - done)
         z = rng.standard_normal((n, model.n_hours, len(model.uncertain)))
@@ -99,10 +100,8 @@ def monte_carlo(
         s2 += (d * d).sum(axis=0)
         over += (np.abs(f) > rating).sum(axis=0)
         done += n
-        if progress:
-            print(f"\rplf monte carlo: {done}/{samples} samples", end="", file=sys.stderr)
-    if progress:
-        print(file=sys.stderr)
+        bar.update(n)
+    bar.close()
     m1 = s1 / samples
     var = np.clip(s2 / samples - m1 * m1, 0.0, None) * samples / max(samples - 1, 1)
     return PLFResult(ref + m1, np.sqrt(var), over / samples, "monte_carlo", samples)

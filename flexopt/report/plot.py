@@ -7,6 +7,8 @@ or let a notebook display it.
 >>> res = fx.run_market(fx.load_instance("instances/rts24-3dso"), "mlf")   # doctest: +SKIP
 >>> fx.plot.offer_curves(res, dso="DSO1").savefig("dso1.png")              # doctest: +SKIP
 >>> fx.plot.compare([res, fx.run_market(res.outcome.instance, "none")])    # doctest: +SKIP
+>>> fx.plot.tradeoff(fx.compare("instances/rts24-3dso", ["mlf", "wca"],   # doctest: +SKIP
+...     set={"dcp_weight": [0, 0.5, 1]}, out="cmp").summaries)
 
 The figures are built on :class:`~matplotlib.figure.Figure` directly, not through pyplot: no
 global state, nothing to close, any backend.
@@ -21,6 +23,7 @@ from flexopt.report.canvas import Figure, RunView
 from flexopt.report.plot_compare import compare
 from flexopt.report.plot_grid import electrical_distance_ohm, line_loading, voltage_profiles
 from flexopt.report.plot_market import convergence, losses, offer_curves, pareto
+from flexopt.report.plot_tradeoff import tradeoff
 
 __all__ = [
     "compare",
@@ -31,6 +34,7 @@ __all__ = [
     "losses",
     "offer_curves",
     "pareto",
+    "tradeoff",
     "voltage_profiles",
 ]
 

@@ -13,7 +13,7 @@ import pandas as pd
 from flexopt.atomic import OutputRefusedError, atomic_directory, output_path
 from flexopt.errors import NonFiniteError, OutputError
 
-__all__ = ["RUN_KIND", "save_results", "strict_json"]
+__all__ = ["RUN_KIND", "flat_table", "save_results", "strict_json"]
 
 #: The kind of a result folder (its marker, ``flexopt.atomic.MARKER``).
 RUN_KIND = "run"
@@ -44,6 +44,31 @@ def _first_non_finite(data: Any, where: str = "") -> str:
     return ""
 
 
+def flat_table(df: pd.DataFrame, name: str = "table") -> pd.DataFrame:
+    """``df`` as it is saved: a named index (``hour``, ``prosumer_id``, ``dso_id``, …) becomes
+    leading columns, an unnamed range index is dropped — no CSV has an unnamed column.
+
+    Raises
+    ------
+    ValueError
+        For an index with an unnamed level that is not a range, or a column without a name
+        of its own (``Unnamed: 0``, ``level_0``, ``index``).
+    """
+    names = list(df.index.names)
+    if all(n is not None for n in names):
+        df = df.reset_index()
+    elif not isinstance(df.index, pd.RangeIndex):  # a range carries no information
+        raise ValueError(f"table {name!r}: its index has an unnamed level ({names})")
+    unnamed = [
+        c
+        for c in df.columns
+        if not isinstance(c, str) or not c or c.startswith(("Unnamed", "level_", "index"))
+    ]
+    if unnamed:
+        raise ValueError(f"table {name!r}: unnamed columns {unnamed}")
+    return df
+
+
 def save_results(
     out: str | Path,
     tables: dict[str, pd.DataFrame],
@@ -72,7 +97,7 @@ def save_results(
     try:
         with atomic_directory(out, RUN_KIND, replace=replace, protect=protect) as work:
             for name, df in tables.items():
-                df.to_csv(work / f"{name}.csv", float_format="%.10g")
+                flat_table(df, name).to_csv(work / f"{name}.csv", index=False, float_format="%.10g")
             (work / "summary.json").write_text(summary_text)
             (work / "timings.json").write_text(timings_text)
             if extra is not None:

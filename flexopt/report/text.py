@@ -37,14 +37,19 @@ def summary_text(s: dict[str, Any], total_s: float) -> str:
     )
     lines.append(f"DSO balance          {s['dso_balance_eur']:,.2f} EUR")
     lines.append(
-        f"social cost          {s['social_cost_eur']:,.2f} EUR (AC losses, day); "
-        f"{s['social_cost_lindistflow_eur']:,.2f} EUR on the centralized model"
+        f"social cost          {s['social_cost_eur']:,.2f} EUR (offer cost + AC feeder losses, "
+        "day: compare this one across methods)"
+    )
+    lines.append(
+        f"                     {s['social_cost_lindistflow_eur']:,.2f} EUR on the centralized "
+        "model's LinDistFlow objective (congested hours; a check, docs/tables.md)"
     )
     w = s["welfare"]
     lines.append(
         f"welfare              TSO pays {w['tso_payment_eur']:,.2f} = DSO balance "
         f"{w['dso_balance_eur']:,.2f} + prosumer surplus {w['prosumer_surplus_eur']:,.2f} + "
-        f"social cost {w['social_cost_eur']:,.2f} EUR (loss value {w['loss_value_eur']:+,.2f})"
+        f"social cost {w['social_cost_eur']:,.2f} EUR (loss value {w['loss_value_eur']:+,.2f}: "
+        "the change from the losses before)"
     )
     lines.append(
         f"information exchanged {s['information_exchanged_floats']:,} numbers across TSO–DSO"

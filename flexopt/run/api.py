@@ -17,6 +17,7 @@ from flexopt.run.centralized import run_centralized
 from flexopt.run.clock import Clock
 from flexopt.run.finite import check_finite
 from flexopt.run.options import MarketOptions
+from flexopt.run.provenance import provenance, with_market_overrides
 from flexopt.run.result import MarketResult
 from flexopt.run.tasks import PrepareTask, run_task
 from flexopt.run.tso import congestion, day_ahead, plf_model
@@ -58,8 +59,13 @@ def run_market(
 
 
 def run(inst: Instance, opt: MarketOptions) -> MarketResult:
-    """Run the market with layered options (the form :func:`run_market` builds)."""
+    """Run the market with layered options (the form :func:`run_market` builds).
+
+    The summary records what the result was computed from (``options``,
+    ``instance_sha256``, ``versions``: :mod:`flexopt.run.provenance`)."""
     clock = Clock(opt.progress)
+    record = provenance(inst, opt)
+    inst = with_market_overrides(inst, opt)
     with executor(opt.workers, opt.scheduler) as ex:
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
@@ -67,6 +73,7 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
     timings = dict(clock.timings)
     tables = assemble.tables(outcome)
     summary = assemble.summary(outcome, opt, timings)
+    summary.update(record)
     check_finite(tables, summary, opt.bilevel)  # no infinity or NaN leaves a run
     return MarketResult(
         options=opt, outcome=outcome, tables=tables, summary=summary, timings=timings

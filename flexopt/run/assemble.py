@@ -1,7 +1,9 @@
 """Tables and the summary of a market run, assembled from its typed outcome.
 
-Result tables mirror their inputs' indices and carry unit-suffixed columns; the summary holds
-JSON-ready headline figures (``README.md``, "Summary keys"). Figures shared by both frameworks
+Result tables carry unit-suffixed columns (an id, a count or a flag otherwise); a table's
+index is either a default range (dropped when saved) or named (``hour``, ``prosumer_id``,
+``dso_id``: saved as leading columns). The summary holds JSON-ready headline figures. Every
+column and key is in the data dictionary, ``docs/tables.md``. Figures shared by both frameworks
 come from the same code; each framework adds what only it has (bids and the requirement for
 the bilevel market, the common model's own figures for the centralized one).
 """
@@ -41,11 +43,15 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
         o.congestion_after[["hour", "branch", "mean_mw", "overload_mw", "congested"]],
         on=["hour", "branch"],
         suffixes=("", "_after"),
-    )
+    ).rename(columns={"prob_overload": "overload_prob_pu"})
+    dispatch_mw = da.p_mw.rename(columns=lambda g: f"{g}_mw")
+    dispatch_mw.index.name = "hour"
     out = {
-        "day_ahead": da.p_mw.join(price),
+        "day_ahead": dispatch_mw.join(price),
         "congestion": cong,
-        "participants": pd.concat([c.participants for c in o.contexts]),
+        "participants": pd.concat([c.participants for c in o.contexts]).rename(
+            columns={"loss_share": "loss_share_pu"}
+        ),
     }
     if isinstance(o, BilevelOutcome):
         out.update(_bilevel_tables(o))
@@ -72,7 +78,10 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
         out["settlement"] = pd.concat([r.settlement for r in o.dispatch], ignore_index=True)
         if isinstance(o, BilevelOutcome) and len(o.unresolved_requirement_mw.columns):
             out["unresolved_requirement"] = (
-                o.unresolved_requirement_mw.stack().rename("unresolved_mw").reset_index()
+                o.unresolved_requirement_mw.stack()
+                .rename("unresolved_mw")
+                .rename_axis(["hour", "branch"])
+                .reset_index()
             )
     return out
 
@@ -93,8 +102,8 @@ def _bilevel_tables(o: BilevelOutcome) -> dict[str, pd.DataFrame]:
                     "bus": mem["bus"].to_numpy(),
                     "a_eur_per_mw2h": mem["a_eur_per_mw2h"].to_numpy(),
                     "b_eur_per_mwh": mem["b_eur_per_mwh"].to_numpy(),
-                    "alpha": off.factors.alpha,
-                    "beta": off.factors.beta,
+                    "alpha_pu": off.factors.alpha,
+                    "beta_pu": off.factors.beta,
                     "a_mod_eur_per_mw2h": off.a_mod,
                     "b_mod_eur_per_mwh": off.b_mod,
                 }

@@ -11,10 +11,12 @@ from __future__ import annotations
 import pandas as pd
 
 from flexopt.dso.context import declared_capacity, declared_energy
+from flexopt.dso.offer import DSOOffer
 from flexopt.dso.settlement import loss_relief
 from flexopt.executors import Executor
 from flexopt.methods import get_method
 from flexopt.outcome import BilevelOutcome, MarketBase
+from flexopt.progress import Progress
 from flexopt.run.centralized import centralized_data
 from flexopt.run.clock import Clock
 from flexopt.run.options import MarketOptions
@@ -64,7 +66,13 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                 )
                 for k, c in enumerate(ctxs)
             ]
-            offers = ex.map(run_task, tasks)
+            # as each DSO finishes: a bar on a terminal (wca takes a while per DSO)
+            done: dict[int, DSOOffer] = {}
+            with Progress(f"S5 {opt.method} per DSO", len(tasks), enabled=opt.progress) as bar:
+                for k, offer in ex.as_completed(run_task, tasks):
+                    done[k] = offer
+                    bar.update(note=offer.dso_id)
+            offers = [done[k] for k in range(len(tasks))]
             for o in offers:
                 if o.modification.evaluations:
                     clock.say(

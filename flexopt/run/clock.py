@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from flexopt.progress import progress_log
 
 __all__ = ["Clock"]
 
 
 class Clock:
-    """Times stages into ``timings`` (``<key>_s``, seconds) and, with ``progress``, prints a
-    line per stage on stderr."""
+    """Times stages into ``timings`` (``<key>_s``, seconds) and, with ``progress``, logs a
+    line per stage (logger ``flexopt.progress``, ``INFO``)."""
 
     def __init__(self, progress: bool = False) -> None:
         self.timings: dict[str, float] = {}
@@ -28,6 +29,6 @@ class Clock:
             self.timings[f"{key}_s"] = time.perf_counter() - start
 
     def say(self, line: str) -> None:
-        """A progress line on stderr (only with ``progress``)."""
+        """A progress line (only with ``progress``)."""
         if self.progress:
-            print(f"flexopt: {line}", file=sys.stderr, flush=True)
+            progress_log.info(line)

@@ -26,12 +26,18 @@ from flexopt.plf.methods import PLFMethod
 from flexopt.solve import DEFAULT_TIME_LIMIT_S
 
 __all__ = [
+    "BILEVEL_OPTIONS",
     "CENTRALIZED",
+    "CENTRAL_MODELS",
     "DCP_OPTIONS",
+    "MARKET_OVERRIDES",
     "MAX_BLOCKS",
+    "MAX_LOSS_PRICE",
     "MAX_SAMPLES",
     "MAX_TIME_LIMIT_S",
     "MAX_WORKERS",
+    "RUN_OPTIONS",
+    "TSO_PRICING",
     "CentralizedConfig",
     "MarketOptions",
     "market_methods",
@@ -49,7 +55,7 @@ DCP_OPTIONS = {
     "dcp_budget": "budget",
     "dcp_efficiency": "efficiency",
 }
-_RUN = (
+RUN_OPTIONS = (
     "seed",
     "plf_method",
     "samples",
@@ -59,6 +65,10 @@ _RUN = (
     "progress",
     "stage_time_limit_s",
 )
+#: The instance's market settings (``[market]`` of ``instance.toml``), overridable per run;
+#: ``None`` keeps the instance's value.
+MARKET_OVERRIDES = ("loss_coverage", "loss_price_eur_per_mwh")
+MAX_LOSS_PRICE = 1e5
 #: Bounds on the run's length: Monte Carlo samples per PLF (memory stays bounded by the
 #: chunks, time does not), blocks per bid and hour, pool workers, seconds per solver call.
 MAX_SAMPLES = 1_000_000
@@ -70,7 +80,7 @@ _SCHEDULER = re.compile(
     r"((tcp|tls|ws|wss|ucx)://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):(\d{1,5})"
 )
 #: The bilevel layer: options of every coefficient method, none of the centralized market.
-_BILEVEL = ("blocks", "participation", "tso_pricing")
+BILEVEL_OPTIONS = ("blocks", "participation", "tso_pricing")
 TSO_PRICING: tuple[Pricing, ...] = ("interface", "last_block")
 
 
@@ -167,6 +177,11 @@ class MarketOptions:
     stage_time_limit_s : float
         Seconds per solver call of the TSO stages and the centralized market (S1, S3, S7, Z);
         a stage that hits it stops with a :class:`~flexopt.errors.SolverLimitError`.
+    loss_coverage : float, optional
+        Overrides the instance's screening coverage (``[market] loss_coverage``, L5): the
+        share of the allocated feeder losses the screened prosumers carry, in ``(0, 1]``.
+    loss_price_eur_per_mwh : float, optional
+        Overrides the instance's loss price (``[market] loss_price_eur_per_mwh``).
     """
 
     method: str = "none"
@@ -183,6 +198,8 @@ class MarketOptions:
     scheduler: str | None = None
     progress: bool = False
     stage_time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    loss_coverage: float | None = None
+    loss_price_eur_per_mwh: float | None = None
 
     def __post_init__(self) -> None:
         if self.method not in market_methods():
@@ -225,6 +242,17 @@ class MarketOptions:
                 f"a number of seconds in (0, {MAX_TIME_LIMIT_S:g}]",
             ),
             ("dcp", isinstance(self.dcp, DCPOptions), "a DCPOptions"),
+            (
+                "loss_coverage",
+                self.loss_coverage is None or _number_in(self.loss_coverage, 0.0, 1.0, False),
+                "a share in (0, 1] or None",
+            ),
+            (
+                "loss_price_eur_per_mwh",
+                self.loss_price_eur_per_mwh is None
+                or _number_in(self.loss_price_eur_per_mwh, 0.0, MAX_LOSS_PRICE, True),
+                f"a price in [0, {MAX_LOSS_PRICE:g}] or None",
+            ),
         ]
         for name, ok, want in checks:
             if not ok:
@@ -243,7 +271,9 @@ class MarketOptions:
             )
         if self.method == CENTRALIZED:
             default = MarketOptions()
-            moved = [n for n in (*_BILEVEL, "dcp") if getattr(self, n) != getattr(default, n)]
+            moved = [
+                n for n in (*BILEVEL_OPTIONS, "dcp") if getattr(self, n) != getattr(default, n)
+            ]
             if moved:
                 raise OptionError(
                     f"option(s) {moved} do not apply to method 'centralized' "
@@ -277,7 +307,11 @@ class MarketOptions:
             )
         own = _config_class(method)
         own_names = {f.name for f in fields(own)} if own is not None else set()
-        common = {k: kwargs.pop(k) for k in list(kwargs) if k in (*_RUN, *_BILEVEL)}
+        common = {
+            k: kwargs.pop(k)
+            for k in list(kwargs)
+            if k in (*RUN_OPTIONS, *BILEVEL_OPTIONS, *MARKET_OVERRIDES)
+        }
         dcp = {DCP_OPTIONS[k]: kwargs.pop(k) for k in list(kwargs) if k in DCP_OPTIONS}
         config = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
         foreign = {k: _owners(k) for k in kwargs if _owners(k)}
@@ -290,17 +324,18 @@ class MarketOptions:
         if kwargs:
             known = sorted(
                 {
-                    *_RUN,
-                    *_BILEVEL,
+                    *RUN_OPTIONS,
+                    *BILEVEL_OPTIONS,
+                    *MARKET_OVERRIDES,
                     *DCP_OPTIONS,
                     *(n for m in methods() for n in m.option_names),
                     *(f.name for f in fields(CentralizedConfig)),
                 }
             )
             raise TypeError(f"unknown market option(s) {sorted(kwargs)}; known: {known}")
-        if method == CENTRALIZED and (dcp or set(_BILEVEL) & set(common)):
+        if method == CENTRALIZED and (dcp or set(BILEVEL_OPTIONS) & set(common)):
             names = [
-                *(k for k in _BILEVEL if k in common),
+                *(k for k in BILEVEL_OPTIONS if k in common),
                 *(k for k, v in DCP_OPTIONS.items() if v in dcp),
             ]
             raise OptionError(
@@ -324,17 +359,25 @@ class MarketOptions:
             "loss_allocation": self.loss_allocation,
         }
         if self.bilevel:
-            out.update({k: getattr(self, k) for k in _BILEVEL})
+            out.update({k: getattr(self, k) for k in BILEVEL_OPTIONS})
             out.update({k: getattr(self.dcp, v) for k, v in DCP_OPTIONS.items()})
             if self.method == "exact":  # its mode follows its solver
                 del out["dcp_mode"]
         if self.config is not None:
             out.update(asdict(self.config))
+        out.update({k: v for k in MARKET_OVERRIDES if (v := getattr(self, k)) is not None})
         return out
 
 
 def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _number_in(x: object, lo: float, hi: float, closed_lo: bool) -> bool:
+    """A finite number in ``[lo, hi]`` (``(lo, hi]`` unless ``closed_lo``)."""
+    if not isinstance(x, int | float) or isinstance(x, bool) or not math.isfinite(x):
+        return False
+    return (lo <= x if closed_lo else lo < x) and x <= hi
 
 
 def seconds_ok(x: object) -> bool:

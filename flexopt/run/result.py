@@ -46,6 +46,20 @@ class MarketResult:
     def method(self) -> str:
         return self.options.method
 
+    def __repr__(self) -> str:
+        """One line: method, instance, the overload before and after, the social cost (the
+        tables and the summary are attributes)."""
+        s = self.summary
+
+        def num(key: str) -> str:
+            return f"{float(s.get(key, float('nan'))):,.2f}".replace(",", " ")
+
+        return (
+            f"MarketResult(method={self.method!r}, instance={s.get('instance')!r}, "
+            f"overload {num('overload_mw_before')} → {num('overload_mw_after')} MW·h, "
+            f"social cost {num('social_cost_eur')} €)"
+        )
+
     def save(
         self,
         out: str | Path,

@@ -22,7 +22,8 @@ CASES = {"rts24-3dso": ("none", "mlf", "wca", "centralized")}
 
 def golden_summary(instance: str, method: str) -> dict:
     res = run_market(fx.load_instance(ROOT / "instances" / instance), method, seed=0)
-    return {k: v for k, v in res.summary.items() if k != "clearing_time_s"}
+    # timings and the versions of the packages differ between machines
+    return {k: v for k, v in res.summary.items() if k not in ("clearing_time_s", "versions")}
 
 
 def path_of(instance: str, method: str) -> Path:

@@ -40,8 +40,8 @@ def test_a_registered_method_runs_end_to_end(rts, toy):
     assert res.summary["method"] == "beta09"
     offers = res.tables["offers"]
     assert len(offers) > 0
-    assert (offers["beta"] == 0.9).all()
-    assert (offers["alpha"] == 1.0).all()
+    assert (offers["beta_pu"] == 0.9).all()
+    assert (offers["alpha_pu"] == 1.0).all()
     np.testing.assert_allclose(offers["b_mod_eur_per_mwh"], 0.9 * offers["b_eur_per_mwh"])
     # scored on the same DSO-problem evaluator as every other method
     for dso_id in res.outcome.dso_ids:
