@@ -149,6 +149,8 @@ def table(df: pd.DataFrame) -> str:
     df = df[df["status"] == "ok"]
     one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)].copy()
     ref = one[one["method"] == "centralized"].set_index(["dsos", "prosumers"])
+    # an interrupted sweep: sizes whose centralized reference did not run are left out
+    one = one[pd.MultiIndex.from_frame(one[["dsos", "prosumers"]]).isin(ref.index)]
     wca = df[df["method"] == "wca"]
     lines = [
         "| DSOs | prosumers/DSO | method | clearing (s) | × centralized | shared S1–S2–S4 (s) | "
@@ -180,6 +182,8 @@ def table(df: pd.DataFrame) -> str:
     threads = wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0)].set_index(key)["total_s"]
     procs = wca[wca["workers"] == 2].set_index(key)["total_s"]
     for k, t1 in core1.items():
+        if k not in threads.index or k not in procs.index:
+            continue
         lines.append(
             f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
             f"{procs[k]:.1f} | {t1 / procs[k]:.2f} |"
