@@ -31,6 +31,7 @@ __all__ = [
     "grid",
     "instance",
     "load_instance",
+    "models",
     "optim",
     "plot",
     "register_method",
@@ -52,6 +53,8 @@ def __getattr__(name: str) -> Any:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name == "optim":
         return importlib.import_module("flexopt.optim")
+    if name == "models":  # the Pyomo models of the market's stages
+        return importlib.import_module("flexopt.run.models")
     if name == "plot":  # the figures: matplotlib loads only when one is drawn
         return importlib.import_module("flexopt.report.plot")
     raise AttributeError(f"module 'flexopt' has no attribute {name!r}")

@@ -60,6 +60,7 @@ __all__ = [
     "requirement",
     "solve_or_raise",
     "tso_market",
+    "tso_market_data",
 ]
 
 
@@ -287,6 +288,24 @@ def requirement(
     return read_requirement(qp if r2.status is SolveStatus.OPTIMAL else lp)
 
 
+def tso_market_data(
+    inst: Instance, model: PLFModel, res: PLFResult, hours: pd.Index, bids: list[DSOBid]
+) -> TSOMarketData:
+    """What the S7 LP sees: the S2 mean flows and limits of the congested hours, the PTDF
+    sensitivities, and the DSOs' bids (K1–K6)."""
+    mean, limit = line_limits(inst, model, res, hours)
+    net = model.network
+    sens = {
+        t: pd.DataFrame(
+            model.sensitivity[model.hours.get_loc(t)], index=net.branch, columns=net.bus
+        )
+        for t in hours
+    }
+    return TSOMarketData(
+        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, bids=tuple(bids), dt_h=inst.dt_h
+    )
+
+
 def tso_market(
     inst: Instance,
     model: PLFModel,
@@ -304,17 +323,7 @@ def tso_market(
     read from its solution. ``pricing="last_block"``: each DSO is paid its highest accepted
     block's price, line prices from the LP's own duals.
     """
-    mean, limit = line_limits(inst, model, res, hours)
-    net = model.network
-    sens = {
-        t: pd.DataFrame(
-            model.sensitivity[model.hours.get_loc(t)], index=net.branch, columns=net.bus
-        )
-        for t in hours
-    }
-    data = TSOMarketData(
-        mean_flow_mw=mean, limit_mw=limit, sensitivity=sens, bids=tuple(bids), dt_h=inst.dt_h
-    )
+    data = tso_market_data(inst, model, res, hours, bids)
     m = build_tso_market(data)
     r = solve_or_raise(m, "TSO market (S7)", time_limit_s=time_limit_s)
     duals = r.duals
