@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flexopt.dso.budget import saving_slack
 from flexopt.dso.clearing import Clearing, clear
-from flexopt.dso.dcp import SAVING_TOL, DCPProblem, objective_scale
+from flexopt.dso.dcp import DCPProblem, objective_scale
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.optim import Evaluation, Problem
 
@@ -155,7 +156,7 @@ class ApproxModel(Problem):
         if opts.budget:
             rows.append(-dt * self.boundary_balance(X).reshape(P, -1))
         if opts.efficiency:
-            tol = SAVING_TOL * np.maximum(1.0, np.abs(self.social0))
+            tol = saving_slack(self.social0)
             rows.append(-dt * (self.boundary_saving(X) + tol).reshape(P, -1))
         G = np.concatenate(rows, axis=-1) if rows else None
         return Evaluation(self.objective(X)[:, None], G)

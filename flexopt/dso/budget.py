@@ -30,7 +30,26 @@ import numpy as np
 from flexopt.dso.clearing import clear
 from flexopt.grid import Feeder
 
-__all__ = ["Delivery", "block_edges", "break_even_prices", "breakpoint_quantities", "deliver"]
+__all__ = [
+    "SAVING_TOL",
+    "Delivery",
+    "block_edges",
+    "break_even_prices",
+    "breakpoint_quantities",
+    "deliver",
+    "saving_slack",
+]
+
+#: Relative slack of (C8): the unmodified offers' own social cost, recomputed in another
+#: batch, must not read as a violation.
+SAVING_TOL = 1e-9
+
+
+def saving_slack(social0: np.ndarray | float) -> np.ndarray:
+    """The slack (C8) allows against the unmodified offers' social cost ``S(x⁰)`` (same
+    units): ``SAVING_TOL · max(1, |S(x⁰)|)``."""
+    slack: np.ndarray = SAVING_TOL * np.maximum(1.0, np.abs(social0))
+    return slack
 
 
 def block_edges(u_max_mw: np.ndarray, blocks: int) -> np.ndarray:

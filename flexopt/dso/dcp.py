@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.budget import Delivery, block_edges, deliver
+from flexopt.dso.budget import Delivery, block_edges, deliver, saving_slack
 from flexopt.dso.clearing import clear
 from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import flexibility_capacity
@@ -61,9 +61,6 @@ MODES = ("ab", "b")
 PRICE_RULES = ("uniform", "pay_as_bid")
 #: The largest upper bound of a factor box (a factor scales an offer coefficient).
 MAX_FACTOR = 100.0
-#: Relative slack of (C8): the unmodified offers' own social cost, recomputed in another
-#: batch, must not read as a violation.
-SAVING_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -352,7 +349,7 @@ class DCPProblem(Problem):
             rows.append(-dt * at.balance_eur_per_h(at.price_eur_per_mwh).reshape(P, -1))
         if self.options.efficiency:
             e = self.social0_eur_per_h - at.social_cost_eur_per_h
-            tol = SAVING_TOL * np.maximum(1.0, np.abs(self.social0_eur_per_h))
+            tol = saving_slack(self.social0_eur_per_h)
             rows.append(-dt * (e + tol).reshape(P, -1))
         return np.concatenate(rows, axis=-1) if rows else None
 
@@ -390,7 +387,7 @@ class DCPProblem(Problem):
         # the factors as bid, every prosumer's (not only the screened ones')
         v = self.values_of(factors.alpha[None, :], factors.beta[None, :])
         n_dt = self.ctx.dso.n_feeders * self.ctx.dt_h
-        tol = SAVING_TOL * n_dt * np.maximum(1.0, np.abs(self.social0_eur_per_h))
+        tol = n_dt * saving_slack(self.social0_eur_per_h)
         efficient = not self.options.efficiency or bool((v.saving_eur[0] >= -tol).all())
         return DCPScore(
             objective=float(v.objective[0]),

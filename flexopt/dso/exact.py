@@ -25,8 +25,9 @@ import numpy as np
 import pyomo.environ as pyo
 
 from flexopt.dso.approx import ApproxModel, ExactBounds, exact_bounds, factor_boxes
+from flexopt.dso.budget import saving_slack
 from flexopt.dso.clearing import clear
-from flexopt.dso.dcp import SAVING_TOL, DCPProblem
+from flexopt.dso.dcp import DCPProblem
 
 __all__ = [
     "ApproxModel",
@@ -209,7 +210,7 @@ def add_efficiency(b: pyo.Block, approx: ApproxModel, k: int) -> None:
         rule=lambda _b, t: (
             sum(a[i] * b.psi[i, t] + c[i] * b.u[i, t] for i in b.I)
             + lp * (b.loss[t] - float(da[t]))
-            <= float(s0[t]) + SAVING_TOL * max(1.0, abs(float(s0[t])))
+            <= float(s0[t]) + float(saving_slack(s0[t]))
         ),
     )
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flexopt.dso.dcp import SAVING_TOL, DCPProblem
+from flexopt.dso.budget import saving_slack
+from flexopt.dso.dcp import DCPProblem
 from flexopt.dso.exact import (
     ApproxModel,
     ExactSolution,
@@ -229,8 +230,7 @@ def _boundary_slack(approx: ApproxModel, x: np.ndarray, tol: float) -> np.ndarra
     if pr.options.budget:
         slack = np.minimum(slack, approx.boundary_balance(x)[0] + tol)
     if pr.options.efficiency:
-        s0 = np.maximum(1.0, np.abs(approx.social0))
-        slack = np.minimum(slack, approx.boundary_saving(x)[0] + tol + SAVING_TOL * s0)
+        slack = np.minimum(slack, approx.boundary_saving(x)[0] + tol + saving_slack(approx.social0))
     return slack if (pr.options.budget or pr.options.efficiency) else np.zeros((0, 0))
 
 
