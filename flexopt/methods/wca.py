@@ -4,8 +4,6 @@ MOWCA with a fuzzy compromise (``models/dcp.md``, ``models/wca.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from flexopt.dso.dcp import DCPBiObjective, DCPProblem
@@ -53,20 +51,6 @@ def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-class _FromUnmodified(WCA):
-    """WCA whose first raindrop is ``x⁰`` (the unmodified offers) instead of a random draw
-    (the other draws are consumed unchanged): ``x⁰`` holds (C7) and (C8), whose feasible
-    set can be too small for a random population to meet (``models/dcp.md``)."""
-
-    def __init__(self, x0: np.ndarray, **settings: Any) -> None:
-        super().__init__(**settings)
-        self.x0 = x0
-
-    def _setup(self) -> None:
-        super()._setup()
-        self.X[0] = np.clip(self.x0, self.lower, self.upper)
-
-
 def solve_dcp_wca(
     problem: Problem, x0: np.ndarray, config: WCAConfig, rng: np.random.Generator | int
 ) -> Result:
@@ -75,9 +59,9 @@ def solve_dcp_wca(
     approximate one — from ``x0`` (the first raindrop): Deb's rules for (C7) and (C8) with
     the authors' constrained settings (``d_max = 1e-5``, Gaussian raining) when the problem
     has constraints, the unconstrained ones otherwise (``models/wca.md``)."""
-    algo = _FromUnmodified(
-        x0,
+    algo = WCA(
         n_pop=config.wca_pop,
+        initial=x0,
         d_max=1e-5 if problem.n_constr else 1e-16,
         raining="gaussian" if problem.n_constr else "uniform",
     )

@@ -61,6 +61,10 @@ class WCA(Algorithm):
         of the 20th-percentile initial point, ``ε_t = 0`` from ``t = epsilon · max_it`` on;
         the reported best is the best point under Deb's rules seen in the run. ``0``
         (default) is off: Deb's rules throughout, as the reference.
+    initial : array_like, shape (d,) or (k, d), optional
+        Starting points (warm start, deviation 7): they replace the first ``k`` raindrops of
+        the random population (clipped to the box); every draw is still consumed, so the rest
+        of the population and the run's draws are those of a cold start.
 
     Notes
     -----
@@ -110,6 +114,7 @@ class WCA(Algorithm):
         sea_chunks: int = 2,
         engine: Literal["numba", "numpy"] = "numba",
         epsilon: float = 0.0,
+        initial: np.ndarray | None = None,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -136,6 +141,11 @@ class WCA(Algorithm):
         if not 0 <= epsilon < 1:
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
         self.engine, self.epsilon = engine, epsilon
+        self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
+        if self.initial is not None and self.initial.shape[0] > n_pop:
+            raise ValueError(
+                f"initial holds {self.initial.shape[0]} points, more than n_pop = {n_pop}"
+            )
         self.sea_chunks = sea_chunks
         self.n_pop, self.n_sr, self.d_max0, self.c = n_pop, n_sr, d_max, c
         self.sea_stream_rand, self.raining, self.mu = sea_stream_rand, raining, mu
@@ -146,6 +156,13 @@ class WCA(Algorithm):
     def _setup(self) -> None:
         d = self.lower.size
         self.X = self.lower + (self.upper - self.lower) * self.rng.random((self.n_pop, d))
+        if self.initial is not None:  # warm start (deviation 7): the draws stay consumed
+            if self.initial.shape[1] != d:
+                raise ValueError(
+                    f"initial points have {self.initial.shape[1]} variables, the problem {d}"
+                )
+            k = self.initial.shape[0]
+            self.X[:k] = np.clip(self.initial, self.lower, self.upper)
         self.F = np.full(self.n_pop, np.inf)
         self.V = np.zeros(self.n_pop)
         self._constrained = self.problem.n_constr > 0

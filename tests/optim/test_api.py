@@ -215,3 +215,29 @@ def test_evaporation_defers_to_numpy_within_rounding_of_d_max():
     assert _kernels.evaporation(X, chance, 1e-2**2, plan, rain) == 1  # the river is near
     assert rain.tolist() == [False, True, False]
     assert _kernels.evaporation(X, chance, 1e-32, plan, rain) == 0
+
+
+def test_initial_points_replace_the_first_raindrops_and_nothing_else():
+    """A warm start puts the given points first and consumes the cold start's draws: the
+    other raindrops and every later draw are the cold start's."""
+    x0 = np.full(4, 1.5)
+    seen: list[np.ndarray] = []
+
+    class Spy(WCA):
+        def _setup(self) -> None:
+            super()._setup()
+            seen.append(self.X.copy())
+
+    minimize(SPHERE, Spy(), max_iter=1, seed=3)
+    minimize(SPHERE, Spy(initial=np.stack([x0, 2 * x0])), max_iter=1, seed=3)
+    cold, warm = seen
+    np.testing.assert_array_equal(warm[:2], [x0, 2 * x0])
+    np.testing.assert_array_equal(warm[2:], cold[2:])
+    r = minimize(SPHERE, WCA(initial=np.zeros(4)), max_iter=1, seed=3)
+    assert r.f == 0.0  # the optimum given as the start is kept
+    clipped = minimize(SPHERE, WCA(initial=np.full(4, 1e9)), max_iter=1, seed=3)
+    assert np.all(np.abs(clipped.x) <= 5)
+    with pytest.raises(ValueError, match="variables"):
+        minimize(SPHERE, WCA(initial=np.zeros(3)), max_iter=1, seed=0)
+    with pytest.raises(ValueError, match="more than n_pop"):
+        WCA(n_pop=8, initial=np.zeros((9, 4)))
