@@ -4,6 +4,7 @@ MOWCA with a fuzzy compromise (``models/dcp.md``, ``models/wca.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from flexopt.dso.dcp import DCPBiObjective, DCPProblem
