@@ -10,20 +10,30 @@ against ``runpp`` on random loads in the same run. Cases: the case33bw and case6
 (lines only) and two real distribution grids read with their substation transformers by
 ``Feeder.from_pandapower`` — Kerber's Dorfnetz (LV village grid, one 0.4 MVA transformer) and
 CIGRE MV with all its DER (two 110/20 kV transformers, open switches, sgens and storage).
-Writes ``results/feeder_pf.csv`` and prints a Markdown table for ``benchmarks/README.md``.
+
+The numba engine's lockstep kernel (``flexopt/grid/_sweep.py``) is timed against the
+per-power-flow kernel it replaced, kept unchanged in ``benchmarks/_sweep_baseline.py`` and
+swapped into ``Feeder.power_flow`` for its rows, on the same loads in the same run: the two
+must agree (same largest iteration count, ≤ 1e-12 pu) and the second table gives their ratio per
+feeder and batch size. Everything runs single-threaded (numba and BLAS: one thread per worker
+is how flexopt runs). Writes ``results/feeder_pf.csv`` and prints Markdown tables for
+``benchmarks/README.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import sys
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
 
 from benchmarks._common import best_time, machine, write_csv
+from benchmarks._sweep_baseline import sweep as sweep_baseline
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -31,6 +41,15 @@ with warnings.catch_warnings():
     import pandapower.networks as pn
 
 import flexopt as fx
+import flexopt.grid.engines
+
+#: ``(method, engine, swap in the baseline kernel)`` timed per batch size
+METHODS = (
+    ("flexopt sweep (numba)", "numba", False),
+    ("flexopt sweep (numba, baseline kernel)", "numba", True),
+    ("flexopt sweep (numpy)", "numpy", False),
+)
+BATCHES = (1, 100, 10_000)
 
 
 def _runpp_configs(net):
@@ -83,6 +102,27 @@ def _accuracy(feeder, template, rng, n=20):
     return dv, dl
 
 
+def _kernel(baseline):
+    """``Feeder.power_flow``'s numba engine with the baseline kernel swapped in, or as is."""
+    if baseline:
+        return mock.patch.object(flexopt.grid.engines, "sweep", sweep_baseline)
+    return contextlib.nullcontext()
+
+
+def _vs_baseline(feeder, p, q):
+    """Largest |ΔV| and |ΔI_branch| (pu) of the lockstep kernel against the baseline kernel
+    on the same batch; raises beyond 1e-12 pu or unless the batch's largest iteration count
+    is the same (``tests/grid/test_sweep.py`` compares them per power flow)."""
+    new = feeder.power_flow(p, q, engine="numba")
+    with _kernel(True):
+        old = feeder.power_flow(p, q, engine="numba")
+    assert new.iterations == old.iterations, (new.iterations, old.iterations)
+    dv = float(np.abs(new.v_pu - old.v_pu).max())
+    di = float(np.abs(new.i_branch_pu - old.i_branch_pu).max())
+    assert max(dv, di) <= 1e-12, (dv, di)
+    return dv, di
+
+
 def _cigre_mv_der():
     return pn.create_cigre_network_mv(with_der="all")
 
@@ -100,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="shorter timings (smoke test)")
     args = ap.parse_args(argv)
     min_s = 0.1 if args.quick else 0.5
-    try:
-        import numba  # noqa: F401
+    import numba  # a core dependency of flexopt's numba engine
+    from threadpoolctl import threadpool_limits
 
-        numba_note = "numba on"
-    except ImportError:
-        numba_note = "numba NOT installed (pandapower's slow path)"
+    # single-threaded, as flexopt's workers run (executors._init_worker): numba and BLAS (the
+    # numpy engine's matrix products; two BLAS threads on a loaded machine stall each other)
+    numba.set_num_threads(1)
+    threadpool_limits(1)
+    numba_note = "numba on; numba and BLAS 1 thread"
     rng = np.random.default_rng(0)
     rows = []
     warnings.simplefilter("ignore")
@@ -122,24 +164,34 @@ def main(argv: list[str] | None = None) -> int:
                 {"case": case, "method": label, "batch": 1, "s_per_pf": t, "pf_per_s": 1 / t}
             )
         dv, dl = _accuracy(feeder, template, rng, n=5 if args.quick else 20)
-        for engine in ("numba", "numpy"):
-            for batch in (1, 100, 10_000):
-                scale = rng.uniform(0.5, 1.5, (batch, feeder.n_bus))
-                p, q = feeder.p_base_mw * scale, feeder.q_base_mvar * scale
-                t, _ = best_time(
-                    lambda f=feeder, p=p, q=q, e=engine: f.power_flow(p, q, engine=e), min_s
-                )
-                rows.append(
-                    {
-                        "case": case,
-                        "method": f"flexopt sweep ({engine})",
-                        "batch": batch,
-                        "s_per_pf": t / batch,
-                        "pf_per_s": batch / t,
-                        "max_dv_pu": dv,
-                        "max_dloss_mw": dl,
-                    }
-                )
+        timed = {}
+        for batch in BATCHES:
+            scale = rng.uniform(0.5, 1.5, (batch, feeder.n_bus))
+            p, q = feeder.p_base_mw * scale, feeder.q_base_mvar * scale
+            agree = _vs_baseline(feeder, p, q)
+            for method, engine, baseline in METHODS:
+                with _kernel(baseline):
+                    t, _ = best_time(
+                        lambda f=feeder, p=p, q=q, e=engine: f.power_flow(p, q, engine=e), min_s
+                    )
+                timed[method, batch] = t, agree
+        for method, _, _ in METHODS:
+            for batch in BATCHES:
+                t, (dv_old, di_old) = timed[method, batch]
+                row = {
+                    "case": case,
+                    "method": method,
+                    "batch": batch,
+                    "s_per_pf": t / batch,
+                    "pf_per_s": batch / t,
+                    "max_dv_pu": dv,
+                    "max_dloss_mw": dl,
+                }
+                if method == METHODS[0][0]:  # the lockstep kernel against the baseline
+                    row["ratio_vs_baseline"] = t / timed[METHODS[1][0], batch][0]
+                    row["max_dv_vs_baseline_pu"] = dv_old
+                    row["max_di_vs_baseline_pu"] = di_old
+                rows.append(row)
         for r in rows:
             if r["case"] == case:
                 for key, t in base.items():
@@ -164,6 +216,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{c}: max |ΔV| {a.max_dv_pu:.1e} pu, max |Δloss| {a.max_dloss_mw:.1e} MW"
             for c, a in acc.iterrows()
         )
+    )
+    print("\nlockstep kernel vs the baseline kernel (same loads, same run, 1 thread):\n")
+    print("| case | batch | baseline µs per PF | lockstep µs per PF | lockstep / baseline |")
+    print("|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "ratio_vs_baseline" in r:
+            t_old = r["s_per_pf"] / r["ratio_vs_baseline"]
+            print(
+                f"| {r['case']} | {r['batch']} | {t_old * 1e6:,.2f} | {r['s_per_pf'] * 1e6:,.2f} | "
+                f"{r['ratio_vs_baseline']:.2f} |"
+            )
+    dev = df[["max_dv_vs_baseline_pu", "max_di_vs_baseline_pu"]].max()
+    print(
+        "\nlockstep vs baseline kernel (every timed batch): same iteration count, max |ΔV| "
+        f"{dev.max_dv_vs_baseline_pu:.1e} pu, max |ΔI| {dev.max_di_vs_baseline_pu:.1e} pu"
     )
     print(f"\nwrote {path}")
     return 0
