@@ -16,7 +16,8 @@ of fewer than ``_NARROW``, a short last block) runs one power flow at a time ins
 lockstep's per-row loop overhead would cost more than it saves. Both paths do the same
 floating-point operations in the same order as the per-power-flow kernel they replace
 (``benchmarks/_sweep_baseline.py``; equal bit for bit in ``tests/grid/test_sweep.py``).
-Blocks run in parallel (``prange``) when numba has more than one thread; the speed-up over
+Blocks run in parallel (``prange``) when numba has more than one thread and the batch holds
+at least :data:`PARALLEL_MIN` power flows; the speed-up over
 that kernel is single-threaded.
 
 The compiled kernel is cached on disk where numba finds a writable place — beside this file,
@@ -288,6 +289,11 @@ _outputs_block = _compile(_outputs_py, parallel=False)
 _lockstep = _compile(_lockstep_py, parallel=False, error_model="numpy")
 _single = _compile(_single_py, parallel=False, error_model="numpy")
 _kernel = _compile(_sweep_py)
+_kernel_serial = _compile(_sweep_py, parallel=False)
+#: Power flows per call from which the blocks run on numba's threads. Below it one thread:
+#: a DCP evaluation (~1 000 power flows, a few ms) ran 4–6× slower on two threads than on
+#: one on a loaded two-core machine (the threads wait for each other at every call).
+PARALLEL_MIN = 8192
 
 
 def sweep(
@@ -311,5 +317,6 @@ def sweep(
     iterations is -1 for a power flow that did not converge within ``max_iter`` sweeps."""
     out = _outputs(p.shape[0], p.shape[1], child.shape[0])
     p, q = np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(q, dtype=np.float64)
-    _kernel(p, q, (float(base_mva), y, parent, child, z, root, v0, tol, max_iter), out)
+    kernel = _kernel if p.shape[0] >= PARALLEL_MIN else _kernel_serial
+    kernel(p, q, (float(base_mva), y, parent, child, z, root, v0, tol, max_iter), out)
     return out

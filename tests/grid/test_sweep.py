@@ -113,3 +113,18 @@ def test_feeder_power_flow_runs_the_lockstep_kernel(case69):
     old = sweep_baseline(p, q, *_args(case69))
     assert np.abs(pf.v_pu - old[0]).max() <= TOL
     assert pf.iterations == old[3].max()
+
+
+def test_batches_from_the_parallel_threshold_on_equal_the_serial_kernel(case33):
+    """From ``PARALLEL_MIN`` power flows the blocks run on numba's threads: the same numbers
+    as one thread, block for block."""
+    from flexopt.grid import _sweep
+
+    f = case33
+    p, q = _loads(f, _sweep.PARALLEL_MIN, seed=7)
+    threaded = sweep(p, q, *_args(f))
+    serial = _sweep._outputs(p.shape[0], f.n_bus, f.n_branch)
+    _sweep._kernel_serial(p, q, _args(f), serial)
+    for a, b in zip(threaded, serial, strict=True):
+        np.testing.assert_array_equal(a, b)
+    _assert_same(threaded, sweep_baseline(p, q, *_args(f)))
