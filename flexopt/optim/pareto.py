@@ -1,4 +1,5 @@
-"""Pareto tools: non-dominated sorting, crowding distance, 2-D hypervolume, fuzzy compromise.
+"""Pareto tools: non-dominated sorting, crowding distance, archives, 2-D hypervolume, fuzzy
+compromise.
 
 Minimization throughout. Deb, Pratap, Agarwal & Meyarivan (2002), "A fast and elitist
 multiobjective genetic algorithm: NSGA-II", IEEE TEVC 6(2):182–197, doi:10.1109/4235.996017.
@@ -12,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = [
+    "archive",
     "compromise",
     "constrained_ranks",
     "crowding_distance",
@@ -105,6 +107,35 @@ def survive(
         cd[idx] = crowding_distance(F[idx])
     order = np.lexsort((-cd, rank))[:n]
     return order, rank[order], cd[order]
+
+
+def archive(
+    F: np.ndarray,
+    size: int,
+    engine: Literal["numba", "numpy"] = "numba",
+    v: np.ndarray | None = None,
+) -> np.ndarray:
+    """Indices (increasing) of a bounded Pareto archive of the points ``F[n, m]`` (W8 of
+    ``models/wca.md``).
+
+    The first front — of :func:`constrained_ranks` when the violations ``v`` are given, of
+    :func:`non_dominated_sort` otherwise — without duplicates (points equal in every objective
+    and in violation: the first is kept), then, when more than ``size`` remain, the ``size``
+    of largest crowding distance (the extremes first; ties: the first).
+    """
+    F = np.asarray(F, dtype=float)
+    key = F if v is None else np.c_[F, v]
+    first: np.ndarray = np.sort(np.unique(key, axis=0, return_index=True)[1])  # no duplicates
+    rank = (
+        non_dominated_sort(F[first], engine)
+        if v is None
+        else constrained_ranks(F[first], v[first], engine)
+    )
+    front: np.ndarray = first[rank == 0]
+    if front.size > size:
+        cd = crowding_distance(F[front])
+        front = np.sort(front[np.argsort(-cd, kind="stable")[:size]])
+    return front
 
 
 def hypervolume_2d(F: np.ndarray, ref: ArrayLike) -> float:
