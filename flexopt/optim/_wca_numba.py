@@ -15,39 +15,24 @@ from typing import NoReturn, Protocol
 import numpy as np
 
 from flexopt.optim import _kernels as k
+from flexopt.optim._rain import CycleState
 from flexopt.optim.core import Evaluation
 
 __all__ = ["CompiledRounds"]
 
 
-class _WCA(Protocol):
+class _WCA(CycleState, Protocol):
     """What the compiled rounds use of :class:`flexopt.optim.WCA` (a protocol, so that this
     module need not import it: ``wca`` imports this one)."""
 
-    X: np.ndarray
-    F: np.ndarray
-    V: np.ndarray
-    lower: np.ndarray
-    upper: np.ndarray
-    rng: np.random.Generator
     c: float
-    n_sr: int
-    d_max: float
-    max_it: int
-    n_iter: int
     _constrained: bool
     _draws: np.ndarray
-    _groups: list[np.ndarray]
     _moves_rivers: list[bool]
     _pieces: list[tuple[int, int, int, int, int]]
     _round_groups: list[list[tuple[int, slice]]]
     _rows: list[slice]
-    _sea_stream: np.ndarray
     _x: list[np.ndarray]
-
-    def _evaporate(self) -> None: ...
-
-    def _rain(self, rain: list[bool], close: np.ndarray) -> None: ...
 
     def _raise_nan(self, ev: Evaluation) -> NoReturn: ...
 
@@ -153,17 +138,22 @@ class CompiledRounds:
         self._end_iteration(status)
 
     def _end_iteration(self, status: int) -> None:
-        """Raining as :func:`~flexopt.optim._kernels.evaporation` decided, ``d_max``'s decay."""
+        """Raining as :func:`~flexopt.optim._kernels.evaporation` decided, then the shared
+        end of an iteration (``d_max``'s decay and the opt-in W4c–W4d)."""
         w = self.wca
         if status == k.AMBIGUOUS:  # a distance within rounding of d_max: numpy decides
             w._evaporate()
         elif status:
             rain, n_sr, d = self.rain, self.n_sr, self.X.shape[1]
-            for r, (a, b) in self.river_streams:  # in order: the draws keep their order
-                if rain[r]:
-                    k.rain_rows(self.X, self.box, w.rng.random((b - a, d)), a)
-            if rain[n_sr:].any():  # rare: a stream of the sea within d_max of it
-                w._rain([False] * (n_sr - 1), np.flatnonzero(rain[n_sr:]) + n_sr)
-        w.d_max -= w.d_max / w.max_it
+            if w.river_rain == "uniform":
+                for r, (a, b) in self.river_streams:  # in order: the draws keep their order
+                    if rain[r]:
+                        k.rain_rows(self.X, self.box, w.rng.random((b - a, d)), a)
+                rivers = [False] * (n_sr - 1)
+            else:  # rain on some coordinates (deviation 9): the numpy engine's code
+                rivers = rain[1:n_sr].tolist()
+            # the sea's streams near it (rare), and with deviation 9 the rivers' streams
+            if rain[n_sr:].any() or any(rivers):
+                w._rain(rivers, np.flatnonzero(rain[n_sr:]) + n_sr)
+        w._close_iteration()  # may start a new cycle (W4d): this object is then dropped
         self.d2 = w.d_max**2
-        w.n_iter += 1

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 
 import numpy as np
 
+from flexopt.optim._rain import WaterCycle
 from flexopt.optim.core import Algorithm, Evaluation, check_values, deb_better, deb_order
 from flexopt.optim.streams import allocate_streams, flow
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["WCA", "allocate_streams", "flow"]
 
 
-class WCA(Algorithm):
+class WCA(WaterCycle, Algorithm):
     """Water Cycle Algorithm, faithful to Eskandar et al. (2012) and the authors' reference code.
 
     Parameters
@@ -60,11 +61,27 @@ class WCA(Algorithm):
         ``ε_t = ε_0 (1 − t / (epsilon · max_it))^5`` count as feasible, ``ε_0`` the violation
         of the 20th-percentile initial point, ``ε_t = 0`` from ``t = epsilon · max_it`` on;
         the reported best is the best point under Deb's rules seen in the run. ``0``
-        (default) is off: Deb's rules throughout, as the reference.
+        (default) is off: Deb's rules throughout, as the reference. Numpy engine only.
     initial : array_like, shape (d,) or (k, d), optional
         Starting points (warm start, deviation 7): they replace the first ``k`` raindrops of
         the random population (clipped to the box); every draw is still consumed, so the rest
         of the population and the run's draws are those of a cold start.
+    restart : int, ≥ 0
+        New water cycles (W4d, deviation 8): when the sea has not improved — a feasible sea by
+        more than a relative 1e-6, else its violation — for ``restart`` iterations, and as
+        many remain in the budget, the whole population rains uniformly in the box and is
+        evaluated as a first population (``Npop`` evaluations); the best point seen is kept
+        and reported. ``0`` (default) is off. ``models/wca.md`` measures 30 and 50; 30 with
+        ``river_rain="coordinates"`` is its best configuration for constrained problems.
+    river_rain : {"uniform", "coordinates"}
+        How a river's streams rain (W4 iii): uniformly in the box (the reference, default),
+        or as copies of their river with a fifth of their coordinates, at least one,
+        re-drawn uniformly (deviation 9).
+    evaporation_rate : bool
+        The authors' evaporation rate (ER-WCA, Sadollah et al. 2015; W4c): a river with
+        fewer streams than ``mean(NS) · rand`` also rains when ``exp(−t/max_it) < rand``.
+        Default off (the standard version). ``restart``, ``river_rain`` and
+        ``evaporation_rate`` run in code both engines share: their runs stay identical.
 
     Notes
     -----
@@ -90,17 +107,25 @@ class WCA(Algorithm):
        streams are split evenly over the leaders (the cost-proportional rule needs costs).
     4. Rained streams keep their previous cost until they next flow (as the reference code
        does): they are not evaluated when re-drawn.
+    5–7. The budget's last batch, ε-levels (opt-in) and the warm start: ``models/wca.md``.
+    8. *New cycles* (opt-in, ``restart``): the reference runs one cycle.
+    9. *Rain on some coordinates* (opt-in, ``river_rain="coordinates"``).
 
     References
     ----------
     H. Eskandar, A. Sadollah, A. Bahreininejad, M. Hamdi, Computers & Structures 110–111 (2012)
-    151–166, doi:10.1016/j.compstruc.2012.07.010.
+    151–166, doi:10.1016/j.compstruc.2012.07.010. A. Sadollah, H. Eskandar,
+    A. Bahreininejad, J. H. Kim, Applied Soft Computing 30 (2015) 58–71 (ER-WCA).
     """
 
     name = "WCA"
     X: np.ndarray  # population [n_pop, d], stored as laid out by _assign
     F: np.ndarray  # objective [n_pop]
     V: np.ndarray  # total constraint violation [n_pop]
+    # set by Algorithm.setup; declared here because WaterCycle's protocol names them too
+    lower: np.ndarray
+    upper: np.ndarray
+    rng: np.random.Generator
 
     def __init__(
         self,
@@ -115,6 +140,9 @@ class WCA(Algorithm):
         engine: Literal["numba", "numpy"] = "numba",
         epsilon: float = 0.0,
         initial: np.ndarray | None = None,
+        restart: int = 0,
+        river_rain: Literal["uniform", "coordinates"] = "uniform",
+        evaporation_rate: bool = False,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -140,6 +168,12 @@ class WCA(Algorithm):
             raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
         if not 0 <= epsilon < 1:
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
+        if not (isinstance(restart, int) and restart >= 0):
+            raise ValueError(f"restart must be an integer ≥ 0, got {restart!r}")
+        if river_rain not in ("uniform", "coordinates"):
+            raise ValueError(f"river_rain must be 'uniform' or 'coordinates', got {river_rain!r}")
+        self.restart, self.river_rain = restart, river_rain
+        self.evaporation_rate = bool(evaporation_rate)
         self.engine, self.epsilon = engine, epsilon
         self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
         if self.initial is not None and self.initial.shape[0] > n_pop:
@@ -170,6 +204,10 @@ class WCA(Algorithm):
         self.d_max = self.d_max0 or (1e-5 if self._constrained else 1e-16)
         self._raining = self.raining or ("gaussian" if self._constrained else "uniform")
         self._eps = self._constrained and self.epsilon > 0  # ε-level comparisons (W5a)
+        # the best seen is kept apart from the sea when the sea may be ε-feasible only or
+        # may rain away with its population (W5a, W4d)
+        self._track = self._eps or self.restart > 0
+        self.cycles, self._reference, self._stall = 0, (np.inf, np.inf), 0
         self._rivers = slice(1, self.n_sr)
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000
@@ -179,19 +217,6 @@ class WCA(Algorithm):
     @property
     def n_stream(self) -> int:
         return self.n_pop - self.n_sr
-
-    @property
-    def best_x(self) -> np.ndarray:
-        sea: np.ndarray = self._best[0] if self._eps else self.X[0]
-        return sea
-
-    @property
-    def best_f(self) -> float:
-        return self._best[1] if self._eps else float(self.F[0])
-
-    @property
-    def best_v(self) -> float:
-        return self._best[2] if self._eps else float(self.V[0])
 
     def ask(self) -> np.ndarray:
         if self._compiled is not None:  # the hot path: no further dispatch
@@ -231,9 +256,12 @@ class WCA(Algorithm):
             if ev.F.shape[1] != 1:
                 raise ValueError(f"WCA minimizes one objective, the problem gave {ev.F.shape[1]}")
             v = ev.violation
-            if self._eps:  # ε_0: the violation of the 20th-percentile point (W5a)
+            first = self.cycles == 0  # a new cycle (W4d) keeps the run's ε_0 and best
+            if self._eps and first:  # ε_0: the violation of the 20th-percentile point (W5a)
                 self._eps0 = float(np.sort(v)[self.n_pop // 5])
+            if self._track and first:
                 self._best = (self.X[0].copy(), np.inf, np.inf)
+            if self._track:
                 self._keep_best(self.X, f, v)
             order = deb_order(f, self._level(v) if self._eps else v)
             self.X, self.F, self.V = self.X[order], f[order], v[order]
@@ -260,10 +288,9 @@ class WCA(Algorithm):
         if i + 1 < len(self._rows):
             self._round = i + 1
             return
-        self._evaporate()
-        self.d_max -= self.d_max / self.max_it
-        self.n_iter += 1
         self._round = 0
+        self._evaporate()
+        self._close_iteration()
 
     # ------------------------------------------------------------------ pieces
     def _assign(self) -> None:
@@ -379,13 +406,6 @@ class WCA(Algorithm):
         level: np.ndarray = np.where(v <= eps, 0.0, v)
         return level
 
-    def _keep_best(self, x: np.ndarray, f: np.ndarray, v: np.ndarray) -> None:
-        """Keep the best of the points ``x`` just evaluated when it beats the best seen so
-        far under Deb's rules (W5a: the sea itself may be only ε-feasible)."""
-        i = int(deb_order(f, v)[0])
-        if deb_better(f[i], v[i], self._best[1], self._best[2]):
-            self._best = (x[i].copy(), float(f[i]), float(v[i]))
-
     def _challenge_round(self, i: int) -> None:
         """:meth:`_challenge` for every group of streams of round ``i`` at once (no
         constraints): one segmented minimum finds the groups whose best stream beats its
@@ -413,41 +433,9 @@ class WCA(Algorithm):
     def _river_to_sea(self) -> None:
         self._challenge(self._rivers, 0)
 
-    def _evaporate(self) -> None:
-        """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
-        ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
-        sea = self.X[0]
-        rain = [u < 0.1 for u in self._chance.tolist()]
-        gap = np.subtract(self._x_below_sea, sea, out=self._gap)
-        dist2 = np.einsum("ij,ij->i", gap, gap, out=self._dist2)
-        d2 = self.d_max**2
-        close = np.empty(0, dtype=np.intp)
-        if dist2.min() < d2:  # rare: something sits on the sea
-            near = dist2 < d2
-            rain = [a or b for a, b in zip(rain, near[: self.n_sr - 1].tolist(), strict=True)]
-            close = np.flatnonzero(near[self.n_sr - 1 :] & self._sea_stream) + self.n_sr
-        self._rain(rain, close)
-
-    def _rain(self, rain: list[bool], close: np.ndarray) -> None:
-        """Re-draw the streams of the rivers ``k`` with ``rain[k − 1]``, in order, then the
-        sea's streams at rows ``close`` (W4 iii); shared by both engines."""
-        d = self.lower.size
-        sea = self.X[0]
-        for k in range(1, self.n_sr):  # rivers in order: draws keep their order
-            if rain[k - 1]:
-                idx = self._groups[k]
-                self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (
-                    self.upper - self.lower
-                )
-        # the sea's own streams (disjoint from the rivers' streams that may have rained)
-        if close.size:
-            if self._raining == "uniform":
-                self.X[close] = self.lower + self.rng.random((close.size, d)) * (
-                    self.upper - self.lower
-                )
-            else:
-                new = sea + np.sqrt(self.mu) * self.rng.standard_normal((close.size, d))
-                self.X[close] = np.clip(new, self.lower, self.upper)
+    def _new_cycle(self) -> None:
+        super()._new_cycle()
+        self._compiled = None  # the next layout gets its own compiled rounds (W4d)
 
     def _raise_nan(self, ev: Evaluation) -> NoReturn:
         check_values(ev)

@@ -28,6 +28,10 @@ OPTIONS = [
     {"n_pop": 12, "n_sr": 3, "sea_chunks": 1},
     {"d_max": 0.05},  # evaporation by distance fires often
     {"epsilon": 0.5},  # ε-level comparisons: the compiled engine runs the numpy one
+    {"restart": 10},  # new cycles (W4d): the compiled rounds are rebuilt for each
+    {"river_rain": "coordinates", "d_max": 0.05},  # deviation 9, rivers near the sea too
+    {"evaporation_rate": True},  # W4c
+    {"restart": 10, "river_rain": "coordinates", "epsilon": 0.5},
 ]
 
 
@@ -53,12 +57,16 @@ def test_compiled_engine_equals_the_numpy_reference(problem, options):
         _assert_same(*_both(problem, options, seed, max_iter=150))
 
 
-def test_equal_state_and_generator_after_a_run():
+@pytest.mark.parametrize(
+    "options",
+    [{"d_max": 1e-5}, {"restart": 15, "river_rain": "coordinates", "evaporation_rate": True}],
+)
+def test_equal_state_and_generator_after_a_run(options):
     """Not only the best: the whole population, its costs and what is left of the generator."""
     algs = {}
     for engine in ("numpy", "numba"):
         rng = np.random.default_rng(7)
-        alg = WCA(engine=engine, d_max=1e-5)
+        alg = WCA(engine=engine, **options)
         minimize(CONSTRAINED, alg, max_iter=200, seed=rng)
         algs[engine] = (alg, rng.random())
     (a, ra), (b, rb) = algs["numpy"], algs["numba"]
@@ -66,6 +74,8 @@ def test_equal_state_and_generator_after_a_run():
     np.testing.assert_array_equal(a.F, b.F)
     np.testing.assert_array_equal(a.V, b.V)
     assert a.d_max == b.d_max
+    assert a.cycles == b.cycles
+    assert a.cycles > 0 or "restart" not in options  # the cycles did run
     assert ra == rb  # the same number of draws
 
 

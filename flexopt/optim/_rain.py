@@ -1,0 +1,194 @@
+"""The end of a WCA iteration: evaporation and raining (W4 iii), the evaporation rate (W4c),
+new water cycles (W4d) and the best point seen (W5a, W4d) of ``models/wca.md``.
+
+A mixin of :class:`flexopt.optim.WCA`, separate so that ``wca.py`` keeps to the flow and
+the swaps. Both engines call the same code here (the compiled one hands its rain decisions
+back), so what runs here is bit-identical between them by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Protocol
+
+import numpy as np
+
+from flexopt.optim.core import deb_better, deb_order
+
+__all__ = ["COORDINATE_SHARE", "STALL_TOL", "CycleState", "WaterCycle"]
+
+#: relative decrease of a feasible sea's objective that counts as progress for ``restart``
+#: (W4d): smaller steps are the creeping of a sea along an active constraint, which the
+#: measurements of ``models/wca.md`` show never reaches the optimum in the budget
+STALL_TOL = 1e-6
+#: share of a river's streams' coordinates re-drawn by ``river_rain="coordinates"`` (W4 iii,
+#: deviation 9; at least one each): 0.2 measured best of 0, 0.1, 0.2, 0.4 (``models/wca.md``)
+COORDINATE_SHARE = 0.2
+
+
+class CycleState(Protocol):
+    """WCA's state that this module and the compiled rounds (``_wca_numba``) both use."""
+
+    X: np.ndarray  # population [n_pop, d], as laid out by WCA._assign
+    F: np.ndarray
+    V: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    rng: np.random.Generator
+    n_sr: int
+    d_max: float
+    river_rain: Literal["uniform", "coordinates"]
+    _groups: list[np.ndarray]  # rows of each leader's streams
+    _sea_stream: np.ndarray
+
+    def _evaporate(self) -> None: ...
+
+    def _rain(self, rain: list[bool], close: np.ndarray) -> None: ...
+
+    def _close_iteration(self) -> None: ...
+
+
+class WaterCycle(CycleState):
+    """Evaporation, raining, the evaporation rate, new cycles and the best seen, on WCA's
+    state."""
+
+    #: cycles started after the first (W4d)
+    cycles: int = 0
+    _reference: tuple[float, float] = (math.inf, math.inf)  # the sea at its last progress
+    _stall: int = 0  # iterations since
+
+    n_pop: int
+    ns: np.ndarray
+    mu: float
+    max_it: int
+    n_iter: int
+    phase: str
+    restart: int
+    evaporation_rate: bool
+    _raining: str
+    _eps: bool
+    _track: bool
+    _best: tuple[np.ndarray, float, float]
+    _chance: np.ndarray
+    _x_below_sea: np.ndarray
+    _gap: np.ndarray
+    _dist2: np.ndarray
+
+    @property
+    def best_x(self) -> np.ndarray:
+        sea: np.ndarray = self._best[0] if self._track else self.X[0]
+        return sea
+
+    @property
+    def best_f(self) -> float:
+        return self._best[1] if self._track else float(self.F[0])
+
+    @property
+    def best_v(self) -> float:
+        return self._best[2] if self._track else float(self.V[0])
+
+    def _keep_best(self, x: np.ndarray, f: np.ndarray, v: np.ndarray) -> None:
+        """Keep the best of the points ``x`` just evaluated when it beats the best seen so
+        far under Deb's rules (W5a: the sea itself may be only ε-feasible; W4d: it rains
+        away with its cycle)."""
+        i = int(deb_order(f, v)[0])
+        if deb_better(f[i], v[i], self._best[1], self._best[2]):
+            self._best = (x[i].copy(), float(f[i]), float(v[i]))
+
+    def _evaporate(self) -> None:
+        """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
+        ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
+        sea = self.X[0]
+        rain = [u < 0.1 for u in self._chance.tolist()]
+        gap = np.subtract(self._x_below_sea, sea, out=self._gap)
+        dist2 = np.einsum("ij,ij->i", gap, gap, out=self._dist2)
+        d2 = self.d_max**2
+        close = np.empty(0, dtype=np.intp)
+        if dist2.min() < d2:  # rare: something sits on the sea
+            near = dist2 < d2
+            rain = [a or b for a, b in zip(rain, near[: self.n_sr - 1].tolist(), strict=True)]
+            close = np.flatnonzero(near[self.n_sr - 1 :] & self._sea_stream) + self.n_sr
+        self._rain(rain, close)
+
+    def _rain(self, rain: list[bool], close: np.ndarray) -> None:
+        """Re-draw the streams of the rivers ``k`` with ``rain[k − 1]``, in order, then the
+        sea's streams at rows ``close`` (W4 iii); shared by both engines."""
+        d = self.lower.size
+        sea = self.X[0]
+        for k in range(1, self.n_sr):  # rivers in order: draws keep their order
+            if rain[k - 1]:
+                idx = self._groups[k]
+                if self.river_rain == "coordinates":
+                    self.X[idx] = self._rain_coordinates(self.X[k], idx.size)
+                else:
+                    self.X[idx] = self.lower + self.rng.random((idx.size, d)) * (
+                        self.upper - self.lower
+                    )
+        # the sea's own streams (disjoint from the rivers' streams that may have rained)
+        if close.size:
+            if self._raining == "uniform":
+                self.X[close] = self.lower + self.rng.random((close.size, d)) * (
+                    self.upper - self.lower
+                )
+            else:
+                new = sea + np.sqrt(self.mu) * self.rng.standard_normal((close.size, d))
+                self.X[close] = np.clip(new, self.lower, self.upper)
+
+    def _rain_coordinates(self, river: np.ndarray, n: int) -> np.ndarray:
+        """``n`` copies of ``river`` with a random share of their coordinates (at least one)
+        re-drawn uniformly in the box (deviation 9): the streams then flow back along those
+        coordinates only, a search of a few coordinates at a time around the river, where
+        a point drawn in the whole box is almost never better in more than a few dimensions."""
+        d = self.lower.size
+        values = self.lower + self.rng.random((n, d)) * (self.upper - self.lower)
+        redraw = self.rng.random((n, d)) < COORDINATE_SHARE
+        redraw[np.arange(n), self.rng.integers(0, d, size=n)] = True
+        out: np.ndarray = np.where(redraw, values, river)
+        return out
+
+    def _close_iteration(self) -> None:
+        """After the iteration's rain, both engines: the evaporation rate's rain (W4c),
+        ``d_max``'s decay, the iteration count, then the best seen and a new cycle (W4d)."""
+        if self.evaporation_rate:
+            self._evaporate_by_rate()
+        self.d_max -= self.d_max / self.max_it
+        self.n_iter += 1
+        if self.restart:
+            self._watch_the_sea()
+
+    def _evaporate_by_rate(self) -> None:
+        """The authors' evaporation rate (ER-WCA, W4c): ``ER = mean(NS_rivers) · rand``; the
+        streams of river ``k`` also rain when ``exp(−t / max_it) < rand_k`` and
+        ``NS_k < ER`` — rivers with few streams, more often as the run goes on."""
+        u = self.rng.random(self.n_sr)
+        rate = float(self.ns[1:].mean()) * float(u[0])
+        threshold = math.exp(-(self.n_iter + 1) / self.max_it)  # t counts from 1
+        rain = [bool(threshold < u[k] and self.ns[k] < rate) for k in range(1, self.n_sr)]
+        if any(rain):
+            self._rain(rain, np.empty(0, dtype=np.intp))
+
+    def _watch_the_sea(self) -> None:
+        """Keep the best point seen (Deb's rules) and start a new cycle when the sea has not
+        improved for ``restart`` iterations and as many remain in the budget (W4d)."""
+        f, v = float(self.F[0]), float(self.V[0])
+        if not self._eps and deb_better(f, v, self._best[1], self._best[2]):
+            self._best = (self.X[0].copy(), f, v)
+        ref_f, ref_v = self._reference
+        if (v < ref_v) if (v > 0 or ref_v > 0) else (f < ref_f - STALL_TOL * abs(ref_f)):
+            self._reference, self._stall = (f, v), 0
+            return
+        self._stall += 1
+        if self._stall >= self.restart and self.max_it - self.n_iter >= self.restart:
+            self._new_cycle()
+
+    def _new_cycle(self) -> None:
+        """Rain the whole population, the sea included, uniformly in the box; the next
+        :meth:`ask` evaluates it as a first population (``Npop`` evaluations) and the cycle
+        starts over (W1–W2) with the run's clock, ``d_max`` and ε level as they are."""
+        d = self.lower.size
+        self.X = self.lower + (self.upper - self.lower) * self.rng.random((self.n_pop, d))
+        self.F = np.full(self.n_pop, np.inf)
+        self.V = np.zeros(self.n_pop)
+        self.phase = "init"
+        self.cycles += 1
+        self._reference, self._stall = (math.inf, math.inf), 0

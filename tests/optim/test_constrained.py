@@ -1,0 +1,143 @@
+"""WCA's opt-in mechanisms for constrained problems (``models/wca.md`` W4c, W4d, deviations 8
+and 9): each does what it claims on a small problem, deterministically, and leaves the
+defaults (the market's settings) alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flexopt.optim import WCA, Problem, minimize
+from flexopt.optim._rain import COORDINATE_SHARE
+
+PV_BEST = {False: 5885.3328, True: 6059.714335}  # continuous, discrete (benchmarks/constrained)
+
+
+def _pressure_vessel(discrete: bool) -> Problem:
+    """The pressure vessel of ``benchmarks/constrained.py`` (thicknesses on a 0.0625 grid
+    when discrete): its optimum sits where three constraints meet."""
+    step = 0.0625 if discrete else 1.0
+
+    def parts(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ts, th, r, length = X[:, 0] * step, X[:, 1] * step, X[:, 2], X[:, 3]
+        f = 0.6224 * ts * r * length + 1.7781 * th * r**2 + 3.1661 * ts**2 * length
+        f = f + 19.84 * ts**2 * r
+        volume = np.pi * r**2 * length + 4 / 3 * np.pi * r**3
+        g = np.c_[-ts + 0.0193 * r, -th + 0.00954 * r, 1_296_000 - volume, length - 240]
+        return f, g
+
+    return Problem.from_function(
+        lambda X: parts(X)[0],
+        [1, 1, 10, 10] if discrete else [0, 0, 10, 10],
+        [99, 99, 200, 200],
+        constraints=lambda X: parts(X)[1],
+        integer=[0, 1] if discrete else None,
+    )
+
+
+def _median_gap(discrete: bool, seeds: int, evals: int, **options: object) -> float:
+    p = _pressure_vessel(discrete)
+    best = PV_BEST[discrete]
+    gaps = []
+    for seed in range(seeds):
+        r = minimize(p, WCA(**options), max_evals=evals, seed=seed)  # type: ignore[arg-type]
+        assert r.feasible
+        gaps.append((r.f - best) / best * 100)
+    return float(np.median(gaps))
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_new_cycles_bring_the_pressure_vessel_within_one_percent(discrete):
+    """W4d: the sea of one cycle stalls on the ridge of active constraints or on a
+    thickness pair; new cycles sample several. 9 seeds, 20 000 evaluations."""
+    one_cycle = _median_gap(discrete, 9, 20_000)
+    cycles = _median_gap(discrete, 9, 20_000, restart=30, river_rain="coordinates")
+    assert one_cycle > 1.5
+    assert cycles < 1.0
+
+
+def test_a_new_cycle_rains_everything_and_keeps_the_best():
+    """A plateau stalls the sea at once: cycles follow each other every ``restart``
+    iterations; the reported best never worsens and is a point evaluated with its value,
+    and ``max_evals`` stays exact with the cycles' first populations (``Npop`` each)."""
+    calls: list[int] = []
+
+    def f(X: np.ndarray) -> np.ndarray:
+        calls.append(len(X))
+        return np.floor(4 * X).sum(1)  # steps: the sea improves rarely
+
+    p = Problem.from_function(f, -np.ones(3), np.ones(3))
+    alg = WCA(n_pop=12, n_sr=3, restart=5)
+    r = minimize(p, alg, max_evals=3001, seed=0)
+    assert r.evaluations == sum(calls) == 3001
+    assert alg.cycles >= 3
+    assert calls.count(12) == alg.cycles + 1  # a first population per cycle
+    assert np.all(np.diff(r.history) <= 0)
+    assert r.f == f(r.x[None, :])[0] == -12.0  # all three at the top step
+
+
+def test_no_new_cycle_when_fewer_iterations_remain_than_it_waits():
+    p = Problem.from_function(lambda X: np.floor(X).sum(1), -np.ones(2), np.ones(2))
+    alg = WCA(n_pop=12, n_sr=3, restart=30)
+    minimize(p, alg, max_iter=40, seed=0)
+    assert alg.cycles == 0  # the sea stalls at once, but only 10 iterations would be left
+    minimize(p, alg, max_iter=100, seed=0)
+    assert alg.cycles == 2  # every 31 iterations (one to settle, 30 stalled), not at 93
+
+
+def test_rain_on_some_coordinates_keeps_the_others_of_the_river():
+    """Deviation 9: a rained stream is its river with a share of its coordinates (at
+    least one) drawn uniformly in the box."""
+    d = 40
+    p = Problem.from_function(lambda X: X.sum(1), -np.ones(d), np.ones(d))
+    alg = WCA(river_rain="coordinates")
+    minimize(p, alg, max_iter=1, seed=0)
+    river = np.full(d, 0.5)
+    new = alg._rain_coordinates(river, 500)
+    changed = new != river
+    assert changed.any(axis=1).all()  # at least one coordinate each
+    forced = (1 - COORDINATE_SHARE) / d  # the one coordinate drawn for every stream
+    assert abs(changed.mean() - COORDINATE_SHARE - forced) < 0.01
+    assert np.all(np.abs(new) <= 1)
+
+
+class _Stub:
+    """A generator whose first ``random`` call returns ``first``; later calls draw."""
+
+    def __init__(self, first: list[float]) -> None:
+        self.first: list[float] | None = first
+        self.rng = np.random.default_rng(0)
+
+    def random(self, size: object = None) -> np.ndarray:
+        if self.first is not None:
+            out, self.first = np.array(self.first), None
+            return out
+        return self.rng.random(size)  # type: ignore[arg-type]
+
+
+def test_the_evaporation_rate_rains_rivers_with_few_streams():
+    """W4c: ``ER = mean(NS_rivers) · rand``; a river rains when ``NS_k < ER`` and
+    ``exp(−t/max_it) < rand_k``."""
+    p = Problem.from_function(lambda X: (X**2).sum(1), -np.ones(2), np.ones(2))
+    alg = WCA(n_pop=20, n_sr=4, evaporation_rate=True, engine="numpy")
+    minimize(p, alg, max_iter=1, seed=0)
+    alg.ns = np.array([8, 4, 3, 1])  # rivers 4, 3, 1: mean 8/3
+    rained: list[list[bool]] = []
+    alg._rain = lambda rain, close: rained.append(rain)  # type: ignore[method-assign]
+    alg.n_iter = alg.max_it - 1  # exp(−1) ≈ 0.37
+    alg.rng = _Stub([0.9, 0.5, 0.5, 0.1])  # ER = 2.4; rivers' chances 0.5, 0.5, 0.1
+    alg._evaporate_by_rate()
+    assert rained == []  # river 3 (NS 1) is the one below ER, but its 0.1 < exp(−1)
+    alg.rng = _Stub([0.9, 0.5, 0.5, 0.5])
+    alg._evaporate_by_rate()
+    assert rained[-1] == [False, False, True]  # only the river with fewer than 2.4 streams
+
+
+def test_new_mechanisms_are_off_by_default():
+    """The market passes ``d_max`` and ``raining`` only: nothing of W4c–W4d runs."""
+    alg = WCA(d_max=1e-5, raining="gaussian")
+    assert (alg.restart, alg.river_rain, alg.evaporation_rate) == (0, "uniform", False)
+    with pytest.raises(ValueError, match="restart"):
+        WCA(restart=-1)
+    with pytest.raises(ValueError, match="river_rain"):
+        WCA(river_rain="gaussian")  # type: ignore[arg-type]
