@@ -5,11 +5,14 @@
 Instances: ``flexopt generate --transmission case300 --feeder case69 --seed 0`` with
 DSOs ∈ {3, 10, 30, 100} and prosumers per DSO (per feeder copy) ∈ {10, 50}; 24 hours, the
 congested hours chosen by S2. Methods: the bilevel scheme with ``none``, ``mlf`` and ``wca``
-(50 × 300, the shipped defaults), the centralized market on LinDistFlow (QP, HiGHS) and —
+(the shipped defaults: 50 × at most 300, stopped after 50 iterations without progress,
+from x⁰ and the mlf point), ``wca-300`` (the previous defaults, 50 × 300 from x⁰: the
+reference for the DCP objectives), the centralized market on LinDistFlow (QP, HiGHS) and —
 up to 10 DSOs — on the AC branch flow equations (NLP, ripopt). ``wca`` runs twice more for
 the speed-up from 1 to 2 cores: in one process with numba pinned to one thread (the 1-core
 baseline), and with a two-worker process pool (one numba thread per worker, pool start-up
-included). Every other run leaves numba its default, all cores, for the feeder sweeps.
+included; the DSO stages S4, S5–S6 and S8 are timed apart). Every other run leaves numba its
+default, all cores, for the feeder sweeps.
 
 Every run is a fresh child process (so its peak RSS is its own) and reports the wall time
 of each stage, the *clearing time* (the stages that differ: S3 + S5–S6 + S7 + S8 for the
@@ -45,6 +48,11 @@ CENTRAL_STAGES = ("central_market_s", "dispatch_s")
 SHARED_STAGES = ("day_ahead_s", "plf_s", "loss_allocation_s")
 
 
+#: Options of the method labels that are not a method's name.
+VARIANTS = {"wca-300": ("wca", {"wca_stall": 0, "wca_start": "x0"})}
+DSO_STAGES = ("loss_allocation_s", "dso_bids_s", "dispatch_s")
+
+
 def child(instance: str, method: str, central_model: str, workers: int) -> None:
     """Run one market in this process and print one JSON line (the parent's row)."""
     import resource
@@ -53,7 +61,9 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
 
     inst = fx.load_instance(instance)
     start = time.perf_counter()
-    own = {"central_model": central_model} if method == "centralized" else {}
+    method, own = VARIANTS.get(method, (method, {}))
+    if method == "centralized":
+        own = {"central_model": central_model}
     res = fx.run_market(inst, method, seed=0, workers=workers if workers > 1 else None, **own)
     wall = time.perf_counter() - start
     s, t = res.summary, res.timings
@@ -73,6 +83,13 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
         "social_cost_eur": s["social_cost_eur"],
         "social_cost_model_eur": s["social_cost_lindistflow_eur"],
         "info_floats": s["information_exchanged_floats"],
+        "dso_stages_s": sum(t.get(k, 0.0) for k in DSO_STAGES),
+        "dcp_objectives": json.dumps(
+            {o.dso_id: o.score.objective for o in getattr(res.outcome, "offers", ())}
+        ),
+        "dcp_evaluations": sum(
+            o.modification.evaluations for o in getattr(res.outcome, "offers", ())
+        ),
     }
     print(json.dumps(row))
 
@@ -83,6 +100,7 @@ def runs(quick: bool):
         for n_dsos in dsos:
             # (method, central model, workers, numba threads; 0 = numba's default, all cores)
             cfg = [("none", "qp", 1, 0), ("mlf", "qp", 1, 0), ("wca", "qp", 1, 0)]
+            cfg.append(("wca-300", "qp", 1, 0))
             cfg += [("wca", "qp", 1, 1), ("wca", "qp", 2, 0)]
             cfg.append(("centralized", "qp", 1, 0))
             if n_dsos <= AC_MAX_DSOS:
@@ -171,22 +189,30 @@ def table(df: pd.DataFrame) -> str:
             f"{r['overload_before_mwh'] - r['overload_after_mwh']:.2f} | "
             f"{r['overload_after_mwh']:.2f} | {int(r['info_floats']):,} |"
         )
+    lines += ["", *objective_table(one)]
     lines += [
         "",
         "| DSOs | prosumers/DSO | wca total, 1 core (s) | 1 process, numba on all cores (s) | "
-        "speed-up | 2 worker processes (s) | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "speed-up | 2 worker processes (s) | speed-up | DSO stages, 1 core (s) | "
+        "DSO stages, 2 workers (s) | speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     key = ["dsos", "prosumers"]
     core1 = wca[wca["numba_threads"] == 1].set_index(key)["total_s"]
     threads = wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0)].set_index(key)["total_s"]
     procs = wca[wca["workers"] == 2].set_index(key)["total_s"]
+    has_stages = "dso_stages_s" in wca
     for k, t1 in core1.items():
         if k not in threads.index or k not in procs.index:
             continue
+        stages = "| — | — | — |"
+        if has_stages:
+            d1 = wca[wca["numba_threads"] == 1].set_index(key)["dso_stages_s"][k]
+            d2 = wca[wca["workers"] == 2].set_index(key)["dso_stages_s"][k]
+            stages = f"| {d1:.1f} | {d2:.1f} | {d1 / d2:.2f} |"
         lines.append(
             f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
-            f"{procs[k]:.1f} | {t1 / procs[k]:.2f} |"
+            f"{procs[k]:.1f} | {t1 / procs[k]:.2f} {stages}"
         )
     for r in stopped.itertuples():
         lines.append(
@@ -194,6 +220,36 @@ def table(df: pd.DataFrame) -> str:
             f"{r.status}"
         )
     return "\n".join(lines)
+
+
+def objective_table(one: pd.DataFrame) -> list[str]:
+    """``wca`` (stall termination, warm starts) against ``wca-300`` (50 × 300 from x⁰) of
+    the same size and run: evaluations, DCP objectives per DSO, clearing time against the
+    centralized QP."""
+    if "dcp_objectives" not in one or not (one["method"] == "wca-300").any():
+        return []
+    lines = [
+        "| DSOs | prosumers/DSO | DSOs off x⁰ | evaluations wca / wca-300 | ratio | "
+        "DCP objective gap: max | median | wca better on | clearing wca / wca-300 / "
+        "centralized (s) | wca × centralized |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (d, p), g in one.groupby(["dsos", "prosumers"], sort=False):
+        by = g.set_index("method")
+        if not {"wca", "wca-300", "centralized"} <= set(by.index):
+            continue
+        new = json.loads(by.loc["wca", "dcp_objectives"])
+        ref = json.loads(by.loc["wca-300", "dcp_objectives"])
+        moved = [k for k in ref if ref[k] != 1.0 or new[k] != 1.0]  # x⁰ scores 1
+        gap = np.array([new[k] / ref[k] - 1 for k in moved]) if moved else np.zeros(1)
+        ev, ev0 = by.loc["wca", "dcp_evaluations"], by.loc["wca-300", "dcp_evaluations"]
+        c = by.loc[["wca", "wca-300", "centralized"], "clearing_s"].to_numpy()
+        lines.append(
+            f"| {d} | {p} | {len(moved)} | {int(ev):,} / {int(ev0):,} | "
+            f"{ev / ev0:.3f} | {100 * gap.max():+.4f} % | {100 * np.median(gap):+.5f} % | "
+            f"{int((gap < 0).sum())} | {c[0]:.2f} / {c[1]:.2f} / {c[2]:.2f} | {c[0] / c[2]:.2f} |"
+        )
+    return lines
 
 
 def plot(df: pd.DataFrame) -> Path:

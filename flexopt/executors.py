@@ -4,16 +4,23 @@ Each DSO's stages (S4, S5–S6, S8 in ``flexopt.dso.local``) depend only on that
 a seed derived from the run's seed and the DSO's position, so every executor returns the same
 numbers (``tests/test_executors.py``). Tasks are module-level functions with picklable
 arguments; results come back in input order.
+
+Process pools start once and are reused: a pool outlives the ``with executor(...)`` block that
+made it and serves the next block asking for the same size and warm-up (the runs of a
+``compare``, repeated ``run_market`` calls), until :func:`shutdown` or the interpreter exits.
+Its workers start at once and run the warm-up (imports, compiled kernels) in the background
+while the caller goes on (S1–S2 of a run). A block left by an exception (Ctrl-C) shuts its
+pool down instead: its workers may still be running cancelled work.
 """
 
 from __future__ import annotations
 
-import os
+import atexit
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Protocol, TypeVar
 
-__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor"]
+__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "shutdown"]
 
 #: Seconds to reach a Dask scheduler before giving up with a ``ConnectionError``.
 CONNECT_TIMEOUT_S = 5.0
@@ -42,8 +49,11 @@ class _Serial:
 
 def _init_worker() -> None:
     """One numba and one BLAS thread per process: the pool provides the parallelism. (Two
-    workers each running OpenBLAS on both cores made S4's batched solves slower than serial.)"""
-    os.environ["NUMBA_NUM_THREADS"] = "1"
+    workers each running OpenBLAS on both cores made S4's batched solves slower than serial.)
+
+    Through ``set_num_threads`` only: numba read its configuration when unpickling this
+    function imported flexopt, and a ``NUMBA_NUM_THREADS`` changed after that makes the next
+    compilation in this process fail once its threads run."""
     import numba
     from threadpoolctl import threadpool_limits
 
@@ -52,15 +62,29 @@ def _init_worker() -> None:
     threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
 
 
+#: Idle process pools by (workers, warm-up), kept for the next executor of that shape.
+_IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
+
+
 class _Processes:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
+        self.key = (workers, warm)
         # spawn: no fork of a process whose numba/BLAS threads are already running
         self.pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
         )
+        if warm is not None:  # one per worker: each submit starts a process now
+            for _ in range(workers):
+                self.pool.submit(warm)
+
+    @classmethod
+    def get(cls, workers: int, warm: Callable[[], None] | None) -> _Processes:
+        """An idle pool of this shape, or a new one."""
+        pool = _IDLE.pop((workers, warm), None)
+        return pool if pool is not None and not _broken(pool) else cls(workers, warm)
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         return list(self.pool.map(fn, items))
@@ -72,9 +96,29 @@ class _Processes:
         for f in as_completed(futures):
             yield futures[f], f.result()
 
+    def release(self) -> None:
+        """Back to the idle pools (one per shape: a second one is shut down)."""
+        if self.key in _IDLE or _broken(self):
+            self.close()
+        else:
+            _IDLE[self.key] = self
+
     def close(self) -> None:
         # an interrupted run leaves queued tasks behind: do not start them
         self.pool.shutdown(cancel_futures=True)
+
+
+def _broken(p: _Processes) -> bool:
+    return bool(getattr(p.pool, "_broken", False))
+
+
+def shutdown() -> None:
+    """Stop the idle process pools (they are stopped at exit anyway)."""
+    while _IDLE:
+        _IDLE.popitem()[1].close()
+
+
+atexit.register(shutdown)
 
 
 class _Dask:
@@ -121,7 +165,11 @@ class _Dask:
 
 
 @contextmanager
-def executor(workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+def executor(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    warm: Callable[[], None] | None = None,
+) -> Iterator[Executor]:
     """An executor for DSO-level work.
 
     Parameters
@@ -132,16 +180,24 @@ def executor(workers: int | None = None, scheduler: str | None = None) -> Iterat
         Address of a Dask scheduler (``tcp://host:8786``), or ``"local"`` for a two-worker
         ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``. A scheduler that
         does not answer within :data:`CONNECT_TIMEOUT_S` raises ``ConnectionError``.
+    warm : callable, optional
+        A module-level function each new pool worker runs at once (imports, compiled
+        kernels), while the caller goes on; pools are kept per ``(workers, warm)``.
     """
-    ex: _Dask | _Processes
     if scheduler is not None:
-        ex = _Dask(scheduler)
-    elif workers is not None and workers > 1:
-        ex = _Processes(workers)
-    else:
+        dask = _Dask(scheduler)
+        try:
+            yield dask
+        finally:
+            dask.close()
+        return
+    if workers is None or workers <= 1:
         yield _Serial()
         return
+    pool = _Processes.get(workers, warm)
     try:
-        yield ex
-    finally:
-        ex.close()
+        yield pool
+    except BaseException:
+        pool.close()
+        raise
+    pool.release()

@@ -6,6 +6,7 @@ import pytest
 
 from flexopt.executors import executor
 from flexopt.run.api import run_market
+from flexopt.run.tasks import warm_worker
 
 
 def _square(x: int) -> int:
@@ -38,3 +39,29 @@ def test_centralized_market_identical_across_executors(rts):
     pool = run_market(rts, "centralized", workers=2)
     assert _summary(pool) == _summary(serial)
     assert pool.tables["settlement"].equals(serial.tables["settlement"])
+
+
+def _pid(_: int) -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_process_pools_start_once_and_are_reused():
+    """Two blocks of the same shape share one pool (the same worker processes); a block
+    left by an exception shuts its pool down; :func:`shutdown` stops the idle ones."""
+    from flexopt import executors
+
+    with executor(2, warm=warm_worker) as first:
+        pids = set(first.map(_pid, range(8)))
+    with executor(2, warm=warm_worker) as second:
+        assert second is first
+        assert set(second.map(_pid, range(8))) <= pids
+    with pytest.raises(KeyboardInterrupt), executor(2, warm=warm_worker) as third:
+        assert third is first
+        raise KeyboardInterrupt
+    with executor(2, warm=warm_worker) as fourth:
+        assert fourth is not first  # the interrupted pool was not kept
+        assert fourth.map(_square, [3]) == [9]
+    executors.shutdown()
+    assert not executors._IDLE

@@ -422,8 +422,9 @@ class DCPProblem(Problem):
 class DCPBiObjective(Problem):
     """The multi-objective form of the DCP: ``(f_loss/f_loss(x⁰), f_price/f_price(x⁰))`` with
     the budget (C7) and the efficiency (C8), when on, as a penalty ``penalty · Σ_{t,k}
-    (max(0, −g_{t,k}) + max(0, −e_{t,k})) / max(1, f_price(x⁰))`` on both objectives (MOWCA
-    has no feasibility rules). One DCP evaluation per population."""
+    (max(0, −g_{t,k}) + max(0, −e_{t,k})) / max(1, f_price(x⁰))`` on both objectives — the
+    form the ``--pareto`` runs were measured with; MOWCA's constrained domination is the
+    alternative, not compared on the DCP yet. One DCP evaluation per population."""
 
     def __init__(self, problem: DCPProblem, penalty: float = 1e3) -> None:
         self.problem, self.penalty = problem, penalty

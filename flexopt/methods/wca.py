@@ -10,13 +10,16 @@ import numpy as np
 from flexopt.dso.dcp import DCPBiObjective, DCPProblem
 from flexopt.dso.modification import Factors, unit_factors
 from flexopt.dso.offer import Modification
-from flexopt.optim import MOWCA, WCA, Problem, Result, compromise, minimize
+from flexopt.methods import mlf
+from flexopt.optim import MOWCA, WCA, Problem, Result, Termination, compromise, minimize
 
-__all__ = ["MAX_ITER", "MAX_POP", "WCAConfig", "modify", "solve_dcp_wca"]
+__all__ = ["MAX_ITER", "MAX_POP", "STARTS", "WCAConfig", "modify", "solve_dcp_wca", "starts"]
 
 #: Bounds on a run's length: population and iterations per DSO.
 MAX_POP = 10_000
 MAX_ITER = 100_000
+#: Where a DSO's search starts (its first raindrops, ``models/wca.md`` deviation 7).
+STARTS = ("x0", "x0+mlf")
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,25 @@ class WCAConfig:
     wca_pop : int
         Population (``8..MAX_POP``; MOWCA uses at least 20).
     wca_iter : int
-        Iterations per DSO (``1..MAX_ITER``).
+        Iterations per DSO at most (``1..MAX_ITER``).
+    wca_stall : int
+        Stop a DSO's search after this many iterations in a row whose best improved by less
+        than ``wca_stall_tol`` (relative); ``0`` runs all ``wca_iter``. Single objective only
+        (MOWCA runs ``wca_iter``).
+    wca_stall_tol : float
+        Relative improvement that counts as progress (``[0, 1)``).
+    wca_start : {"x0", "x0+mlf"}
+        The first raindrops: ``x⁰`` (the unmodified offers), and the ``mlf`` method's point
+        with ``"x0+mlf"``.
     pareto : bool
         Solve the multi-objective form with MOWCA and take the fuzzy compromise.
     """
 
     wca_pop: int = 50
     wca_iter: int = 300
+    wca_stall: int = 75
+    wca_stall_tol: float = 1e-6
+    wca_start: str = "x0+mlf"
     pareto: bool = False
 
     def __post_init__(self) -> None:
@@ -44,6 +59,14 @@ class WCAConfig:
             raise ValueError(
                 f"wca_iter must be an integer in 1..{MAX_ITER:_}, got {self.wca_iter!r}"
             )
+        if not (_is_int(self.wca_stall) and 0 <= self.wca_stall <= MAX_ITER):
+            raise ValueError(
+                f"wca_stall must be an integer in 0..{MAX_ITER:_}, got {self.wca_stall!r}"
+            )
+        if not (isinstance(self.wca_stall_tol, float | int) and 0 <= self.wca_stall_tol < 1):
+            raise ValueError(f"wca_stall_tol must be in [0, 1), got {self.wca_stall_tol!r}")
+        if self.wca_start not in STARTS:
+            raise ValueError(f"wca_start must be one of {STARTS}, got {self.wca_start!r}")
         if not isinstance(self.pareto, bool):
             raise ValueError(f"pareto must be True or False, got {self.pareto!r}")
 
@@ -57,16 +80,32 @@ def solve_dcp_wca(
 ) -> Result:
     """The single-objective DCP search of the ``wca`` method on ``problem`` — the AC
     evaluator (:class:`DCPProblem`) or any model of it such as the exact methods'
-    approximate one — from ``x0`` (the first raindrop): Deb's rules for (C7) and (C8) with
-    the authors' constrained settings (``d_max = 1e-5``, Gaussian raining) when the problem
-    has constraints, the unconstrained ones otherwise (``models/wca.md``)."""
+    approximate one — from ``x0`` (the first raindrops, ``[d]`` or ``[k, d]``): Deb's rules
+    for (C7) and (C8) with the authors' constrained settings (``d_max = 1e-5``, Gaussian
+    raining) when the problem has constraints, the unconstrained ones otherwise; at most
+    ``wca_iter`` iterations, fewer when the best stalls for ``wca_stall`` (``d_max`` decays
+    over ``wca_iter`` either way, so a stopped run is a prefix of the full one;
+    ``models/wca.md``)."""
     algo = WCA(
         n_pop=config.wca_pop,
         initial=x0,
         d_max=1e-5 if problem.n_constr else 1e-16,
         raining="gaussian" if problem.n_constr else "uniform",
     )
-    return minimize(problem, algo, max_iter=config.wca_iter, seed=rng)
+    stall = config.wca_stall or None
+    term = Termination(max_iter=config.wca_iter, stall_iter=stall, stall_tol=config.wca_stall_tol)
+    return minimize(problem, algo, termination=term, seed=rng)
+
+
+def starts(problem: DCPProblem, config: WCAConfig) -> np.ndarray:
+    """The first raindrops ``[k, d]``: ``x⁰`` (the unmodified offers, which hold (C7) and
+    (C8), whose feasible set can be too small for a random population to meet) and, with
+    ``wca_start="x0+mlf"``, the ``mlf`` method's factors (M9) — a point near the loss-aware
+    optimum that a short search would otherwise have to find."""
+    if config.wca_start == "x0":
+        return problem.x0[None, :]
+    m = mlf.modify(problem, None, np.random.default_rng(0)).factors  # mlf draws nothing
+    return np.stack([problem.x0, problem.vector(m.alpha, m.beta)])
 
 
 def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> Modification:
@@ -76,14 +115,14 @@ def modify(problem: DCPProblem, config: WCAConfig, rng: np.random.Generator) -> 
     if not problem.has_decisions:
         return Modification(unit_factors(problem.n))
     if not config.pareto:
-        res = solve_dcp_wca(problem, problem.x0, config, rng)
+        res = solve_dcp_wca(problem, starts(problem, config), config, rng)
         alpha, beta = problem.factors(res.x[None, :])
         return Modification(
             Factors(alpha[0], beta[0]), evaluations=res.evaluations, history=res.history
         )
     res = minimize(
         DCPBiObjective(problem),
-        MOWCA(n_pop=max(config.wca_pop, 20)),
+        MOWCA(n_pop=max(config.wca_pop, 20), initial=starts(problem, config)),
         max_iter=config.wca_iter,
         seed=rng,
     )

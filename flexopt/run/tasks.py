@@ -26,9 +26,19 @@ from flexopt.instance import DSOData, Instance
 from flexopt.market.centralized import DistributionArea
 from flexopt.methods import CoefficientMethod
 
-__all__ = ["BidTask", "DispatchTask", "PrepareTask", "SettleTask", "run_task"]
+__all__ = ["BidTask", "DispatchTask", "PrepareTask", "SettleTask", "run_task", "warm_worker"]
 
 T_co = TypeVar("T_co", covariant=True)
+
+
+def warm_worker() -> None:
+    """What a fresh pool worker loads before its first task, while the parent runs S1–S2:
+    this module (and with it the DSO stages and the methods) and the compiled feeder
+    sweep, from numba's disk cache or compiled once (``flexopt.executors``)."""
+    from flexopt.grid import Feeder
+
+    two_bus = Feeder.from_branches([0], [1], [0.01], [0.01], vn_kv=10.0, root=0)
+    two_bus.power_flow(np.zeros((1, 2)), np.zeros((1, 2)))
 
 
 class Task(Protocol[T_co]):

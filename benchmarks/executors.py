@@ -1,0 +1,96 @@
+"""Process pools that start once: repeated runs with ``workers=2`` against serial runs.
+
+    python -m benchmarks.executors [--quick] [--repeats N]
+
+In one process: ``run_market`` serially, then with a two-worker pool — the first call
+starts the pool (its workers warm up while the parent runs S1–S2), the later calls reuse
+it — then again with a fresh pool for every call (``flexopt.executors.shutdown()`` between
+calls: the behaviour before pools were kept). Instances: ``rts24-3dso`` and ``flexopt
+generate --transmission case300 --feeder case69 --seed 0`` with 10 and 30 DSOs × 10
+prosumers; method ``wca``. Reported: the wall time of the whole run and of the DSO stages
+(S4, S5–S6, S8), medians over the repeats, and their ratio to the serial run of the same
+instance in the same process. Writes ``results/executors.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from benchmarks._common import machine, write_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+DSO_STAGES = ("loss_allocation_s", "dso_bids_s", "dispatch_s")
+
+
+def timed(inst: object, workers: int | None) -> tuple[float, float]:
+    import flexopt as fx
+
+    start = time.perf_counter()
+    res = fx.run_market(inst, "wca", seed=0, workers=workers)
+    wall = time.perf_counter() - start
+    return wall, sum(res.timings.get(k, 0.0) for k in DSO_STAGES)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import flexopt as fx
+    from flexopt import executors
+    from flexopt.generate import generate
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="rts24-3dso and 10 DSOs only")
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cases = [("rts24-3dso", ROOT / "instances" / "rts24-3dso")]
+        for n in (10,) if args.quick else (10, 30):
+            cases.append(
+                (
+                    f"case300 {n} DSOs × 10",
+                    generate("case300", n, "case69", 10, 0, Path(tmp) / f"d{n}"),
+                )
+            )
+        for name, path in cases:
+            inst = fx.load_instance(path)
+            timed(inst, None)  # compile and load once in this process
+            runs: dict[str, list[tuple[float, float]]] = {"serial": [], "fresh pool": []}
+            runs["pool, first call"] = [timed(inst, 2)]
+            runs["pool, reused"] = [timed(inst, 2) for _ in range(args.repeats)]
+            executors.shutdown()
+            for _ in range(args.repeats):
+                runs["serial"].append(timed(inst, None))
+                runs["fresh pool"].append(timed(inst, 2))
+                executors.shutdown()
+            serial = [statistics.median(x) for x in zip(*runs["serial"], strict=True)]
+            for how, got in runs.items():
+                wall, stages = (statistics.median(x) for x in zip(*got, strict=True))
+                rows.append(
+                    {
+                        "instance": name,
+                        "how": how,
+                        "wall_s": wall,
+                        "dso_stages_s": stages,
+                        "speedup_wall": serial[0] / wall,
+                        "speedup_dso_stages": serial[1] / stages,
+                    }
+                )
+            write_csv(pd.DataFrame(rows), "executors")
+    df = pd.DataFrame(rows)
+    print(f"machine: {machine()}")
+    print("| instance | run | wall (s) | speed-up | DSO stages (s) | speed-up |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in df.itertuples():
+        print(
+            f"| {r.instance} | {r.how} | {r.wall_s:.2f} | {r.speedup_wall:.2f} | "
+            f"{r.dso_stages_s:.2f} | {r.speedup_dso_stages:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The ``wca`` method's stall termination and warm starts against 50 × 300 from x⁰.
+
+    python -m benchmarks.wca_stall [--quick] [--stall 20,50,75,100]
+
+Every DSO coefficient problem of a market run — ``rts24-3dso`` and ``flexopt generate
+--transmission case300 --feeder case69 --seed 0`` with 100 DSOs × 10 and × 50 prosumers —
+is solved by ``solve_dcp_wca`` (the ``wca`` method's search) under several settings, the
+same seed for each setting of one DSO: the previous default (50 × 300 from x⁰ alone), the
+same with another seed (the search's own noise), and 50 × at most 300 stopped after
+``wca_stall`` stalled iterations from x⁰ and the mlf point. The problems are caught through
+the method registry (a probe method that runs the settings and bids the unmodified offers).
+Reported per setting: evaluations against 50 × 300, and the DCP objective's relative gap per
+DSO (max, min, mean, how many worse by more than 0.01 %). Evaluations, not seconds, are the
+measure here (the same count costs the same time); ``benchmarks/clearing_time.py`` times the
+market. Writes ``results/wca_stall.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmarks._common import machine, write_csv
+from flexopt.dso.dcp import DCPProblem
+from flexopt.dso.modification import unit_factors
+from flexopt.dso.offer import Modification
+from flexopt.methods.registry import register_method, unregister_method
+from flexopt.methods.wca import WCAConfig, solve_dcp_wca, starts
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = "wca_stall_probe"
+REFERENCE = WCAConfig(wca_stall=0, wca_start="x0")
+#: (label, config, seed offset) of each setting; filled by :func:`settings`.
+SETTINGS: list[tuple[str, WCAConfig, int]] = []
+FOUND: list[dict[str, Any]] = []
+
+
+def settings(stalls: list[int]) -> list[tuple[str, WCAConfig, int]]:
+    out = [("50 × 300 from x0", REFERENCE, 0), ("50 × 300 from x0, another seed", REFERENCE, 1)]
+    out += [(f"stall {s}, x0 + mlf", WCAConfig(wca_stall=s), 0) for s in stalls]
+    out += [(f"stall {s}, x0", WCAConfig(wca_stall=s, wca_start="x0"), 0) for s in stalls[-1:]]
+    return out
+
+
+def probe(problem: DCPProblem, config: None, rng: np.random.Generator) -> Modification:
+    """Run every setting on this DSO's problem (same seed), then bid the unmodified offers."""
+    if problem.has_decisions:
+        seed = int(rng.integers(2**62))
+        for label, cfg, offset in SETTINGS:
+            r = solve_dcp_wca(problem, starts(problem, cfg), cfg, seed + offset)
+            FOUND.append(
+                {
+                    "dso": problem.ctx.dso.id,
+                    "factors": problem.lower.size,
+                    "setting": label,
+                    "objective": r.f,
+                    "evaluations": r.evaluations,
+                }
+            )
+    return Modification(unit_factors(problem.n))
+
+
+def instances(quick: bool, tmp: Path) -> list[tuple[str, Path]]:
+    from flexopt.generate import generate
+
+    out = [("rts24-3dso", ROOT / "instances" / "rts24-3dso")]
+    for n_pros in (10,) if quick else (10, 50):
+        out.append(
+            (
+                f"case300 100 DSOs × {n_pros}",
+                generate("case300", 100, "case69", n_pros, 0, tmp / f"p{n_pros}"),
+            )
+        )
+    return out
+
+
+def table(df: pd.DataFrame) -> str:
+    lines = [
+        "| instance | DSOs searched | factors | setting | evaluations | × 50 × 300 | "
+        "gap max | gap min | gap mean | worse by > 0.01 % |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for inst, g in df.groupby("instance", sort=False):
+        ref = g[g["setting"] == SETTINGS[0][0]].set_index("dso")
+        for label, s in g.groupby("setting", sort=False):
+            s = s.set_index("dso")
+            gap = 100 * (s["objective"] / ref["objective"] - 1)
+            ev = s["evaluations"].sum()
+            dims = f"{s['factors'].min()}–{s['factors'].max()}"
+            lines.append(
+                f"| {inst} | {len(s)} | {dims} | {label} | {ev:,} | "
+                f"{ev / ref['evaluations'].sum():.2f} | {gap.max():+.4f} % | {gap.min():+.4f} % | "
+                f"{gap.mean():+.4f} % | {int((gap > 0.01).sum())} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import flexopt as fx
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="rts24-3dso and 100 DSOs × 10 only")
+    ap.add_argument("--stall", default="20,50,75", help="stall lengths, the default last")
+    args = ap.parse_args(argv)
+    SETTINGS[:] = settings([int(s) for s in args.stall.split(",")])
+    register_method(PROBE, probe)
+    rows: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, path in instances(args.quick, Path(tmp)):
+                FOUND.clear()
+                fx.run_market(fx.load_instance(path), PROBE, seed=0)
+                rows += [{"instance": name, **r} for r in FOUND]
+                write_csv(pd.DataFrame(rows), "wca_stall")
+    finally:
+        unregister_method(PROBE)
+    print(f"machine: {machine()}")
+    print(table(pd.DataFrame(rows)))
+
+
+if __name__ == "__main__":
+    main()
