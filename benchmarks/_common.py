@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,3 +88,27 @@ def run_child(
         last = (err.strip().splitlines() or ["no message"])[-1]
         return f"failed: {last}", {}
     return "ok", json.loads(out.strip().splitlines()[-1])
+
+
+def sweep_main(
+    argv: list[str] | None,
+    name: str,
+    doc: str,
+    child: Callable[..., None],
+    sweep: Callable[[bool], pd.DataFrame],
+    report: Callable[[pd.DataFrame], int],
+    quick_help: str,
+) -> int:
+    """The command line of a sweep run as child processes: ``--child ARGS…`` runs one case in
+    this process (``child(*ARGS)``), ``--report`` prints ``results/<name>.csv``, otherwise
+    the sweep (``--quick``: its short form), then the report."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child":
+        child(*argv[1:])
+        return 0
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--report", action="store_true", help=f"only print results/{name}.csv")
+    args = ap.parse_args(argv)
+    df = pd.read_csv(RESULTS / f"{name}.csv") if args.report else sweep(args.quick)
+    return report(df)

@@ -20,6 +20,7 @@ from flexopt.dso.settlement import DSODispatch
 from flexopt.instance import Instance
 from flexopt.market.centralized import CentralizedData, CentralizedResult
 from flexopt.market.day_ahead import DayAheadResult
+from flexopt.market.equilibrium import CompetitionResult
 from flexopt.market.tso import TSOMarketResult
 from flexopt.plf import PLFModel, PLFResult
 
@@ -148,6 +149,9 @@ class BilevelOutcome(MarketBase):
     common_view : CentralizedData or None
         What the centralized market would see of the same instance, to score the bilevel
         dispatch on its objective (Z1); ``None`` without congestion.
+    competition : CompetitionResult or None
+        Rival DSOs' markups and their game (``models/competition.md``); ``None`` when the
+        DSOs take prices (the default) or without congestion.
     """
 
     method: str
@@ -162,6 +166,7 @@ class BilevelOutcome(MarketBase):
     plf_after: PLFResult
     congestion_after: pd.DataFrame
     common_view: CentralizedData | None
+    competition: CompetitionResult | None = None
 
     framework = "bilevel"
 

@@ -57,9 +57,16 @@ def test_process_pools_start_once_and_are_reused():
     with executor(2, warm=warm_worker) as second:
         assert second is first
         assert set(second.map(_pid, range(8))) <= pids
-    with pytest.raises(KeyboardInterrupt), executor(2, warm=warm_worker) as third:
-        assert third is first
-        raise KeyboardInterrupt
+    seen: list[object] = []
+
+    def interrupted() -> None:
+        with executor(2, warm=warm_worker) as third:
+            seen.append(third)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert seen == [first]
     with executor(2, warm=warm_worker) as fourth:
         assert fourth is not first  # the interrupted pool was not kept
         assert fourth.map(_square, [3]) == [9]

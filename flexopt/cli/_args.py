@@ -35,6 +35,7 @@ _FLAG_NAMES = {
     "stage_time_limit_s": "--stage-time-limit",
     "vm_limits_pu": "--vm-limits",
     "loss_price_eur_per_mwh": "--loss-price",
+    "overload_penalty_eur_per_mwh": "--overload-penalty",
 }
 #: What each option does (the layer and the default are added to the help).
 OPTION_HELP = {
@@ -60,8 +61,25 @@ OPTION_HELP = {
     "dcp_price": "what the DSO pays its prosumers in the DSO problem",
     "dcp_budget": "the DSO budget (C7) at every block boundary of the bid",
     "dcp_efficiency": "no dearer delivery than the unmodified offers' (C8)",
+    "intraday": "after the day-ahead market, an intraday market on each of --scenarios "
+    "realizations of the load (models/intraday.md)",
+    "scenarios": "realizations of the load for the intraday market",
+    "dayahead_prob": "buy relief day ahead for line-hours whose overload probability exceeds "
+    "P (default: the instance's risk quantile, the mean-flow rule)",
+    "intraday_min_prob": "line-hours below the day-ahead threshold but above P wait for "
+    "the intraday market",
+    "overload_penalty_eur_per_mwh": "€/MWh of overload left after the markets in the expected cost",
+    "competition": "price_taking — each DSO bids its S6 bid; nash — rival DSOs mark their bids "
+    "up to a Nash equilibrium of best responses (models/competition.md)",
+    "competition_cap": "with --competition nash, mitigation: the highest markup, €/MWh, a "
+    "pivotal DSO may add",
+    "competition_markups": "with --competition nash: the markup grid STEP,MAX in €/MWh",
+    "competition_rounds": "with --competition nash: the most rounds of best responses",
     "wca_pop": "population of WCA/MOWCA",
-    "wca_iter": "iterations per DSO",
+    "wca_iter": "iterations per DSO at most",
+    "wca_stall": "stop a DSO's search after N iterations without progress (0: run --wca-iter)",
+    "wca_stall_tol": "relative improvement that counts as progress",
+    "wca_start": "first raindrops: x0 (unmodified offers), or x0 and the mlf point",
     "pareto": "solve the DSO problem with MOWCA and take the fuzzy compromise",
     "solver": "highs — MILP (β only); scip — MINLP (α and β), global",
     "time_limit_s": "seconds per DSO",
@@ -145,6 +163,7 @@ def _bounded_types() -> dict[str, Callable[[str], Any]]:
     """The types of the options with a bound known here (their errors say ``expected …``)."""
     from flexopt.methods.exact import MAX_SEGMENTS
     from flexopt.methods.wca import MAX_ITER, MAX_POP
+    from flexopt.run.intraday_config import MAX_SCENARIOS
     from flexopt.run.options import MAX_BLOCKS, MAX_SAMPLES, MAX_WORKERS
 
     return {
@@ -152,8 +171,10 @@ def _bounded_types() -> dict[str, Callable[[str], Any]]:
         "samples": int_in(1, MAX_SAMPLES),
         "blocks": int_in(1, MAX_BLOCKS),
         "workers": int_in(1, MAX_WORKERS),
+        "scenarios": int_in(1, MAX_SCENARIOS),
         "wca_iter": int_in(1, MAX_ITER),
         "wca_pop": int_in(8, MAX_POP),
+        "wca_stall": int_in(0, MAX_ITER),
         "segments": int_in(2, MAX_SEGMENTS),
         "time_limit_s": seconds,
         "stage_time_limit_s": seconds,
@@ -188,6 +209,10 @@ def option_type(name: str, kind: str) -> Callable[[str], Any]:
 def _layer_prefix(layer: str, owners: tuple[str, ...]) -> str:
     if layer in ("bilevel", "dcp"):
         return "bilevel: "
+    if layer == "intraday":
+        return "bilevel, intraday: "
+    if layer == "competition":
+        return "bilevel: "
     if layer == "config":
         return f"{', '.join(owners)}: "
     return ""
@@ -216,6 +241,7 @@ def add_option_flags(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] =
             parser.add_argument(flag, dest=name, choices=opt.choices, help=help_)
         else:
             metavar = "LO,HI" if opt.kind == "pair" else flag[2:].upper().replace("-", "_")
+            metavar = "STEP,MAX" if name == "competition_markups" else metavar
             parser.add_argument(
                 flag, dest=name, type=option_type(name, opt.kind), metavar=metavar, help=help_
             )

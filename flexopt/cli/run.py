@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from flexopt.instance.loader import instance_root
     from flexopt.report import summary_text
     from flexopt.report.save import RUN_KIND
+    from flexopt.run.intraday import IntradayInterrupted
     from flexopt.run.options import MarketOptions
 
     options = given_options(args, extra=("method",))
@@ -127,8 +128,16 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output(check_output_dir, args.out, RUN_KIND, replace=args.force, protect=(root,))
     inst = load_instance(args.instance)
-    res = flexopt.run.api.run(inst, opt)
+    cut = None
+    try:
+        res = flexopt.run.api.run(inst, opt)
+    except IntradayInterrupted as stop:  # report and save the realizations that finished
+        if stop.result is None:
+            raise
+        res, cut = stop.result, stop
     print(summary_text(res.summary, sum(res.timings.values())))
     if args.out is not None:
         print(f"wrote                {res.save(args.out, replace=args.force)}")
+    if cut is not None:
+        raise cut.interrupt  # then stop as interrupted (Ctrl-C: 130, SIGTERM: 143)
     return 0

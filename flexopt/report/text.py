@@ -69,5 +69,34 @@ def summary_text(s: dict[str, Any], total_s: float) -> str:
                 f"f_price {c['f_price_eur']:,.2f} EUR, budget {c['budget_eur']:,.2f} EUR"
                 f"{'' if c['feasible'] else ' (infeasible)'}"
             )
+    if "intraday" in s:
+        lines.extend(_intraday_lines(s["intraday"]))
+    if "competition" in s:  # rival DSOs (models/competition.md)
+        c = s["competition"]
+        ratio = "—" if c["tso_payment_ratio_pu"] is None else f"{c['tso_payment_ratio_pu']:.3f}×"
+        lines.append(
+            f"rival DSOs           {c['status']} after {c['rounds']} rounds; TSO pays "
+            f"{c['tso_payment_eur']:,.2f} EUR ({ratio} price taking), Lerner index up to "
+            f"{c['lerner_max_pu'] or 0:.2f}, {c['pivotal_dso_hours']} pivotal DSO-hours"
+        )
     lines.append(f"time                 {total_s:.2f} s")
     return "\n".join(lines)
+
+
+def _intraday_lines(i: dict[str, Any]) -> list[str]:
+    """The intraday market's expected figures (``models/intraday.md`` J11)."""
+    done = f"{i['scenarios_done']} of {i['scenarios']}" if i["interrupted"] else i["scenarios"]
+    out = [
+        f"intraday             {done} realizations; {i['dayahead_line_hours']} line-hours bought "
+        f"day ahead, {i['watched_line_hours']} wait (hours {i['monitored_hours']}); "
+        f"penalty {i['overload_penalty_eur_per_mwh']:,.0f} EUR/MWh of overload left"
+    ]
+    for key, label in (("da_only", "day-ahead only"), ("da_id", "with intraday")):
+        c = i[key]
+        out.append(
+            f"  {label:<18} expected cost {c['expected_cost_eur']:,.2f} EUR (payments "
+            f"{c['expected_payment_eur']:,.2f}), overload {c['expected_overload_mwh']:.3f} MW·h, "
+            f"P(overload) {c['overload_prob_pu']:.2f}"
+        )
+    out.append(f"  value of intraday  {i['value_of_intraday_eur']:,.2f} EUR")
+    return out

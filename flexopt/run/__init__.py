@@ -9,6 +9,8 @@
   (``flexopt.outcome``).
 * ``assemble`` — tables and summary from an outcome; ``result`` — :class:`MarketResult`;
   ``api`` — :func:`run_market`.
+* ``intraday_config``, ``intraday``, ``intraday_report`` — the intraday market on
+  realizations of the load after the day-ahead market (``models/intraday.md``).
 
 Import what you need from the modules (``from flexopt.run.api import run_market``) or use the
 top-level ``flexopt.run_market`` / ``flexopt.MarketOptions``.

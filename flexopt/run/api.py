@@ -16,10 +16,13 @@ from flexopt.run.bilevel import run_bilevel
 from flexopt.run.centralized import run_centralized
 from flexopt.run.clock import Clock
 from flexopt.run.finite import check_finite
+from flexopt.run.intraday import IntradayInterrupted, run_intraday
+from flexopt.run.intraday_config import with_dayahead_threshold
+from flexopt.run.intraday_report import intraday_summary, intraday_table
 from flexopt.run.options import MarketOptions
 from flexopt.run.provenance import provenance, with_market_overrides
 from flexopt.run.result import MarketResult
-from flexopt.run.tasks import PrepareTask, run_task
+from flexopt.run.tasks import PrepareTask, run_task, warm_worker
 from flexopt.run.tso import congestion, day_ahead, plf_model
 
 __all__ = ["prepare_market", "run", "run_market"]
@@ -62,22 +65,43 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
     """Run the market with layered options (the form :func:`run_market` builds).
 
     The summary records what the result was computed from (``options``,
-    ``instance_sha256``, ``versions``: :mod:`flexopt.run.provenance`)."""
+    ``instance_sha256``, ``versions``: :mod:`flexopt.run.provenance`). An intraday market
+    interrupted after some realizations raises
+    :class:`~flexopt.run.intraday.IntradayInterrupted` with the result over those."""
     clock = Clock(opt.progress)
+    cut: IntradayInterrupted | None = None
     record = provenance(inst, opt)
-    inst = with_market_overrides(inst, opt)
-    with executor(opt.workers, opt.scheduler) as ex:
+    inst = with_dayahead_threshold(with_market_overrides(inst, opt), opt.intraday_config)
+    with executor(opt.workers, opt.scheduler, warm=warm_worker) as ex:
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
         outcome: MarketOutcome = framework(base, opt, ex, clock)
+        try:
+            intraday = (
+                run_intraday(outcome, opt, ex, clock) if opt.intraday_config.intraday else None
+            )
+        except IntradayInterrupted as stop:  # the result over what finished, then stop
+            intraday, cut = stop.outcome, stop
     timings = dict(clock.timings)
     tables = assemble.tables(outcome)
     summary = assemble.summary(outcome, opt, timings)
+    if intraday is not None:  # models/intraday.md
+        tables["intraday"] = intraday_table(intraday)
+        summary["intraday"] = intraday_summary(intraday)
     summary.update(record)
     check_finite(tables, summary, opt.bilevel)  # no infinity or NaN leaves a run
-    return MarketResult(
-        options=opt, outcome=outcome, tables=tables, summary=summary, timings=timings
+    result = MarketResult(
+        options=opt,
+        outcome=outcome,
+        tables=tables,
+        summary=summary,
+        timings=timings,
+        intraday=intraday,
     )
+    if cut is not None:
+        cut.result = result
+        raise cut
+    return result
 
 
 def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Clock) -> MarketBase:

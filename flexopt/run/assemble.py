@@ -20,6 +20,7 @@ from flexopt.dso.settlement import DSODispatch
 from flexopt.market.centralized import CentralizedData, dispatch_cost
 from flexopt.outcome import BilevelOutcome, CentralizedOutcome, MarketOutcome
 from flexopt.run.centralized import dispatch_by_dso
+from flexopt.run.competition_report import competition_summary, competition_table
 from flexopt.run.options import MarketOptions
 
 __all__ = ["summary", "tables"]
@@ -55,6 +56,8 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
     }
     if isinstance(o, BilevelOutcome):
         out.update(_bilevel_tables(o))
+        if o.competition is not None:
+            out["competition"] = competition_table(o.competition)
     out["losses"] = _losses(o)
     if o.dispatch:
         out["welfare"] = welfare_table(o)
@@ -260,6 +263,8 @@ def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedDat
     energy."""
     dt = o.instance.dt_h
     out["flex_requested_mwh"] = _r(o.requirement_mw.to_numpy().sum() * dt, 6)
+    if o.competition is not None:
+        out["competition"] = competition_summary(o.competition, dt)
     offers = {off.dso_id: off for off in o.offers}
     for c in o.contexts:
         d = out["dso"][c.dso.id]

@@ -1,5 +1,6 @@
-"""The bilevel framework: S3 requirement → S5–S6 DSO offers and bids → S7 TSO market →
-S8 local dispatch and settlement → S2 re-check (``models/README.md``, stage map).
+"""The bilevel framework: S3 requirement → S5–S6 DSO offers and bids → (rival DSOs: their
+markups at a Nash equilibrium, ``models/competition.md``) → S7 TSO market → S8 local dispatch
+and settlement → S2 re-check (``models/README.md``, stage map).
 
 Only aggregated block bids (:class:`~flexopt.market.tso.DSOBid`), declared capacities and
 accepted quantities cross the TSO–DSO boundary: the TSO stages (``flexopt.run.tso``) never
@@ -19,9 +20,10 @@ from flexopt.outcome import BilevelOutcome, MarketBase
 from flexopt.progress import Progress
 from flexopt.run.centralized import centralized_data
 from flexopt.run.clock import Clock
+from flexopt.run.competition import nash_equilibrium
 from flexopt.run.options import MarketOptions
 from flexopt.run.tasks import BidTask, DispatchTask, run_task
-from flexopt.run.tso import recheck_market, requirement, tso_market
+from flexopt.run.tso import recheck_market, requirement, tso_market, tso_market_data
 
 __all__ = ["run_bilevel"]
 
@@ -35,6 +37,7 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
     dso_ids = base.dso_ids
     common_view = centralized_data(base) if len(hours) else None
     offers, dispatch, tso = [], [], None
+    competition = None
     if len(hours) == 0:
         capacity = req = pd.DataFrame(0.0, index=hours, columns=dso_ids)
         unresolved = pd.DataFrame(index=hours)
@@ -79,13 +82,24 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                         f"  {o.dso_id}: {o.modification.evaluations} evaluations, "
                         f"DSO problem objective {o.score.objective:.4f}"
                     )
+        bids = [o.bid for o in offers]
+        if opt.competition_config.strategic:
+            with clock("competition", "rival DSOs: Nash equilibrium of their markups"):
+                data = tso_market_data(inst, base.plf_model, base.plf_before, hours, bids)
+                competition = nash_equilibrium(
+                    data,
+                    opt.competition_config,
+                    opt.tso_pricing,
+                    time_limit_s=opt.stage_time_limit_s,
+                )
+                bids = list(competition.bids)  # S7 clears the equilibrium bids
         with clock("tso_market", "S7 TSO flexibility market"):
             tso = tso_market(
                 inst,
                 base.plf_model,
                 base.plf_before,
                 hours,
-                [o.bid for o in offers],
+                bids,
                 pricing=opt.tso_pricing,
                 time_limit_s=opt.stage_time_limit_s,
             )
@@ -124,4 +138,5 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         plf_after=plf_after,
         congestion_after=cong_after,
         common_view=common_view,
+        competition=competition,
     )

@@ -21,6 +21,11 @@ __all__ = ["NAN_ALLOWED", "check_finite", "require_finite"]
 #: (table, column) whose NaN means "not applicable" (a price where nothing was accepted).
 NAN_ALLOWED = frozenset(
     {("tso_prices", "price_eur_per_mwh"), ("settlement", "tso_price_eur_per_mwh")}
+    | {  # rival DSOs (competition.csv): a DSO-hour without acceptance has no price
+        ("competition", f"{pre}{col}")
+        for pre in ("", "price_taking_")
+        for col in ("price_eur_per_mwh", "marginal_cost_eur_per_mwh", "lerner_pu")
+    }
 )
 _S7 = {True: "S7 TSO flexibility market", False: "the centralized market (Z)"}
 
@@ -50,6 +55,8 @@ def _table_stage(name: str, column: str, bilevel: bool) -> str:
         "tso_clearing": _S7[bilevel],
         "tso_prices": _S7[bilevel],
         "line_prices": _S7[bilevel],
+        "intraday": "the intraday market (J)",
+        "competition": "rival DSOs (N)",
     }.get(name, "S8 local dispatch and settlement")
 
 
@@ -67,6 +74,10 @@ def _summary_stage(key: str, bilevel: bool) -> str:
         return _S7[bilevel]
     if top == "dso" and ".dcp." in key:
         return "S5 coefficient modification"
+    if top == "intraday":
+        return "the intraday market (J)"
+    if top == "competition":
+        return "rival DSOs (N)"
     if top in ("information_exchanged_floats", "clearing_time_s"):
         return "assembling the summary"
     return "S8 local dispatch and settlement"

@@ -18,8 +18,14 @@ from flexopt.dso.context import PARTICIPATION
 from flexopt.dso.dcp import MODES, PRICE_RULES, DCPOptions
 from flexopt.errors import OptionError
 from flexopt.grid import LOSS_ALLOCATION_METHODS
+from flexopt.market.equilibrium import (
+    COMPETITION_MODES,
+    COMPETITION_OPTIONS,
+    check_competition_option,
+)
 from flexopt.methods import method_names, methods
 from flexopt.plf import PLF_METHODS
+from flexopt.run.intraday_config import INTRADAY_OPTIONS, check_intraday_option
 from flexopt.run.options import (
     BILEVEL_OPTIONS,
     CENTRAL_MODELS,
@@ -40,6 +46,8 @@ _KIND = {
     "scheduler": "str",
     "loss_coverage": "float",
     "loss_price_eur_per_mwh": "float",
+    "dayahead_prob": "float",
+    "competition_cap": "float",
 }
 #: ``progress`` is how a run reports, not what it computes: no flag, no file key.
 _NOT_FLAT = ("progress",)
@@ -47,6 +55,7 @@ _NOT_FLAT = ("progress",)
 
 def _choices() -> dict[str, tuple[str, ...]]:
     from flexopt.methods.exact import EXACT_SOLVERS
+    from flexopt.methods.wca import STARTS
 
     return {
         "plf_method": tuple(PLF_METHODS),
@@ -57,6 +66,8 @@ def _choices() -> dict[str, tuple[str, ...]]:
         "dcp_price": PRICE_RULES,
         "solver": tuple(EXACT_SOLVERS),
         "central_model": CENTRAL_MODELS,
+        "wca_start": STARTS,
+        "competition": COMPETITION_MODES,
     }
 
 
@@ -73,8 +84,10 @@ class FlatOption:
     owners : tuple of str
         The methods it applies to; empty for options of every method.
     layer : str
-        ``run``, ``market`` (the instance's market settings), ``bilevel``, ``dcp`` or
-        ``config`` (a method's own option).
+        ``run``, ``market`` (the instance's market settings), ``bilevel``, ``dcp``,
+        ``intraday`` (the intraday market, ``models/intraday.md``), ``competition`` (rival
+        DSOs, ``models/competition.md``) or ``config`` (a method's
+        own option).
     choices : tuple of str, optional
         The allowed values of a text option.
     """
@@ -104,8 +117,8 @@ class FlatOption:
 
 def flat_options() -> dict[str, FlatOption]:
     """Every flat option of every registered method and of the centralized market, in the
-    order run options, market settings, bilevel layer, DSO coefficient problem, method
-    configs (methods in registration order, then ``centralized``)."""
+    order run options, market settings, bilevel layer, DSO coefficient problem, intraday
+    market, rival DSOs, method configs (methods in registration order, then ``centralized``)."""
     choices = _choices()
     base = MarketOptions()
     bilevel = method_names()
@@ -129,6 +142,10 @@ def flat_options() -> dict[str, FlatOption]:
         add(name, getattr(base, name), bilevel, "bilevel")
     for name, field in DCP_OPTIONS.items():
         add(name, getattr(base.dcp, field), bilevel, "dcp")
+    for name in INTRADAY_OPTIONS:
+        add(name, getattr(base.intraday_config, name), bilevel, "intraday")
+    for name, field in COMPETITION_OPTIONS.items():
+        add(name, getattr(base.competition_config, field), bilevel, "competition")
     configs: list[tuple[str, type]] = [(m.name, m.config) for m in methods() if m.config]
     for owner, cls in [*configs, (CENTRALIZED, CentralizedConfig)]:
         for f in fields(cls):
@@ -155,6 +172,10 @@ def check_option(name: str, value: Any) -> Any:
     try:
         if opt.layer == "dcp":
             DCPOptions(**{DCP_OPTIONS[name]: value})
+        elif opt.layer == "intraday":
+            check_intraday_option(name, value)
+        elif opt.layer == "competition":
+            check_competition_option(name, value)
         elif opt.layer == "config":
             owner = opt.owners[0]
             cls = CentralizedConfig if owner == CENTRALIZED else _config_of(owner)

@@ -58,7 +58,8 @@ def tso_market(result: MarketResult) -> pyo.ConcreteModel:
         raise FlexoptError(f"{out.method}: a centralized run has no DSO bids and no TSO market")
     if out.tso is None:
         raise FlexoptError("no congestion in this run: the TSO held no market")
-    bids = [o.bid for o in out.offers]
+    # rival DSOs (models/competition.md): S7 cleared the equilibrium's marked-up bids
+    bids = list(out.competition.bids) if out.competition else [o.bid for o in out.offers]
     data = tso_market_data(out.instance, out.plf_model, out.plf_before, out.hours, bids)
     return build_tso_market(data)
 

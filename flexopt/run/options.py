@@ -19,10 +19,16 @@ from flexopt.dso.dcp import DCPOptions
 from flexopt.errors import OptionError
 from flexopt.grid import LOSS_ALLOCATION_METHODS
 from flexopt.grid.loss_allocation import LossAllocationMethod
+from flexopt.market.equilibrium import (
+    COMPETITION_OPTIONS,
+    CompetitionOptions,
+    competition_from_kwargs,
+)
 from flexopt.market.tso import Pricing
 from flexopt.methods import get_method, method_names, methods
 from flexopt.plf import PLF_METHODS
 from flexopt.plf.methods import PLFMethod
+from flexopt.run.intraday_config import INTRADAY_OPTIONS, IntradayConfig, intraday_from_kwargs
 from flexopt.solve import DEFAULT_TIME_LIMIT_S
 
 __all__ = [
@@ -182,6 +188,12 @@ class MarketOptions:
         share of the allocated feeder losses the screened prosumers carry, in ``(0, 1]``.
     loss_price_eur_per_mwh : float, optional
         Overrides the instance's loss price (``[market] loss_price_eur_per_mwh``).
+    intraday_config : IntradayConfig
+        The intraday market (``models/intraday.md``; ``intraday``, ``scenarios``,
+        ``dayahead_prob``, … when given flat). Bilevel methods only.
+    competition_config : CompetitionOptions
+        Price-taking or rival DSOs (``models/competition.md``; ``competition``,
+        ``competition_cap``, … when given flat). Bilevel methods only.
     """
 
     method: str = "none"
@@ -200,6 +212,8 @@ class MarketOptions:
     stage_time_limit_s: float = DEFAULT_TIME_LIMIT_S
     loss_coverage: float | None = None
     loss_price_eur_per_mwh: float | None = None
+    intraday_config: IntradayConfig = field(default_factory=IntradayConfig)
+    competition_config: CompetitionOptions = field(default_factory=CompetitionOptions)
 
     def __post_init__(self) -> None:
         if self.method not in market_methods():
@@ -242,6 +256,18 @@ class MarketOptions:
                 f"a number of seconds in (0, {MAX_TIME_LIMIT_S:g}]",
             ),
             ("dcp", isinstance(self.dcp, DCPOptions), "a DCPOptions"),
+            (
+                "intraday_config",
+                isinstance(self.intraday_config, IntradayConfig)
+                and (self.bilevel or not self.intraday_config.intraday),
+                "an IntradayConfig, without the intraday market for 'centralized'",
+            ),
+            (
+                "competition_config",
+                isinstance(self.competition_config, CompetitionOptions)
+                and (self.bilevel or not self.competition_config.strategic),
+                "a CompetitionOptions, price taking for 'centralized'",
+            ),
             (
                 "loss_coverage",
                 self.loss_coverage is None or _number_in(self.loss_coverage, 0.0, 1.0, False),
@@ -314,6 +340,8 @@ class MarketOptions:
         }
         dcp = {DCP_OPTIONS[k]: kwargs.pop(k) for k in list(kwargs) if k in DCP_OPTIONS}
         config = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
+        intraday = intraday_from_kwargs(kwargs, method, method != CENTRALIZED)
+        competition = competition_from_kwargs(kwargs, method, method != CENTRALIZED)
         foreign = {k: _owners(k) for k in kwargs if _owners(k)}
         if foreign:
             name, owners = next(iter(foreign.items()))
@@ -328,6 +356,8 @@ class MarketOptions:
                     *BILEVEL_OPTIONS,
                     *MARKET_OVERRIDES,
                     *DCP_OPTIONS,
+                    *INTRADAY_OPTIONS,
+                    *COMPETITION_OPTIONS,
                     *(n for m in methods() for n in m.option_names),
                     *(f.name for f in fields(CentralizedConfig)),
                 }
@@ -347,7 +377,14 @@ class MarketOptions:
             own_config = own(**config) if own is not None else None
         except ValueError as err:
             raise OptionError(f"method {method!r}: {err}") from None
-        return cls(method=method, dcp=dcp_options, config=own_config, **common)
+        return cls(
+            method=method,
+            dcp=dcp_options,
+            config=own_config,
+            intraday_config=intraday,
+            competition_config=competition,
+            **common,
+        )
 
     def flat(self) -> dict[str, Any]:
         """The options that shape the result, flat (executor and progress left out)."""
@@ -363,6 +400,8 @@ class MarketOptions:
             out.update({k: getattr(self.dcp, v) for k, v in DCP_OPTIONS.items()})
             if self.method == "exact":  # its mode follows its solver
                 del out["dcp_mode"]
+            out.update(self.intraday_config.flat())
+            out.update(self.competition_config.flat())
         if self.config is not None:
             out.update(asdict(self.config))
         out.update({k: v for k in MARKET_OVERRIDES if (v := getattr(self, k)) is not None})

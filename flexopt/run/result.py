@@ -11,6 +11,7 @@ import pandas as pd
 
 from flexopt.outcome import MarketOutcome
 from flexopt.report import make_figures, save_results
+from flexopt.run.intraday import IntradayOutcome
 from flexopt.run.options import MarketOptions
 
 __all__ = ["MarketResult"]
@@ -34,6 +35,8 @@ class MarketResult:
         identical runs and is written to ``timings.json``, not ``summary.json``.
     timings : dict
         Seconds per stage.
+    intraday : IntradayOutcome or None
+        The intraday market's realizations (``models/intraday.md``) when the run had it.
     """
 
     options: MarketOptions
@@ -41,6 +44,7 @@ class MarketResult:
     tables: dict[str, pd.DataFrame]
     summary: dict[str, Any]
     timings: dict[str, float]
+    intraday: IntradayOutcome | None = None
 
     @property
     def method(self) -> str:

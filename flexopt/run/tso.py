@@ -50,9 +50,11 @@ from flexopt.solve import DEFAULT_TIME_LIMIT_S, SolveResult, SolveStatus, solve
 
 __all__ = [
     "DayAheadFlows",
+    "clear_tso_market",
     "congestion",
     "day_ahead",
     "day_ahead_flows",
+    "interface_reduction",
     "line_limits",
     "plf_model",
     "recheck",
@@ -324,6 +326,16 @@ def tso_market(
     block's price, line prices from the LP's own duals.
     """
     data = tso_market_data(inst, model, res, hours, bids)
+    return clear_tso_market(data, pricing, time_limit_s=time_limit_s)
+
+
+def clear_tso_market(
+    data: TSOMarketData,
+    pricing: Pricing = "interface",
+    *,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+) -> TSOMarketResult:
+    """S7 (K1–K6) on its data: the LP, then the prices by ``pricing`` (:func:`tso_market`)."""
     m = build_tso_market(data)
     r = solve_or_raise(m, "TSO market (S7)", time_limit_s=time_limit_s)
     duals = r.duals
@@ -346,15 +358,27 @@ def recheck(
     seed: int = 0,
 ) -> tuple[PLFResult, pd.DataFrame]:
     """S2 again, with the accepted relief ``F_{d,t}`` (hours × DSOs) lowering the load at
-    each DSO's interface bus (P1')."""
-    reduction = np.zeros_like(model.load_mw)
-    if accepted_mw is not None:
-        net = model.network
-        for d, bus in dso_bus.items():
-            reduction[model.hours.get_indexer(hours), net.bus_pos(bus)] += accepted_mw[d].to_numpy()
+    each DSO's interface bus (P1') — on top of any reduction ``model`` already carries (the
+    intraday market's model of a realization, ``models/intraday.md`` J8)."""
+    reduction = interface_reduction(model, hours, accepted_mw, dso_bus)
+    if model.reduction_mw is not None:
+        reduction += model.reduction_mw
     return congestion(
         inst, replace(model, reduction_mw=reduction), method, samples=samples, seed=seed
     )
+
+
+def interface_reduction(
+    model: PLFModel, hours: pd.Index, relief_mw: pd.DataFrame | None, dso_bus: dict[str, int]
+) -> np.ndarray:
+    """The load reduction ``[T, N]`` of a relief ``F_{d,t}`` (``hours`` × DSOs) at each DSO's
+    interface bus (P1'); zeros for ``None``."""
+    reduction = np.zeros_like(model.load_mw)
+    if relief_mw is not None:
+        net = model.network
+        for d, bus in dso_bus.items():
+            reduction[model.hours.get_indexer(hours), net.bus_pos(bus)] += relief_mw[d].to_numpy()
+    return reduction
 
 
 def recheck_market(

@@ -31,7 +31,14 @@ def toy():
 
 def test_builtin_methods_are_registered():
     assert method_names()[:4] == ("none", "mlf", "wca", "exact")
-    assert get_method("wca").option_names == ("wca_pop", "wca_iter", "pareto")
+    assert get_method("wca").option_names == (
+        "wca_pop",
+        "wca_iter",
+        "wca_stall",
+        "wca_stall_tol",
+        "wca_start",
+        "pareto",
+    )
     assert get_method("none").option_names == ()
 
 
