@@ -59,6 +59,8 @@ FEEDER_HELP = (
 MAX_PROSUMERS = 1_000
 #: Feeder copies per DSO, at most (the loader's bound).
 MAX_COPIES = 10_000
+#: Microgrids per DSO, at most.
+MAX_MICROGRIDS = 10
 #: The bundled feeders (pandapower names, ``simbench:<code>`` and JSON files are accepted too).
 FEEDER_CASES = ("case33bw", "case69")
 SURGE_PU, SURGE_HOURS, SURGE_SHARE, DERATE_MARGIN, FEEDER_SHARE = 0.08, (13, 14, 15), 0.3, 1.02, 0.6
@@ -103,8 +105,12 @@ def generate(
     out: str | Path,
     *,
     replace: bool = False,
+    microgrids: int = 0,
 ) -> Path:
     """Write a synthetic instance (see the module docstring) and return its directory.
+
+    ``microgrids`` laterals of every DSO's feeder are run as microgrids
+    (:func:`flexopt.instance.laterals.lateral_microgrids`, ``models/microgrid.md``).
 
     ``out`` must not exist, be empty, or — with ``replace`` — hold an instance flexopt
     wrote (its marker says so); anything else is an :class:`~flexopt.errors.OutputError`,
@@ -112,7 +118,7 @@ def generate(
     """
     try:
         check_output_dir(out, INSTANCE_KIND, replace=replace)
-        return _generate(transmission, dsos, feeder, prosumers, seed, out, replace)
+        return _generate(transmission, dsos, feeder, prosumers, seed, out, replace, microgrids)
     except OutputRefusedError as err:
         raise OutputError(str(err)) from None
 
@@ -125,7 +131,10 @@ def _generate(
     seed: int,
     out: str | Path,
     replace: bool,
+    microgrids: int = 0,
 ) -> Path:
+    if not (_is_int(microgrids) and 0 <= microgrids <= MAX_MICROGRIDS):
+        raise FlexoptError(f"--microgrids must be in 0..{MAX_MICROGRIDS}, got {microgrids!r}")
     if not (_is_int(dsos) and _is_int(prosumers) and dsos >= 1 and 1 <= prosumers <= MAX_PROSUMERS):
         raise FlexoptError(
             f"--dsos must be at least 1 and --prosumers in 1..{MAX_PROSUMERS}, "
@@ -295,8 +304,26 @@ def _generate(
                 header=(*GENERATED_HEADER, *notes),
             )
         )
-        load_instance(work)  # what is written must load
+        inst = load_instance(work)  # what is written must load
+        if microgrids:
+            _with_microgrids(inst, microgrids, work, (*GENERATED_HEADER, *notes))
     return out
+
+
+def _with_microgrids(inst: Any, per_dso: int, work: Path, header: tuple[str, ...]) -> None:
+    """Rewrite the instance in ``work`` with ``per_dso`` laterals per DSO as microgrids."""
+    import shutil
+    from dataclasses import replace as _replace
+
+    from flexopt.instance import load_instance
+    from flexopt.instance.laterals import lateral_microgrids
+
+    grid = lateral_microgrids(inst, per_dso)
+    count = sum(len(d.microgrids) for d in grid.dsos)
+    grid = _replace(grid, description=f"{inst.description}; {count} microgrids on laterals")
+    shutil.rmtree(work / "distribution")
+    grid.write_files(work, (*header, f"# microgrids: {per_dso} lateral(s) per DSO's feeder"))
+    load_instance(work)
 
 
 def _feeder(src: str, feeder_net: Any) -> tuple[str, Any, Any, float]:

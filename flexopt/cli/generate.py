@@ -26,6 +26,13 @@ def add_parser(sub: Any) -> None:
         help="battery prosumers per feeder",
     )
     g.add_argument("--seed", type=int_in(0, None), default=0)
+    g.add_argument(
+        "--microgrids",
+        type=int_in(0, 10),
+        default=0,
+        metavar="K",
+        help="laterals of every DSO's feeder run as microgrids (models/microgrid.md)",
+    )
     g.add_argument("--out", required=True, help="instance directory to write")
     g.add_argument("--force", action="store_true", help="replace a previous generated instance")
     add_verbosity(g)
@@ -43,6 +50,7 @@ def generate(args: argparse.Namespace) -> int:
         args.seed,
         args.out,
         replace=args.force,
+        microgrids=args.microgrids,
     )
     print(f"wrote {out}: {load_instance(out).description}")
     return 0

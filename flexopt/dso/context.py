@@ -13,7 +13,7 @@ the centralized market left 6.2.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -70,6 +70,7 @@ class DSOContext:
     allocation: pd.DataFrame  # hours × feeder buses
     participants: pd.DataFrame  # one row per prosumer: bus, loss_share, screened, offers
     mlf: pd.DataFrame  # hours × members, ∂P_loss/∂P at their bus
+    microgrids: tuple[DSOContext, ...] = ()  # each microgrid as a DSO of one copy (G1)
 
     @property
     def members(self) -> pd.DataFrame:
@@ -94,17 +95,25 @@ def prepare(
     dso: DSOData,
     loss_method: LossAllocationMethod = "branch_current",
     participation: Participation = "all",
+    extra_load: tuple[np.ndarray, np.ndarray] | None = None,
+    v_root_pu: float | None = None,
 ) -> DSOContext:
     """S4: AC power flow at the day-ahead point, loss allocation, screening (L1–L5).
 
     The screening marks the prosumers whose coefficients the DSO modifies (``screened``);
     ``participation`` says who offers in the local market (``offers``): everyone (``"all"``)
-    or the screened prosumers only (``"screened"``).
+    or the screened prosumers only (``"screened"``). ``extra_load``: ``(p, q)`` ``[T, n_bus]``
+    added to the net load (the microgrids' internal losses, ``models/microgrid.md`` G2);
+    ``v_root_pu``: the root's voltage (a microgrid's, at its point of connection, G1).
     """
     if participation not in PARTICIPATION:
         raise ValueError(f"participation must be one of {PARTICIPATION}, got {participation!r}")
     feeder = feeder_from_data(dso.feeder)
+    if v_root_pu is not None:
+        feeder = replace(feeder, v_root_pu=float(v_root_pu))
     p, q = feeder_net_load(inst, dso)
+    if extra_load is not None:
+        p, q = p + extra_load[0], q + extra_load[1]
     pf = feeder.power_flow(p, q)
     alloc = allocate_losses(pf, loss_method)
     energy = alloc.sum(axis=0) * inst.dt_h

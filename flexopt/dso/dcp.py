@@ -165,6 +165,8 @@ class DCPProblem(Problem):
     options : DCPOptions
     blocks : int
         ``K``, blocks of the bid per hour (M8): the budget (C7) holds at each block's upper end.
+    capacity_mw : pandas.DataFrame, optional
+        ``Ū`` per copy given, not split by M3 (a microgrid's members, ``microgrid.md`` G4).
 
     Attributes
     ----------
@@ -192,6 +194,7 @@ class DCPProblem(Problem):
         loss_price_eur_per_mwh: float,
         options: DCPOptions | None = None,
         blocks: int = 10,
+        capacity_mw: pd.DataFrame | None = None,
     ) -> None:
         options = options or DCPOptions()
         if blocks < 1:
@@ -206,13 +209,15 @@ class DCPProblem(Problem):
             if requirement_mw.sum() > 0
             else pd.Series(1.0, index=requirement_mw.index)
         )
-        u_max = flexibility_capacity(
-            members,
-            ctx.dso.baseline_mw[members.index],
-            weight,
-            ctx.dt_h,
-            target_mw=requirement_mw / ctx.dso.n_feeders,
-        )
+        u_max = capacity_mw
+        if u_max is None:
+            u_max = flexibility_capacity(
+                members,
+                ctx.dso.baseline_mw[members.index],
+                weight,
+                ctx.dt_h,
+                target_mw=requirement_mw / ctx.dso.n_feeders,
+            )
         self.capacity_mw = u_max.loc[requirement_mw.index]
         self.hours = requirement_mw.index[requirement_mw.to_numpy() > 0]
         self.u_max = u_max.loc[self.hours].to_numpy()  # [T, n]

@@ -74,6 +74,9 @@ class DSOOffer:
         The factors on the DSO coefficient problem's evaluator (C1–C8), DSO level.
     modification : Modification
         The method's full answer (convergence history, Pareto front, solver report).
+    microgrids : tuple of DSOOffer
+        The offers of the DSO's microgrids (``models/microgrid.md`` G5), each made by the
+        same method on the microgrid's own problem; their pieces are among this offer's.
     """
 
     method: str
@@ -85,6 +88,7 @@ class DSOOffer:
     bid: DSOBid
     score: DCPScore
     modification: Modification
+    microgrids: tuple[DSOOffer, ...] = ()
 
     @property
     def dso_id(self) -> str:

@@ -25,11 +25,13 @@ class DSODispatch:
     settlement: pd.DataFrame  # per hour: money flows
     vm_before: np.ndarray  # [T, n_bus]
     vm_after: np.ndarray
+    microgrids: tuple[DSODispatch, ...] = ()  # S8 inside each microgrid, per copy (G8)
 
     def loss_reduction_mw(self, hours: pd.Index) -> pd.Series:
         """``n (P^loss_before − P^loss_after)`` per hour of ``hours``: by how much the DSO's
-        import at its interface falls because its feeders lose less (M11) — relief the TSO
-        gets on top of the accepted flexibility."""
+        import at its interface falls because its feeders — and the microgrids in them, whose
+        losses ``loss_mw_*`` include (``models/microgrid.md`` G9) — lose less (M11): relief
+        the TSO gets on top of the accepted flexibility."""
         by_hour = self.losses.set_index("hour")
         saved = (by_hour["loss_mw_before"] - by_hour["loss_mw_after"]).reindex(hours)
         return saved.fillna(0.0)
@@ -123,29 +125,24 @@ def settle(
             "vm_min_pu_after": after.vm_pu.min(axis=1),
         }
     )
-    saved = (
-        losses.set_index("hour")["loss_mw_before"] - losses.set_index("hour")["loss_mw_after"]
-    ).loc[hours]
-    tso_pay = (
-        price_eur_per_mwh.reindex(hours).fillna(0.0) * accepted_mw.reindex(hours, fill_value=0.0)
-    ) * ctx.dt_h
+    saved = (n * before.loss_mw - n * after.loss_mw)[rows]  # the columns of `losses`
+    tso_price = price_eur_per_mwh.reindex(hours).to_numpy(dtype=float)
+    tso_pay = np.where(np.isnan(tso_price), 0.0, tso_price) * f * ctx.dt_h
+    prosumer_pay = n * pay.sum(axis=1)
+    loss_saving = loss_price_eur_per_mwh * saved * ctx.dt_h
     settlement = pd.DataFrame(
         {
             "dso_id": ctx.dso.id,
             "hour": hours.to_numpy(),
             "accepted_mw": f,
             "served_mw": n * u.sum(axis=1),
-            "tso_price_eur_per_mwh": price_eur_per_mwh.reindex(hours).to_numpy(),
-            "tso_payment_eur": tso_pay.to_numpy(),
-            "prosumer_payment_eur": n * pay.sum(axis=1),
+            "tso_price_eur_per_mwh": tso_price,
+            "tso_payment_eur": tso_pay,
+            "prosumer_payment_eur": prosumer_pay,
             "original_cost_eur": n * cost.sum(axis=1),
-            "loss_saving_eur": loss_price_eur_per_mwh * saved.to_numpy() * ctx.dt_h,
+            "loss_saving_eur": loss_saving,
+            "balance_eur": tso_pay + loss_saving - prosumer_pay,
         }
-    )
-    settlement["balance_eur"] = (
-        settlement["tso_payment_eur"]
-        + settlement["loss_saving_eur"]
-        - settlement["prosumer_payment_eur"]
     )
     return DSODispatch(dispatch_tab, losses, settlement, before.vm_pu, after.vm_pu)
 

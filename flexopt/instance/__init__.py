@@ -9,6 +9,7 @@ from flexopt.instance.schema import (
     FeederData,
     Instance,
     MarketData,
+    MicrogridData,
     ScenarioData,
     TransmissionData,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "FeederData",
     "Instance",
     "MarketData",
+    "MicrogridData",
     "ScenarioData",
     "TransmissionData",
     "load_instance",

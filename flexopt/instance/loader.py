@@ -16,6 +16,7 @@ import pandas as pd
 
 from flexopt.errors import InstanceError
 from flexopt.instance.manifest import Section, between, share
+from flexopt.instance.microgrids import check_buses, read_microgrids, split_members
 from flexopt.instance.schema import (
     DSOData,
     FeederData,
@@ -284,9 +285,18 @@ def _load_distribution(
     pros_p = reader.resolve(sec.get("prosumers", str), m, "distribution.prosumers")
     base_p = reader.resolve(sec.get("baseline", str), m, "distribution.baseline")
     entries = sec.get("dso", list)
+    grids = read_microgrids(
+        sec.get("microgrid", list, []), m, reader, _load_feeder, _name, _voltage
+    )
     sec.close()
     if not entries:
         raise InstanceError(m, "distribution.dso", "at least one DSO is required")
+    declared = {e.get("id") for e in entries if isinstance(e, dict)}
+    for g in grids:
+        if g.dso not in declared:
+            raise InstanceError(m, f"{g.where}.dso", f"unknown DSO {g.dso!r}")
+        if g.id in declared:
+            raise InstanceError(m, f"{g.where}.id", f"{g.id!r} is a DSO's id too")
 
     pros = reader.table(pros_p, PROSUMERS, "prosumer_id")
     fp = reader.rel(pros_p)
@@ -335,16 +345,8 @@ def _load_distribution(
         own = pros[pros["dso_id"] == dso_id].drop(columns="dso_id")
         if own.empty:
             raise InstanceError(fp, "dso_id", f"DSO {dso_id!r} has no prosumers")
-        valid_buses = set(feeder.branches["to_bus"])
-        bad = ~own["bus"].isin(valid_buses)
-        if bad.any():
-            pid = own.index[bad.to_numpy()][0]
-            raise InstanceError(
-                fp,
-                "bus",
-                f"prosumer {pid!r}: bus {own.at[pid, 'bus']} is not a load bus of "
-                f"feeder {reader.rel(fpath)} (root excluded)",
-            )
+        own, microgrids = split_members(grids, dso_id, feeder, own, baseline, m, fp)
+        check_buses(fp, own, feeder, f"feeder {reader.rel(fpath)}")
         dsos.append(
             DSOData(
                 id=dso_id,
@@ -353,6 +355,7 @@ def _load_distribution(
                 n_feeders=n_feeders,
                 prosumers=own,
                 baseline_mw=baseline[own.index],
+                microgrids=microgrids,
             )
         )
     orphan = ~pros["dso_id"].isin(seen_ids)

@@ -20,6 +20,7 @@ __all__ = [
     "FeederData",
     "Instance",
     "MarketData",
+    "MicrogridData",
     "ScenarioData",
     "TransmissionData",
 ]
@@ -63,6 +64,30 @@ class FeederData:
 
 
 @dataclass(frozen=True, eq=False)
+class MicrogridData:
+    """A microgrid inside a DSO's feeder (``models/microgrid.md``): its own radial network,
+    whose root is joined to the DSO's feeder at ``bus`` (the point of connection), and its
+    member prosumers, which offer in the microgrid's market, not in the DSO's.
+
+    ``prosumers`` and ``baseline_mw`` as in :class:`DSOData`; a member's ``bus`` is a bus of
+    ``network`` (not its root). The microgrid exists in every copy of the DSO's feeder.
+    """
+
+    id: str
+    bus: int
+    network: FeederData
+    prosumers: pd.DataFrame
+    baseline_mw: pd.DataFrame
+
+    def __repr__(self) -> str:
+        """One line: id, point of connection, network and members."""
+        return (
+            f"MicrogridData({self.id!r}: at bus {self.bus}, {self.network.name}, "
+            f"{len(self.prosumers)} members)"
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class DSOData:
     """One DSO: its interface bus on the transmission side, its feeder and its prosumers.
 
@@ -73,6 +98,8 @@ class DSOData:
     ``prosumers``: index ``prosumer_id``; ``bus`` (feeder bus), ``p_max_mw``, ``e_max_mwh``,
     ``soc_init_pu``, ``efficiency``, ``a_eur_per_mw2h``, ``b_eur_per_mwh``.
     ``baseline_mw``: hours × prosumers, battery discharge (+) / charge (−) before the market.
+    ``microgrids``: microgrids inside the feeder (the third level); their members are not in
+    ``prosumers``.
     """
 
     id: str
@@ -81,12 +108,14 @@ class DSOData:
     n_feeders: int
     prosumers: pd.DataFrame
     baseline_mw: pd.DataFrame
+    microgrids: tuple[MicrogridData, ...] = ()
 
     def __repr__(self) -> str:
         """One line: id, interface bus, feeder and prosumers (the tables are attributes)."""
+        mg = f", {len(self.microgrids)} microgrids" if self.microgrids else ""
         return (
             f"DSOData({self.id!r}: bus {self.bus}, {self.n_feeders} × {self.feeder.name}, "
-            f"{len(self.prosumers)} prosumers)"
+            f"{len(self.prosumers)} prosumers{mg})"
         )
 
 
@@ -212,33 +241,52 @@ class Instance:
             table(inc, "scenario/load_increase.csv")
         files: dict[int, str] = {}
         taken: set[str] = set()
-        entries, pros, base = [], [], []
+        entries, grids, pros, base = [], [], [], []
         written: list[FeederData] = []
-        for d in self.dsos:
-            if id(d.feeder) not in files:  # one file per feeder table (DSOs set their vn_kv)
-                same = [f for f in written if _same_table(f, d.feeder)]
+
+        def feeder_file(feeder: FeederData) -> str:
+            if id(feeder) not in files:  # one file per feeder table (DSOs set their vn_kv)
+                same = [f for f in written if _same_table(f, feeder)]
                 if same:
-                    files[id(d.feeder)] = files[id(same[0])]
+                    files[id(feeder)] = files[id(same[0])]
                 else:
-                    files[id(d.feeder)] = feeder_file_name(d.feeder.name, taken)
-                    table(d.feeder.branches[list(FEEDER_COLUMNS)], files[id(d.feeder)])
-                    written.append(d.feeder)
+                    files[id(feeder)] = feeder_file_name(feeder.name, taken)
+                    table(feeder.branches[list(FEEDER_COLUMNS)], files[id(feeder)])
+                    written.append(feeder)
+            return files[id(feeder)]
+
+        for d in self.dsos:
             entries.append(
                 {
                     "id": d.id,
                     "bus": d.bus,
-                    "feeder": files[id(d.feeder)],
+                    "feeder": feeder_file(d.feeder),
                     "vn_kv": d.feeder.vn_kv,
                     "feeders": d.n_feeders,
                 }
             )
-            p = d.prosumers.rename_axis("prosumer_id").reset_index()
-            p.insert(1, "dso_id", d.id)
-            pros.append(p)
-            b = d.baseline_mw.rename_axis(index="hour", columns="prosumer_id")
-            base.append(
-                b.T.stack(future_stack=True).rename("p_mw").reset_index()[list(BASELINE_COLUMNS)]
-            )
+            owners: list[DSOData | MicrogridData] = [d, *d.microgrids]
+            for owner in owners:
+                p = owner.prosumers.rename_axis("prosumer_id").reset_index()
+                p.insert(1, "dso_id", d.id)
+                pros.append(p)
+                b = owner.baseline_mw.rename_axis(index="hour", columns="prosumer_id")
+                base.append(
+                    b.T.stack(future_stack=True)
+                    .rename("p_mw")
+                    .reset_index()[list(BASELINE_COLUMNS)]
+                )
+            grids += [
+                {
+                    "id": g.id,
+                    "dso": d.id,
+                    "bus": g.bus,
+                    "network": feeder_file(g.network),
+                    "vn_kv": g.network.vn_kv,
+                    "members": list(g.prosumers.index),
+                }
+                for g in d.microgrids
+            ]
         table(pd.concat(pros, ignore_index=True), "distribution/prosumers.csv")
         table(pd.concat(base, ignore_index=True), "distribution/baseline.csv")
         text = manifest_text(
@@ -247,6 +295,7 @@ class Instance:
             slack_bus=tr.slack_bus,
             base_mva=tr.base_mva,
             dsos=entries,
+            microgrids=grids,
             hours=self.hours,
             dt_h=self.dt_h,
             load_increase=bool(len(inc)),

@@ -85,6 +85,7 @@ def manifest_text(
     slack_bus: int,
     base_mva: float,
     dsos: Sequence[Mapping[str, Any]],
+    microgrids: Sequence[Mapping[str, Any]] = (),
     hours: int = 24,
     dt_h: float = 1.0,
     load_increase: bool = True,
@@ -102,6 +103,9 @@ def manifest_text(
     dsos : sequence of mappings
         One per DSO: ``id``, ``bus``, ``feeder`` (file name inside the instance), ``vn_kv``,
         ``feeders`` (copies).
+    microgrids : sequence of mappings
+        One per microgrid: ``id``, ``dso``, ``bus`` (point of connection), ``network`` (file
+        name), ``vn_kv``, ``members`` (prosumer ids).
     load_increase : bool, default True
         Whether ``scenario/load_increase.csv`` is written (an instance without any load
         increase has none).
@@ -150,5 +154,17 @@ def manifest_text(
             f"feeder = {toml_string(str(d['feeder']))}",
             f"vn_kv = {float(d['vn_kv'])!r}",
             f"feeders = {int(d['feeders'])}",
+        ]
+    for g in microgrids:
+        members = ", ".join(toml_string(str(m)) for m in g["members"])
+        lines += [
+            "",
+            "[[distribution.microgrid]]",
+            f"id = {toml_string(str(g['id']))}",
+            f"dso = {toml_string(str(g['dso']))}",
+            f"bus = {int(g['bus'])}",
+            f"network = {toml_string(str(g['network']))}",
+            f"vn_kv = {float(g['vn_kv'])!r}",
+            f"members = [{members}]",
         ]
     return "\n".join(lines) + "\n"

@@ -21,17 +21,21 @@ from collections.abc import Callable
 from flexopt.outcome import BilevelOutcome
 from flexopt.report.canvas import Figure, RunView
 from flexopt.report.plot_compare import compare
+from flexopt.report.plot_future import competition, intraday, microgrids
 from flexopt.report.plot_grid import electrical_distance_ohm, line_loading, voltage_profiles
 from flexopt.report.plot_market import convergence, losses, offer_curves, pareto
 from flexopt.report.plot_tradeoff import tradeoff
 
 __all__ = [
     "compare",
+    "competition",
     "convergence",
     "electrical_distance_ohm",
     "figures_of",
+    "intraday",
     "line_loading",
     "losses",
+    "microgrids",
     "offer_curves",
     "pareto",
     "tradeoff",
@@ -43,12 +47,18 @@ def figures_of(result: RunView) -> dict[str, Callable[[RunView], Figure]]:
     """The figures that apply to ``result``, by the file name ``flexopt run`` writes each to
     (without ``.png``): line loading and losses always; with a market held, the voltage
     profiles and — bilevel — the offer curves; the convergence of an iterative method and
-    the Pareto fronts of a multi-objective one."""
+    the Pareto fronts of a multi-objective one; the rival DSOs' game (``--competition nash``),
+    the intraday market (``--intraday``) and the microgrids (an instance with microgrids) when
+    the run has their tables."""
     o = result.outcome
     out: dict[str, Callable[[RunView], Figure]] = {
         "line_loading": line_loading,
         "losses_per_dso": losses,
     }
+    extra = (("competition", competition), ("intraday", intraday), ("microgrids", microgrids))
+    for name, draw in extra:
+        if name in result.tables and not result.tables[name].empty:
+            out[name] = draw
     if o.accepted_mw is None:
         return out
     if isinstance(o, BilevelOutcome):  # the centralized market has no bids

@@ -45,9 +45,14 @@ def summary_text(s: dict[str, Any], total_s: float) -> str:
         "model's LinDistFlow objective (congested hours; a check, docs/tables.md)"
     )
     w = s["welfare"]
+    mg = (
+        f" + microgrid balance {w['microgrid_balance_eur']:,.2f}"
+        if "microgrid_balance_eur" in w
+        else ""
+    )
     lines.append(
         f"welfare              TSO pays {w['tso_payment_eur']:,.2f} = DSO balance "
-        f"{w['dso_balance_eur']:,.2f} + prosumer surplus {w['prosumer_surplus_eur']:,.2f} + "
+        f"{w['dso_balance_eur']:,.2f}{mg} + prosumer surplus {w['prosumer_surplus_eur']:,.2f} + "
         f"social cost {w['social_cost_eur']:,.2f} EUR (loss value {w['loss_value_eur']:+,.2f}: "
         "the change from the losses before)"
     )
@@ -69,6 +74,19 @@ def summary_text(s: dict[str, Any], total_s: float) -> str:
                 f"f_price {c['f_price_eur']:,.2f} EUR, budget {c['budget_eur']:,.2f} EUR"
                 f"{'' if c['feasible'] else ' (infeasible)'}"
             )
+    for mg_id, g in s.get("microgrids", {}).items():  # the third level (models/microgrid.md)
+        c = g["dcp"]
+        lines.append(
+            f"  {mg_id:<18} microgrid of {g['dso_id']}, {g['members']} members: problem "
+            f"objective {c['objective']:.4f}"
+            + (
+                f"; per feeder copy delivered {g['delivered_mwh']:.3f} MWh, paid "
+                f"{g['dso_payment_eur']:,.2f} EUR, balance {g['balance_eur']:,.2f} EUR, "
+                f"internal losses -{g['internal_loss_saved_mwh']:.4f} MWh"
+                if "delivered_mwh" in g
+                else ""
+            )
+        )
     if "intraday" in s:
         lines.extend(_intraday_lines(s["intraday"]))
     if "competition" in s:  # rival DSOs (models/competition.md)

@@ -21,6 +21,7 @@ from flexopt.market.centralized import CentralizedData, dispatch_cost
 from flexopt.outcome import BilevelOutcome, CentralizedOutcome, MarketOutcome
 from flexopt.run.centralized import dispatch_by_dso
 from flexopt.run.competition_report import competition_summary, competition_table
+from flexopt.run.microgrids import microgrid_summary, microgrid_tables
 from flexopt.run.options import MarketOptions
 
 __all__ = ["summary", "tables"]
@@ -58,6 +59,8 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
         out.update(_bilevel_tables(o))
         if o.competition is not None:
             out["competition"] = competition_table(o.competition)
+        ids = [c.dso.id for c in o.contexts]
+        out.update(microgrid_tables(ids, list(o.offers), list(o.dispatch)))
     out["losses"] = _losses(o)
     if o.dispatch:
         out["welfare"] = welfare_table(o)
@@ -78,7 +81,7 @@ def tables(o: MarketOutcome) -> dict[str, pd.DataFrame]:
             .rename(columns={"level_0": "hour", "level_1": "branch"})
         )
         out["dispatch"] = pd.concat([r.dispatch for r in o.dispatch], ignore_index=True)
-        out["settlement"] = pd.concat([r.settlement for r in o.dispatch], ignore_index=True)
+        out["settlement"] = _concat([r.settlement for r in o.dispatch])
         if isinstance(o, BilevelOutcome) and len(o.unresolved_requirement_mw.columns):
             out["unresolved_requirement"] = (
                 o.unresolved_requirement_mw.stack()
@@ -138,15 +141,23 @@ def welfare_table(o: MarketOutcome) -> pd.DataFrame:
     ``social_cost = original cost + loss value`` and ``loss_value = π_loss ΔP^loss Δt`` the
     value of the feeder-loss change (negative when losses fall)."""
     settle = pd.concat([r.settlement for r in o.dispatch]).groupby("dso_id", sort=False).sum()
+    paid, saved = settle["prosumer_payment_eur"], settle["loss_saving_eur"]
+    grids = "microgrid_balance_eur" in settle  # models/microgrid.md G9
+    if grids:  # the prosumers are the DSOs' own and the microgrids' members
+        settle = settle.fillna(0.0)
+        paid = paid - settle["microgrid_payment_eur"] + settle["member_payment_eur"]
+        saved = saved + settle["microgrid_loss_saving_eur"]
     tab = pd.DataFrame(
         {
             "tso_payment_eur": settle["tso_payment_eur"],
             "dso_balance_eur": settle["balance_eur"],
-            "prosumer_surplus_eur": settle["prosumer_payment_eur"] - settle["original_cost_eur"],
+            "prosumer_surplus_eur": paid - settle["original_cost_eur"],
             "original_cost_eur": settle["original_cost_eur"],
-            "loss_value_eur": -settle["loss_saving_eur"],
+            "loss_value_eur": -saved,
         }
     )
+    if grids:
+        tab.insert(2, "microgrid_balance_eur", settle["microgrid_balance_eur"])
     tab["social_cost_eur"] = tab["original_cost_eur"] + tab["loss_value_eur"]
     tab.index.name = "dso_id"
     return tab.reindex([c.dso.id for c in o.contexts]).fillna(0.0)
@@ -159,11 +170,22 @@ _WELFARE = (
     "loss_value_eur",
     "social_cost_eur",
 )
+#: With microgrids, their balance too (in this order).
+_WELFARE_ALL = (*_WELFARE[:2], "microgrid_balance_eur", *_WELFARE[2:])
+
+
+def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """DSOs' tables one under the other; a DSO without microgrids has none of their
+    columns, which read 0 for it."""
+    out = pd.concat(frames, ignore_index=True)
+    grid_cols = [c for c in out.columns if c.startswith(("microgrid_", "member_"))]
+    out[grid_cols] = out[grid_cols].fillna(0.0)
+    return out
 
 
 def _losses(o: MarketOutcome) -> pd.DataFrame:
     if o.dispatch:
-        return pd.concat([r.losses for r in o.dispatch], ignore_index=True)
+        return _concat([r.losses for r in o.dispatch])
     return pd.concat([_losses_no_market(c) for c in o.contexts], ignore_index=True)
 
 
@@ -241,11 +263,12 @@ def summary(o: MarketOutcome, opt: MarketOptions, timings: dict[str, float]) -> 
         d = c.dso.id
         out["dso"][d]["relief_losses_mwh"] = _r(relief[d].sum() * dt, 9) if d in relief else 0.0
     welfare = welfare_table(o) if o.dispatch else None
-    out["welfare"] = {k: _r(welfare[k].sum(), 6) if welfare is not None else 0.0 for k in _WELFARE}
+    keys = [k for k in _WELFARE_ALL if k in _WELFARE or (welfare is not None and k in welfare)]
+    out["welfare"] = {k: _r(welfare[k].sum(), 6) if welfare is not None else 0.0 for k in keys}
     for c in o.contexts:
         d = c.dso.id
         out["dso"][d]["welfare"] = {
-            k: _r(welfare.loc[d, k], 6) if welfare is not None else 0.0 for k in _WELFARE
+            k: _r(welfare.loc[d, k], 6) if welfare is not None else 0.0 for k in keys
         }
     # the common market's view of the congested hours, and the numbers crossing the boundary
     view, info = _add_bilevel(out, o) if isinstance(o, BilevelOutcome) else _add_centralized(out, o)
@@ -265,6 +288,9 @@ def _add_bilevel(out: dict[str, Any], o: BilevelOutcome) -> tuple[CentralizedDat
     out["flex_requested_mwh"] = _r(o.requirement_mw.to_numpy().sum() * dt, 6)
     if o.competition is not None:
         out["competition"] = competition_summary(o.competition, dt)
+    if any(off.microgrids for off in o.offers):
+        ids = [c.dso.id for c in o.contexts]
+        out["microgrids"] = microgrid_summary(ids, list(o.offers), list(o.dispatch), dt)
     offers = {off.dso_id: off for off in o.offers}
     for c in o.contexts:
         d = out["dso"][c.dso.id]

@@ -10,14 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.context import DSOContext, Participation, prepare
+from flexopt.dso.context import DSOContext, Participation
 from flexopt.dso.dcp import DCPOptions, DCPProblem
+from flexopt.dso.microgrid import (
+    fold_microgrids,
+    prepare_with_microgrids,
+    with_microgrid_offers,
+)
 from flexopt.dso.offer import DSOOffer, build_offer
 from flexopt.dso.settlement import DSODispatch, dispatch, settle
 from flexopt.errors import PowerFlowError
@@ -25,6 +30,7 @@ from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance
 from flexopt.market.centralized import DistributionArea
 from flexopt.methods import CoefficientMethod
+from flexopt.run.microgrids import microgrid_dispatch, microgrid_offers
 
 __all__ = ["BidTask", "DispatchTask", "PrepareTask", "SettleTask", "run_task", "warm_worker"]
 
@@ -61,7 +67,8 @@ def _stage(label: str) -> Iterator[None]:
 
 @dataclass(frozen=True, eq=False)
 class PrepareTask:
-    """S4 of one DSO: AC power flow at the day-ahead point, loss allocation, screening.
+    """S4 of one DSO (and of its microgrids): AC power flow at the day-ahead point, loss
+    allocation, screening.
 
     ``instance`` carries this DSO only (the rest of the instance is other DSOs' data).
     """
@@ -73,7 +80,9 @@ class PrepareTask:
 
     def __call__(self) -> DSOContext:
         with _stage(f"S4 loss allocation ({self.dso.id})"):
-            return prepare(self.instance, self.dso, self.loss_allocation, self.participation)
+            return prepare_with_microgrids(
+                self.instance, self.dso, self.loss_allocation, self.participation
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,13 +103,28 @@ class BidTask:
     seed: tuple[int, int]
 
     def __call__(self) -> DSOOffer:
-        problem = DCPProblem(
-            self.context, self.requirement_mw, self.loss_price_eur_per_mwh, self.dcp, self.blocks
-        )
-        rng = np.random.default_rng(list(self.seed))
         with _stage(f"S5–S6 offers ({self.context.dso.id})"):
+            inner = microgrid_offers(  # the third level first (models/microgrid.md)
+                self.context,
+                self.requirement_mw,
+                self.method,
+                self.config,
+                self.dcp,
+                self.loss_price_eur_per_mwh,
+                self.blocks,
+                self.seed,
+            )
+            problem = DCPProblem(
+                with_microgrid_offers(self.context, inner),
+                self.requirement_mw,
+                self.loss_price_eur_per_mwh,
+                self.dcp,
+                self.blocks,
+            )
+            rng = np.random.default_rng(list(self.seed))
             modification = self.method.modify(problem, self.config, rng)
-            return build_offer(problem, self.method.name, modification)
+            offer = build_offer(problem, self.method.name, modification)
+        return replace(offer, microgrids=inner) if inner else offer
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,14 +139,19 @@ class DispatchTask:
     loss_price_eur_per_mwh: float
 
     def __call__(self) -> DSODispatch:
-        with _stage(f"S8 local dispatch ({self.context.dso.id})"):
-            return dispatch(
-                self.context,
+        ctx = with_microgrid_offers(self.context, self.offer.microgrids)
+        with _stage(f"S8 local dispatch ({ctx.dso.id})"):
+            out = dispatch(
+                ctx,
                 self.offer,
                 self.accepted_mw,
                 self.price_eur_per_mwh,
                 self.loss_price_eur_per_mwh,
             )
+            if not self.offer.microgrids:
+                return out
+            inner = microgrid_dispatch(ctx, self.offer, out, self.loss_price_eur_per_mwh)
+        return fold_microgrids(out, inner)
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,7 +174,7 @@ class SettleTask:
         )
         local_price = np.nan_to_num(self.price_eur_per_mwh.to_numpy(), nan=0.0)
         with _stage(f"S8 local dispatch ({ctx.dso.id})"):
-            return settle(
+            out = settle(
                 ctx,
                 ctx.dso.prosumers,
                 u_max,
@@ -155,3 +184,22 @@ class SettleTask:
                 self.price_eur_per_mwh,
                 self.loss_price_eur_per_mwh,
             )
+            # the common market dispatched the members itself: their networks' losses
+            # count as in the bilevel market (models/microgrid.md G9)
+            inner = []
+            for g in ctx.microgrids:
+                cols = u_max.columns.get_indexer(g.members.index)
+                u = self.u_mw[:, cols]
+                inner.append(
+                    settle(
+                        g,
+                        g.members,
+                        u_max.iloc[:, cols],
+                        u,
+                        local_price,
+                        pd.Series(u.sum(axis=1), index=u_max.index),
+                        pd.Series(local_price, index=u_max.index),
+                        self.loss_price_eur_per_mwh,
+                    )
+                )
+        return fold_microgrids(out, inner)
