@@ -267,3 +267,15 @@ def test_the_game_sees_bids_only():
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
         names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         assert not {x for x in names if "feeder" in x.lower() or "prosumer" in x.lower()}, path
+
+
+def test_compare_sets_the_competition(tmp_path):
+    """``fx.compare(..., set={"competition": [...]})``: one run per mode, side by side; the
+    game's markups raise what the TSO pays over price taking."""
+    cmp = fx.compare(
+        RTS, ["none"], set={"competition": ["price_taking", "nash"]}, out=tmp_path / "cmp"
+    )
+    runs = pd.read_csv(tmp_path / "cmp" / "runs.csv").set_index("competition")
+    assert set(runs.index) == {"price_taking", "nash"}
+    assert runs.at["nash", "tso_cost_eur"] > runs.at["price_taking", "tso_cost_eur"]
+    assert len(cmp.summaries) == 2
