@@ -305,6 +305,7 @@ def atomic_directory(
             work = Path(tempfile.mkdtemp(prefix=prefix, dir=out.parent))
         yield work
         (work / MARKER).write_text(f"{_MARK_PREFIX}{kind}\n", encoding="utf-8")
+        os.chmod(work, 0o755)  # mkdtemp creates 0700; a written folder is an ordinary one
         with _signals_deferred():
             check_output_dir(out, kind, replace=replace, protect=protect)
             _commit(work, out)

@@ -220,3 +220,11 @@ def test_a_failed_write_leaves_the_previous_result(tmp_path):
         fail()
     assert (out / "v.txt").read_text() == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]
+
+
+def test_a_written_folder_is_readable_by_others(tmp_path):
+    """``tempfile.mkdtemp`` makes 0700 folders; a finished result or instance is an ordinary
+    folder (0755), as its files are ordinary files (0644)."""
+    with atomic_directory(tmp_path / "out", "result") as work:
+        (work / "a.csv").write_text("x\n")
+    assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755
