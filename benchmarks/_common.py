@@ -112,3 +112,13 @@ def sweep_main(
     args = ap.parse_args(argv)
     df = pd.read_csv(RESULTS / f"{name}.csv") if args.report else sweep(args.quick)
     return report(df)
+
+
+def sizes_arg(text: str) -> list[tuple[int, int]]:
+    """``"100x10,100x50"`` → ``[(100, 10), (100, 50)]`` (DSOs × prosumers per DSO)."""
+    try:
+        return [(int(d), int(p)) for d, p in (s.split("x") for s in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"sizes must read like 100x10,100x50, got {text!r}"
+        ) from None

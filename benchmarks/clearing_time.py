@@ -1,6 +1,7 @@
 """Bilevel (none, mlf, wca) vs the centralized TSO–DSO market as the system grows.
 
-    python -m benchmarks.clearing_time [--quick] [--report]
+    python -m benchmarks.clearing_time [--quick] [--report] [--sizes 100x10,100x50]
+        [--methods none,wca,centralized]
 
 Instances: ``flexopt generate --transmission case300 --feeder case69 --seed 0`` with
 DSOs ∈ {3, 10, 30, 100} and prosumers per DSO (per feeder copy) ∈ {10, 50}; 24 hours, the
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine, run_child, save_figure, write_csv
+from benchmarks._common import RESULTS, machine, run_child, save_figure, sizes_arg, write_csv
 
 DSOS = (3, 10, 30, 100)
 PROSUMERS = (10, 50)
@@ -94,26 +95,46 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
     print(json.dumps(row))
 
 
-def runs(quick: bool):
+#: ``--methods`` labels of the runs of a size: (method, central model, workers, numba
+#: threads; 0 = numba's default, all cores)
+RUNS = {
+    "none": ("none", "qp", 1, 0),
+    "mlf": ("mlf", "qp", 1, 0),
+    "wca": ("wca", "qp", 1, 0),
+    "wca-300": ("wca-300", "qp", 1, 0),
+    "wca-1core": ("wca", "qp", 1, 1),
+    "wca-2workers": ("wca", "qp", 2, 0),
+    "centralized": ("centralized", "qp", 1, 0),
+    "centralized-ac": ("centralized", "ac", 1, 0),
+}
+
+
+def methods_arg(text: str) -> list[str]:
+    labels = text.split(",")
+    if unknown := set(labels) - set(RUNS):
+        raise argparse.ArgumentTypeError(f"unknown runs {sorted(unknown)}; known: {list(RUNS)}")
+    return labels
+
+
+def runs(quick: bool, sizes: list[tuple[int, int]] | None = None, methods: list[str] | None = None):
     dsos, pros = ((3, 10), (10,)) if quick else (DSOS, PROSUMERS)
-    for n_pros in pros:
-        for n_dsos in dsos:
-            # (method, central model, workers, numba threads; 0 = numba's default, all cores)
-            cfg = [("none", "qp", 1, 0), ("mlf", "qp", 1, 0), ("wca", "qp", 1, 0)]
-            cfg.append(("wca-300", "qp", 1, 0))
-            cfg += [("wca", "qp", 1, 1), ("wca", "qp", 2, 0)]
-            cfg.append(("centralized", "qp", 1, 0))
-            if n_dsos <= AC_MAX_DSOS:
-                cfg.append(("centralized", "ac", 1, 0))
-            yield n_dsos, n_pros, cfg
+    grid = sizes or [(d, p) for p in pros for d in dsos]
+    for n_dsos, n_pros in grid:
+        labels = methods or [m for m in RUNS if m != "centralized-ac" or n_dsos <= AC_MAX_DSOS]
+        yield n_dsos, n_pros, [RUNS[m] for m in labels]
 
 
-def sweep(quick: bool) -> pd.DataFrame:
+def sweep(
+    quick: bool,
+    sizes: list[tuple[int, int]] | None = None,
+    methods: list[str] | None = None,
+    name: str = "clearing_time",
+) -> pd.DataFrame:
     from flexopt.generate import generate
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n_dsos, n_pros, cfg in runs(quick):
+        for n_dsos, n_pros, cfg in runs(quick, sizes, methods):
             inst = generate(
                 "case300", n_dsos, "case69", n_pros, 0, Path(tmp) / f"d{n_dsos}p{n_pros}"
             )
@@ -155,7 +176,7 @@ def sweep(quick: bool) -> pd.DataFrame:
                     }
                     | row
                 )
-                write_csv(pd.DataFrame(rows), "clearing_time")
+                write_csv(pd.DataFrame(rows), name)
     return pd.DataFrame(rows)
 
 
@@ -190,13 +211,14 @@ def table(df: pd.DataFrame) -> str:
             f"{r['overload_after_mwh']:.2f} | {int(r['info_floats']):,} |"
         )
     lines += ["", *objective_table(one)]
-    lines += [
+    header = [
         "",
         "| DSOs | prosumers/DSO | wca total, 1 core (s) | 1 process, numba on all cores (s) | "
         "speed-up | 2 worker processes (s) | speed-up | DSO stages, 1 core (s) | "
         "DSO stages, 2 workers (s) | speed-up |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    lines += header
     key = ["dsos", "prosumers"]
     core1 = wca[wca["numba_threads"] == 1].set_index(key)["total_s"]
     threads = wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0)].set_index(key)["total_s"]
@@ -214,6 +236,8 @@ def table(df: pd.DataFrame) -> str:
             f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
             f"{procs[k]:.1f} | {t1 / procs[k]:.2f} {stages}"
         )
+    if lines[-1] == header[-1]:  # no size ran the three wca settings (--methods)
+        del lines[-len(header) :]
     for r in stopped.itertuples():
         lines.append(
             f"\n{r.dsos} DSOs × {r.prosumers} prosumers, {r.method} ({r.workers} worker(s)): "
@@ -252,7 +276,7 @@ def objective_table(one: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot(df: pd.DataFrame) -> Path:
+def plot(df: pd.DataFrame, name: str = "clearing_time") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -276,7 +300,7 @@ def plot(df: pd.DataFrame) -> Path:
         ax.set_title(f"{p} prosumers per DSO (case300, case69 feeders)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    out = save_figure(fig, "clearing_time")
+    out = save_figure(fig, name)
     plt.close(fig)
     return out
 
@@ -287,16 +311,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--report", action="store_true", help="table and plot from the saved CSV, no runs"
     )
+    ap.add_argument("--sizes", type=sizes_arg, help="DSOs x prosumers per DSO, e.g. 100x10,100x50")
+    ap.add_argument(
+        "--methods", type=methods_arg, help=f"runs per size among {','.join(RUNS)} (default all)"
+    )
     ap.add_argument("--child", nargs=4, metavar=("INSTANCE", "METHOD", "MODEL", "WORKERS"))
     args = ap.parse_args(argv)
     if args.child:
         inst, method, cm, workers = args.child
         child(inst, method, cm, int(workers))
         return
-    df = pd.read_csv(RESULTS / "clearing_time.csv") if args.report else sweep(args.quick)
+    # a chosen subset of sizes or runs keeps the full sweep's table: results/clearing_time_subset
+    name = "clearing_time_subset" if args.sizes or args.methods else "clearing_time"
+    if args.report:
+        df = pd.read_csv(RESULTS / f"{name}.csv")
+    else:
+        df = sweep(args.quick, args.sizes, args.methods, name)
     print(f"machine: {machine()}")
     print(table(df))
-    print(f"plot: {plot(df)}")
+    print(f"plot: {plot(df, name)}")
     finished = df if "status" not in df else df[df["status"] == "ok"]
     if not np.isfinite(finished["clearing_s"]).all():
         raise SystemExit("non-finite timings")

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmarks._common import RESULTS, machine
+from benchmarks._common import RESULTS, machine, sizes_arg
 from flexopt.atomic import atomic_file
 from flexopt.dso.dcp import DCPProblem
 from flexopt.dso.modification import Factors, unit_factors
@@ -214,16 +214,6 @@ def table(df: pd.DataFrame) -> str:
                 f"{ev:,} | {ev / market['evaluations'].sum():.2f} | {s['seconds'].sum():.1f} |"
             )
     return "\n".join(lines)
-
-
-def sizes_arg(text: str) -> list[tuple[int, int]]:
-    """``"100x10,100x50"`` → ``[(100, 10), (100, 50)]`` (DSOs × prosumers per DSO)."""
-    try:
-        return [(int(d), int(p)) for d, p in (s.split("x") for s in text.split(","))]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"sizes must read like 100x10,100x50, got {text!r}"
-        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,16 +27,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from flexopt.dso._kernels import MAX_OFFERS, first_equal_rows, settle_rows
 from flexopt.dso.clearing import clear
 from flexopt.grid import Feeder
 
 __all__ = [
     "SAVING_TOL",
     "Delivery",
+    "Injection",
     "block_edges",
     "break_even_prices",
     "breakpoint_quantities",
+    "bus_injection",
     "deliver",
+    "feeder_loss",
+    "injection_plan",
     "saving_slack",
 ]
 
@@ -97,6 +102,8 @@ class Delivery:
         ``D(Q)`` of (C7a) ``[...]``.
     loss_price : float
         ``π_loss``, €/MWh.
+    loss_mw : ndarray
+        ``P^loss(u)`` ``[...]``, the AC feeder loss of the dispatch.
     """
 
     quantity_mw: np.ndarray
@@ -107,6 +114,7 @@ class Delivery:
     loss_saving_mw: np.ndarray
     net_cost_eur_per_h: np.ndarray
     loss_price: float
+    loss_mw: np.ndarray
 
     @property
     def social_cost_eur_per_h(self) -> np.ndarray:
@@ -119,6 +127,26 @@ class Delivery:
         """The DSO's balance ``p Q − D(Q)`` when the TSO pays ``p`` ``[...]`` (€/h per copy)."""
         bal: np.ndarray = price_eur_per_mwh * self.quantity_mw - self.net_cost_eur_per_h
         return bal
+
+    def columns(self, cols: int | slice) -> Delivery:
+        """The quantities ``cols`` of the batch's last axis (an index drops the axis), as
+        contiguous copies: one market delivered at several sets of quantities in one call,
+        split again."""
+
+        def take(x: np.ndarray, tail: int = 0) -> np.ndarray:
+            return np.ascontiguousarray(x[(..., cols, *(slice(None),) * tail)])
+
+        return Delivery(
+            quantity_mw=take(self.quantity_mw),
+            price_eur_per_mwh=take(self.price_eur_per_mwh),
+            u_mw=take(self.u_mw, 1),
+            payment_eur_per_h=take(self.payment_eur_per_h),
+            original_cost_eur_per_h=take(self.original_cost_eur_per_h),
+            loss_saving_mw=take(self.loss_saving_mw),
+            net_cost_eur_per_h=take(self.net_cost_eur_per_h),
+            loss_price=self.loss_price,
+            loss_mw=take(self.loss_mw),
+        )
 
 
 def deliver(
@@ -135,6 +163,7 @@ def deliver(
     incidence: np.ndarray,
     loss_da_mw: np.ndarray,
     loss_price_eur_per_mwh: float,
+    injection: Injection | None = None,
 ) -> Delivery:
     """Clear, settle and run the AC power flow for quantities ``q_mw`` (C7a).
 
@@ -156,25 +185,99 @@ def deliver(
     loss_da_mw : ndarray
         Feeder loss at the day-ahead point, broadcasting against the batch.
     loss_price_eur_per_mwh : float
+    injection : Injection, optional
+        :func:`injection_plan` of ``incidence``, when the caller keeps it.
     """
     cl = clear(a_mod, b_mod, u_max_mw, q_mw)
     u = cl.u_mw
-    own = cl.price[..., None] * u
-    cost_i = a * u * u + b * u
-    pay = np.where(u > 1e-12, np.maximum(own, cost_i), 0.0).sum(-1)
-    p = p_mw - u @ incidence
-    loss = feeder.power_flow(p, np.broadcast_to(q_mvar, p.shape)).loss_mw
+    if np.ndim(a) == np.ndim(b) == 1 and 0 < u.shape[-1] <= MAX_OFFERS:  # compiled, same sums
+        pay, original = (
+            x.reshape(cl.price.shape)
+            for x in settle_rows(u.reshape(-1, u.shape[-1]), cl.price.ravel(), a, b)
+        )
+    else:
+        cost_i = a * u * u + b * u
+        pay = np.where(u > 1e-12, np.maximum(cl.price[..., None] * u, cost_i), 0.0).sum(-1)
+        original = cost_i.sum(-1)
+    loss = feeder_loss(feeder, p_mw - bus_injection(u, incidence, injection), q_mvar)
     saving = loss_da_mw - loss
     return Delivery(
         quantity_mw=cl.served_mw,
         price_eur_per_mwh=cl.price,
         u_mw=u,
         payment_eur_per_h=pay,
-        original_cost_eur_per_h=cost_i.sum(-1),
+        original_cost_eur_per_h=original,
         loss_saving_mw=saving,
         net_cost_eur_per_h=pay - loss_price_eur_per_mwh * saving,
         loss_price=float(loss_price_eur_per_mwh),
+        loss_mw=loss,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class Injection:
+    """Where each prosumer's dispatch goes in :func:`bus_injection`: the buses and prosumers
+    of the first prosumer at each bus, then those of the second — or, ``product``, the
+    matrix product (a prosumer not at exactly one bus, a bus with more than two)."""
+
+    product: bool
+    bus1: np.ndarray
+    first: np.ndarray
+    bus2: np.ndarray
+    second: np.ndarray
+
+
+def injection_plan(incidence: np.ndarray) -> Injection:
+    """The :class:`Injection` of ``incidence`` ``[n, n_bus]``."""
+    n, n_bus = incidence.shape
+    bus = incidence.argmax(axis=1) if n else np.zeros(0, dtype=np.intp)
+    simple = np.count_nonzero(incidence) == n and (incidence[np.arange(n), bus] == 1.0).all()
+    product = not simple or np.bincount(bus, minlength=n_bus).max(initial=0) > 2
+    _, first = np.unique(bus, return_index=True)
+    second = np.setdiff1d(np.arange(n), first)
+    return Injection(bool(product), bus[first], first, bus[second], second)
+
+
+def bus_injection(
+    u: np.ndarray, incidence: np.ndarray, plan: Injection | None = None
+) -> np.ndarray:
+    """``u @ incidence`` ``[..., n_bus]``: each prosumer's dispatch ``u`` ``[..., n]`` at its
+    bus (``incidence`` ``[n, n_bus]``; ``plan`` its :func:`injection_plan`, made here when
+    not given). Where every prosumer sits at one bus and no bus holds more than two, the sums
+    are written directly: a sum of at most two terms and exact zeros, the very number the
+    matrix product gives, without its cost per stacked matrix."""
+    plan = plan or injection_plan(incidence)
+    if plan.product:
+        product: np.ndarray = u @ incidence
+        return product
+    out = np.zeros((*u.shape[:-1], incidence.shape[1]))
+    out[..., plan.bus1] = u[..., plan.first]
+    out[..., plan.bus2] += u[..., plan.second]
+    return out
+
+
+def feeder_loss(feeder: Feeder, p_mw: np.ndarray, q_mvar: np.ndarray) -> np.ndarray:
+    """AC feeder loss (F4, F6) for net loads ``p_mw``, ``q_mvar`` ``[..., n_bus]`` (broadcast
+    together) ``[...]``, each distinct load of the batch solved once.
+
+    A DCP population's deliveries repeat many dispatches exactly — the block boundaries
+    that the screened prosumers' factors do not reach, the full capacity — about half the
+    power flows of a wca search. Each power flow of a batch is solved on its own (F4,
+    ``flexopt.grid._sweep``), so a repeated load's loss is the very number its own power
+    flow would give; loads count as equal when their bytes are."""
+    p, q = np.broadcast_arrays(np.asarray(p_mw, dtype=float), np.asarray(q_mvar, dtype=float))
+    n_bus, shape = p.shape[-1], p.shape[:-1]
+    p2 = np.ascontiguousarray(p.reshape(-1, n_bus))
+    q2 = np.ascontiguousarray(q.reshape(-1, n_bus))
+    first = first_equal_rows(p2, q2)
+    solve = np.flatnonzero(first == np.arange(len(first)))
+    if len(solve) == len(first):
+        loss: np.ndarray = feeder.power_flow(p2, q2).loss_mw
+        return loss.reshape(shape)
+    at = np.empty(len(first), dtype=np.intp)
+    at[solve] = np.arange(len(solve))
+    loss = feeder.power_flow(p2[solve], q2[solve]).loss_mw[at[first]]
+    return loss.reshape(shape)
 
 
 def break_even_prices(

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from flexopt.dso._kernels import MAX_OFFERS, clear_markets
+
 __all__ = ["Clearing", "clear"]
 
 
@@ -94,6 +96,13 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     off = (1,) * (len(batch) - len(off)) + off
     a, b, umax = (x.reshape(*off, n) for x in (a, b, umax))
     q = np.broadcast_to(q, batch)
+    if n <= MAX_OFFERS:  # compiled: the same operations in the same order, bit for bit
+        size = int(np.prod(off))
+        market = np.broadcast_to(np.arange(size).reshape(off), batch).ravel()
+        flat = [x.reshape(size, n) for x in (a, b, umax)]
+        u, out = clear_markets(flat[0], flat[1], flat[2], market, q.ravel())
+        price, served, cost = np.ascontiguousarray(out.T).reshape(3, *batch)
+        return Clearing(u.reshape(*batch, n), price, served, q, cost)
     pos = a > 0
     step = ~pos
     total = umax.sum(-1)
@@ -105,10 +114,12 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     events = np.concatenate([b, np.where(pos, b + 2.0 * a * umax, b)], axis=-1)
     d_slope = np.concatenate([slope, -slope], axis=-1)
     jump = np.concatenate([np.where(step, umax, 0.0), np.zeros_like(umax)], axis=-1)
-    order = np.argsort(events, axis=-1, kind="stable")
-    bp = np.take_along_axis(events, order, axis=-1)
-    jump = np.take_along_axis(jump, order, axis=-1)
-    slope_after = np.cumsum(np.take_along_axis(d_slope, order, axis=-1), axis=-1)
+    # each market's row of [..., 2n] in sorted order: flat gathers (off has every axis)
+    start = np.arange(0, events.size, 2 * n).reshape(*off, 1)
+    order = np.argsort(events, axis=-1, kind="stable") + start
+    bp = events.reshape(-1)[order]
+    jump = jump.reshape(-1)[order]
+    slope_after = np.cumsum(d_slope.reshape(-1)[order], axis=-1)
     rise = slope_after[..., :-1] * np.diff(bp, axis=-1)  # continuous growth between breakpoints
     s_plus = np.cumsum(jump, axis=-1)
     s_plus[..., 1:] += np.cumsum(rise, axis=-1)
@@ -117,9 +128,10 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     reach = s_plus >= served[..., None] - 1e-12
     k = np.argmax(reach, axis=-1)  # first breakpoint where S⁺ ≥ Q (all reach: Q ≤ Σ Ū)
 
+    rows = start[..., 0]  # entry k of each market's row: a flat gather on the full batch
+
     def take(arr: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        full = np.broadcast_to(arr, (*batch, arr.shape[-1]))
-        taken: np.ndarray = np.take_along_axis(full, idx[..., None], axis=-1)[..., 0]
+        taken: np.ndarray = arr.reshape(-1)[rows + idx]
         return taken
 
     lam_hi = take(bp, k)
@@ -131,8 +143,7 @@ def clear(a: ArrayLike, b: ArrayLike, u_max: ArrayLike, q: ArrayLike) -> Clearin
     frac = np.where(on_segment, (served - s_lo) / np.where(s_hi > s_lo, s_hi - s_lo, 1.0), 1.0)
     lam = np.where(on_segment, lam_lo + frac * (lam_hi - lam_lo), lam_hi)
     lam = np.where(served <= 0, b.min(-1), lam)
-    a, b, umax, pos, step = (np.broadcast_to(x, (*batch, n)) for x in (a, b, umax, pos, step))
-
+    # the offers [*off, n] broadcast against the batch's price in every elementwise step
     u = _continuous(lam[..., None], a, b, umax, pos)
     u = np.where(step & (b < lam[..., None]), umax, u)
     marginal = step & (b == lam[..., None]) & (served[..., None] > 0)

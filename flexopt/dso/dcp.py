@@ -33,8 +33,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.budget import Delivery, block_edges, deliver, saving_slack
-from flexopt.dso.clearing import clear
+from flexopt.dso.budget import Delivery, block_edges, deliver, injection_plan, saving_slack
 from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.dso.modification import Factors
@@ -235,7 +234,9 @@ class DCPProblem(Problem):
         self.loss_da = ctx.loss_mw[rows]  # [T] per copy, the day-ahead point
         # prosumer → bus incidence: several prosumers may share a bus
         self.incidence = np.zeros((self.n, ctx.feeder.n_bus))
-        self.incidence[np.arange(self.n), ctx.bus_pos] = 1.0
+        at_bus = ctx.feeder.bus.get_indexer(members["bus"].to_numpy())
+        self.incidence[np.arange(self.n), at_bus] = 1.0
+        self._injection = injection_plan(self.incidence)
         self.edges_mw = block_edges(self.u_max, blocks)  # [T, K]
         lo, hi = options.bounds
         m = len(self.free)
@@ -247,12 +248,12 @@ class DCPProblem(Problem):
         self.trivial = self.n == 0 or len(self.hours) == 0
         self.social0_eur_per_h = np.zeros_like(self.edges_mw)
         if not self.trivial:
-            one = self.factors(self.x0[None, :])
-            base = self._raw(*one)
+            # x⁰ (every factor 1), kept: the offers of every DSO without decisions score it
+            self._unit = base, at = self._delivered(*self.factors(self.x0[None, :]))
             self.loss0 = base["loss"][0]  # [T] at x⁰ and the design point
             self.f_loss0 = objective_scale(float(base["f_loss"][0]))
             self.f_price0 = objective_scale(float(base["f_price"][0]))
-            self.social0_eur_per_h = self._at_edges(*one).social_cost_eur_per_h[0]
+            self.social0_eur_per_h = at.social_cost_eur_per_h[0]
 
     @property
     def has_decisions(self) -> bool:
@@ -283,30 +284,28 @@ class DCPProblem(Problem):
         return beta[self.free]
 
     # ------------------------------------------------------------------ evaluation
-    def _raw(self, alpha: np.ndarray, beta: np.ndarray) -> dict[str, np.ndarray]:
-        """Design-point figures for factors ``[P, n]`` (C1–C6)."""
-        a_mod = (alpha * self.a)[:, None, :]  # [P, 1, n]
-        b_mod = (beta * self.b)[:, None, :]
-        cl = clear(a_mod, b_mod, self.u_max[None], self.q[None])  # [P, T, n], [P, T]
-        u = cl.u_mw
-        p = self.p - u @ self.incidence  # [P, T, n_bus]
-        loss = self.ctx.feeder.power_flow(
-            p, np.broadcast_to(self.q_mvar, p.shape)
-        ).loss_mw  # [P, T]
+    def _delivered(
+        self, alpha: np.ndarray, beta: np.ndarray, edges: bool = True
+    ) -> tuple[dict[str, np.ndarray], Delivery]:
+        """Design-point figures (C1–C6) and, with ``edges``, the local market at the block
+        boundaries (C7, C8) for factors ``[P, n]``: one clearing and one batched power flow
+        for both, the design quantity beside the block ends (each market and each power flow
+        of a batch is computed on its own, so the figures are those of separate calls)."""
+        P, T = len(alpha), len(self.q)
+        q = np.broadcast_to(self.q[None, :, None], (P, T, 1))
+        if edges:
+            q = np.concatenate([q, np.broadcast_to(self.edges_mw, (P, *self.edges_mw.shape))], -1)
+        both = self.deliver(alpha, beta, q)
+        at = both.columns(0)  # [P, T]: the design point
         dt = self.ctx.dt_h
-        f_loss = dt * loss.sum(-1)
+        f_loss = dt * at.loss_mw.sum(-1)
         if self.options.price == "uniform":
-            f_price = dt * (cl.price * cl.served_mw).sum(-1)
+            f_price = dt * (at.price_eur_per_mwh * at.quantity_mw).sum(-1)
         else:
+            u, a_mod, b_mod = at.u_mw, (alpha * self.a)[:, None, :], (beta * self.b)[:, None, :]
             f_price = dt * (a_mod * u * u + b_mod * u).sum((-1, -2))
-        return {
-            "u": u,
-            "price": cl.price,
-            "served": cl.served_mw,
-            "loss": loss,
-            "f_loss": f_loss,
-            "f_price": f_price,
-        }
+        raw = {"u": at.u_mw, "price": at.price_eur_per_mwh, "loss": at.loss_mw}
+        return raw | {"f_loss": f_loss, "f_price": f_price}, both.columns(slice(1, None))
 
     def deliver(self, alpha: np.ndarray, beta: np.ndarray, q_mw: np.ndarray) -> Delivery:
         """The local market at quantities ``q_mw`` ``[P, T, J]`` per copy in the design hours,
@@ -324,6 +323,7 @@ class DCPProblem(Problem):
             incidence=self.incidence,
             loss_da_mw=self.loss_da[None, :, None],
             loss_price_eur_per_mwh=self.loss_price,
+            injection=self._injection,
         )
 
     def _at_edges(self, alpha: np.ndarray, beta: np.ndarray) -> Delivery:
@@ -365,11 +365,11 @@ class DCPProblem(Problem):
     def values_of(self, alpha: np.ndarray, beta: np.ndarray) -> DCPValues:
         """All figures of (C1)–(C8) for factors ``[P, n]`` of every prosumer that offers —
         the screened ones' or not (a registered method may set any)."""
-        r = self._raw(alpha, beta)
+        unit = len(alpha) == 1 and (alpha == 1.0).all() and (beta == 1.0).all()
+        r, at = self._unit if unit else self._delivered(alpha, beta)
         dt, n = self.ctx.dt_h, self.ctx.dso.n_feeders
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
-        at = self._at_edges(alpha, beta)
         balance = n * dt * at.balance_eur_per_h(at.price_eur_per_mwh)  # [P, T, K]
         saving = n * dt * (self.social0_eur_per_h - at.social_cost_eur_per_h)
         return DCPValues(
@@ -406,12 +406,11 @@ class DCPProblem(Problem):
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
         alpha, beta = self.factors(np.atleast_2d(np.asarray(X, dtype=float)))
-        r = self._raw(alpha, beta)
+        constrained = self.options.budget or self.options.efficiency
+        r, at = self._delivered(alpha, beta, edges=constrained)
         w = self.options.weight
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
-        G = None
-        if self.options.budget or self.options.efficiency:  # per block boundary and hour
-            G = self._constraints(self._at_edges(alpha, beta))
+        G = self._constraints(at) if constrained else None  # per block boundary and hour
         return Evaluation(objective[:, None], G)
 
     def objectives(self, X: np.ndarray) -> np.ndarray:

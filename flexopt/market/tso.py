@@ -18,7 +18,7 @@ over Δt from the least-payment supporting multipliers (:func:`build_tso_pricing
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,8 @@ __all__ = [
 Pricing = Literal["interface", "last_block"]
 PRICING_RULES: tuple[str, ...] = ("interface", "last_block")
 
+#: The columns of :attr:`TSOMarketResult.blocks`.
+_BLOCK_COLUMNS = ("dso_id", "hour", "block", "offered_mw", "accepted_mw", "price_eur_per_mwh")
 #: Penalty on unresolved overload, €/MWh per MW — far above any flexibility price.
 SLACK_PENALTY_EUR = 1e5
 
@@ -117,17 +119,30 @@ def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
     add_blocks(m, data)
     add_eq_interface(m, data)
     add_ineq_line_limits(m, data)
-    price = {
-        (b.dso_id, t, k): float(b.price_eur_per_mwh.loc[t].iloc[k]) if t in b.q_mw.index else 0.0
-        for b in data.bids
-        for t in m.T
-        for k in range(b.q_mw.shape[1])
-    }
+    price = _per_block(data, m.T, "price_eur_per_mwh")
     m.obj = pyo.Objective(
         expr=m.dt_h * pyo.quicksum(price[i] * m.q[i] for i in m.DTK)
         + SLACK_PENALTY_EUR * m.dt_h * pyo.quicksum(m.s_up[i] + m.s_dn[i] for i in m.LT)
     )
     return m
+
+
+def _per_block(
+    data: TSOMarketData, hours: Iterable[Hashable], table: str
+) -> dict[tuple[str, Hashable, int], float]:
+    """``(d, t, k) → `` a bid table's entry (``q_mw`` or ``price_eur_per_mwh``), 0 in an hour
+    the bid leaves out: each table read once, as floats."""
+    hours = list(hours)
+    out: dict[tuple[str, Hashable, int], float] = {}
+    for b in data.bids:
+        frame: pd.DataFrame = getattr(b, table)
+        values = frame.to_numpy(dtype=float).tolist()
+        row = frame.index.get_indexer(hours)
+        zeros = [0.0] * frame.shape[1]
+        for t, r in zip(hours, row, strict=True):
+            for k, v in enumerate(values[r] if r >= 0 else zeros):
+                out[(b.dso_id, t, k)] = v
+    return out
 
 
 def _sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
@@ -141,12 +156,7 @@ def _sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
 
 def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     """Accepted share of each block (K4)."""
-    size = {}
-    for b in data.bids:
-        for t in m.T:
-            row = b.q_mw.loc[t] if t in b.q_mw.index else pd.Series(0.0, index=b.q_mw.columns)
-            for k in range(b.q_mw.shape[1]):
-                size[(b.dso_id, t, k)] = max(float(row.iloc[k]), 0.0)
+    size = {i: max(v, 0.0) for i, v in _per_block(data, m.T, "q_mw").items()}
     m.q = pyo.Var(m.DTK, bounds=lambda _m, d, t, k: (0.0, size[(d, t, k)]), doc="accepted, MW")
 
 
@@ -230,21 +240,14 @@ def read_tso_market(
     if pricing not in PRICING_RULES:
         raise ValueError(f"pricing must be one of {PRICING_RULES}, not {pricing!r}")
     hours, dsos, lines = list(m.T), list(m.D), list(m.L)
+    price_of = _per_block(data, hours, "price_eur_per_mwh")
     rows = []
     for d, t, k in m.DTK:
-        q = float(pyo.value(m.q[d, t, k]))
-        bid = next(b for b in data.bids if b.dso_id == d)
+        q = m.q[d, t, k]
         rows.append(
-            {
-                "dso_id": d,
-                "hour": t,
-                "block": k + 1,
-                "offered_mw": float(m.q[d, t, k].ub or 0.0),
-                "accepted_mw": max(q, 0.0),
-                "price_eur_per_mwh": float(bid.price_eur_per_mwh.loc[t].iloc[k]),
-            }
+            (d, t, k + 1, float(q.ub or 0.0), max(float(pyo.value(q)), 0.0), price_of[d, t, k])
         )
-    blocks = pd.DataFrame(rows)
+    blocks = pd.DataFrame(rows, columns=list(_BLOCK_COLUMNS))
     taken = blocks[blocks["accepted_mw"] > 1e-7]
     accepted = blocks.pivot_table(
         index="hour", columns="dso_id", values="accepted_mw", aggfunc="sum"
