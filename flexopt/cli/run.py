@@ -94,11 +94,14 @@ def validate(args: argparse.Namespace) -> int:
 
     inst = load_instance(args.instance)
     tr = inst.transmission
-    n_pros = sum(len(d.prosumers) for d in inst.dsos)
+    grids = [g for d in inst.dsos for g in d.microgrids]
+    members = sum(len(g.prosumers) for g in grids)
+    n_pros = sum(len(d.prosumers) for d in inst.dsos) + members
+    inside = f" ({members} in {len(grids)} microgrids)" if grids else ""
     print(
         f"{inst.name}: valid — {len(tr.buses)} buses, {len(tr.branches)} branches, "
         f"{len(tr.generators)} generators, {inst.hours} hours, {len(inst.dsos)} DSOs, "
-        f"{n_pros} prosumers"
+        f"{n_pros} prosumers{inside}"
     )
     return 0
 

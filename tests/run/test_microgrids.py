@@ -190,11 +190,12 @@ def _saved(out: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     return summary, grids
 
 
-def test_cli_end_to_end_on_the_bundled_instance(tmp_path):
+def test_cli_end_to_end_on_the_bundled_instance(tmp_path, capsys):
     """``flexopt run instances/rts24-3dso-mg --method wca``: every level reported."""
     out = tmp_path / "mg"
     mg = Path(__file__).resolve().parents[2] / "instances" / "rts24-3dso-mg"
     assert exit_code(["validate", str(mg)]) == 0
+    assert "36 prosumers (13 in 3 microgrids)" in capsys.readouterr().out
     argv = ["run", str(mg), "--method", "wca", "--wca-iter", "40", "--out", str(out)]
     assert exit_code(argv) == 0
     summary, _ = _saved(out)
