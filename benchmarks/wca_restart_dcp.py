@@ -42,8 +42,8 @@ from flexopt.dso.dcp import DCPProblem
 from flexopt.dso.modification import Factors, unit_factors
 from flexopt.dso.offer import Modification
 from flexopt.methods.registry import register_method, unregister_method
-from flexopt.methods.wca import WCAConfig, solve_dcp_wca, starts
-from flexopt.optim import WCA, Result, Termination, minimize
+from flexopt.methods.wca import WCAConfig, dcp_termination, dcp_wca, solve_dcp_wca, starts
+from flexopt.optim import Result, minimize
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "wca_restart_dcp"
@@ -71,19 +71,10 @@ FOUND: list[DCPProblem] = []
 def search(
     problem: DCPProblem, config: WCAConfig, extra: dict[str, Any], seed: int
 ) -> tuple[Result, int]:
-    """``solve_dcp_wca``'s search, line for line, with ``extra`` WCA options; returns the
-    result and the new cycles run."""
-    x0 = starts(problem, config)
-    algo = WCA(
-        n_pop=config.wca_pop,
-        initial=x0,
-        d_max=1e-5 if problem.n_constr else 1e-16,
-        raining="gaussian" if problem.n_constr else "uniform",
-        **extra,
-    )
-    stall = config.wca_stall or None
-    term = Termination(max_iter=config.wca_iter, stall_iter=stall, stall_tol=config.wca_stall_tol)
-    return minimize(problem, algo, termination=term, seed=seed), algo.cycles
+    """``solve_dcp_wca``'s search with ``extra`` WCA options; returns the result and the
+    new cycles run."""
+    algo = dcp_wca(problem, starts(problem, config), config, **extra)
+    return minimize(problem, algo, termination=dcp_termination(config), seed=seed), algo.cycles
 
 
 def score(problem: DCPProblem, x: np.ndarray) -> tuple[float, float, bool]:

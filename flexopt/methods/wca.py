@@ -4,6 +4,7 @@ MOWCA with a fuzzy compromise (``models/dcp.md``, ``models/wca.md``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,15 +87,27 @@ def solve_dcp_wca(
     ``wca_iter`` iterations, fewer when the best stalls for ``wca_stall`` (``d_max`` decays
     over ``wca_iter`` either way, so a stopped run is a prefix of the full one;
     ``models/wca.md``)."""
-    algo = WCA(
+    return minimize(
+        problem, dcp_wca(problem, x0, config), termination=dcp_termination(config), seed=rng
+    )
+
+
+def dcp_wca(problem: Problem, x0: np.ndarray, config: WCAConfig, **options: Any) -> WCA:
+    """The WCA of :func:`solve_dcp_wca`; ``options``: further :class:`~flexopt.optim.WCA`
+    options (``restart``, ``river_rain``, … — ``benchmarks/wca_restart_dcp.py``)."""
+    return WCA(
         n_pop=config.wca_pop,
         initial=x0,
         d_max=1e-5 if problem.n_constr else 1e-16,
         raining="gaussian" if problem.n_constr else "uniform",
+        **options,
     )
+
+
+def dcp_termination(config: WCAConfig) -> Termination:
+    """``wca_iter`` iterations, fewer after ``wca_stall`` stalled ones (0: no stall test)."""
     stall = config.wca_stall or None
-    term = Termination(max_iter=config.wca_iter, stall_iter=stall, stall_tol=config.wca_stall_tol)
-    return minimize(problem, algo, termination=term, seed=rng)
+    return Termination(max_iter=config.wca_iter, stall_iter=stall, stall_tol=config.wca_stall_tol)
 
 
 def starts(problem: DCPProblem, config: WCAConfig) -> np.ndarray:
