@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from flexopt.dso.clearing import clear
-from flexopt.dso.context import DSOContext, Participation, prepare
+from flexopt.dso.context import DSOContext, Participation, feeder_net_load, prepare
 from flexopt.dso.dcp import DCPProblem
 from flexopt.dso.offer import DSOOffer
 from flexopt.dso.settlement import DSODispatch, settle
+from flexopt.grid import feeder_from_data
 from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance, MicrogridData
 
@@ -49,9 +50,9 @@ def prepare_with_microgrids(
     if not dso.microgrids:
         return prepare(inst, dso, loss_method, participation)
     view = dso_view(dso)
-    first = prepare(inst, view, loss_method, participation)
-    vm = first.feeder.power_flow(first.p_mw, first.q_mvar).vm_pu  # [T, n_bus]
-    buses = first.feeder.bus
+    feeder = feeder_from_data(view.feeder)
+    vm = feeder.power_flow(*feeder_net_load(inst, view)).vm_pu  # [T, n_bus]
+    buses = feeder.bus
     inner = tuple(
         prepare(inst, as_dso(g), loss_method, v_root_pu=float(vm[:, buses.get_loc(g.bus)].mean()))
         for g in dso.microgrids
