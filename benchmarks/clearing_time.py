@@ -54,7 +54,7 @@ VARIANTS = {"wca-300": ("wca", {"wca_stall": 0, "wca_start": "x0"})}
 DSO_STAGES = ("loss_allocation_s", "dso_bids_s", "dispatch_s")
 
 
-def child(instance: str, method: str, central_model: str, workers: int) -> None:
+def child(instance: str, method: str, central_model: str, workers: int, threads: int) -> None:
     """Run one market in this process and print one JSON line (the parent's row)."""
     import resource
 
@@ -65,7 +65,11 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
     method, own = VARIANTS.get(method, (method, {}))
     if method == "centralized":
         own = {"central_model": central_model}
-    res = fx.run_market(inst, method, seed=0, workers=workers if workers > 1 else None, **own)
+    pools = {
+        "workers": workers if workers > 1 else None,
+        "threads": threads if threads > 1 else None,
+    }
+    res = fx.run_market(inst, method, seed=0, **pools, **own)
     wall = time.perf_counter() - start
     s, t = res.summary, res.timings
     stages = CENTRAL_STAGES if method == "centralized" else BILEVEL_STAGES
@@ -96,16 +100,17 @@ def child(instance: str, method: str, central_model: str, workers: int) -> None:
 
 
 #: ``--methods`` labels of the runs of a size: (method, central model, workers, numba
-#: threads; 0 = numba's default, all cores)
+#: threads — 0 = numba's default, all cores —, threads of the DSO stages)
 RUNS = {
-    "none": ("none", "qp", 1, 0),
-    "mlf": ("mlf", "qp", 1, 0),
-    "wca": ("wca", "qp", 1, 0),
-    "wca-300": ("wca-300", "qp", 1, 0),
-    "wca-1core": ("wca", "qp", 1, 1),
-    "wca-2workers": ("wca", "qp", 2, 0),
-    "centralized": ("centralized", "qp", 1, 0),
-    "centralized-ac": ("centralized", "ac", 1, 0),
+    "none": ("none", "qp", 1, 0, 0),
+    "mlf": ("mlf", "qp", 1, 0, 0),
+    "wca": ("wca", "qp", 1, 0, 0),
+    "wca-300": ("wca-300", "qp", 1, 0, 0),
+    "wca-1core": ("wca", "qp", 1, 1, 0),
+    "wca-2workers": ("wca", "qp", 2, 0, 0),
+    "wca-2threads": ("wca", "qp", 1, 0, 2),
+    "centralized": ("centralized", "qp", 1, 0, 0),
+    "centralized-ac": ("centralized", "ac", 1, 0, 0),
 }
 
 
@@ -138,14 +143,15 @@ def sweep(
             inst = generate(
                 "case300", n_dsos, "case69", n_pros, 0, Path(tmp) / f"d{n_dsos}p{n_pros}"
             )
-            for method, cm, workers, threads in cfg:
+            for method, cm, workers, threads, pool_threads in cfg:
                 label = "centralized-ac" if cm == "ac" else method
                 env = dict(os.environ)
                 if threads:
                     env["NUMBA_NUM_THREADS"] = str(threads)
                 print(
                     f"clearing_time: {n_dsos} DSOs × {n_pros} prosumers: {label}, "
-                    f"{workers} worker(s), numba threads {threads or 'default'} …",
+                    f"{workers} worker(s), {pool_threads or 1} thread(s), "
+                    f"numba threads {threads or 'default'} …",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -159,6 +165,7 @@ def sweep(
                         method,
                         cm,
                         str(workers),
+                        str(pool_threads),
                     ],
                     RUN_LIMIT_S,
                     env,
@@ -172,6 +179,7 @@ def sweep(
                         "method": label,
                         "workers": workers,
                         "numba_threads": threads,
+                        "threads": pool_threads,
                         "status": status,
                     }
                     | row
@@ -184,9 +192,12 @@ def table(df: pd.DataFrame) -> str:
     """One row per size × method with the ratios against the centralized QP of that size."""
     if "status" not in df:
         df = df.assign(status="ok")
+    if "threads" not in df:  # a table from before the thread runs
+        df = df.assign(threads=0)
+    df = df.fillna({"threads": 0})
     stopped = df[df["status"] != "ok"]
     df = df[df["status"] == "ok"]
-    one = df[(df["workers"] == 1) & (df["numba_threads"] == 0)].copy()
+    one = df[(df["workers"] == 1) & (df["numba_threads"] == 0) & (df["threads"] == 0)].copy()
     ref = one[one["method"] == "centralized"].set_index(["dsos", "prosumers"])
     # an interrupted sweep: sizes whose centralized reference did not run are left out
     one = one[pd.MultiIndex.from_frame(one[["dsos", "prosumers"]]).isin(ref.index)]
@@ -214,27 +225,35 @@ def table(df: pd.DataFrame) -> str:
     header = [
         "",
         "| DSOs | prosumers/DSO | wca total, 1 core (s) | 1 process, numba on all cores (s) | "
-        "speed-up | 2 worker processes (s) | speed-up | DSO stages, 1 core (s) | "
-        "DSO stages, 2 workers (s) | speed-up |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "speed-up | 2 worker processes (s) | speed-up | 2 threads (s) | speed-up | "
+        "DSO stages, 1 core (s) | 2 workers (s) | speed-up | 2 threads (s) | speed-up |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += header
     key = ["dsos", "prosumers"]
-    core1 = wca[wca["numba_threads"] == 1].set_index(key)["total_s"]
-    threads = wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0)].set_index(key)["total_s"]
-    procs = wca[wca["workers"] == 2].set_index(key)["total_s"]
-    has_stages = "dso_stages_s" in wca
-    for k, t1 in core1.items():
-        if k not in threads.index or k not in procs.index:
-            continue
-        stages = "| — | — | — |"
-        if has_stages:
-            d1 = wca[wca["numba_threads"] == 1].set_index(key)["dso_stages_s"][k]
-            d2 = wca[wca["workers"] == 2].set_index(key)["dso_stages_s"][k]
-            stages = f"| {d1:.1f} | {d2:.1f} | {d1 / d2:.2f} |"
+    runs = {
+        "core1": wca[wca["numba_threads"] == 1],
+        "numba": wca[(wca["workers"] == 1) & (wca["numba_threads"] == 0) & (wca["threads"] == 0)],
+        "procs": wca[wca["workers"] == 2],
+        "threads": wca[wca["threads"] == 2],
+    }
+    total = {k: v.set_index(key)["total_s"] for k, v in runs.items()}
+    stages = {k: v.set_index(key).get("dso_stages_s") for k, v in runs.items()}
+
+    def cell(what: dict, run: str, k: tuple, base: float) -> str:
+        col = what[run]
+        if col is None or k not in col.index:
+            return "| — | — "
+        return f"| {col[k]:.1f} | {base / col[k]:.2f} "
+
+    for k, t1 in total["core1"].items():
+        d1 = stages["core1"][k] if stages["core1"] is not None else float("nan")
         lines.append(
-            f"| {k[0]} | {k[1]} | {t1:.1f} | {threads[k]:.1f} | {t1 / threads[k]:.2f} | "
-            f"{procs[k]:.1f} | {t1 / procs[k]:.2f} {stages}"
+            f"| {k[0]} | {k[1]} | {t1:.1f} "
+            + "".join(cell(total, r, k, t1) for r in ("numba", "procs", "threads"))
+            + f"| {d1:.1f} "
+            + "".join(cell(stages, r, k, d1) for r in ("procs", "threads"))
+            + "|"
         )
     if lines[-1] == header[-1]:  # no size ran the three wca settings (--methods)
         del lines[-len(header) :]
@@ -283,7 +302,8 @@ def plot(df: pd.DataFrame, name: str = "clearing_time") -> Path:
     import matplotlib.pyplot as plt
 
     ok = df["status"] == "ok" if "status" in df else np.ones(len(df), bool)
-    one = df[ok & (df["workers"] == 1) & (df["numba_threads"] == 0)]
+    pool = df["threads"].fillna(0) if "threads" in df else 0
+    one = df[ok & (df["workers"] == 1) & (df["numba_threads"] == 0) & (pool == 0)]
     pros = sorted(one["prosumers"].unique())
     fig, axes = plt.subplots(
         1, len(pros), figsize=(5.2 * len(pros), 3.8), squeeze=False, constrained_layout=True
@@ -315,11 +335,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--methods", type=methods_arg, help=f"runs per size among {','.join(RUNS)} (default all)"
     )
-    ap.add_argument("--child", nargs=4, metavar=("INSTANCE", "METHOD", "MODEL", "WORKERS"))
+    ap.add_argument(
+        "--child", nargs=5, metavar=("INSTANCE", "METHOD", "MODEL", "WORKERS", "THREADS")
+    )
     args = ap.parse_args(argv)
     if args.child:
-        inst, method, cm, workers = args.child
-        child(inst, method, cm, int(workers))
+        inst, method, cm, workers, threads = args.child
+        child(inst, method, cm, int(workers), int(threads))
         return
     # a chosen subset of sizes or runs keeps the full sweep's table: results/clearing_time_subset
     name = "clearing_time_subset" if args.sizes or args.methods else "clearing_time"

@@ -1,11 +1,14 @@
-"""Process pools that start once: repeated runs with ``workers=2`` against serial runs.
+"""Process pools that start once, and threads: repeated runs with ``workers=2`` and with
+``threads=2`` against serial runs.
 
     python -m benchmarks.executors [--quick] [--repeats N]
 
 In one process: ``run_market`` serially, then with a two-worker pool — the first call
 starts the pool (its workers warm up while the parent runs S1–S2), the later calls reuse
 it — then again with a fresh pool for every call (``flexopt.executors.shutdown()`` between
-calls: the behaviour before pools were kept). Instances: ``rts24-3dso`` and ``flexopt
+calls: the behaviour before pools were kept), and with two threads of the process
+(``threads=2``: nothing to start or copy; the DCP search's compiled evaluation holds no
+GIL). Instances: ``rts24-3dso`` and ``flexopt
 generate --transmission case300 --feeder case69 --seed 0`` with 10 and 30 DSOs × 10
 prosumers; method ``wca``. Reported: the wall time of the whole run and of the DSO stages
 (S4, S5–S6, S8), medians over the repeats, and their ratio to the serial run of the same
@@ -28,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DSO_STAGES = ("loss_allocation_s", "dso_bids_s", "dispatch_s")
 
 
-def timed(inst: object, workers: int | None) -> tuple[float, float]:
+def timed(inst: object, workers: int | None, threads: int | None = None) -> tuple[float, float]:
     import flexopt as fx
 
     start = time.perf_counter()
-    res = fx.run_market(inst, "wca", seed=0, workers=workers)
+    res = fx.run_market(inst, "wca", seed=0, workers=workers, threads=threads)
     wall = time.perf_counter() - start
     return wall, sum(res.timings.get(k, 0.0) for k in DSO_STAGES)
 
@@ -59,7 +62,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, path in cases:
             inst = fx.load_instance(path)
             timed(inst, None)  # compile and load once in this process
-            runs: dict[str, list[tuple[float, float]]] = {"serial": [], "fresh pool": []}
+            runs: dict[str, list[tuple[float, float]]] = {
+                "serial": [],
+                "fresh pool": [],
+                "2 threads": [],
+            }
             runs["pool, first call"] = [timed(inst, 2)]
             runs["pool, reused"] = [timed(inst, 2) for _ in range(args.repeats)]
             executors.shutdown()
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
                 runs["serial"].append(timed(inst, None))
                 runs["fresh pool"].append(timed(inst, 2))
                 executors.shutdown()
+                runs["2 threads"].append(timed(inst, None, 2))
             serial = [statistics.median(x) for x in zip(*runs["serial"], strict=True)]
             for how, got in runs.items():
                 wall, stages = (statistics.median(x) for x in zip(*got, strict=True))

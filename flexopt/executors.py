@@ -1,9 +1,15 @@
-"""Where DSO-level work runs: serially (default), in a local process pool, or on a Dask cluster.
+"""Where DSO-level work runs: serially (default), on threads of this process, in a local process
+pool, or on a Dask cluster.
 
 Each DSO's stages (S4, S5–S6, S8 in ``flexopt.dso.local``) depend only on that DSO's data and
 a seed derived from the run's seed and the DSO's position, so every executor returns the same
 numbers (``tests/test_executors.py``). Tasks are module-level functions with picklable
 arguments; results come back in input order.
+
+Threads start at once and share the run's data: nothing is pickled. They gain where a task's
+work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._fused``), about
+nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
+threads are the parallelism; ``benchmarks/clearing_time.py``).
 
 Process pools start once and are reused: a pool outlives the ``with executor(...)`` block that
 made it and serves the next block asking for the same size and warm-up (the runs of a
@@ -16,8 +22,9 @@ pool down instead: its workers may still be running cancelled work.
 from __future__ import annotations
 
 import atexit
+import concurrent.futures
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol, TypeVar
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "shutdown"]
@@ -62,11 +69,50 @@ def _init_worker() -> None:
     threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
 
 
+class _Pool:
+    """``map`` and ``as_completed`` over a :mod:`concurrent.futures` pool."""
+
+    pool: concurrent.futures.Executor
+
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
+        return list(self.pool.map(fn, items))
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        futures = {self.pool.submit(fn, x): i for i, x in enumerate(items)}
+        for f in concurrent.futures.as_completed(futures):
+            yield futures[f], f.result()
+
+
+def _init_thread() -> None:
+    """One numba thread for this pool thread (numba's count is per thread): the pool's
+    threads are the parallelism, and the feeder sweeps then take their serial kernels."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+class _Threads(_Pool):
+    def __init__(self, threads: int) -> None:
+        from threadpoolctl import threadpool_limits
+
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            threads, "flexopt-dso", initializer=_init_thread
+        )
+        self.limits = ExitStack()
+        # BLAS on one thread per call while the pool runs (S4's solves on two threads each
+        # ran slower than serial); restored when the executor closes
+        self.limits.enter_context(threadpool_limits(1, user_api="blas"))
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+        self.limits.close()
+
+
 #: Idle process pools by (workers, warm-up), kept for the next executor of that shape.
 _IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
 
 
-class _Processes:
+class _Processes(_Pool):
     def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -85,16 +131,6 @@ class _Processes:
         """An idle pool of this shape, or a new one."""
         pool = _IDLE.pop((workers, warm), None)
         return pool if pool is not None and not _broken(pool) else cls(workers, warm)
-
-    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
-        return list(self.pool.map(fn, items))
-
-    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
-        from concurrent.futures import as_completed
-
-        futures = {self.pool.submit(fn, x): i for i, x in enumerate(items)}
-        for f in as_completed(futures):
-            yield futures[f], f.result()
 
     def release(self) -> None:
         """Back to the idle pools (one per shape: a second one is shut down)."""
@@ -169,6 +205,7 @@ def executor(
     workers: int | None = None,
     scheduler: str | None = None,
     warm: Callable[[], None] | None = None,
+    threads: int | None = None,
 ) -> Iterator[Executor]:
     """An executor for DSO-level work.
 
@@ -183,6 +220,9 @@ def executor(
     warm : callable, optional
         A module-level function each new pool worker runs at once (imports, compiled
         kernels), while the caller goes on; pools are kept per ``(workers, warm)``.
+    threads : int, optional
+        ``> 1``: that many threads of this process (when neither ``scheduler`` nor
+        ``workers > 1`` is given), started for the block and stopped after it.
     """
     if scheduler is not None:
         dask = _Dask(scheduler)
@@ -190,6 +230,13 @@ def executor(
             yield dask
         finally:
             dask.close()
+        return
+    if (workers is None or workers <= 1) and threads is not None and threads > 1:
+        threaded = _Threads(threads)
+        try:
+            yield threaded
+        finally:
+            threaded.close()
         return
     if workers is None or workers <= 1:
         yield _Serial()

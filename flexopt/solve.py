@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,9 +159,16 @@ def solve(
         time_limit = DEFAULT_TIME_LIMIT_S
     if not time_limit > 0:
         raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
-    if solver == "highs":
-        return _solve_highs(model, time_limit, mip_gap, duals, options or {})
-    return _solve_legacy(model, solver, time_limit, mip_gap, duals, options or {})
+    with _ONE_AT_A_TIME:
+        if solver == "highs":
+            return _solve_highs(model, time_limit, mip_gap, duals, options or {})
+        return _solve_legacy(model, solver, time_limit, mip_gap, duals, options or {})
+
+
+#: One solver call at a time in a process: Pyomo's solver interfaces capture the solver's
+#: output through process-wide file descriptors, which threads running DSO tasks at once
+#: (``flexopt.executors``) would share.
+_ONE_AT_A_TIME = threading.RLock()
 
 
 def _solve_highs(

@@ -123,7 +123,7 @@ def test_every_summary_and_timings_key_is_in_the_dictionary(saved, method):
 
 def test_every_option_of_the_summary_is_documented():
     doc = {n.removeprefix("options.") for n in _sections()["summary.json"] if "options." in n}
-    assert doc == (set(flat_options()) - {"workers", "scheduler"}) | {"method"}
+    assert doc == (set(flat_options()) - {"workers", "threads", "scheduler"}) | {"method"}
 
 
 def test_the_compare_tables_are_in_the_dictionary(saved):

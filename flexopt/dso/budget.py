@@ -216,26 +216,28 @@ def deliver(
 
 @dataclass(frozen=True, eq=False)
 class Injection:
-    """Where each prosumer's dispatch goes in :func:`bus_injection`: the buses and prosumers
-    of the first prosumer at each bus, then those of the second — or, ``product``, the
-    matrix product (a prosumer not at exactly one bus, a bus with more than two)."""
+    """Where each prosumer's dispatch goes in :func:`bus_injection`: ``bus[k]``, ``who[k]``
+    the buses and prosumers of the ``k``-th prosumer at each bus (in prosumer order), added
+    round by round — or, ``product``, the matrix product (a prosumer not at exactly one bus
+    with weight 1)."""
 
     product: bool
-    bus1: np.ndarray
-    first: np.ndarray
-    bus2: np.ndarray
-    second: np.ndarray
+    bus: tuple[np.ndarray, ...]
+    who: tuple[np.ndarray, ...]
 
 
 def injection_plan(incidence: np.ndarray) -> Injection:
     """The :class:`Injection` of ``incidence`` ``[n, n_bus]``."""
-    n, n_bus = incidence.shape
+    n, _ = incidence.shape
     bus = incidence.argmax(axis=1) if n else np.zeros(0, dtype=np.intp)
     simple = np.count_nonzero(incidence) == n and (incidence[np.arange(n), bus] == 1.0).all()
-    product = not simple or np.bincount(bus, minlength=n_bus).max(initial=0) > 2
-    _, first = np.unique(bus, return_index=True)
-    second = np.setdiff1d(np.arange(n), first)
-    return Injection(bool(product), bus[first], first, bus[second], second)
+    # each prosumer's rank among those at its bus, in prosumer order
+    order = np.argsort(bus, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(bus[order])) + 1]
+    rank = np.empty(n, dtype=np.intp)
+    rank[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else 0
+    who = tuple(np.flatnonzero(rank == k) for k in range(int(rank.max(initial=-1)) + 1))
+    return Injection(not bool(simple), tuple(bus[w] for w in who), who)
 
 
 def bus_injection(
@@ -243,16 +245,19 @@ def bus_injection(
 ) -> np.ndarray:
     """``u @ incidence`` ``[..., n_bus]``: each prosumer's dispatch ``u`` ``[..., n]`` at its
     bus (``incidence`` ``[n, n_bus]``; ``plan`` its :func:`injection_plan`, made here when
-    not given). Where every prosumer sits at one bus and no bus holds more than two, the sums
-    are written directly: a sum of at most two terms and exact zeros, the very number the
-    matrix product gives, without its cost per stacked matrix."""
+    not given). Where every prosumer sits at one bus, the sums are written directly, the
+    prosumers at a bus added in their order (the compiled DCP evaluation adds them so), with
+    exact zeros elsewhere, without the matrix product's cost per stacked matrix."""
     plan = plan or injection_plan(incidence)
     if plan.product:
         product: np.ndarray = u @ incidence
         return product
     out = np.zeros((*u.shape[:-1], incidence.shape[1]))
-    out[..., plan.bus1] = u[..., plan.first]
-    out[..., plan.bus2] += u[..., plan.second]
+    for k, (bus, who) in enumerate(zip(plan.bus, plan.who, strict=True)):
+        if k == 0:
+            out[..., bus] = u[..., who]
+        else:
+            out[..., bus] += u[..., who]
     return out
 
 

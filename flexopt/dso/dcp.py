@@ -23,7 +23,8 @@ is no higher than with the unmodified offers. A factor may then lower the price 
 from the prosumers to the TSO, bounded by C7) and move dispatch where the avoided losses pay
 for it, but not buy a lower price with a dearer dispatch.
 
-No Python loop over individuals: one clearing call and one power-flow call per evaluation.
+No Python loop over individuals: one compiled call per evaluation where the kernels apply
+(``flexopt.dso._fused``), else one clearing call and one power-flow call — the same numbers.
 """
 
 from __future__ import annotations
@@ -33,20 +34,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from flexopt.dso._fused import FusedDCP, fusable
 from flexopt.dso.budget import Delivery, block_edges, deliver, injection_plan, saving_slack
 from flexopt.dso.context import DSOContext
 from flexopt.dso.flexibility import flexibility_capacity
 from flexopt.dso.modification import Factors
 from flexopt.optim import Evaluation, Problem
 
-__all__ = [
-    "DCPBiObjective",
-    "DCPOptions",
-    "DCPProblem",
-    "DCPScore",
-    "DCPValues",
-    "objective_scale",
-]
+__all__ = ["DCPBiObjective", "DCPOptions", "DCPProblem", "DCPScore", "DCPValues", "objective_scale"]
 
 
 def objective_scale(value_at_x0: float) -> float:
@@ -98,9 +93,7 @@ class DCPOptions:
         try:
             lo, hi = (float(b) for b in self.bounds)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"DCPOptions.bounds must be a pair (lo, hi), got {self.bounds!r}"
-            ) from None
+            raise ValueError(f"DCPOptions.bounds must be a pair, got {self.bounds!r}") from None
         if not 0 < lo <= 1 <= hi <= MAX_FACTOR:
             raise ValueError(
                 f"DCPOptions.bounds must satisfy 0 < lo ≤ 1 ≤ hi ≤ {MAX_FACTOR:g}, got {self.bounds}"
@@ -254,6 +247,7 @@ class DCPProblem(Problem):
             self.f_loss0 = objective_scale(float(base["f_loss"][0]))
             self.f_price0 = objective_scale(float(base["f_price"][0]))
             self.social0_eur_per_h = at.social_cost_eur_per_h[0]
+        self._fused = FusedDCP(self) if fusable(self) else None
 
     @property
     def has_decisions(self) -> bool:
@@ -405,7 +399,10 @@ class DCPProblem(Problem):
         )
 
     def evaluate(self, X: np.ndarray) -> Evaluation:
-        alpha, beta = self.factors(np.atleast_2d(np.asarray(X, dtype=float)))
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        if self._fused is not None:
+            return Evaluation(*self._fused(X))
+        alpha, beta = self.factors(X)
         constrained = self.options.budget or self.options.efficiency
         r, at = self._delivered(alpha, beta, edges=constrained)
         w = self.options.weight

@@ -317,6 +317,8 @@ def sweep(
     iterations is -1 for a power flow that did not converge within ``max_iter`` sweeps."""
     out = _outputs(p.shape[0], p.shape[1], child.shape[0])
     p, q = np.ascontiguousarray(p, dtype=np.float64), np.ascontiguousarray(q, dtype=np.float64)
-    kernel = _kernel if p.shape[0] >= PARALLEL_MIN else _kernel_serial
+    # one thread (a pool thread of flexopt.executors, NUMBA_NUM_THREADS=1): no parallel launch
+    parallel = p.shape[0] >= PARALLEL_MIN and numba.get_num_threads() > 1
+    kernel = _kernel if parallel else _kernel_serial
     kernel(p, q, (float(base_mva), y, parent, child, z, root, v0, tol, max_iter), out)
     return out

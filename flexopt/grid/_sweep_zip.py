@@ -98,6 +98,7 @@ def _currents_py(
 
 _currents = _compile(_currents_py, parallel=False)
 _kernel = _compile(_sweep_zip_py, parallel=True)
+_kernel_serial = _compile(_sweep_zip_py, parallel=False)
 
 
 def sweep_zip(
@@ -122,7 +123,9 @@ def sweep_zip(
     0) and Q (row 1); ``inv_t``: ``1/|T_j|``. Returns ``(v, i_bus, i_branch, iterations)``;
     iterations is -1 for a power flow that did not converge."""
     v, ibus, ibr, iters = _outputs(p.shape[0], p.shape[1], child.shape[0])
-    _kernel(
+    # one numba thread (a pool thread of flexopt.executors): no parallel launch
+    kernel = _kernel if numba.get_num_threads() > 1 else _kernel_serial
+    kernel(
         np.ascontiguousarray(p, dtype=np.float64),
         np.ascontiguousarray(q, dtype=np.float64),
         float(base_mva),

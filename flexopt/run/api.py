@@ -43,7 +43,7 @@ def run_market(
         Seed of every random draw (Monte Carlo PLF; per DSO ``(seed, k)`` for the methods).
     **options
         Flat options (:class:`MarketOptions`, the method's config, the DSO coefficient problem),
-        e.g. ``wca_iter=100``, ``dcp_weight=0.8``, ``workers=2`` (process pool) or
+        e.g. ``wca_iter=100``, ``dcp_weight=0.8``, ``workers=2`` (process pool), ``threads=2`` or
         ``scheduler="tcp://…"`` (Dask). Unknown names raise ``TypeError``; an option that does
         not apply to ``method`` raises :class:`~flexopt.errors.OptionError`.
 
@@ -72,7 +72,7 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
     cut: IntradayInterrupted | None = None
     record = provenance(inst, opt)
     inst = with_dayahead_threshold(with_market_overrides(inst, opt), opt.intraday_config)
-    with executor(opt.workers, opt.scheduler, warm=warm_worker) as ex:
+    with executor(opt.workers, opt.scheduler, warm=warm_worker, threads=opt.threads) as ex:
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
         outcome: MarketOutcome = framework(base, opt, ex, clock)

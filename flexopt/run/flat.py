@@ -43,6 +43,7 @@ __all__ = ["FlatOption", "check_option", "flat_options", "read_options_file"]
 #: Options whose default (``None``) does not tell their type.
 _KIND = {
     "workers": "int",
+    "threads": "int",
     "scheduler": "str",
     "loss_coverage": "float",
     "loss_price_eur_per_mwh": "float",

@@ -67,6 +67,7 @@ RUN_OPTIONS = (
     "samples",
     "loss_allocation",
     "workers",
+    "threads",
     "scheduler",
     "progress",
     "stage_time_limit_s",
@@ -176,6 +177,8 @@ class MarketOptions:
         method's defaults.
     workers : int, optional
         Run the DSO-level stages in a local process pool of this size.
+    threads : int, optional
+        Run them on this many threads of this process instead (not with ``workers``).
     scheduler : str, optional
         Run them on a Dask cluster (``tcp://host:port``, or ``"local"``; extra ``dask``).
     progress : bool
@@ -207,6 +210,7 @@ class MarketOptions:
     dcp: DCPOptions = field(default_factory=DCPOptions)
     config: Any = None
     workers: int | None = None
+    threads: int | None = None
     scheduler: str | None = None
     progress: bool = False
     stage_time_limit_s: float = DEFAULT_TIME_LIMIT_S
@@ -244,6 +248,15 @@ class MarketOptions:
                 "workers",
                 self.workers is None or (_is_int(self.workers) and 0 < self.workers <= MAX_WORKERS),
                 f"an integer in 1..{MAX_WORKERS} or None",
+            ),
+            (
+                "threads",
+                self.threads is None
+                or (
+                    (_is_int(self.threads) and 0 < self.threads <= MAX_WORKERS)
+                    and not (self.workers or 0) > 1
+                ),
+                f"an integer in 1..{MAX_WORKERS} or None, and not with workers > 1",
             ),
             (
                 "scheduler",

@@ -103,7 +103,7 @@ def with_market_overrides(inst: Instance, opt: MarketOptions) -> Instance:
 def options_record(inst: Instance, opt: MarketOptions) -> dict[str, Any]:
     """Every option that shapes the result, resolved: the method's, the DSO problem's, the
     time limit of the TSO stages, and the market settings in effect (the instance's unless
-    overridden). Where the work ran (``workers``, ``scheduler``) does not change a result and
+    overridden). Where the work ran (``workers``, ``threads``, ``scheduler``) does not change a result and
     is left out, so that ``summary.json`` stays byte-identical across executors."""
     out = opt.flat()
     out["stage_time_limit_s"] = opt.stage_time_limit_s

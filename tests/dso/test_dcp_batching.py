@@ -160,18 +160,28 @@ def test_compiled_clearing_takes_any_batch(monkeypatch):
     assert one.price.shape == ()
 
 
-@pytest.mark.parametrize("per_bus", [1, 2, 3])
-def test_bus_injection_equals_the_matrix_product(per_bus):
+@pytest.mark.parametrize("per_bus", [1, 2, 3, 5])
+def test_bus_injection_adds_each_bus_in_prosumer_order(per_bus):
     rng = np.random.default_rng(per_bus)
     n, n_bus = 12, 14
     bus = rng.permutation(n_bus)[np.arange(n) // per_bus]  # per_bus prosumers at each bus
     incidence = np.zeros((n, n_bus))
     incidence[np.arange(n), bus] = 1.0
     plan = injection_plan(incidence)
-    assert plan.product == (per_bus > 2)  # three at a bus: the product's order of the sum
+    assert not plan.product
+    assert len(plan.who) == min(per_bus, n)
     u = rng.uniform(0, 1, (4, 3, n))
-    assert np.array_equal(bus_injection(u, incidence, plan), u @ incidence)
-    assert np.array_equal(bus_injection(u, incidence), u @ incidence)
+    ref = np.zeros((4, 3, n_bus))
+    for i in range(n):  # the first at a bus written, the next ones added
+        ref[..., bus[i]] = u[..., i] + (ref[..., bus[i]] if (bus[:i] == bus[i]).any() else 0)
+    assert bus_injection(u, incidence, plan).tobytes() == ref.tobytes()
+    assert bus_injection(u, incidence).tobytes() == ref.tobytes()
+    np.testing.assert_allclose(bus_injection(u, incidence), u @ incidence, rtol=1e-15, atol=0)
+    if per_bus <= 2:  # at most two terms: the matrix product's very numbers
+        assert np.array_equal(bus_injection(u, incidence), u @ incidence)
+    weighted = incidence * 0.5  # not one bus with weight 1: the product
+    assert injection_plan(weighted).product
+    assert np.array_equal(bus_injection(u, weighted), u @ weighted)
 
 
 def test_compiled_payments_equal_the_numpy_sums():
