@@ -74,7 +74,9 @@ def search(
     """``solve_dcp_wca``'s search with ``extra`` WCA options; returns the result and the
     new cycles run."""
     algo = dcp_wca(problem, starts(problem, config), config, **extra)
-    return minimize(problem, algo, termination=dcp_termination(config), seed=seed), algo.cycles
+    return minimize(
+        problem, algo, termination=dcp_termination(config, problem.lower.size), seed=seed
+    ), algo.cycles
 
 
 def score(problem: DCPProblem, x: np.ndarray) -> tuple[float, float, bool]:

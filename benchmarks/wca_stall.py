@@ -7,7 +7,8 @@ Every DSO coefficient problem of a market run — ``rts24-3dso`` and ``flexopt g
 is solved by ``solve_dcp_wca`` (the ``wca`` method's search) under several settings, the
 same seed for each setting of one DSO: the previous default (50 × 300 from x⁰ alone), the
 same with another seed (the search's own noise), and 50 × at most 300 stopped after
-``wca_stall`` stalled iterations from x⁰ and the mlf point. The problems are caught through
+``wca_stall`` stalled iterations from x⁰ and the mlf point — the window fixed, and the
+``wca`` method's window by factors (``stall_window``: shorter below 10 factors). The problems are caught through
 the method registry (a probe method that runs the settings and bids the unmodified offers).
 Reported per setting: evaluations against 50 × 300, and the DCP objective's relative gap per
 DSO (max, min, mean, how many worse by more than 0.01 %). Evaluations, not seconds, are the
@@ -30,20 +31,30 @@ from flexopt.dso.dcp import DCPProblem
 from flexopt.dso.modification import unit_factors
 from flexopt.dso.offer import Modification
 from flexopt.methods.registry import register_method, unregister_method
-from flexopt.methods.wca import WCAConfig, solve_dcp_wca, starts
+from flexopt.methods.wca import WCAConfig, dcp_wca, solve_dcp_wca, starts
+from flexopt.optim import Termination, minimize
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = "wca_stall_probe"
 REFERENCE = WCAConfig(wca_stall=0, wca_start="x0")
-#: (label, config, seed offset) of each setting; filled by :func:`settings`.
-SETTINGS: list[tuple[str, WCAConfig, int]] = []
+#: (label, config, seed offset, window kept at wca_stall on any number of factors) of each
+#: setting; filled by :func:`settings`.
+SETTINGS: list[tuple[str, WCAConfig, int, bool]] = []
 FOUND: list[dict[str, Any]] = []
 
 
-def settings(stalls: list[int]) -> list[tuple[str, WCAConfig, int]]:
-    out = [("50 × 300 from x0", REFERENCE, 0), ("50 × 300 from x0, another seed", REFERENCE, 1)]
-    out += [(f"stall {s}, x0 + mlf", WCAConfig(wca_stall=s), 0) for s in stalls]
-    out += [(f"stall {s}, x0", WCAConfig(wca_stall=s, wca_start="x0"), 0) for s in stalls[-1:]]
+def settings(stalls: list[int]) -> list[tuple[str, WCAConfig, int, bool]]:
+    """The reference and its other seed, each stall length with the window the ``wca``
+    method takes (shorter on fewer than 10 factors, ``stall_window``) and kept fixed, and the
+    default length from x⁰ alone."""
+    out = [
+        ("50 × 300 from x0", REFERENCE, 0, False),
+        ("50 × 300 from x0, another seed", REFERENCE, 1, False),
+    ]
+    for s in stalls:
+        out.append((f"stall {s} fixed, x0 + mlf", WCAConfig(wca_stall=s), 0, True))
+        out.append((f"stall {s} by factors, x0 + mlf", WCAConfig(wca_stall=s), 0, False))
+    out += [(f"stall {s} by factors, x0", WCAConfig(wca_stall=s, wca_start="x0"), 0, False)]
     return out
 
 
@@ -51,8 +62,15 @@ def probe(problem: DCPProblem, config: None, rng: np.random.Generator) -> Modifi
     """Run every setting on this DSO's problem (same seed), then bid the unmodified offers."""
     if problem.has_decisions:
         seed = int(rng.integers(2**62))
-        for label, cfg, offset in SETTINGS:
-            r = solve_dcp_wca(problem, starts(problem, cfg), cfg, seed + offset)
+        for label, cfg, offset, fixed in SETTINGS:
+            x0 = starts(problem, cfg)
+            if fixed:
+                stall = Termination(
+                    max_iter=cfg.wca_iter, stall_iter=cfg.wca_stall, stall_tol=cfg.wca_stall_tol
+                )
+                r = minimize(problem, dcp_wca(problem, x0, cfg), termination=stall, seed=seed)
+            else:
+                r = solve_dcp_wca(problem, x0, cfg, seed + offset)
             FOUND.append(
                 {
                     "dso": problem.ctx.dso.id,

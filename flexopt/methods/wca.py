@@ -3,6 +3,7 @@ MOWCA with a fuzzy compromise (``models/dcp.md``, ``models/wca.md``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,13 +15,25 @@ from flexopt.dso.offer import Modification
 from flexopt.methods import mlf
 from flexopt.optim import MOWCA, WCA, Problem, Result, Termination, compromise, minimize
 
-__all__ = ["MAX_ITER", "MAX_POP", "STARTS", "WCAConfig", "modify", "solve_dcp_wca", "starts"]
+__all__ = [
+    "MAX_ITER",
+    "MAX_POP",
+    "STARTS",
+    "WCAConfig",
+    "modify",
+    "solve_dcp_wca",
+    "stall_window",
+    "starts",
+]
 
 #: Bounds on a run's length: population and iterations per DSO.
 MAX_POP = 10_000
 MAX_ITER = 100_000
 #: Where a DSO's search starts (its first raindrops, ``models/wca.md`` deviation 7).
 STARTS = ("x0", "x0+mlf")
+#: The stall window is ``wca_stall`` from this many factors up, proportionally shorter below
+#: it, never below ``STALL_FLOOR`` iterations (``models/wca.md``, "Defaults").
+STALL_FACTORS, STALL_FLOOR = 10, 20
 
 
 @dataclass(frozen=True)
@@ -35,8 +48,9 @@ class WCAConfig:
         Iterations per DSO at most (``1..MAX_ITER``).
     wca_stall : int
         Stop a DSO's search after this many iterations in a row whose best improved by less
-        than ``wca_stall_tol`` (relative); ``0`` runs all ``wca_iter``. Single objective only
-        (MOWCA runs ``wca_iter``).
+        than ``wca_stall_tol`` (relative) — on 10 factors or more; on ``d < 10`` after
+        ``⌈wca_stall · d / 10⌉``, at least 20 (:func:`stall_window`); ``0`` runs all
+        ``wca_iter``. Single objective only (MOWCA runs ``wca_iter``).
     wca_stall_tol : float
         Relative improvement that counts as progress (``[0, 1)``).
     wca_start : {"x0", "x0+mlf"}
@@ -86,10 +100,9 @@ def solve_dcp_wca(
     raining) when the problem has constraints, the unconstrained ones otherwise; at most
     ``wca_iter`` iterations, fewer when the best stalls for ``wca_stall`` (``d_max`` decays
     over ``wca_iter`` either way, so a stopped run is a prefix of the full one;
-    ``models/wca.md``)."""
-    return minimize(
-        problem, dcp_wca(problem, x0, config), termination=dcp_termination(config), seed=rng
-    )
+    ``models/wca.md``), the window shorter on fewer than 10 factors (:func:`stall_window`)."""
+    termination = dcp_termination(config, problem.lower.size)
+    return minimize(problem, dcp_wca(problem, x0, config), termination=termination, seed=rng)
 
 
 def dcp_wca(problem: Problem, x0: np.ndarray, config: WCAConfig, **options: Any) -> WCA:
@@ -104,9 +117,24 @@ def dcp_wca(problem: Problem, x0: np.ndarray, config: WCAConfig, **options: Any)
     )
 
 
-def dcp_termination(config: WCAConfig) -> Termination:
-    """``wca_iter`` iterations, fewer after ``wca_stall`` stalled ones (0: no stall test)."""
-    stall = config.wca_stall or None
+def stall_window(config: WCAConfig, n_factors: int) -> int:
+    """Stalled iterations that stop a search on ``n_factors`` factors: ``wca_stall`` from
+    :data:`STALL_FACTORS` factors up, ``⌈wca_stall · d / STALL_FACTORS⌉`` below, never fewer
+    than :data:`STALL_FLOOR` (nor more than ``wca_stall``); 0 when ``wca_stall`` is 0.
+
+    Measured on the DCP (``benchmarks/wca_stall.py``): on 2–8 factors 20 stalled iterations
+    end where 50 × 300 ends (gaps ≤ 0.0002 %), on 10–12 factors they stop early (up to
+    +8.5 %), where 75 does not."""
+    if not config.wca_stall:
+        return 0
+    scaled = math.ceil(config.wca_stall * n_factors / STALL_FACTORS)
+    return min(config.wca_stall, max(STALL_FLOOR, scaled))
+
+
+def dcp_termination(config: WCAConfig, n_factors: int = STALL_FACTORS) -> Termination:
+    """``wca_iter`` iterations, fewer after :func:`stall_window` stalled ones on
+    ``n_factors`` factors (0: no stall test)."""
+    stall = stall_window(config, n_factors) or None
     return Termination(max_iter=config.wca_iter, stall_iter=stall, stall_tol=config.wca_stall_tol)
 
 

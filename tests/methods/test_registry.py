@@ -89,3 +89,16 @@ def test_registration_guards():
         register_method("two words", beta09)
     with pytest.raises(ValueError, match="registered: none, mlf, wca, exact"):
         get_method("magic")
+
+
+def test_the_stall_window_scales_with_the_factors():
+    """``wca_stall`` from 10 factors up, proportionally fewer below, at least 20, never more
+    than ``wca_stall``; 0 keeps the stall test off (``benchmarks/wca_stall.py``)."""
+    from flexopt.methods.wca import WCAConfig, dcp_termination, stall_window
+
+    cfg = WCAConfig()
+    assert [stall_window(cfg, d) for d in (1, 2, 4, 8, 10, 12, 40)] == [20, 20, 30, 60, 75, 75, 75]
+    assert stall_window(WCAConfig(wca_stall=5), 2) == 5
+    assert stall_window(WCAConfig(wca_stall=0), 4) == 0
+    assert dcp_termination(WCAConfig(wca_stall=0), 4).stall_iter is None
+    assert dcp_termination(cfg, 4).stall_iter == 30
