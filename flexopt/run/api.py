@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from flexopt.executors import Executor, executor
 from flexopt.instance import Instance
@@ -72,7 +73,12 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
     cut: IntradayInterrupted | None = None
     record = provenance(inst, opt)
     inst = with_dayahead_threshold(with_market_overrides(inst, opt), opt.intraday_config)
-    with executor(opt.workers, opt.scheduler, warm=warm_worker, threads=opt.threads) as ex:
+    # BLAS on one thread: the run's matrices are small (feeders, the PLF's buses), and two
+    # OpenBLAS threads on a busy two-core machine made S4's solves 30× slower, S2's 10×
+    with (
+        threadpool_limits(1, user_api="blas"),
+        executor(opt.workers, opt.scheduler, warm=warm_worker, threads=opt.threads) as ex,
+    ):
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
         outcome: MarketOutcome = framework(base, opt, ex, clock)
