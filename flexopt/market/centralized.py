@@ -32,7 +32,7 @@ import pyomo.environ as pyo
 
 from flexopt.grid import Feeder
 from flexopt.grid.lindistflow import LinDistFlow
-from flexopt.market.distflow import add_branch_flow, add_lindistflow
+from flexopt.market.distflow import add_branch_flow, add_lindistflow, dispatch_scale
 from flexopt.market.lines import add_line_limits, read_line_limits
 from flexopt.market.pricing import MultiplierLP, build_supporting_prices
 from flexopt.market.tso import SLACK_PENALTY_EUR
@@ -208,16 +208,30 @@ def add_area(
     ac: bool,
     u_start: np.ndarray | None = None,
 ) -> None:
-    """One DSO: prosumer flexibility (Z2–Z3), offer costs and its feeder (Z6–Z9 / X13–X15)."""
+    """One DSO: prosumer flexibility (Z2–Z3), offer costs and its feeder (Z6–Z9 / X13–X15).
+
+    The variables are ``b.u_share[i, t]``, the dispatch in units ``s_i`` and (Z3) divided
+    by ``s_i``; ``b.u[i, t] = s_i b.u_share[i, t]`` is the dispatch in MW per copy. QP:
+    ``s_i`` the prosumer's largest headroom (:func:`~flexopt.market.distflow.dispatch_scale`)
+    — the same optimum and duals of (Z4)–(Z5) as in MW, without the MW scale's
+    ill-conditioning. AC: ``s_i = 1`` MW (the NLP solver scales its own problem).
+    """
     T, n = len(data.hours), len(area.a)
     b.T = pyo.RangeSet(0, T - 1)
     b.I = pyo.RangeSet(0, n - 1)
+    scale = np.ones(n) if ac else dispatch_scale(area.u_max_mw)
     u0 = np.zeros((T, n)) if u_start is None else u_start
-    b.u = pyo.Var(
+    b.u_share = pyo.Var(
         b.I,
         b.T,
-        bounds=lambda _b, i, t: (0.0, float(area.u_max_mw[t, i])),
-        initialize=lambda _b, i, t: float(u0[t, i]),
+        bounds=lambda _b, i, t: (0.0, float(area.u_max_mw[t, i] / scale[i])),
+        initialize=lambda _b, i, t: float(u0[t, i] / scale[i]),
+        doc="extra discharge, units of the prosumer's largest headroom",
+    )
+    b.u = pyo.Expression(
+        b.I,
+        b.T,
+        rule=lambda _b, i, t: float(scale[i]) * b.u_share[i, t],
         doc="extra discharge, MW per copy",
     )
     reachable = data.dt_h * np.cumsum(area.u_max_mw, axis=0)
@@ -226,7 +240,8 @@ def add_area(
         # (Z3), left out where the power headroom alone cannot reach it
         if reachable[t, i] <= area.energy_mwh[t, i] + 1e-12:
             return pyo.Constraint.Skip
-        return data.dt_h * sum(b.u[i, s] for s in range(t + 1)) <= float(area.energy_mwh[t, i])
+        cap = float(area.energy_mwh[t, i] / scale[i])
+        return data.dt_h * sum(b.u_share[i, s] for s in range(t + 1)) <= cap
 
     b.ineq_energy = pyo.Constraint(b.I, b.T, rule=energy)
     if ac:
@@ -275,7 +290,7 @@ def build_centralized_pricing(
     weights = {m.eq_interface[d, t]: max(float(pyo.value(m.F[d, t])), 0.0) for d, t in m.F}
     slacks = [*m.s_up.values(), *m.s_dn.values()]
     short = {t for (l, t) in m.LT if pyo.value(m.s_up[l, t]) + pyo.value(m.s_dn[l, t]) > tol}
-    taken = [m.area[d].u[i, t] for d in m.D for (i, t) in m.area[d].u if t in short]
+    taken = [m.area[d].u_share[i, t] for d in m.D for (i, t) in m.area[d].u_share if t in short]
     return build_supporting_prices(
         m, weights, fixed=slacks, saturated=taken, stationarity_tol=stationarity_tol
     )

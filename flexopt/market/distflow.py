@@ -26,9 +26,37 @@ import pyomo.environ as pyo
 from flexopt.grid import Feeder, PowerFlowResult
 from flexopt.grid.lindistflow import LinDistFlow
 
-__all__ = ["add_branch_flow", "add_lindistflow"]
+__all__ = ["MIN_SCALE_MW", "add_branch_flow", "add_lindistflow", "dispatch_scale"]
 
 Withdrawal = Callable[[int, int], Any]
+
+#: Smallest unit (MW) of a dispatch or flow variable (:func:`dispatch_scale`): a smaller one
+#: would bring the model's coefficients near HiGHS's 1e-9 drop threshold.
+MIN_SCALE_MW = 1e-3
+
+
+def dispatch_scale(u_max_mw: np.ndarray) -> np.ndarray:
+    """The unit (MW) of each prosumer's dispatch variable: its largest headroom.
+
+    In MW the centralized QP mixes LV batteries of a few kW, whose offers cost ~10³ €/MW²h
+    and count ``n_d`` ~10² times, with MV branches whose losses cost ~10⁻³ €/MW²: a Hessian
+    spanning 7e-3 … 5e5, on which HiGHS's active-set QP solver (which does not scale the
+    model) can stop "optimal" with primal infeasibilities. As shares of their headroom the
+    variables lie in ``[0, 1]`` and the Hessian spans a few orders of magnitude.
+
+    Parameters
+    ----------
+    u_max_mw : ndarray
+        ``[T, n]`` power headroom.
+
+    Returns
+    -------
+    ndarray
+        ``[n]`` ``max_t u_max_mw``, at least :data:`MIN_SCALE_MW`.
+    """
+    top = u_max_mw.max(axis=0) if len(u_max_mw) else np.zeros(u_max_mw.shape[1])
+    scale: np.ndarray = np.maximum(top, MIN_SCALE_MW)
+    return scale
 
 
 def _children(feeder: Feeder) -> dict[int, list[int]]:
@@ -50,13 +78,16 @@ def add_lindistflow(
     """LinDistFlow losses and voltage limits of one feeder (Z6–Z9), flows grouped by the
     prosumers they carry.
 
-    The flexible withdrawals are ``w_t = u_t E`` with ``b.u[i, t]`` the block's variables and
-    ``E = incidence`` ``[n, n_bus]``. A branch's flow is ``P_k = P⁰_k − z_k`` (Z6), ``z_k`` the
-    dispatch of the prosumers below it, so branches with the same prosumers below them share
-    one flexible flow: one variable ``b.z[g, t]`` per such group (at most ``2n − 1`` groups
-    per feeder, whatever its size), defined along the tree by
+    The flexible withdrawals are ``w_t = u_t E`` with ``b.u[i, t]`` the block's dispatch (MW,
+    variables or expressions of them) and ``E = incidence`` ``[n, n_bus]``. A branch's flow is
+    ``P_k = P⁰_k − z_k`` (Z6), ``z_k`` the dispatch of the prosumers below it, so branches with
+    the same prosumers below them share one flexible flow: one variable per such group (at
+    most ``2n − 1`` groups per feeder, whatever its size), defined along the tree by
     ``z_g − Σ_{groups h just below g} z_h − Σ_{i at g's lowest bus} u_i = 0`` (``eq_flow``).
-    Then
+    The variable ``b.z_share[g, t]`` is the flow in units of ``S_g = Σ_{i below g} s_i``,
+    ``s`` the prosumers' :func:`dispatch_scale` (of ``u_max_mw``; 1 MW without it), and
+    ``eq_flow`` is divided by ``S_g``: its coefficients are in ``(0, 1]`` (the flow in MW is
+    the expression ``b.z[g, t] = S_g b.z_share[g, t]``). Then
 
     * (Z9) ``b.loss_mw[t] = Σ_k r_k (P_k² + Q_k²) / V₀²
       = c_t + Σ_g (R_g z_{g,t}² − 2 C_{g,t} z_{g,t})`` with ``R_g = Σ_{k∈g} r_k / V₀²``,
@@ -85,6 +116,8 @@ def add_lindistflow(
     C = (P0 * r_ohm) @ one_hot / v0_kv2
     const = ldf.loss_mw(P0**2, Q**2)
     groups = [int(g) for g in np.flatnonzero(flexible)]
+    share = dispatch_scale(u_max_mw) if u_max_mw is not None else np.ones(len(incidence))
+    unit = pattern.astype(float) @ share  # [groups] S_g, MW
     # a group's lowest bus: the child bus of its branch that no branch of the group leaves
     kids = _children(feeder)
     lowest = {
@@ -97,13 +130,17 @@ def add_lindistflow(
     }
     at_lowest = {g: np.flatnonzero(incidence[:, c]).tolist() for g, c in lowest.items()}
     b.Z = pyo.Set(initialize=groups, ordered=True)
-    b.z = pyo.Var(b.Z, b.T, doc="flexible flow of a group of branches, MW")
+    b.z_share = pyo.Var(b.Z, b.T, doc="flexible flow of a group of branches, units of S_g")
+    b.z = pyo.Expression(
+        b.Z,
+        b.T,
+        rule=lambda _b, g, t: float(unit[g]) * b.z_share[g, t],
+        doc="flexible flow of a group of branches, MW",
+    )
 
-    def eq_flow(_b: pyo.Block, g: int, t: int) -> Any:  # (Z6) along the tree of groups
-        return (
-            b.z[g, t] - sum(b.z[h, t] for h in just_below[g]) - sum(b.u[i, t] for i in at_lowest[g])
-            == 0
-        )
+    def eq_flow(_b: pyo.Block, g: int, t: int) -> Any:  # (Z6) along the tree of groups, / S_g
+        inflow = sum(b.z[h, t] for h in just_below[g]) + sum(b.u[i, t] for i in at_lowest[g])
+        return b.z_share[g, t] - inflow / float(unit[g]) == 0
 
     b.eq_flow = pyo.Constraint(b.Z, b.T, rule=eq_flow)
     b.loss_mw = pyo.Expression(  # (Z9)

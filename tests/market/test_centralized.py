@@ -3,14 +3,18 @@ the AC power flow, SCIP's global optimum, and first-best against every bilevel m
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
+from pyomo.repn import generate_standard_repn
 
 import flexopt as fx
+import flexopt.market.centralized as central_mod
+import flexopt.market.distflow as distflow_mod
 from flexopt.dso.flexibility import energy_headroom_mwh
 from flexopt.generate import generate
 from flexopt.grid.lindistflow import LinDistFlow
@@ -23,6 +27,7 @@ from flexopt.market.centralized import (
     has_unresolved_overload,
     read_centralized,
 )
+from flexopt.market.distflow import dispatch_scale
 from flexopt.market.lines import binding_candidates
 from flexopt.market.pricing import read_supporting_duals
 from flexopt.run.centralized import solve_centralized
@@ -181,15 +186,134 @@ def test_loss_expression_equals_the_lindistflow_losses_at_any_dispatch():
     m = build_centralized(data)
     assert len(m.area["D"].Z) <= 2 * 12 - 1 < feeder.n_branch
     r_ohm = feeder.r_pu * feeder.vn_kv**2 / feeder.base_mva
+    scale = dispatch_scale(area.u_max_mw)
     for _ in range(3):
         u = rng.uniform(0.0, 0.1, (T, 12))
-        for (i, t), var in m.area["D"].u.items():
-            var.fix(float(u[t, i]))
+        for (i, t), var in m.area["D"].u_share.items():
+            var.fix(float(u[t, i] / scale[i]))
         assert solve(m).ok  # the flows follow from the fixed dispatch
         P, Q, _ = LinDistFlow(feeder).point(area.p_mw - u @ area.incidence, area.q_mvar)
         want = (r_ohm * (P**2 + Q**2)).sum(axis=1) / (feeder.vn_kv * feeder.v_root_pu) ** 2
         got = [pyo.value(m.area["D"].loss_mw[t]) for t in range(T)]
         np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+def _two_voltage_levels() -> CentralizedData:
+    """An MV feeder (12.66 kV, 12 copies, 0.1 MW batteries at ~10² €/MW²h) and an LV one
+    (0.4 kV, 69 copies) with a microgrid lumped at its point of connection: five ~10 kW
+    batteries at ~10³ €/MW²h on one bus — DSO2's view on the instance of
+    :func:`test_lv_microgrid_instance_solves`. The line wants ~3.3 MW in each hour."""
+
+    def area(dso_id, vn_kv, r_ohm, bus_pos, a, u_max, n, load):
+        nb, k = len(r_ohm) + 1, len(a)
+        feeder = fx.grid.Feeder.from_branches(
+            range(nb - 1), range(1, nb), r_ohm, [0.0] * len(r_ohm), vn_kv=vn_kv, root=0
+        )
+        return DistributionArea(
+            dso_id=dso_id,
+            bus=1,
+            n_feeders=n,
+            feeder=feeder,
+            p_mw=np.tile([0.0] + [load] * (nb - 1), (2, 1)),
+            q_mvar=np.zeros((2, nb)),
+            prosumer_id=pd.Index([f"{dso_id}{i}" for i in range(k)]),
+            bus_pos=np.array(bus_pos),
+            a=np.array(a),
+            b=np.linspace(45.0, 65.0, k),
+            u_max_mw=np.tile(u_max, (2, 1)),
+            energy_mwh=np.tile(1.5 * np.array(u_max), (2, 1)),  # binds in hour 2
+        )
+
+    mv = area("MV", 12.66, [0.001, 0.5, 0.5], [2, 3], [100.0, 60.0], [0.12, 0.1], 12, 0.5)
+    lv = area(
+        "LV",
+        0.4,
+        [0.05, 0.1],
+        [1, 2, 2, 2, 2, 2],
+        [1500.0, 900.0, 1100.0, 1800.0, 1000.0, 1600.0],
+        [0.014, 0.006, 0.01, 0.012, 0.008, 0.013],
+        69,
+        0.01,
+    )
+    hours = pd.Index([13, 14], name="hour")
+    return CentralizedData(
+        mean_flow_mw=pd.DataFrame([[101.5], [101.0]], index=hours, columns=["L"]),
+        limit_mw=pd.DataFrame([[100.0], [100.0]], index=hours, columns=["L"]),
+        sensitivity=np.full((2, 1, 2), [-0.5, -0.4]),
+        areas=(mv, lv),
+        loss_price_eur_per_mwh=50.0,
+    )
+
+
+def _spread(m: pyo.ConcreteModel) -> tuple[float, float]:
+    """max / min of the nonzero |coefficients| of the objective's quadratic terms and of the
+    constraint rows."""
+    h = np.abs(generate_standard_repn(m.obj.expr, quadratic=True).quadratic_coefs)
+    a = np.abs(
+        [
+            c
+            for con in m.component_data_objects(pyo.Constraint, active=True)
+            for c in generate_standard_repn(con.body).linear_coefs
+        ]
+    )
+    h, a = h[h > 0], a[a > 0]
+    return float(h.max() / h.min()), float(a.max() / a.min())
+
+
+def test_dispatch_in_shares_of_headroom_conditions_the_qp(monkeypatch):
+    """In MW the LV batteries' offers (2 n a ~ 10⁵) and the MV feeder's losses put the QP's
+    Hessian over 5 orders of magnitude and its rows over ~400 (n_d = 69 on the interface) —
+    on such a QP HiGHS's active-set solver stopped "optimal" with primal infeasibilities
+    (:func:`test_lv_microgrid_instance_solves`). In shares of each prosumer's headroom the
+    variables lie in [0, 1], the Hessian spans ~10³, the rows ~10, and the dispatch and the
+    prices are those of the MW model."""
+    data = _two_voltage_levels()
+    m = build_centralized(data)
+    for d in m.D:
+        bounds = np.array([v.bounds for v in m.area[d].u_share.values()])
+        assert bounds.min() == 0.0
+        assert bounds.max() == 1.0
+        rows = m.area[d].eq_flow.values()
+        coefs = [c for r in rows for c in generate_standard_repn(r.body).linear_coefs]
+        assert max(np.abs(coefs)) == pytest.approx(1.0)  # the flow's own share
+    hessian, matrix = _spread(m)
+    assert hessian < 1e4
+    assert matrix < 1e2
+    res = solve_centralized(data, CentralizedConfig())
+
+    for mod in (central_mod, distflow_mod):  # the same model in MW
+        monkeypatch.setattr(mod, "dispatch_scale", lambda u: np.ones(u.shape[1]))
+    hessian_mw, matrix_mw = _spread(build_centralized(data))
+    assert hessian_mw > 1e4
+    assert matrix_mw > 1e2
+    mw = solve_centralized(data, CentralizedConfig())
+    for d in res.u_mw:
+        np.testing.assert_allclose(res.u_mw[d], mw.u_mw[d], atol=1e-8)
+    lv = res.u_mw["LV"] / data.areas[1].u_max_mw
+    assert ((lv > 0.01) & (lv < 0.99)).any()  # batteries between their bounds
+    np.testing.assert_allclose(res.price_eur_per_mwh, mw.price_eur_per_mwh, rtol=1e-7)
+    np.testing.assert_allclose(res.line_price_eur_per_mwh, mw.line_price_eur_per_mwh, rtol=1e-7)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("simbench") is None, reason="simbench (optional extra) not installed"
+)
+def test_lv_microgrid_instance_solves(tmp_path):
+    """``flexopt generate --transmission case118 --dsos 4 --feeder
+    case69,simbench:1-LV-semiurb4--0-sw --prosumers 8 --seed 3 --microgrids 1``: with the
+    dispatch in MW (Hessian 7e-3 … 5e5) HiGHS 1.16 stopped with "QP solver claims
+    optimality, but with primal infeasibilities" (5.7e-3 MW on DSO2's interface) and the
+    centralized run failed."""
+    feeders = "case69,simbench:1-LV-semiurb4--0-sw"
+    inst = fx.load_instance(generate("case118", 4, feeders, 8, 3, tmp_path / "i", microgrids=1))
+    assert any(len(d.microgrids) for d in inst.dsos)
+    res = fx.run_market(inst, "centralized", seed=0)
+    central = res.outcome.result
+    assert central.accepted_mw.to_numpy().sum() > 0
+    s = res.summary
+    assert s["social_cost_lindistflow_eur"] == pytest.approx(
+        central.flex_cost_eur + central.loss_value_eur, rel=1e-8
+    )
 
 
 def test_energy_headroom_is_the_lowest_later_level():
