@@ -212,13 +212,13 @@ def _ints(x: np.ndarray) -> np.ndarray:
 
 
 def fusable(problem: Any) -> bool:
-    """Whether :class:`FusedDCP` evaluates ``problem`` (a
-    :class:`~flexopt.dso.dcp.DCPProblem`, which imports this module): the cases whose numpy form runs the
+    """Whether :class:`FusedDCP` evaluates ``problem`` (a :class:`~flexopt.dso.dcp.DCPProblem`,
+    which imports this module): a problem with factors to search whose numpy form runs the
     compiled clearing, payments and sweep (module docstring)."""
     feeder = problem.ctx.feeder
     return (
         0 < problem.n <= MAX_OFFERS
-        and not problem.trivial
+        and problem.has_decisions  # the others are evaluated at x⁰ once, if at all
         and not problem._injection.product
         and problem.options.price == "uniform"
         and feeder._zip_data is None

@@ -232,10 +232,11 @@ def injection_plan(incidence: np.ndarray) -> Injection:
     bus = incidence.argmax(axis=1) if n else np.zeros(0, dtype=np.intp)
     simple = np.count_nonzero(incidence) == n and (incidence[np.arange(n), bus] == 1.0).all()
     # each prosumer's rank among those at its bus, in prosumer order
-    order = np.argsort(bus, kind="stable")
-    starts = np.r_[0, np.flatnonzero(np.diff(bus[order])) + 1]
     rank = np.empty(n, dtype=np.intp)
-    rank[order] = np.arange(n) - np.repeat(starts, np.diff(np.r_[starts, n])) if n else 0
+    count: dict[int, int] = {}
+    for i, j in enumerate(bus.tolist()):
+        rank[i] = count.get(j, 0)
+        count[j] = int(rank[i]) + 1
     who = tuple(np.flatnonzero(rank == k) for k in range(int(rank.max(initial=-1)) + 1))
     return Injection(not bool(simple), tuple(bus[w] for w in who), who)
 
