@@ -60,6 +60,7 @@ def _evaluate_py(
     loss_da: np.ndarray,
     plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     key: np.ndarray,
+    same_hour: np.ndarray,
     net: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
     r_pu: np.ndarray,
     scalars: tuple[float, float, float, float, float, float],
@@ -116,42 +117,45 @@ def _evaluate_py(
     bp = np.empty((P * T, 2 * n))
     s_plus = np.empty_like(bp)
     s_minus = np.empty_like(bp)
-    _sorted(am, bm, um, bp, s_plus, s_minus)
+    info = np.empty((P * T, 3))
+    _sorted(am, bm, um, bp, s_plus, s_minus, info, T)
     u = np.empty((E, n))
     cleared = np.empty((E, 3))  # price, served, cost
-    _dispatch(am, bm, um, bp, s_plus, s_minus, market, q, u, cleared)
+    _dispatch(am, bm, um, bp, s_plus, s_minus, info, market, q, u, cleared)
     price = np.ascontiguousarray(cleared[:, 0])
     settled = np.empty((E, 2))  # payment, original cost
     _settle(u, price, a, b, settled)
-    # (C3) net loads: the day-ahead load less each prosumer's dispatch at its bus
-    p2 = np.empty((E, n_bus))
-    q2 = np.empty((E, n_bus))
-    inj = np.zeros(n_bus)
+    # each distinct load solved once: rows with the same dispatch (its bytes) in hours of the
+    # same day-ahead load have the same net load (flexopt.dso.budget.feeder_loss groups the
+    # net loads themselves; equal loads from different dispatches are solved apart, alike)
+    hour = np.empty((E, 1))
     for e in range(E):
-        t = (e // J) % T
-        inj[:] = 0.0
-        for k in range(bus1.shape[0]):
-            inj[bus1[k]] = u[e, first[k]]
-        for k in range(bus2.shape[0]):
-            inj[bus2[k]] += u[e, second[k]]
-        for j in range(n_bus):
-            p2[e, j] = p_load[t, j] - inj[j]
-            q2[e, j] = q_load[t, j]
-    # each distinct load solved once (flexopt.dso.budget.feeder_loss)
-    same = _first_equal(key, p2, q2, p2.view(np.int64), q2.view(np.int64))
+        hour[e, 0] = same_hour[(e // J) % T]
+    same = _first_equal(key, u, hour, u.view(np.int64), hour.view(np.int64))
     at = np.empty(E, dtype=np.int64)
     n_solve = 0
     for e in range(E):
         if same[e] == e:
             at[e] = n_solve
             n_solve += 1
+    # (C3) net loads: the day-ahead load less each prosumer's dispatch at its bus
     p_u = np.empty((n_solve, n_bus))
     q_u = np.empty((n_solve, n_bus))
+    inj = np.zeros(n_bus)
     for e in range(E):
-        if same[e] == e:
-            p_u[at[e]] = p2[e]
-            q_u[at[e]] = q2[e]
-    v = np.empty((n_solve, n_bus), dtype=np.complex128)
+        if same[e] != e:
+            continue
+        t = (e // J) % T
+        inj[:] = 0.0
+        for k in range(bus1.shape[0]):
+            inj[bus1[k]] = u[e, first[k]]
+        for k in range(bus2.shape[0]):
+            inj[bus2[k]] += u[e, second[k]]
+        s = at[e]
+        for j in range(n_bus):
+            p_u[s, j] = p_load[t, j] - inj[j]
+            q_u[s, j] = q_load[t, j]
+    v = np.empty((n_solve, 0), dtype=np.complex128)  # the branch currents only
     i_bus = np.empty_like(v)
     i_branch = np.empty((n_solve, n_branch), dtype=np.complex128)
     iters = np.empty(n_solve, dtype=np.int64)
@@ -211,6 +215,13 @@ def _ints(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64)
 
 
+def _same_hour(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``[T]``: for each hour, the first hour with the same day-ahead loads (their bytes)."""
+    rows = np.ascontiguousarray(np.c_[p, q], dtype=np.float64).view(np.int64)
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return np.ascontiguousarray(first[inverse.ravel()], dtype=np.float64)
+
+
 def fusable(problem: Any) -> bool:
     """Whether :class:`FusedDCP` evaluates ``problem`` (a :class:`~flexopt.dso.dcp.DCPProblem`,
     which imports this module): a problem with factors to search whose numpy form runs the
@@ -250,7 +261,8 @@ class FusedDCP:
             self.n_constr > 0,
             *(_floats(x) for x in (pr.p, pr.q_mvar, pr.loss_da)),
             tuple(_ints(x) for x in (plan.bus[0], plan.who[0], *rest)),
-            np.sqrt(np.arange(2.0, 2 * f.n_bus + 2.0)),  # first_equal_rows's key
+            np.sqrt(np.arange(2.0, pr.n + 3.0)),  # any fixed numbers group the rows
+            _same_hour(pr.p, pr.q_mvar),
             (*net, complex(f.v_root_pu), _TOL_PU, _MAX_ITER),
             _floats(f.r_pu),
             scalars,

@@ -73,6 +73,25 @@ def _clip_py(x: float, lo: float, hi: float) -> float:
     return y if y < hi else hi
 
 
+def _resort_py(x: np.ndarray, order: np.ndarray, budget: int) -> bool:
+    """Insertion sort of ``order`` by ``(x[o], o)`` in place — a stable sort's permutation —
+    from its present (the last market's) order; ``False`` once it has moved ``budget``
+    entries (then ``order`` is some permutation: sort afresh)."""
+    moves = 0
+    for i in range(1, order.shape[0]):
+        o = order[i]
+        key = x[o]
+        j = i - 1
+        while j >= 0 and (x[order[j]] > key or (x[order[j]] == key and order[j] > o)):
+            order[j + 1] = order[j]
+            j -= 1
+        moves += i - 1 - j
+        order[j + 1] = o
+        if moves > budget:
+            return False
+    return True
+
+
 def _sorted_py(
     a: np.ndarray,
     b: np.ndarray,
@@ -80,31 +99,49 @@ def _sorted_py(
     bp: np.ndarray,
     s_plus: np.ndarray,
     s_minus: np.ndarray,
+    info: np.ndarray,
+    period: int,
 ) -> None:
     """Per market ``[M, n]``: sorted breakpoints and ``S`` just above and below each
-    ``[M, 2n]`` (the sweep of :func:`flexopt.dso.clearing.clear`)."""
+    ``[M, 2n]`` (the sweep of :func:`flexopt.dso.clearing.clear`), and ``info[M, 3]``: the
+    capacity ``Σ u_max`` as NumPy sums it, whether ``S⁺`` never falls (1.0, else 0.0) and
+    whether an offer is a step (``a ≤ 0``; 1.0, else 0.0).
+
+    Markets ``period`` apart (one hour of two individuals of a population) mostly order their
+    breakpoints alike: each starts from that market's order and insertion-sorts it, by
+    breakpoint then position — the order NumPy's stable sort gives — and sorts afresh when
+    that moves more than ``2n`` entries or a breakpoint is NaN."""
     m_count, n = a.shape
     events = np.empty(2 * n)
     d_slope = np.empty(2 * n)
     jump = np.empty(2 * n)
+    orders = np.empty((period, 2 * n), dtype=np.int64)
     for m in range(m_count):
+        order = orders[m % period]
+        if m < period:
+            order[:] = np.arange(2 * n)
+        nan, steps = False, False
         for i in range(n):
             ai, bi, ui = a[m, i], b[m, i], umax[m, i]
             pos = ai > 0
+            steps = steps or not pos
             slope = 0.5 / ai if pos else 0.0
             events[i] = bi
             events[n + i] = bi + 2.0 * ai * ui if pos else bi
+            nan = nan or events[i] != events[i] or events[n + i] != events[n + i]
             d_slope[i] = slope
             d_slope[n + i] = -slope
             jump[i] = 0.0 if pos else ui
             jump[n + i] = 0.0
-        order = np.argsort(events, kind="mergesort")  # stable: NumPy's order of ties
+        if nan or not _resort(events, order, 2 * n):
+            order[:] = np.argsort(events, kind="mergesort")  # stable: NumPy's order of ties
         slope_after = d_slope[order[0]]
         cum_jump = jump[order[0]]
         cum_rise = 0.0
         bp[m, 0] = events[order[0]]
         s_plus[m, 0] = cum_jump
         s_minus[m, 0] = cum_jump - jump[order[0]]
+        rising = True
         for r in range(1, 2 * n):
             o = order[r]
             bp[m, r] = events[o]
@@ -114,6 +151,10 @@ def _sorted_py(
             s_plus[m, r] = cum_jump + cum_rise
             s_minus[m, r] = s_plus[m, r] - jump[o]
             slope_after += d_slope[o]
+            rising = rising and s_plus[m, r] >= s_plus[m, r - 1]  # False on NaN
+        info[m, 0] = _pairwise(umax[m])
+        info[m, 1] = 1.0 if rising else 0.0
+        info[m, 2] = 1.0 if steps else 0.0
 
 
 def _dispatch_py(
@@ -123,23 +164,39 @@ def _dispatch_py(
     bp: np.ndarray,
     s_plus: np.ndarray,
     s_minus: np.ndarray,
+    info: np.ndarray,
     market: np.ndarray,
     q: np.ndarray,
     u: np.ndarray,
     out: np.ndarray,
 ) -> None:
     """Price, dispatch and cost of each quantity ``q[e]`` of market ``market[e]``: ``u[e]``
-    and ``out[e] = (price, served, cost)``."""
+    and ``out[e] = (price, served, cost)``.
+
+    The segment is the first breakpoint with ``S⁺ ≥ served − 1e-12``: found by bisection
+    where ``S⁺`` never falls (``info``), else by a scan — the same breakpoint. Without step
+    offers nothing is marginal at a step: the share of the rest is skipped (it is zero)."""
     n = a.shape[1]
     tmp = np.empty(n)
     for e in range(q.shape[0]):
         m = market[e]
-        served = _clip(q[e], 0.0, _pairwise(umax[m]))
-        k = 0
-        for r in range(2 * n):
-            if s_plus[m, r] >= served - 1e-12:
-                k = r
-                break
+        served = _clip(q[e], 0.0, info[m, 0])
+        target = served - 1e-12
+        if info[m, 1] > 0.0:
+            lo, hi = 0, 2 * n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if s_plus[m, mid] >= target:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            k = lo if lo < 2 * n else 0
+        else:
+            k = 0
+            for r in range(2 * n):
+                if s_plus[m, r] >= target:
+                    k = r
+                    break
         km1 = k - 1 if k > 0 else 0
         lam_hi, lam_lo = bp[m, k], bp[m, km1]
         s_lo = s_plus[m, km1] if k > 0 else 0.0
@@ -158,16 +215,18 @@ def _dispatch_py(
                 u[e, i] = _clip((lam - bi) / (2.0 * ai), 0.0, ui)
             else:
                 u[e, i] = ui if bi < lam else 0.0
-        rest = served - _pairwise(u[e])
-        rest = rest if rest > 0.0 else 0.0
+        if info[m, 2] > 0.0:
+            rest = served - _pairwise(u[e])
+            rest = rest if rest > 0.0 else 0.0
+            for i in range(n):
+                marginal = a[m, i] <= 0 and b[m, i] == lam and served > 0
+                tmp[i] = umax[m, i] if marginal else 0.0
+            cap = _pairwise(tmp)
+            share = rest / cap if cap > 0 else 0.0
+            for i in range(n):
+                if a[m, i] <= 0 and b[m, i] == lam and served > 0:
+                    u[e, i] = umax[m, i] * share
         for i in range(n):
-            marginal = a[m, i] <= 0 and b[m, i] == lam and served > 0
-            tmp[i] = umax[m, i] if marginal else 0.0
-        cap = _pairwise(tmp)
-        share = rest / cap if cap > 0 else 0.0
-        for i in range(n):
-            if a[m, i] <= 0 and b[m, i] == lam and served > 0:
-                u[e, i] = umax[m, i] * share
             tmp[i] = a[m, i] * u[e, i] * u[e, i] + b[m, i] * u[e, i]
         out[e, 0], out[e, 1], out[e, 2] = lam, served, _pairwise(tmp)
 
@@ -176,14 +235,18 @@ def _first_equal_py(
     key: np.ndarray, p: np.ndarray, q: np.ndarray, ip: np.ndarray, iq: np.ndarray
 ) -> np.ndarray:
     """For each row ``i``, the first row whose ``p`` and ``q`` bytes (``ip``, ``iq``, their
-    int64 views) equal its own — ``i`` itself when none before it does. Candidates share a
-    ``key``; a stable sort keeps each group in row order."""
-    n_rows, n_bus = p.shape
+    int64 views; ``[rows, ·]`` of any two widths) equal its own — ``i`` itself when none
+    before it does. Candidates share a weighted sum (``key``: one weight per column of ``p``,
+    then of ``q``); a stable sort keeps each group in row order."""
+    n_rows, n_p = p.shape
+    n_q = q.shape[1]
     h = np.empty(n_rows)
     for i in range(n_rows):
         s = 0.0
-        for j in range(n_bus):
-            s += p[i, j] * key[j] + q[i, j] * key[n_bus + j]
+        for j in range(n_p):
+            s += p[i, j] * key[j]
+        for j in range(n_q):
+            s += q[i, j] * key[n_p + j]
         h[i] = s
     order = np.argsort(h, kind="mergesort")
     first = np.arange(n_rows)
@@ -194,8 +257,12 @@ def _first_equal_py(
             k = order[back]
             if first[k] == k:  # a group's first row: compare the bytes
                 same = True
-                for j in range(n_bus):
-                    if ip[i, j] != ip[k, j] or iq[i, j] != iq[k, j]:
+                for j in range(n_p):
+                    if ip[i, j] != ip[k, j]:
+                        same = False
+                        break
+                for j in range(n_q):
+                    if iq[i, j] != iq[k, j]:
                         same = False
                         break
                 if same:
@@ -228,6 +295,7 @@ _pairwise = _compile(_pairwise_py)
 _settle = _compile(_settle_py)
 _first_equal = _compile(_first_equal_py)
 _clip = _compile(_clip_py)
+_resort = _compile(_resort_py)
 _sorted = _compile(_sorted_py)
 _dispatch = _compile(_dispatch_py)
 
@@ -243,11 +311,13 @@ def clear_markets(
     bp = np.empty((m_count, 2 * n))
     s_plus = np.empty_like(bp)
     s_minus = np.empty_like(bp)
-    _sorted(a, b, umax, bp, s_plus, s_minus)
+    info = np.empty((m_count, 3))
+    _sorted(a, b, umax, bp, s_plus, s_minus, info, 1)
     u = np.empty((len(q), n))
     out = np.empty((len(q), 3))
     market = np.ascontiguousarray(market, dtype=np.int64)
-    _dispatch(a, b, umax, bp, s_plus, s_minus, market, np.ascontiguousarray(q, float), u, out)
+    q = np.ascontiguousarray(q, float)
+    _dispatch(a, b, umax, bp, s_plus, s_minus, info, market, q, u, out)
     return u, out
 
 

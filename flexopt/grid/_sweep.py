@@ -140,12 +140,15 @@ def _outputs_py(
     out: Out,
 ) -> None:
     """Voltages, bus currents (``ar + j ai``, root zeroed) and branch currents (F5) of a
-    solved block ``[n_bus, block]`` into the batch-major outputs ``[block, ·]``."""
+    solved block ``[n_bus, block]`` into the batch-major outputs ``[block, ·]``; voltages and
+    bus currents only when their outputs have columns (a caller of the branch currents alone
+    passes ``[block, 0]``)."""
     v_out, ibus_out, ibr_out = out[0], out[1], out[2]
-    for s in range(vr.shape[1]):
-        for j in range(vr.shape[0]):
-            v_out[s, j] = complex(vr[j, s], vi[j, s])
-            ibus_out[s, j] = complex(ar[j, s], ai[j, s])
+    if v_out.shape[1] > 0:
+        for s in range(vr.shape[1]):
+            for j in range(vr.shape[0]):
+                v_out[s, j] = complex(vr[j, s], vi[j, s])
+                ibus_out[s, j] = complex(ar[j, s], ai[j, s])
     _backward(ar, ai, parent, child)
     for s in range(vr.shape[1]):
         for k in range(child.shape[0]):

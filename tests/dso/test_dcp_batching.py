@@ -196,3 +196,43 @@ def test_compiled_payments_equal_the_numpy_sums():
         got_pay, got_cost = settle_rows(u, price, a, b)
         assert got_pay.tobytes() == pay.tobytes()
         assert got_cost.tobytes() == cost.sum(-1).tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_clearing_of_similar_markets_equals_the_numpy_form(monkeypatch, seed):
+    """Markets in a row that differ a little (a population's individuals): the compiled sort
+    starts from the last market's order — ties, steps and equal breakpoints included."""
+    rng = np.random.default_rng(seed)
+    n, M = 40, 60
+    a = rng.uniform(0, 2, n) * (rng.random(n) > 0.2)
+    b = np.round(rng.uniform(10, 50, n), 0)  # many ties
+    scale = 1 + 0.02 * rng.standard_normal((M, n)) * (rng.random((M, n)) > 0.7)
+    a_m, b_m = a * scale, np.where(rng.random((M, n)) > 0.9, b + 1.0, b)
+    umax = rng.uniform(0, 1, (M, n)) * (rng.random((M, n)) > 0.1)
+    umax[1::2] = umax[::2]  # pairs of equal markets: nothing to move
+    q = rng.uniform(-0.2, 1.1, (M, 3)) * umax.sum(-1, keepdims=True)
+    args = (a_m[:, None, :], b_m[:, None, :], umax[:, None, :], q[:, None, :])
+    got, want = clearing.clear(*args), _numpy_clear(monkeypatch, *args)
+    for field in ("u_mw", "price", "served_mw", "cost"):
+        assert getattr(got, field).tobytes() == np.ascontiguousarray(getattr(want, field)).tobytes()
+
+
+def test_first_equal_rows_of_two_widths():
+    """The grouping of repeated rows takes ``p`` and ``q`` of different widths (the compiled
+    evaluation groups dispatches, ``[E, n]``, with their hour's load class, ``[E, 1]``)."""
+    from flexopt.dso._kernels import _first_equal
+
+    rng = np.random.default_rng(3)
+    u = np.round(rng.uniform(0, 1, (40, 6)), 1)
+    u[20:] = u[:20]
+    cls = np.repeat([[0.0], [1.0]], 20, axis=0)
+    cls[25] = 0.0  # the 6th row of the second half: the same class as its first copy
+    key = np.sqrt(np.arange(2.0, 9.0))
+    first = _first_equal(key, u, cls, u.view(np.int64), cls.view(np.int64))
+    want = [
+        next(k for k in range(i + 1) if (u[k] == u[i]).all() and cls[k, 0] == cls[i, 0])
+        for i in range(40)
+    ]
+    assert first.tolist() == want
+    assert first[25] == 5
+    assert first[24] == 24
