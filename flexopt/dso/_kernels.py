@@ -261,7 +261,7 @@ def _first_equal_py(
                     if ip[i, j] != ip[k, j]:
                         same = False
                         break
-                for j in range(n_q):
+                for j in range(n_q if same else 0):
                     if iq[i, j] != iq[k, j]:
                         same = False
                         break
