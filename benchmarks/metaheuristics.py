@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         iters = max(1, (evals - 50) // 49)
         for seed in range(seeds):
-            r = optim.minimize(
-                p, optim.WCA(d_max=1e-5, raining="gaussian"), max_iter=iters, seed=seed
-            )
+            # the market's search: the authors' constrained settings, one cycle (dcp_wca)
+            wca = optim.WCA(d_max=1e-5, raining="gaussian", restart=0, river_rain="uniform")
+            r = optim.minimize(p, wca, max_iter=iters, seed=seed)
             rows.append(
                 {
                     "dso": dso,

@@ -107,13 +107,15 @@ def solve_dcp_wca(
 
 def dcp_wca(problem: Problem, x0: np.ndarray, config: WCAConfig, **options: Any) -> WCA:
     """The WCA of :func:`solve_dcp_wca`; ``options``: further :class:`~flexopt.optim.WCA`
-    options (``restart``, ``river_rain``, … — ``benchmarks/wca_restart_dcp.py``)."""
+    options (``restart``, ``river_rain``, … — ``benchmarks/wca_restart_dcp.py``). One cycle
+    with the reference's rain unless given: the DCP gains nothing measurable from the
+    constrained defaults of new cycles (``models/wca.md``)."""
     return WCA(
         n_pop=config.wca_pop,
         initial=x0,
         d_max=1e-5 if problem.n_constr else 1e-16,
         raining="gaussian" if problem.n_constr else "uniform",
-        **options,
+        **{"restart": 0, "river_rain": "uniform", **options},
     )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from flexopt.optim.core import deb_better, deb_order
 
-__all__ = ["COORDINATE_SHARE", "STALL_TOL", "CycleState", "WaterCycle"]
+__all__ = ["CONSTRAINED_RESTART", "COORDINATE_SHARE", "STALL_TOL", "CycleState", "WaterCycle"]
 
 #: relative decrease of a feasible sea's objective that counts as progress for ``restart``
 #: (W4d): smaller steps are the creeping of a sea along an active constraint, which the
@@ -24,6 +24,9 @@ STALL_TOL = 1e-6
 #: share of a river's streams' coordinates re-drawn by ``river_rain="coordinates"`` (W4 iii,
 #: deviation 9; at least one each): 0.2 measured best of 0, 0.1, 0.2, 0.4 (``models/wca.md``)
 COORDINATE_SHARE = 0.2
+#: ``restart`` on a problem with constraints unless given: with ``river_rain="coordinates"``
+#: the best configuration measured on constrained problems (``models/wca.md``, W4d)
+CONSTRAINED_RESTART = 30
 
 
 class CycleState(Protocol):
@@ -65,6 +68,8 @@ class WaterCycle(CycleState):
     phase: str
     restart: int
     evaporation_rate: bool
+    _given: tuple[int | None, Literal["uniform", "coordinates"] | None]  # as constructed
+    _constrained: bool
     _raining: str
     _eps: bool
     _track: bool
@@ -73,6 +78,33 @@ class WaterCycle(CycleState):
     _x_below_sea: np.ndarray
     _gap: np.ndarray
     _dist2: np.ndarray
+
+    def _cycle_options(
+        self,
+        restart: int | None,
+        river_rain: Literal["uniform", "coordinates"] | None,
+        evaporation_rate: bool,
+    ) -> None:
+        """Check and keep the options of this module as given (``None``: by the problem, in
+        :meth:`_cycle_defaults`)."""
+        if restart is not None and not (
+            isinstance(restart, int) and not isinstance(restart, bool) and restart >= 0
+        ):
+            raise ValueError(f"restart must be an integer ≥ 0, got {restart!r}")
+        if river_rain not in (None, "uniform", "coordinates"):
+            raise ValueError(f"river_rain must be 'uniform' or 'coordinates', got {river_rain!r}")
+        self._given = (restart, river_rain)
+        self.restart, self.river_rain = restart or 0, river_rain or "uniform"
+        self.evaporation_rate = bool(evaporation_rate)
+
+    def _cycle_defaults(self) -> None:
+        """New cycles with rain on some coordinates on a problem with constraints, unless
+        given (deviations 8–9); neither without."""
+        restart, river_rain = self._given
+        if restart is None:
+            self.restart = CONSTRAINED_RESTART if self._constrained else 0
+        if river_rain is None:
+            self.river_rain = "coordinates" if self._constrained else "uniform"
 
     @property
     def best_x(self) -> np.ndarray:

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 
 import numpy as np
 
-from flexopt.optim._rain import WaterCycle
+from flexopt.optim._rain import CONSTRAINED_RESTART, WaterCycle
 from flexopt.optim.core import Algorithm, Evaluation, check_values, deb_better, deb_order
 from flexopt.optim.streams import allocate_streams, flow
 
 if TYPE_CHECKING:
     from flexopt.optim._wca_numba import CompiledRounds
 
-__all__ = ["WCA", "allocate_streams", "flow"]
+__all__ = ["CONSTRAINED_RESTART", "WCA", "allocate_streams", "flow"]
 
 
 class WCA(WaterCycle, Algorithm):
@@ -66,17 +66,19 @@ class WCA(WaterCycle, Algorithm):
         Starting points (warm start, deviation 7): they replace the first ``k`` raindrops of
         the random population (clipped to the box); every draw is still consumed, so the rest
         of the population and the run's draws are those of a cold start.
-    restart : int, ≥ 0
+    restart : int, ≥ 0, optional
         New water cycles (W4d, deviation 8): when the sea has not improved — a feasible sea by
         more than a relative 1e-6, else its violation — for ``restart`` iterations, and as
         many remain in the budget, the whole population rains uniformly in the box and is
         evaluated as a first population (``Npop`` evaluations); the best point seen is kept
-        and reported. ``0`` (default) is off. ``models/wca.md`` measures 30 and 50; 30 with
-        ``river_rain="coordinates"`` is its best configuration for constrained problems.
-    river_rain : {"uniform", "coordinates"}
-        How a river's streams rain (W4 iii): uniformly in the box (the reference, default),
-        or as copies of their river with a fifth of their coordinates, at least one,
-        re-drawn uniformly (deviation 9).
+        and reported. ``0`` is off. Default: off, or :data:`CONSTRAINED_RESTART` (30) when
+        the problem has constraints — with ``river_rain="coordinates"`` the best
+        configuration ``models/wca.md`` measured on constrained problems.
+    river_rain : {"uniform", "coordinates"}, optional
+        How a river's streams rain (W4 iii): uniformly in the box (the reference), or as
+        copies of their river with a fifth of their coordinates, at least one, re-drawn
+        uniformly (deviation 9). Default: ``"uniform"``, or ``"coordinates"`` when the
+        problem has constraints.
     evaporation_rate : bool
         The authors' evaporation rate (ER-WCA, Sadollah et al. 2015; W4c): a river with
         fewer streams than ``mean(NS) · rand`` also rains when ``exp(−t/max_it) < rand``.
@@ -108,8 +110,10 @@ class WCA(WaterCycle, Algorithm):
     4. Rained streams keep their previous cost until they next flow (as the reference code
        does): they are not evaluated when re-drawn.
     5–7. The budget's last batch, ε-levels (opt-in) and the warm start: ``models/wca.md``.
-    8. *New cycles* (opt-in, ``restart``): the reference runs one cycle.
-    9. *Rain on some coordinates* (opt-in, ``river_rain="coordinates"``).
+    8. *New cycles* (``restart``; by default on constrained problems only): the reference
+       runs one cycle.
+    9. *Rain on some coordinates* (``river_rain="coordinates"``; by default on constrained
+       problems only).
 
     References
     ----------
@@ -140,8 +144,8 @@ class WCA(WaterCycle, Algorithm):
         engine: Literal["numba", "numpy"] = "numba",
         epsilon: float = 0.0,
         initial: np.ndarray | None = None,
-        restart: int = 0,
-        river_rain: Literal["uniform", "coordinates"] = "uniform",
+        restart: int | None = None,
+        river_rain: Literal["uniform", "coordinates"] | None = None,
         evaporation_rate: bool = False,
     ) -> None:
         if n_sr < 2:
@@ -168,12 +172,7 @@ class WCA(WaterCycle, Algorithm):
             raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
         if not 0 <= epsilon < 1:
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
-        if not (isinstance(restart, int) and restart >= 0):
-            raise ValueError(f"restart must be an integer ≥ 0, got {restart!r}")
-        if river_rain not in ("uniform", "coordinates"):
-            raise ValueError(f"river_rain must be 'uniform' or 'coordinates', got {river_rain!r}")
-        self.restart, self.river_rain = restart, river_rain
-        self.evaporation_rate = bool(evaporation_rate)
+        self._cycle_options(restart, river_rain, evaporation_rate)
         self.engine, self.epsilon = engine, epsilon
         self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
         if self.initial is not None and self.initial.shape[0] > n_pop:
@@ -203,6 +202,7 @@ class WCA(WaterCycle, Algorithm):
         # the authors' constrained settings unless given (W4)
         self.d_max = self.d_max0 or (1e-5 if self._constrained else 1e-16)
         self._raining = self.raining or ("gaussian" if self._constrained else "uniform")
+        self._cycle_defaults()
         self._eps = self._constrained and self.epsilon > 0  # ε-level comparisons (W5a)
         # the best seen is kept apart from the sea when the sea may be ε-feasible only or
         # may rain away with its population (W5a, W4d)

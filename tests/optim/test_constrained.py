@@ -1,6 +1,6 @@
-"""WCA's opt-in mechanisms for constrained problems (``models/wca.md`` W4c, W4d, deviations 8
-and 9): each does what it claims on a small problem, deterministically, and leaves the
-defaults (the market's settings) alone."""
+"""WCA's mechanisms for constrained problems (``models/wca.md`` W4c, W4d, deviations 8 and 9;
+new cycles and rain on some coordinates are the defaults there, the market keeps one cycle):
+each does what it claims on a small problem, deterministically."""
 
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def _median_gap(discrete: bool, seeds: int, evals: int, **options: object) -> fl
 @pytest.mark.parametrize("discrete", [False, True])
 def test_new_cycles_bring_the_pressure_vessel_within_one_percent(discrete):
     """W4d: the sea of one cycle stalls on the ridge of active constraints or on a
-    thickness pair; new cycles sample several. 9 seeds, 20 000 evaluations."""
-    one_cycle = _median_gap(discrete, 9, 20_000)
-    cycles = _median_gap(discrete, 9, 20_000, restart=30, river_rain="coordinates")
+    thickness pair; new cycles — the defaults on constrained problems — sample several.
+    9 seeds, 20 000 evaluations."""
+    one_cycle = _median_gap(discrete, 9, 20_000, restart=0, river_rain="uniform")
+    cycles = _median_gap(discrete, 9, 20_000)
     assert one_cycle > 1.5
     assert cycles < 1.0
 
@@ -133,10 +134,15 @@ def test_the_evaporation_rate_rains_rivers_with_few_streams():
     assert rained[-1] == [False, False, True]  # only the river with fewer than 2.4 streams
 
 
-def test_new_mechanisms_are_off_by_default():
-    """The market passes ``d_max`` and ``raining`` only: nothing of W4c–W4d runs."""
+def test_new_cycles_by_default_on_constrained_problems_only():
+    """W4d and deviation 9 unless given, on a problem with constraints; W4c never."""
+    p = _pressure_vessel(False)
     alg = WCA(d_max=1e-5, raining="gaussian")
-    assert (alg.restart, alg.river_rain, alg.evaporation_rate) == (0, "uniform", False)
+    minimize(p, alg, max_iter=2, seed=0)
+    assert (alg.restart, alg.river_rain, alg.evaporation_rate) == (30, "coordinates", False)
+    alg = WCA(restart=0, river_rain="uniform")  # the market's search (one cycle)
+    minimize(p, alg, max_iter=2, seed=0)
+    assert (alg.restart, alg.river_rain) == (0, "uniform")
     with pytest.raises(ValueError, match="restart"):
         WCA(restart=-1)
     with pytest.raises(ValueError, match="river_rain"):

@@ -208,15 +208,24 @@ def test_constrained_problems_get_the_authors_constrained_settings():
         lambda X: X.sum(1), [0.0, 0.0], [1.0, 1.0], constraints=lambda X: 1 - X.sum(1)
     )
     free = Problem.from_function(lambda X: X.sum(1), [0.0, 0.0], [1.0, 1.0])
-    for problem, d_max, raining in [(p, 1e-5, "gaussian"), (free, 1e-16, "uniform")]:
+    cases = [(p, 1e-5, "gaussian", 30, "coordinates"), (free, 1e-16, "uniform", 0, "uniform")]
+    for problem, d_max, raining, restart, river_rain in cases:
         alg = WCA()
         minimize(problem, alg, max_iter=100, seed=0)
         assert alg.d_max == pytest.approx(d_max * 0.99**100, rel=1e-9)  # after the decay
         assert alg._raining == raining
-    alg = WCA(d_max=1e-16, raining="uniform")  # explicit settings win
+        # and new cycles with rain on some coordinates (deviations 8–9) on constrained ones
+        assert (alg.restart, alg.river_rain) == (restart, river_rain)
+    alg = WCA(d_max=1e-16, raining="uniform", restart=0, river_rain="uniform")  # given wins
     minimize(p, alg, max_iter=100, seed=0)
     assert alg.d_max == pytest.approx(1e-16 * 0.99**100, rel=1e-9)
     assert alg._raining == "uniform"
+    assert (alg.restart, alg.river_rain, alg.cycles) == (0, "uniform", 0)
+    # one object, two problems: the defaults follow each problem
+    alg = WCA()
+    minimize(p, alg, max_iter=5, seed=0)
+    minimize(free, alg, max_iter=5, seed=0)
+    assert (alg.restart, alg.river_rain) == (0, "uniform")
 
 
 def test_epsilon_levels_report_the_best_feasible_point():
