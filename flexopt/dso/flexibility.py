@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from flexopt.dso._flex_kernel import water_fill
+
 __all__ = ["energy_headroom_mwh", "flexibility_capacity", "soc_trajectory_mwh", "spare_energy_mwh"]
 
 
@@ -79,9 +81,20 @@ def flexibility_capacity(
     power = (prosumers["p_max_mw"].to_numpy()[None, :] - baseline_mw.to_numpy()).clip(0.0)
     power = np.where(share[:, None] > 0, power, 0.0)
     energy = eta * spare / dt_h
-    cap = _split(power, share, energy)
+    target = None
     if target_mw is not None:
         target = target_mw.reindex(baseline_mw.index, fill_value=0.0).to_numpy()
+    out[:] = water_fill(power, share, energy, target)  # = _capacity_numpy, compiled
+    return out
+
+
+def _capacity_numpy(
+    power: np.ndarray, share: np.ndarray, energy: np.ndarray, target: np.ndarray | None
+) -> np.ndarray:
+    """The split of (M3) ``[T, n]`` with the weights fitted to ``target`` ``[T]`` — the numpy
+    reference of :func:`flexopt.dso._flex_kernel.water_fill`."""
+    cap = _split(power, share, energy)
+    if target is not None:
         for _ in range(100):
             total = cap.sum(axis=1)
             short = (target > total * (1 + 1e-9) + 1e-12) & (share > 0)
@@ -94,8 +107,7 @@ def flexibility_capacity(
                 break  # nothing left to move: the target is beyond the prosumers
             share = new
             cap = _split(power, share, energy)
-    out[:] = cap
-    return out
+    return cap
 
 
 def _split(power: np.ndarray, share: np.ndarray, energy: np.ndarray) -> np.ndarray:
