@@ -17,6 +17,7 @@ from flexopt.run.bilevel import run_bilevel
 from flexopt.run.centralized import run_centralized
 from flexopt.run.clock import Clock
 from flexopt.run.finite import check_finite
+from flexopt.run.gc_pause import frozen_before
 from flexopt.run.intraday import IntradayInterrupted, run_intraday
 from flexopt.run.intraday_config import with_dayahead_threshold
 from flexopt.run.intraday_report import intraday_summary, intraday_table
@@ -69,6 +70,11 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
     ``instance_sha256``, ``versions``: :mod:`flexopt.run.provenance`). An intraday market
     interrupted after some realizations raises
     :class:`~flexopt.run.intraday.IntradayInterrupted` with the result over those."""
+    with frozen_before():  # no full garbage collection over the modules and the instance
+        return _run(inst, opt)
+
+
+def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
     clock = Clock(opt.progress)
     cut: IntradayInterrupted | None = None
     record = provenance(inst, opt)
