@@ -7,9 +7,9 @@ Problems: pressure vessel (continuous and discrete), welded beam, tension/compre
 and CEC2006 g01–g06 (pymoo's definitions). Every method sees the same inequalities ``G ≤ 0``
 (equalities as ``|h| − 1e-4 ≤ 0``, the CEC2006 tolerance) and the same budget of
 evaluations. flexopt's WCA uses Deb's rules (``models/wca.md`` W5) with its defaults (on
-constrained problems the authors' settings with new cycles and rain on some coordinates: W4d,
-deviations 8–9), with ε-levels (W5a), and as the authors' one cycle (``ONE_CYCLE``: the
-reference with their constrained settings), alone and with ε-levels; mealpy gets the
+constrained problems the authors' constrained settings plus flexopt's new cycles and rain on
+some coordinates: W4d, deviations 8–9), with ε-levels (W5a), and as the reference's one cycle
+(``ONE_CYCLE``, with the authors' constrained settings), alone and with ε-levels; mealpy gets the
 constraints as a penalty (the adapter); pymoo's DE and ISRES their own constraint handling
 (feasibility first, stochastic ranking). A run counts as feasible when its reported point,
 evaluated by the same problem for every method, has zero violation. Needs the ``compare``

@@ -7,9 +7,11 @@ The problem is the classic pressure-vessel design (Kannan & Kramer): minimize th
 cylindrical vessel with hemispherical heads over shell thickness ``x0``, head thickness
 ``x1``, inner radius ``x2`` and length ``x3`` (inches), under four inequality constraints
 ``G(X) ≤ 0``. The problem is evaluated in batches (one row of ``X`` per raindrop); WCA handles
-the constraints with Deb's feasibility rules. With seed 0 WCA ends near 6 008; the best known
-cost of this continuous variant is about 5 885 (a metaheuristic gives no optimality proof —
-compare seeds, or `fx.optim.Mealpy` optimizers with the extra ``compare``).
+the constraints with Deb's feasibility rules and, on a constrained problem, new cycles by
+default. With seed 0 WCA ends at 5 885.4 (6 008 with ``restart=0``, the reference's single
+cycle); the best known cost of this continuous variant is about 5 885 (a metaheuristic gives
+no optimality proof — compare seeds, or `fx.optim.Mealpy` optimizers with the extra
+``compare``).
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 ``Ū_{i,t} = min(P_{t,i}, θ_i s_t)`` with ``θ_i`` such that ``Σ_t min(P_{t,i}, θ_i s_t) = e_i``
 (``θ_i = ∞`` when every hour at ``P`` uses less), then the weights ``s_t`` fitted to a target:
 an hour left short has its weight raised by the ratio of target to capacity, at most 100
-rounds. :func:`flexopt.dso.flexibility.flexibility_capacity` runs it once per DSO; when the
-target is beyond the prosumers all 100 rounds run, each a chain of ~30 numpy calls on arrays
+rounds. :func:`flexopt.dso.flexibility.flexibility_capacity` runs it once per DSO; when an
+hour's target is beyond what raising its weight can give, the rounds converge only slowly and
+often all 100 run, each a chain of ~30 numpy calls on arrays
 of a few hours × a few dozen prosumers — milliseconds of call overhead with the GIL held,
 which serialised the DSOs' threads. Here the rounds run in one compiled call without the GIL.
 
@@ -47,7 +48,8 @@ def _pairwise_any_py(x: np.ndarray) -> float:
 
 
 def _minimum_py(a: float, b: float) -> float:
-    """``np.minimum`` of two floats: NaN propagates, of two equal values the second."""
+    """``np.minimum`` of two floats: NaN propagates; of two equal values the second (equal
+    zeros of opposite signs cannot occur here: ``P ≥ 0``, ``θ s ≥ 0``)."""
     return a if a < b or a != a else b
 
 
@@ -156,7 +158,7 @@ def _fill_py(
             finite = y == y and abs(y) != np.inf
             close = close and ((abs(new[t] - y) <= 0.0 + 1e-12 * abs(y) and finite) or new[t] == y)
         if close:
-            break  # nothing left to move: the target is beyond the prosumers
+            break  # the weights no longer move (every short hour raised by the same ratio)
         share[:] = new
         _split(power, share, energy, rows, ratio, order, free, theta, cap)
     return cap

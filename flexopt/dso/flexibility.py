@@ -104,7 +104,7 @@ def _capacity_numpy(
             new = share * raised
             new = new / new.sum()
             if np.allclose(new, share, rtol=1e-12, atol=0.0):
-                break  # nothing left to move: the target is beyond the prosumers
+                break  # the weights no longer move (every short hour raised by the same ratio)
             share = new
             cap = _split(power, share, energy)
     return cap

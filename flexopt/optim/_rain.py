@@ -97,14 +97,18 @@ class WaterCycle(CycleState):
         self.restart, self.river_rain = restart or 0, river_rain or "uniform"
         self.evaporation_rate = bool(evaporation_rate)
 
-    def _cycle_defaults(self) -> None:
+    def _cycle_defaults(self, stall_iter: int | None) -> None:
         """New cycles with rain on some coordinates on a problem with constraints, unless
-        given (deviations 8–9); neither without."""
+        given (deviations 8–9); neither without, nor when the run stops after fewer stalled
+        iterations (``stall_iter``) than a cycle waits — no new cycle could start. Rain on some
+        coordinates only with new cycles: alone it was worse on every engineering problem
+        (``models/wca.md``)."""
         restart, river_rain = self._given
         if restart is None:
-            self.restart = CONSTRAINED_RESTART if self._constrained else 0
+            waits = stall_iter is not None and stall_iter <= CONSTRAINED_RESTART
+            self.restart = CONSTRAINED_RESTART if self._constrained and not waits else 0
         if river_rain is None:
-            self.river_rain = "coordinates" if self._constrained else "uniform"
+            self.river_rain = "coordinates" if self._constrained and self.restart else "uniform"
 
     @property
     def best_x(self) -> np.ndarray:

@@ -139,7 +139,7 @@ class CompiledRounds:
 
     def _end_iteration(self, status: int) -> None:
         """Raining as :func:`~flexopt.optim._kernels.evaporation` decided, then the shared
-        end of an iteration (``d_max``'s decay and the opt-in W4c–W4d)."""
+        end of an iteration (``d_max``'s decay and W4c–W4d)."""
         w = self.wca
         if status == k.AMBIGUOUS:  # a distance within rounding of d_max: numpy decides
             w._evaporate()

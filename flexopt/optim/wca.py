@@ -24,7 +24,8 @@ __all__ = ["CONSTRAINED_RESTART", "WCA", "allocate_streams", "flow"]
 
 
 class WCA(WaterCycle, Algorithm):
-    """Water Cycle Algorithm, faithful to Eskandar et al. (2012) and the authors' reference code.
+    """Water Cycle Algorithm, faithful to Eskandar et al. (2012) and the authors' reference code;
+    on constrained problems new cycles and rain on some coordinates by default (deviations 8–9).
 
     Parameters
     ----------
@@ -73,12 +74,14 @@ class WCA(WaterCycle, Algorithm):
         evaluated as a first population (``Npop`` evaluations); the best point seen is kept
         and reported. ``0`` is off. Default: off, or :data:`CONSTRAINED_RESTART` (30) when
         the problem has constraints — with ``river_rain="coordinates"`` the best
-        configuration ``models/wca.md`` measured on constrained problems.
+        configuration ``models/wca.md`` measured on constrained problems, at budgets of
+        1 000 iterations; off when the run stops after ``stall_iter ≤ 30`` stalled
+        iterations (no cycle could start). Resolved per problem when a run starts.
     river_rain : {"uniform", "coordinates"}, optional
         How a river's streams rain (W4 iii): uniformly in the box (the reference), or as
         copies of their river with a fifth of their coordinates, at least one, re-drawn
-        uniformly (deviation 9). Default: ``"uniform"``, or ``"coordinates"`` when the
-        problem has constraints.
+        uniformly (deviation 9). Default: ``"coordinates"`` when new cycles run on a problem
+        with constraints, ``"uniform"`` otherwise.
     evaporation_rate : bool
         The authors' evaporation rate (ER-WCA, Sadollah et al. 2015; W4c): a river with
         fewer streams than ``mean(NS) · rand`` also rains when ``exp(−t/max_it) < rand``.
@@ -202,7 +205,7 @@ class WCA(WaterCycle, Algorithm):
         # the authors' constrained settings unless given (W4)
         self.d_max = self.d_max0 or (1e-5 if self._constrained else 1e-16)
         self._raining = self.raining or ("gaussian" if self._constrained else "uniform")
-        self._cycle_defaults()
+        self._cycle_defaults(self.termination.stall_iter)
         self._eps = self._constrained and self.epsilon > 0  # ε-level comparisons (W5a)
         # the best seen is kept apart from the sea when the sea may be ε-feasible only or
         # may rain away with its population (W5a, W4d)

@@ -7,7 +7,9 @@ task at once (``benchmarks/executors.py``). :func:`frozen_before` moves the obje
 the start of a run to the collector's permanent generation (:func:`gc.freeze`) for the run and
 back afterwards (:func:`gc.unfreeze`): what the run creates is collected as usual, and
 reference counting frees everything else at once as always. Nested or concurrent runs freeze
-once; a caller that froze objects itself is left alone.
+once; a caller that froze objects itself is left alone. Two consequences: garbage cycles alive
+at a run's start (a previous run's Pyomo model in a loop of runs) are collected only after the
+run, and a ``gc.freeze()`` made by other code during a run is undone at its end.
 """
 
 from __future__ import annotations

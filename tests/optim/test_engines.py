@@ -23,7 +23,8 @@ NARROW = Problem.from_function(lambda X: np.abs(X[:, 0] - 0.3), [0.0], [1.0])
 
 OPTIONS = [
     {},
-    {"d_max": 1e-5, "raining": "gaussian"},
+    {"d_max": 1e-5, "raining": "gaussian"},  # constrained: new cycles, coordinates (defaults)
+    {"d_max": 1e-5, "raining": "gaussian", "restart": 0, "river_rain": "uniform"},  # the market
     {"sea_stream_rand": "vector", "sea_chunks": 3},
     {"n_pop": 12, "n_sr": 3, "sea_chunks": 1},
     {"d_max": 0.05},  # evaporation by distance fires often

@@ -221,6 +221,14 @@ def test_constrained_problems_get_the_authors_constrained_settings():
     assert alg.d_max == pytest.approx(1e-16 * 0.99**100, rel=1e-9)
     assert alg._raining == "uniform"
     assert (alg.restart, alg.river_rain, alg.cycles) == (0, "uniform", 0)
+    # cycles off: the reference's rain too (coordinates alone were worse, models/wca.md)
+    alg = WCA(restart=0)
+    minimize(p, alg, max_iter=5, seed=0)
+    assert (alg.restart, alg.river_rain) == (0, "uniform")
+    # a stall window no longer than a cycle's wait: no cycle could start, one cycle it is
+    alg = WCA()
+    minimize(p, alg, max_iter=50, stall_iter=25, seed=0)
+    assert (alg.restart, alg.river_rain) == (0, "uniform")
     # one object, two problems: the defaults follow each problem
     alg = WCA()
     minimize(p, alg, max_iter=5, seed=0)
