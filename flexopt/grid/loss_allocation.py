@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from flexopt.grid._mlf import adjoint_factors
 from flexopt.grid.engines import load_factors
 from flexopt.grid.feeder import Feeder, PowerFlowResult
 
@@ -109,6 +110,37 @@ def marginal_loss_factors(
     """
     if step_mw is not None:
         return _marginal_differences(pf, step_mw)
+    f = pf.feeder
+    n = f.n_bus
+    shape = pf.v_pu.shape
+    v = pf.v_referred_pu.reshape(-1, n)
+    p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
+    q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
+    w = _path_weighted_current(pf).reshape(-1, n)
+    zip_shares = None
+    if f.const_z_share is not None and f.const_i_share is not None:
+        tau = np.ones(n) if f.ratio is None else np.abs(f.ratio)
+        zip_shares = (f.const_z_share, f.const_i_share, tau)
+    dl_dp, dl_dq = adjoint_factors(
+        v,
+        w,
+        p,
+        q,
+        y=f.y_shunt_pu,
+        gl=_branch_shunt_g(f),
+        zip_shares=zip_shares,
+        parent=f.parent,
+        child=f.child,
+        z=f.z_branch_pu,
+        root=f.root,
+        base_mva=f.base_mva,
+    )
+    return dl_dp.reshape(shape), dl_dq.reshape(shape)
+
+
+def _marginal_dense_factors(pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray]:
+    """(L2a) by the dense real Jacobian (:func:`_marginal_dense`) in chunks of the batch: the
+    reference the tree adjoint of :func:`marginal_loss_factors` is tested against."""
     n = pf.feeder.n_bus
     shape = pf.v_pu.shape
     v = pf.v_referred_pu.reshape(-1, n)
@@ -119,11 +151,20 @@ def marginal_loss_factors(
     dl_dq = np.zeros(v.shape)
     for lo in range(0, v.shape[0], _CHUNK):  # J is [chunk, 2n, 2n]: bound the memory
         sl = slice(lo, lo + _CHUNK)
-        dl_dp[sl], dl_dq[sl] = _marginal_implicit(pf.feeder, v[sl], p[sl], q[sl], w[sl])
+        dl_dp[sl], dl_dq[sl] = _marginal_dense(pf.feeder, v[sl], p[sl], q[sl], w[sl])
     return dl_dp.reshape(shape), dl_dq.reshape(shape)
 
 
 _CHUNK = 256
+
+
+def _branch_shunt_g(f: Feeder) -> np.ndarray:
+    """The branches' shunt conductance gathered at the buses they hang at (F6), ``[n_bus]``."""
+    gl = np.zeros(f.n_bus)
+    if f.g_end_pu is not None:
+        np.add.at(gl, f.parent, f.g_end_pu[0])
+        np.add.at(gl, f.child, f.g_end_pu[1])
+    return gl
 
 
 def _path_weighted_current(pf: PowerFlowResult) -> np.ndarray:
@@ -134,7 +175,7 @@ def _path_weighted_current(pf: PowerFlowResult) -> np.ndarray:
     return w
 
 
-def _marginal_implicit(
+def _marginal_dense(
     f: Feeder, v: np.ndarray, p: np.ndarray, q: np.ndarray, w: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """(L2a) on a flat batch. With ``x = [Re V; Im V]`` of the non-root buses (referred to
@@ -179,9 +220,7 @@ def _marginal_implicit(
     u, t = a * w, b * w
     g = 2.0 * np.concatenate([u.real + t.real, t.imag - u.imag], axis=1)
     if f.g_end_pu is not None:  # the branches' shunt conductance losses g|V|² (F6)
-        gl = np.zeros(n)
-        np.add.at(gl, f.parent, f.g_end_pu[0])
-        np.add.at(gl, f.child, f.g_end_pu[1])
+        gl = _branch_shunt_g(f)
         g += 2.0 * np.concatenate([gl[nr] * v.real, gl[nr] * v.imag], axis=1)
     lam = np.linalg.solve(np.swapaxes(jac, 1, 2), g[..., None])[..., 0]
     muz = (lam[:, :m] - 1j * lam[:, m:]) @ z
