@@ -26,6 +26,13 @@ is held as the complex pair ``(p, q)``. From the leaves (``α_j = (−a_j, −co
 ``β_π += α_c(e_c) + β_c``. From the root, ``φ_c = M_c(φ_π) + e_c``. Then (L2a)
 
     ∂L/∂p_j = S_b [2 Re(w_j c_j) − Re(φ_j c_j)],   ∂L/∂q_j: the same with c_j → c^q_j.
+
+``(P, Q)⁻¹ = (conj(P), −Q) / (|P|² − |Q|²)`` in closed form. The elimination runs from the
+leaves without pivoting: ``1 − z_k α_c`` is the identity plus a branch impedance times the
+admittance of the subtree below it, far from singular on a feeder whose power flow converges
+(a singular one gives inf/NaN where the dense solve raised). ``w_j = Σ_{k ∈ path(j)} r_k
+conj(I_k)`` (L1) accumulates down the tree in the same kernel. The kernel holds no GIL and
+runs one state after another: threads come from the caller (``flexopt.executors``).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ def _compose_py(p1: complex, q1: complex, p2: complex, q2: complex) -> tuple[com
 
 def _adjoint_py(
     v: np.ndarray,
-    w: np.ndarray,
+    i_branch: np.ndarray,
     p: np.ndarray,
     q: np.ndarray,
     y: np.ndarray,
@@ -62,12 +69,13 @@ def _adjoint_py(
 ) -> None:
     """(L2a) for a flat batch ``[batch, n_bus]`` into ``dl_dp``, ``dl_dq`` (zero at the root).
 
-    ``v``, ``w``: referred voltages and path-weighted currents; ``gl``: the branches' shunt
-    conductance gathered per bus (F6); ``cz``, ``ci``, ``tau``: ZIP shares and ``|T_j|``
-    (F4a; zero shares and ones give constant power, the same operations as the dense form's
-    constant-power branch: the extra terms are exact zeros)."""
+    ``v``, ``i_branch``: referred voltages and branch currents (F3a, F5); ``gl``: the
+    branches' shunt conductance gathered per bus (F6); ``cz``, ``ci``, ``tau``: ZIP shares
+    and ``|T_j|`` (F4a; zero shares and ones give constant power: the extra terms are exact
+    zeros)."""
     n_batch, n = v.shape
     n_br = child.shape[0]
+    w = np.empty(n, dtype=np.complex128)  # w_j = Σ_{k ∈ path(j)} r_k conj(I_k) (L1, F2)
     ap = np.empty(n, dtype=np.complex128)  # α_j = (ap, aq): subtree current vs φ_j
     aq = np.empty(n, dtype=np.complex128)
     beta = np.empty(n, dtype=np.complex128)
@@ -77,28 +85,35 @@ def _adjoint_py(
     phi = np.empty(n, dtype=np.complex128)
     cp = np.empty(n, dtype=np.complex128)
     cq = np.empty(n, dtype=np.complex128)
+    inv_sb = 1.0 / s_b
     for s in range(n_batch):
+        w[root] = 0.0
+        for k in range(n_br):  # root to leaves: w accumulates down the path
+            w[child[k]] = w[parent[k]] + z[k].real * np.conj(i_branch[s, k])
         for j in range(n):
             if j == root:
                 continue
             vj = v[s, j]
             vc = np.conj(vj)
-            vm = np.abs(vj)
-            t = tau[j]
-            pj, qj = p[s, j], q[s, j]
+            vm2 = vj.real * vj.real + vj.imag * vj.imag
+            vm = np.sqrt(vm2)
+            ivc = vj / vm2  # 1/conj(V): products below, no complex division
+            ivc2 = ivc * ivc
+            it = 1.0 / tau[j]
+            pj, qj = p[s, j] * inv_sb, q[s, j] * inv_sb
             # I_j = (A + B|V|/τ + C|V|²/τ²)/conj(V) + y V (F4a): a = ∂I/∂V, b = ∂I/∂conj(V)
-            coef_a = complex(pj * (1 - cz[0, j] - ci[0, j]), -qj * (1 - cz[1, j] - ci[1, j])) / s_b
-            coef_b = complex(pj * ci[0, j], -qj * ci[1, j]) / s_b / t
-            coef_c = complex(pj * cz[0, j], -qj * cz[1, j]) / s_b / t**2
-            a = y[j] + coef_c + coef_b / (2 * vm)
-            b = -coef_a / vc**2 - coef_b * vm / (2 * vc**2)
-            vt = vm / t
+            coef_a = complex(pj * (1 - cz[0, j] - ci[0, j]), -qj * (1 - cz[1, j] - ci[1, j]))
+            coef_b = complex(pj * ci[0, j], -qj * ci[1, j]) * it
+            coef_c = complex(pj * cz[0, j], -qj * cz[1, j]) * (it * it)
+            a = y[j] + coef_c + coef_b * (0.5 / vm)
+            b = -(coef_a + coef_b * (0.5 * vm)) * ivc2
+            vt = vm * it
             fp = 1.0 - cz[0, j] - ci[0, j] + vt * (ci[0, j] + vt * cz[0, j])
             fq = 1.0 - cz[1, j] - ci[1, j] + vt * (ci[1, j] + vt * cz[1, j])
-            c0 = 1.0 / (s_b * vc)  # ∂I_j/∂p_j of a constant-power load, scaled by f(|V|)
+            c0 = ivc * inv_sb  # ∂I_j/∂p_j of a constant-power load, scaled by f(|V|)
             cp[j] = c0 * fp
             cq[j] = -1j * c0 * fq
-            wj = w[s, j]
+            wj = w[j]
             # h = conj(g): the loss gradient 2(conj(u) + t) + 2 g|V|² terms, conjugated
             beta[j] = 2.0 * (a * wj + np.conj(b * wj)) + 2.0 * gl[j] * vc
             ap[j] = -a
@@ -107,9 +122,11 @@ def _adjoint_py(
             c, par, zk = child[k], parent[k], z[k]
             big_p = 1.0 - zk * ap[c]  # 1 − z α_c as a pair (P, Q), inverted in closed form
             big_q = -zk * aq[c]
-            d = (big_p.real**2 + big_p.imag**2) - (big_q.real**2 + big_q.imag**2)
-            mp[c] = np.conj(big_p) / d
-            mq[c] = -big_q / d
+            d = (big_p.real * big_p.real + big_p.imag * big_p.imag) - (
+                big_q.real * big_q.real + big_q.imag * big_q.imag
+            )
+            mp[c] = np.conj(big_p) * (1.0 / d)
+            mq[c] = -big_q * (1.0 / d)
             zb = zk * beta[c]
             e[c] = mp[c] * zb + mq[c] * np.conj(zb)
             if par != root:  # the root's φ is fixed: its subtree map is never needed
@@ -126,18 +143,18 @@ def _adjoint_py(
                 dl_dp[s, j] = 0.0
                 dl_dq[s, j] = 0.0
                 continue
-            wj = w[s, j]
+            wj = w[j]
             dl_dp[s, j] = s_b * (2.0 * (wj * cp[j]).real - (phi[j] * cp[j]).real)
             dl_dq[s, j] = s_b * (2.0 * (wj * cq[j]).real - (phi[j] * cq[j]).real)
 
 
 _compose = _compile(_compose_py, parallel=False)
-_adjoint = _compile(_adjoint_py, parallel=False)
+_adjoint = _compile(_adjoint_py, parallel=False, error_model="numpy")
 
 
 def adjoint_factors(
     v: np.ndarray,
-    w: np.ndarray,
+    i_branch: np.ndarray,
     p: np.ndarray,
     q: np.ndarray,
     *,
@@ -154,8 +171,9 @@ def adjoint_factors(
 
     Parameters
     ----------
-    v, w : numpy.ndarray
-        Referred voltages (F3a) and path-weighted currents ``w_j = Σ_k A_kj r_k conj(I_k)``.
+    v, i_branch : numpy.ndarray
+        Referred voltages ``[batch, n_bus]`` and branch currents ``[batch, n_branch]`` of the
+        converged power flow (F3a, F5).
     p, q : numpy.ndarray
         Nominal loads (MW, Mvar).
     y, gl : numpy.ndarray
@@ -163,7 +181,7 @@ def adjoint_factors(
     zip_shares : tuple, optional
         ``(const_z_share, const_i_share, |T|)`` (F4a); ``None``: constant power.
     parent, child, z, root, base_mva
-        The tree (F1) and its referred branch impedances (F3a).
+        The tree (F1, branches breadth-first) and its referred branch impedances (F3a).
 
     Returns
     -------
@@ -180,16 +198,16 @@ def adjoint_factors(
     dl_dq = np.empty(v.shape)
     _adjoint(
         np.ascontiguousarray(v, dtype=np.complex128),
-        np.ascontiguousarray(w, dtype=np.complex128),
-        np.ascontiguousarray(p, dtype=np.float64),
-        np.ascontiguousarray(q, dtype=np.float64),
+        np.ascontiguousarray(i_branch, dtype=np.complex128),
+        np.array(p, dtype=np.float64, order="C"),  # a writable copy: one compiled signature
+        np.array(q, dtype=np.float64, order="C"),
         np.ascontiguousarray(y, dtype=np.complex128),
         np.ascontiguousarray(gl, dtype=np.float64),
         np.ascontiguousarray(cz, dtype=np.float64),
         np.ascontiguousarray(ci, dtype=np.float64),
         np.ascontiguousarray(tau, dtype=np.float64),
-        parent,
-        child,
+        np.ascontiguousarray(parent, dtype=np.int64),
+        np.ascontiguousarray(child, dtype=np.int64),
         np.ascontiguousarray(z, dtype=np.complex128),
         int(root),
         float(base_mva),

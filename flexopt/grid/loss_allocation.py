@@ -98,8 +98,10 @@ def marginal_loss_factors(
     """Marginal loss coefficients ``∂P_loss/∂P_j`` and ``∂P_loss/∂Q_j`` (eq. L2).
 
     Exact derivatives of the converged power flow by the implicit function theorem (adjoint
-    form, eq. L2a): one real ``2(n−1)`` linear solve per batch element instead of ``4n``
-    perturbed power flows. With ``step_mw`` given, central differences of the AC power flow
+    form, eq. L2a): one adjoint system per batch element instead of ``4n`` perturbed power
+    flows, solved along the tree in ``O(n)`` — a pass from the leaves and one from the root,
+    compiled (:mod:`flexopt.grid._mlf`) — equal to the dense ``2(n−1)`` real solve
+    (:func:`_marginal_dense`) to rounding. With ``step_mw`` given, central differences of the AC power flow
     instead (the reference the tests compare against; all ``4n`` perturbed cases in one
     batched call). MW of loss per MW (Mvar) of extra load at bus ``j``; zero at the root.
 
@@ -116,14 +118,13 @@ def marginal_loss_factors(
     v = pf.v_referred_pu.reshape(-1, n)
     p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
     q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
-    w = _path_weighted_current(pf).reshape(-1, n)
     zip_shares = None
     if f.const_z_share is not None and f.const_i_share is not None:
         tau = np.ones(n) if f.ratio is None else np.abs(f.ratio)
         zip_shares = (f.const_z_share, f.const_i_share, tau)
     dl_dp, dl_dq = adjoint_factors(
         v,
-        w,
+        pf.i_branch_pu.reshape(-1, f.n_branch),
         p,
         q,
         y=f.y_shunt_pu,
