@@ -11,7 +11,8 @@ default; ``--seed`` picks another generated instance):
   rows some declared capacity can reach; largest requirement difference.
 - S4 (``models/loss_allocation.md``, L2/L2a): marginal loss coefficients of every DSO's
   day-ahead power flow by central differences (step 1e-4 MW) vs the implicit-function form;
-  largest difference.
+  largest difference. And the implicit form's adjoint by the dense real solve (the form
+  before, kept as the tests' reference) vs the solve along the tree (``grid/_mlf.py``).
 - Centralized market (``models/centralized.md``, Z6–Z9): build + HiGHS solve of the common
   QP with a LinDistFlow flow variable per branch and voltage variables (the previous form,
   kept below) vs one flexible flow per group of branches carrying the same prosumers
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from flexopt.dso.context import declared_capacity, feeder_net_load, prepare
     from flexopt.generate import generate
     from flexopt.grid.build import feeder_from_data
-    from flexopt.grid.loss_allocation import marginal_loss_factors
+    from flexopt.grid.loss_allocation import _marginal_dense_factors, marginal_loss_factors
     from flexopt.market.day_ahead import DayAheadData, build_day_ahead, read_day_ahead
     from flexopt.outcome import MarketBase
     from flexopt.run import tso as pl
@@ -185,6 +186,20 @@ def main(argv: list[str] | None = None) -> int:
             "central differences",
             "implicit (L2a)",
             t_old,
+            t_new,
+            diff,
+            "MW/MW",
+        )
+    )
+
+    t_dense, dense = _best(lambda: [_marginal_dense_factors(pf)[0] for pf in pfs])
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(dense, new, strict=True))
+    rows.append(
+        (
+            "S4 marginal loss factors",
+            "implicit, dense solve",
+            "implicit, along the tree",
+            t_dense,
             t_new,
             diff,
             "MW/MW",
