@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from flexopt.errors import PowerFlowError
 from flexopt.grid._mlf import adjoint_factors
 from flexopt.grid.engines import load_factors
 from flexopt.grid.feeder import Feeder, PowerFlowResult
@@ -109,6 +110,11 @@ def marginal_loss_factors(
     -------
     (numpy.ndarray, numpy.ndarray)
         Each ``[..., n_bus]``.
+
+    Raises
+    ------
+    PowerFlowError
+        When the adjoint system is singular (a non-finite factor).
     """
     if step_mw is not None:
         return _marginal_differences(pf, step_mw)
@@ -136,6 +142,11 @@ def marginal_loss_factors(
         root=f.root,
         base_mva=f.base_mva,
     )
+    if not (np.isfinite(dl_dp).all() and np.isfinite(dl_dq).all()):  # no pivoting on the tree
+        raise PowerFlowError(
+            "marginal loss factors: the adjoint system is singular at this operating point "
+            "(the power flow is at or beyond its nose point)"
+        )
     return dl_dp.reshape(shape), dl_dq.reshape(shape)
 
 

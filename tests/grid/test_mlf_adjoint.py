@@ -144,3 +144,21 @@ def test_adjoint_equals_central_differences_with_ratios(case33):
     diff = marginal_loss_factors(pf, step_mw=1e-4)
     np.testing.assert_allclose(exact[0], diff[0], atol=1e-8)
     np.testing.assert_allclose(exact[1], diff[1], atol=1e-8)
+
+
+def test_a_singular_adjoint_system_is_a_power_flow_error(case33, monkeypatch):
+    """The tree elimination does not pivot: a non-finite factor is reported, not returned."""
+    import flexopt.grid.loss_allocation as la
+    from flexopt.errors import PowerFlowError
+
+    pf = case33.power_flow(case33.p_base_mw, case33.q_base_mvar)
+    real = la.adjoint_factors
+
+    def singular(*args, **kwargs):
+        dl_dp, dl_dq = real(*args, **kwargs)
+        dl_dp[..., 3] = np.nan
+        return dl_dp, dl_dq
+
+    monkeypatch.setattr(la, "adjoint_factors", singular)
+    with pytest.raises(PowerFlowError, match="singular"):
+        marginal_loss_factors(pf)
