@@ -44,10 +44,15 @@ PARTICIPATION = ("all", "screened")
 Participation = Literal["all", "screened"]
 
 
-def feeder_net_load(inst: Instance, dso: DSOData) -> tuple[np.ndarray, np.ndarray]:
+def feeder_net_load(
+    inst: Instance, dso: DSOData, feeder: Feeder | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Feeder net load ``[T, n_bus]`` at the day-ahead point (``models/loss_allocation.md`` S4.1):
-    bus loads follow the instance's load profile, batteries run their baseline schedule."""
-    feeder = feeder_from_data(dso.feeder)
+    bus loads follow the instance's load profile, batteries run their baseline schedule.
+    ``feeder``: the DSO's feeder when the caller has built it already (building one is S4's
+    largest cost after the power flow)."""
+    if feeder is None:
+        feeder = feeder_from_data(dso.feeder)
     prof = inst.scenario.load_profile.to_numpy()[:, None]
     p = prof * feeder.p_base_mw
     q = prof * feeder.q_base_mvar
@@ -111,7 +116,7 @@ def prepare(
     feeder = feeder_from_data(dso.feeder)
     if v_root_pu is not None:
         feeder = replace(feeder, v_root_pu=float(v_root_pu))
-    p, q = feeder_net_load(inst, dso)
+    p, q = feeder_net_load(inst, dso, feeder)
     if extra_load is not None:
         p, q = p + extra_load[0], q + extra_load[1]
     pf = feeder.power_flow(p, q)

@@ -51,7 +51,7 @@ def prepare_with_microgrids(
         return prepare(inst, dso, loss_method, participation)
     view = dso_view(dso)
     feeder = feeder_from_data(view.feeder)
-    vm = feeder.power_flow(*feeder_net_load(inst, view)).vm_pu  # [T, n_bus]
+    vm = feeder.power_flow(*feeder_net_load(inst, view, feeder)).vm_pu  # [T, n_bus]
     buses = feeder.bus
     inner = tuple(
         prepare(inst, as_dso(g), loss_method, v_root_pu=float(vm[:, buses.get_loc(g.bus)].mean()))
