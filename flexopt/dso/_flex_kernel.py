@@ -14,7 +14,7 @@ The floating-point operations are the numpy form's (:func:`flexopt.dso.flexibili
 in its order, so every number is equal bit for bit (``tests/dso/test_flexibility_kernel.py``):
 the stable sort's order of ties with NaN last, the cumulative sums one by one (the free weight
 from the last breakpoint back), ``np.minimum``'s choice between equal zeros, the sums over
-prosumers and over hours as NumPy's pairwise sum — :func:`_pairwise_any` repeats its split
+prosumers and over hours as NumPy's pairwise sum — :func:`~flexopt.dso._kernels._pairwise_any` repeats its split
 into halves (rounded down to a multiple of eight) above the 128 numbers it sums in one block,
 so any number of prosumers takes this path.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise
+from flexopt.dso._kernels import _compile, _pairwise_any
 
 __all__ = ["water_fill"]
 
@@ -31,20 +31,6 @@ __all__ = ["water_fill"]
 _GROW = 1 + 1e-9
 #: weight-fitting rounds at most (M3)
 _ROUNDS = 100
-
-
-def _pairwise_any_py(x: np.ndarray) -> float:
-    """``x.sum()`` of contiguous float64 as NumPy adds them at any length: blocks of up to 128
-    as :func:`flexopt.dso._kernels._pairwise_py`, longer ones split in two at half the length
-    rounded down to a multiple of eight. NumPy's reduction starts from ``0.0`` (a sum of
-    ``-0.0`` is ``+0.0``): callers add it."""
-    n = x.shape[0]
-    if n <= MAX_OFFERS:
-        return _pairwise(x)
-    half = n // 2
-    half -= half % 8
-    left: float = _pairwise_any(x[:half])
-    return left + _pairwise_any(x[half:])
 
 
 def _minimum_py(a: float, b: float) -> float:
@@ -164,7 +150,6 @@ def _fill_py(
     return cap
 
 
-_pairwise_any = _compile(_pairwise_any_py)
 _minimum = _compile(_minimum_py)
 _water_level = _compile(_water_level_py)
 _split = _compile(_split_py)

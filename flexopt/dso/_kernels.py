@@ -67,6 +67,20 @@ def _pairwise_py(x: np.ndarray) -> float:
     return res
 
 
+def _pairwise_any_py(x: np.ndarray) -> float:
+    """``x.sum()`` of contiguous float64 as NumPy adds them at any length: blocks of up to 128
+    as :func:`_pairwise_py`, longer ones split in two at half the length
+    rounded down to a multiple of eight. NumPy's reduction starts from ``0.0`` (a sum of
+    ``-0.0`` is ``+0.0``): callers add it."""
+    n = x.shape[0]
+    if n <= MAX_OFFERS:
+        return _pairwise(x)
+    half = n // 2
+    half -= half % 8
+    left: float = _pairwise_any(x[:half])
+    return left + _pairwise_any(x[half:])
+
+
 def _clip_py(x: float, lo: float, hi: float) -> float:
     """NumPy's ``clip`` of a float, ``min(max(x, lo), hi)``."""
     y = x if x > lo else lo
@@ -292,6 +306,7 @@ def _settle_py(
 
 
 _pairwise = _compile(_pairwise_py)
+_pairwise_any = _compile(_pairwise_any_py)
 _settle = _compile(_settle_py)
 _first_equal = _compile(_first_equal_py)
 _clip = _compile(_clip_py)

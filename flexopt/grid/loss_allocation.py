@@ -121,9 +121,7 @@ def marginal_loss_factors(
     f = pf.feeder
     n = f.n_bus
     shape = pf.v_pu.shape
-    v = pf.v_referred_pu.reshape(-1, n)
-    p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
-    q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
+    v, p, q = _flat_state(pf)
     zip_shares = None
     if f.const_z_share is not None and f.const_i_share is not None:
         tau = np.ones(n) if f.ratio is None else np.abs(f.ratio)
@@ -155,9 +153,7 @@ def _marginal_dense_factors(pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray
     reference the tree adjoint of :func:`marginal_loss_factors` is tested against."""
     n = pf.feeder.n_bus
     shape = pf.v_pu.shape
-    v = pf.v_referred_pu.reshape(-1, n)
-    p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
-    q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
+    v, p, q = _flat_state(pf)
     w = _path_weighted_current(pf).reshape(-1, n)
     dl_dp = np.zeros(v.shape)
     dl_dq = np.zeros(v.shape)
@@ -168,6 +164,15 @@ def _marginal_dense_factors(pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray
 
 
 _CHUNK = 256
+
+
+def _flat_state(pf: PowerFlowResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Referred voltages and nominal loads of the batch, flattened to ``[batch, n_bus]``."""
+    n, shape = pf.feeder.n_bus, pf.v_pu.shape
+    v = pf.v_referred_pu.reshape(-1, n)
+    p = np.broadcast_to(pf.p_mw, shape).reshape(-1, n)
+    q = np.broadcast_to(pf.q_mvar, shape).reshape(-1, n)
+    return v, p, q
 
 
 def _branch_shunt_g(f: Feeder) -> np.ndarray:

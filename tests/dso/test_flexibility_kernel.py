@@ -11,7 +11,8 @@ import pytest
 
 import flexopt as fx
 from flexopt.dso import dcp, flexibility
-from flexopt.dso._flex_kernel import _pairwise_any, water_fill
+from flexopt.dso._flex_kernel import water_fill
+from flexopt.dso._kernels import _pairwise_any
 from flexopt.dso.flexibility import _capacity_numpy, flexibility_capacity
 
 ROOT = Path(__file__).resolve().parents[2]
