@@ -11,21 +11,25 @@ work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._f
 nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
 threads are the parallelism; ``benchmarks/clearing_time.py``).
 
-Process pools start once and are reused: a pool outlives the ``with executor(...)`` block that
-made it and serves the next block asking for the same size and warm-up (the runs of a
-``compare``, repeated ``run_market`` calls), until :func:`shutdown` or the interpreter exits.
-Its workers start at once and run the warm-up (imports, compiled kernels) in the background
-while the caller goes on (S1–S2 of a run). A block left by an exception (Ctrl-C) shuts its
-pool down instead: its workers may still be running cancelled work.
+``workers=N`` runs the tasks on N processes: this one and N − 1 started for them. The started
+workers run the warm-up (imports, compiled kernels) at once, in the background while the
+caller goes on (S1–S2 of a run), and take tasks only once it is done: until then this process
+runs them, so a first call is never much slower than serial. Their pool starts once and is
+reused: it outlives the ``with executor(...)`` block that made it and serves the next block
+asking for the same size and warm-up (the runs of a ``compare``, repeated ``run_market``
+calls), until :func:`shutdown` or the interpreter exits. A block left by an exception
+(Ctrl-C) shuts its pool down instead: its workers may still be running cancelled work.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "shutdown"]
 
@@ -112,7 +116,20 @@ class _Threads(_Pool):
 _IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
 
 
-class _Processes(_Pool):
+def _nothing() -> None:
+    """The warm-up of a pool given none: a worker is ready once it has started."""
+
+
+class _Processes:
+    """``workers`` processes on the tasks: this one, and ``workers − 1`` started for them.
+
+    A started worker takes tasks once its warm-up is done, so no call waits for a worker
+    that is still importing: until then this process runs the tasks itself, as the serial
+    executor would. (A pool of ``workers`` processes used to leave this one idle and lose
+    to serial on every small run: 1.2 s of imports per worker against half a second of
+    DSO work, ``benchmarks/executors.py``.)
+    """
+
     def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -120,11 +137,23 @@ class _Processes(_Pool):
         self.key = (workers, warm)
         # spawn: no fork of a process whose numba/BLAS threads are already running
         self.pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            max_workers=workers - 1, mp_context=mp.get_context("spawn"), initializer=_init_worker
         )
-        if warm is not None:  # one per worker: each submit starts a process now
-            for _ in range(workers):
-                self.pool.submit(warm)
+        # one per worker: each submit starts a process now
+        self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
+
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
+        done = dict(self.as_completed(fn, items))
+        return [done[i] for i in range(len(done))]
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        feed = _Feed(self.pool, fn, list(items))
+        for f in self.ready:  # a ready worker's callback runs at once, here
+            f.add_done_callback(feed.warmed)
+        try:
+            yield from feed.drain()
+        finally:
+            feed.stop()
 
     @classmethod
     def get(cls, workers: int, warm: Callable[[], None] | None) -> _Processes:
@@ -142,6 +171,93 @@ class _Processes(_Pool):
     def close(self) -> None:
         # an interrupted run leaves queued tasks behind: do not start them
         self.pool.shutdown(cancel_futures=True)
+
+
+class _Feed:
+    """The items of one call, handed out one at a time: to this process between its own
+    tasks, and to each pool worker when it becomes free (its warm-up or its last task done,
+    in the pool's callback thread). A worker holds one item at a time, so none waits in a
+    queue that this process could have run."""
+
+    def __init__(self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A]):
+        self.pool, self.fn, self.items = pool, fn, items
+        self.lock = threading.Lock()
+        self.next = self.sent = 0
+        self.stopped = False
+        # (position, future) of what the workers finished; a None future: a worker could
+        # not take the item (its pool broke or shut down) and this process runs it
+        self.done: queue.SimpleQueue[tuple[int, concurrent.futures.Future[Any] | None]] = (
+            queue.SimpleQueue()
+        )
+
+    def _take(self, remote: bool) -> int | None:
+        with self.lock:
+            if self.stopped or self.next == len(self.items):
+                return None
+            i, self.next = self.next, self.next + 1
+            self.sent += remote
+            return i
+
+    def warmed(self, f: concurrent.futures.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is None:  # a failed warm-up takes no task
+            self._send()
+
+    def _send(self) -> None:
+        i = self._take(remote=True)
+        if i is None:
+            return
+        try:
+            fut = self.pool.submit(self.fn, self.items[i])
+        except RuntimeError:  # broken or shut down
+            self.done.put((i, None))
+            return
+        fut.add_done_callback(lambda f: self._returned(i, f))
+
+    def _returned(self, i: int, f: concurrent.futures.Future[Any]) -> None:
+        self.done.put((i, f))
+        if not f.cancelled() and f.exception() is None:
+            self._send()
+
+    def _result(self, i: int, f: concurrent.futures.Future[Any] | None) -> tuple[int, Any]:
+        return i, (_here(self.fn, self.items[i]) if f is None else f.result())
+
+    def drain(self) -> Iterator[tuple[int, Any]]:
+        """Run items here until none is left, yielding the workers' results as they come,
+        then wait for the workers' last ones."""
+        received = 0
+        while True:
+            while not self.done.empty():
+                yield self._result(*self.done.get())
+                received += 1
+            i = self._take(remote=False)
+            if i is not None:
+                yield i, _here(self.fn, self.items[i])
+                continue
+            with self.lock:
+                if received == self.sent:
+                    return
+            try:  # a timeout: Ctrl-C is seen while waiting
+                yield self._result(*self.done.get(timeout=0.1))
+                received += 1
+            except queue.Empty:
+                pass
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+
+
+def _here(fn: Callable[[A], R], x: A) -> R:
+    """``fn(x)`` in this process with numba on one thread (as a worker runs it: the
+    processes are the parallelism), restored after."""
+    import numba
+
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return fn(x)
+    finally:
+        numba.set_num_threads(n)
 
 
 def _broken(p: _Processes) -> bool:
@@ -212,7 +328,8 @@ def executor(
     Parameters
     ----------
     workers : int, optional
-        ``> 1``: a local process pool of that size; ``None`` or 1: serial.
+        ``> 1``: that many processes, this one and ``workers − 1`` started for the tasks
+        (kept and reused); ``None`` or 1: serial.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``), or ``"local"`` for a two-worker
         ``LocalCluster`` (extra ``dask``). Takes precedence over ``workers``. A scheduler that

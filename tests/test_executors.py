@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import os
+import subprocess
+import sys
+import time
+
 import pytest
 
 from flexopt.executors import executor
@@ -27,9 +33,19 @@ def test_executors_preserve_order(workers, scheduler, threads):
         assert sorted(ex.as_completed(_square, range(4))) == [(0, 0), (1, 1), (2, 4), (3, 9)]
 
 
+def _ready_pool(workers: int) -> None:
+    """Wait until the idle pool a run left behind has warmed up (its next run ships tasks)."""
+    from flexopt import executors
+
+    concurrent.futures.wait(executors._IDLE[(workers, warm_worker)].ready)
+
+
 def test_market_identical_across_executors(rts):
     serial = run_market(rts, "wca", wca_iter=40, seed=5)
-    pool = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)
+    first = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # worker maybe not ready
+    _ready_pool(2)
+    pool = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # tasks on both processes
+    assert _summary(first) == _summary(serial)
     dask = run_market(rts, "wca", wca_iter=40, seed=5, scheduler="local")
     threads = run_market(rts, "wca", wca_iter=40, seed=5, threads=2)
     assert _summary(pool) == _summary(serial)
@@ -88,6 +104,8 @@ def _threads_here(_: int) -> int:
 def test_centralized_market_identical_across_executors(rts):
     """The centralized market settles each DSO through the executor too."""
     serial = run_market(rts, "centralized")
+    run_market(rts, "centralized", workers=2)
+    _ready_pool(2)
     pool = run_market(rts, "centralized", workers=2)
     assert _summary(pool) == _summary(serial)
     assert _summary(run_market(rts, "centralized", threads=2)) == _summary(serial)
@@ -95,21 +113,33 @@ def test_centralized_market_identical_across_executors(rts):
 
 
 def _pid(_: int) -> int:
-    import os
-
+    time.sleep(0.02)  # long enough for both processes to take some
     return os.getpid()
 
 
+def _slow_warm() -> None:
+    time.sleep(6)
+
+
+def _fails_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
 def test_process_pools_start_once_and_are_reused():
-    """Two blocks of the same shape share one pool (the same worker processes); a block
-    left by an exception shuts its pool down; :func:`shutdown` stops the idle ones."""
+    """Two blocks of the same shape share one pool (the same worker process); the tasks run
+    on this process and the worker; a block left by an exception shuts its pool down;
+    :func:`shutdown` stops the idle ones."""
     from flexopt import executors
 
     with executor(2, warm=warm_worker) as first:
-        pids = set(first.map(_pid, range(8)))
+        concurrent.futures.wait(first.ready)
+        workers = set(first.pool._processes)
+        assert set(first.map(_pid, range(40))) == workers | {os.getpid()}
     with executor(2, warm=warm_worker) as second:
         assert second is first
-        assert set(second.map(_pid, range(8))) <= pids
+        assert set(second.pool._processes) == workers
     seen: list[object] = []
 
     def interrupted() -> None:
@@ -125,3 +155,35 @@ def test_process_pools_start_once_and_are_reused():
         assert fourth.map(_square, [3]) == [9]
     executors.shutdown()
     assert not executors._IDLE
+
+
+def test_no_task_waits_for_a_worker_still_warming_up():
+    """Until its warm-up is done a worker takes nothing: this process runs every task, at
+    serial speed (a call used to wait for the pool's start, 0.25–0.36× serial)."""
+    from flexopt import executors
+
+    with executor(3, warm=_slow_warm) as ex:
+        t = time.perf_counter()
+        assert set(ex.map(_pid, range(10))) == {os.getpid()}
+        assert sorted(ex.as_completed(_square, range(3))) == [(0, 0), (1, 1), (2, 4)]
+        assert time.perf_counter() - t < 3
+        assert not any(f.done() for f in ex.ready)
+    executors._IDLE.pop((3, _slow_warm)).close()
+
+
+def test_a_task_failing_in_a_worker_raises_here():
+    with executor(2, warm=warm_worker) as ex:
+        concurrent.futures.wait(ex.ready)
+        with pytest.raises(ValueError, match="three"):
+            ex.map(_fails_on_three, range(8))
+
+
+def test_dso_tasks_do_not_import_pyomo():
+    """A pool worker loads the DSO tasks and the coefficient methods at its start; Pyomo
+    (half a second of it) is imported only by the stages that build a model."""
+    code = (
+        "import sys, flexopt.run.tasks, flexopt.methods; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyomo'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -43,9 +43,8 @@ OPTION_HELP = {
     "plf_method": "probabilistic load flow method",
     "samples": "Monte Carlo samples",
     "loss_allocation": "feeder loss allocation method",
-    "workers": "run the DSO-level stages in a local process pool of N workers (each starts "
-    "its own interpreter, ~1.5 s, which pays only on long DSO stages; --threads starts at "
-    "once)",
+    "workers": "run the DSO-level stages on N processes: this one and N-1 started for them, "
+    "each taking tasks once it has loaded (~0.6 s; until then this one runs them)",
     "threads": "run the DSO-level stages on N threads of this process (no start-up, no "
     "copies; gains where the work is compiled: the wca search)",
     "scheduler": "run the DSO-level stages on a Dask cluster (tcp://host:port, or 'local')",

@@ -110,7 +110,7 @@ def add_parser(sub: Any) -> None:
     c.add_argument(
         "--workers",
         type=option_type("workers", "int"),
-        help="run the runs in a local process pool of N workers",
+        help="run the runs on N processes: this one and N-1 started for them",
     )
     c.add_argument(
         "--scheduler",

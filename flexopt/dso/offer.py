@@ -19,7 +19,7 @@ from flexopt.dso.aggregation import aggregate_blocks
 from flexopt.dso.budget import break_even_prices
 from flexopt.dso.dcp import DCPProblem, DCPScore
 from flexopt.dso.modification import Factors
-from flexopt.market.tso import DSOBid
+from flexopt.market.interface import DSOBid
 
 __all__ = ["DSOOffer", "Modification", "build_offer"]
 

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
-from flexopt.grid import Feeder
 from flexopt.grid.lindistflow import LinDistFlow
 from flexopt.market.distflow import add_branch_flow, add_lindistflow, dispatch_scale
+from flexopt.market.interface import DistributionArea
 from flexopt.market.lines import add_line_limits, read_line_limits
 from flexopt.market.pricing import MultiplierLP, build_supporting_prices
 from flexopt.market.tso import SLACK_PENALTY_EUR
@@ -47,53 +47,6 @@ __all__ = [
     "has_unresolved_overload",
     "read_centralized",
 ]
-
-
-@dataclass(frozen=True, eq=False)
-class DistributionArea:
-    """One DSO as the common market sees it (one feeder copy; congested hours only).
-
-    Attributes
-    ----------
-    dso_id : str
-    bus : int
-        Transmission interface bus.
-    n_feeders : int
-        Identical feeder copies ``n_d``.
-    feeder : Feeder
-    p_mw, q_mvar : ndarray
-        ``[T, n_bus]`` day-ahead net load of one copy.
-    prosumer_id : Index
-        ``[n]`` every prosumer of the DSO (no screening: the common market sees them all).
-    bus_pos : ndarray
-        ``[n]`` feeder bus position of each prosumer.
-    a, b : ndarray
-        ``[n]`` original offer coefficients (€/MW²h, €/MWh).
-    u_max_mw : ndarray
-        ``[T, n]`` power headroom over the baseline (Z2).
-    energy_mwh : ndarray
-        ``[T, n]`` cap on the delivered energy up to each hour (Z3).
-    """
-
-    dso_id: str
-    bus: int
-    n_feeders: int
-    feeder: Feeder
-    p_mw: np.ndarray
-    q_mvar: np.ndarray
-    prosumer_id: pd.Index
-    bus_pos: np.ndarray
-    a: np.ndarray
-    b: np.ndarray
-    u_max_mw: np.ndarray
-    energy_mwh: np.ndarray
-
-    @property
-    def incidence(self) -> np.ndarray:
-        """``[n, n_bus]``: 1 where prosumer ``i`` sits."""
-        m = np.zeros((len(self.bus_pos), self.feeder.n_bus))
-        m[np.arange(len(self.bus_pos)), self.bus_pos] = 1.0
-        return m
 
 
 @dataclass(frozen=True, eq=False)

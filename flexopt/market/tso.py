@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 
+from flexopt.market.interface import DSOBid
 from flexopt.market.lines import add_line_limits, read_line_limits
 from flexopt.market.pricing import MultiplierLP, build_supporting_prices
 
@@ -47,27 +48,6 @@ PRICING_RULES: tuple[str, ...] = ("interface", "last_block")
 _BLOCK_COLUMNS = ("dso_id", "hour", "block", "offered_mw", "accepted_mw", "price_eur_per_mwh")
 #: Penalty on unresolved overload, €/MWh per MW — far above any flexibility price.
 SLACK_PENALTY_EUR = 1e5
-
-
-@dataclass(frozen=True, eq=False)
-class DSOBid:
-    """What a DSO sends to the TSO: its interface bus and increasing block bids per hour.
-
-    Attributes
-    ----------
-    dso_id : str
-    bus : int
-        Transmission interface bus.
-    q_mw : DataFrame
-        hours × blocks, block sizes (MW).
-    price_eur_per_mwh : DataFrame
-        hours × blocks, non-decreasing along the blocks.
-    """
-
-    dso_id: str
-    bus: int
-    q_mw: pd.DataFrame
-    price_eur_per_mwh: pd.DataFrame
 
 
 @dataclass(frozen=True, eq=False)

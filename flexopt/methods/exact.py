@@ -14,24 +14,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from flexopt.dso.approx import ApproxModel
 from flexopt.dso.budget import saving_slack
 from flexopt.dso.dcp import DCPProblem
-from flexopt.dso.exact import (
-    ApproxModel,
-    ExactSolution,
-    add_boundary,
-    build_dcp_exact,
-    check_clearing,
-    read_dcp_exact,
-)
-from flexopt.dso.exact_nlp import build_dcp_nlp
 from flexopt.dso.modification import Factors, unit_factors
 from flexopt.dso.offer import Modification
 from flexopt.errors import FlexoptError
-from flexopt.solve import SolveResult, solve
+
+if TYPE_CHECKING:
+    from flexopt.dso.exact import ExactSolution
+    from flexopt.solve import SolveResult
 
 __all__ = [
     "EXACT_SOLVERS",
@@ -167,6 +163,11 @@ def solve_dcp_exact(
         Naming the problem and the solver's status when no solution was found.
     """
     pr = approx.problem
+    # Pyomo is imported where a model is built: the DSO tasks of the other methods, which
+    # every pool worker loads at its start, then never import it (flexopt.executors)
+    from flexopt.dso.exact import add_boundary, build_dcp_exact, check_clearing, read_dcp_exact
+    from flexopt.solve import solve
+
     model = build_dcp_exact(approx, boundaries=[])
     start = time.perf_counter()
     added: set[tuple[int, int]] = set()
@@ -309,6 +310,10 @@ def solve_dcp_nlp(
     Each step warm-starts from the previous one; the result is the tightest step that
     converged. A *local* optimum, reported as such — compare it on the AC evaluator.
     """
+    from flexopt.dso.exact import check_clearing, read_dcp_exact
+    from flexopt.dso.exact_nlp import build_dcp_nlp
+    from flexopt.solve import solve
+
     m = build_dcp_nlp(problem, eps=schedule[0])
     steps: list[tuple[float, str]] = []
     best: tuple[np.ndarray, np.ndarray, float, float, float] | None = None

@@ -176,7 +176,7 @@ class MarketOptions:
         (``WCAConfig``, ``ExactConfig``, :class:`CentralizedConfig`); ``None`` takes the
         method's defaults.
     workers : int, optional
-        Run the DSO-level stages in a local process pool of this size.
+        Run the DSO-level stages on this many processes (this one and ``workers − 1``).
     threads : int, optional
         Run them on this many threads of this process instead (not with ``workers``).
     scheduler : str, optional

@@ -28,7 +28,7 @@ from flexopt.dso.settlement import DSODispatch, dispatch, settle
 from flexopt.errors import PowerFlowError
 from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance
-from flexopt.market.centralized import DistributionArea
+from flexopt.market.interface import DistributionArea
 from flexopt.methods import CoefficientMethod
 from flexopt.run.microgrids import microgrid_dispatch, microgrid_offers
 
