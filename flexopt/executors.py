@@ -147,7 +147,7 @@ class _Processes:
         return [done[i] for i in range(len(done))]
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
-        feed = _Feed(self.pool, fn, list(items))
+        feed = _Feed(self.pool, fn, list(items), self.key[0])
         for f in self.ready:  # a ready worker's callback runs at once, here
             f.add_done_callback(feed.warmed)
         try:
@@ -174,52 +174,62 @@ class _Processes:
 
 
 class _Feed:
-    """The items of one call, handed out one at a time: to this process between its own
-    tasks, and to each pool worker when it becomes free (its warm-up or its last task done,
-    in the pool's callback thread). A worker holds one item at a time, so none waits in a
-    queue that this process could have run."""
+    """The items of one call, handed out as they are asked for: to this process one at a
+    time between its own tasks, and to each pool worker when it becomes free (its warm-up or
+    its last chunk done, in the pool's callback thread), a chunk of the items left divided
+    by four times the processes (at least one): fewer round trips while many items are
+    left, single items towards the end so that all finish together. (By twice the processes
+    a worker took two of the few long searches at 10 DSOs, 1.24–1.43× instead of 1.61–1.77×
+    on the DSO stages; one at a time, the ~1 ms tasks of S4 and S8 at 30 DSOs lost to
+    serial.) A worker holds one chunk at a time, so none waits in a queue that this process
+    could have run."""
 
-    def __init__(self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A]):
-        self.pool, self.fn, self.items = pool, fn, items
+    def __init__(
+        self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A], n: int
+    ) -> None:
+        self.pool, self.fn, self.items, self.processes = pool, fn, items, n
         self.lock = threading.Lock()
         self.next = self.sent = 0
         self.stopped = False
-        # (position, future) of what the workers finished; a None future: a worker could
-        # not take the item (its pool broke or shut down) and this process runs it
-        self.done: queue.SimpleQueue[tuple[int, concurrent.futures.Future[Any] | None]] = (
+        # (positions, future) of what the workers finished; a None future: a worker could
+        # not take the chunk (its pool broke or shut down) and this process runs it
+        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[Any] | None]] = (
             queue.SimpleQueue()
         )
 
-    def _take(self, remote: bool) -> int | None:
+    def _take(self, remote: bool) -> range:
         with self.lock:
-            if self.stopped or self.next == len(self.items):
-                return None
-            i, self.next = self.next, self.next + 1
-            self.sent += remote
-            return i
+            left = 0 if self.stopped else len(self.items) - self.next
+            k = min(left, max(1, left // (4 * self.processes)) if remote else 1)
+            chunk = range(self.next, self.next + k)
+            self.next += k
+            self.sent += k if remote else 0
+            return chunk
 
     def warmed(self, f: concurrent.futures.Future[Any]) -> None:
         if not f.cancelled() and f.exception() is None:  # a failed warm-up takes no task
             self._send()
 
     def _send(self) -> None:
-        i = self._take(remote=True)
-        if i is None:
+        chunk = self._take(remote=True)
+        if not chunk:
             return
         try:
-            fut = self.pool.submit(self.fn, self.items[i])
+            fut = self.pool.submit(_each, self.fn, [self.items[i] for i in chunk])
         except RuntimeError:  # broken or shut down
-            self.done.put((i, None))
+            self.done.put((chunk, None))
             return
-        fut.add_done_callback(lambda f: self._returned(i, f))
+        fut.add_done_callback(lambda f: self._returned(chunk, f))
 
-    def _returned(self, i: int, f: concurrent.futures.Future[Any]) -> None:
-        self.done.put((i, f))
+    def _returned(self, chunk: range, f: concurrent.futures.Future[Any]) -> None:
+        self.done.put((chunk, f))
         if not f.cancelled() and f.exception() is None:
             self._send()
 
-    def _result(self, i: int, f: concurrent.futures.Future[Any] | None) -> tuple[int, Any]:
-        return i, (_here(self.fn, self.items[i]) if f is None else f.result())
+    def _results(self, chunk: range, f: concurrent.futures.Future[Any] | None) -> list[Any]:
+        if f is None:
+            return [_here(self.fn, self.items[i]) for i in chunk]
+        return list(f.result())
 
     def drain(self) -> Iterator[tuple[int, Any]]:
         """Run items here until none is left, yielding the workers' results as they come,
@@ -227,24 +237,31 @@ class _Feed:
         received = 0
         while True:
             while not self.done.empty():
-                yield self._result(*self.done.get())
-                received += 1
-            i = self._take(remote=False)
-            if i is not None:
-                yield i, _here(self.fn, self.items[i])
+                chunk, f = self.done.get()
+                yield from zip(chunk, self._results(chunk, f), strict=True)
+                received += len(chunk)
+            mine = self._take(remote=False)
+            if mine:
+                yield mine[0], _here(self.fn, self.items[mine[0]])
                 continue
             with self.lock:
                 if received == self.sent:
                     return
             try:  # a timeout: Ctrl-C is seen while waiting
-                yield self._result(*self.done.get(timeout=0.1))
-                received += 1
+                chunk, f = self.done.get(timeout=0.1)
             except queue.Empty:
-                pass
+                continue
+            yield from zip(chunk, self._results(chunk, f), strict=True)
+            received += len(chunk)
 
     def stop(self) -> None:
         with self.lock:
             self.stopped = True
+
+
+def _each(fn: Callable[[A], R], items: list[A]) -> list[R]:
+    """A worker's chunk, in order."""
+    return [fn(x) for x in items]
 
 
 def _here(fn: Callable[[A], R], x: A) -> R:

@@ -171,6 +171,15 @@ def test_no_task_waits_for_a_worker_still_warming_up():
     executors._IDLE.pop((3, _slow_warm)).close()
 
 
+def test_a_warm_pool_returns_every_item_once_in_order():
+    """The worker takes chunks, this process single items: all come back, in order."""
+    with executor(3, warm=warm_worker) as ex:
+        concurrent.futures.wait(ex.ready)
+        assert ex.map(_square, range(200)) == [x * x for x in range(200)]
+        got = list(ex.as_completed(_square, range(50)))
+        assert sorted(got) == [(x, x * x) for x in range(50)]
+
+
 def test_a_task_failing_in_a_worker_raises_here():
     with executor(2, warm=warm_worker) as ex:
         concurrent.futures.wait(ex.ready)
