@@ -3,10 +3,11 @@
 
     python -m benchmarks.executors [--quick] [--repeats N]
 
-In one process: ``run_market`` serially, then with a two-worker pool — the first call
-starts the pool (its workers warm up while the parent runs S1–S2), the later calls reuse
-it — then again with a fresh pool for every call (``flexopt.executors.shutdown()`` between
-calls: the behaviour before pools were kept), and with two threads of the process
+In one process: ``run_market`` serially, then with ``workers=2`` — this process and one
+started worker, which takes tasks once it has warmed up (imports, the compiled sweep) while
+this one runs S1–S2 and whatever tasks come before; the first call starts it, the later calls
+reuse it — then again with a fresh worker for every call (``flexopt.executors.shutdown()``
+between calls: what a single ``flexopt run --workers 2`` does), and with two threads of the process
 (``threads=2``: nothing to start or copy; the DCP search's compiled evaluation holds no
 GIL). Instances: ``rts24-3dso`` and ``flexopt
 generate --transmission case300 --feeder case69 --seed 0`` with 10 and 30 DSOs × 10
