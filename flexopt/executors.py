@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "shutdown"]
 
@@ -39,10 +40,13 @@ CONNECT_TIMEOUT_S = 5.0
 A = TypeVar("A")
 R = TypeVar("R")
 
+_log = logging.getLogger(__name__)
+
 
 class Executor(Protocol):
     """Anything with an order-preserving ``map(fn, items) -> list``, and ``as_completed``:
-    ``(position, result)`` pairs as the items finish (progress, keeping what finished)."""
+    ``(position, result)`` pairs as the items finish (progress, keeping what finished; a
+    process pool's workers return theirs a chunk at a time)."""
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]: ...
 
@@ -127,7 +131,9 @@ class _Processes:
     that is still importing: until then this process runs the tasks itself, as the serial
     executor would. (A pool of ``workers`` processes used to leave this one idle and lose
     to serial on every small run: 1.2 s of imports per worker against half a second of
-    DSO work, ``benchmarks/executors.py``.)
+    DSO work, ``benchmarks/executors.py``.) A worker whose warm-up raises takes nothing; the
+    pool is then not kept. The warm-ups are not tied to workers: with three or more
+    processes a fast worker may run two, and a chunk may wait for a worker still starting.
     """
 
     def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
@@ -139,8 +145,26 @@ class _Processes:
         self.pool = ProcessPoolExecutor(
             max_workers=workers - 1, mp_context=mp.get_context("spawn"), initializer=_init_worker
         )
+        self.lock = threading.Lock()
+        self.active: set[_Feed[Any, Any]] = set()  # the calls running now
+        self.failed: BaseException | None = None
         # one per worker: each submit starts a process now
         self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
+        for f in self.ready:  # one callback each for the pool's life (feeds come and go)
+            f.add_done_callback(self._warmed)
+
+    def _warmed(self, f: concurrent.futures.Future[Any]) -> None:
+        """A warm-up ended (in the pool's thread): hand the worker to the running calls."""
+        if f.cancelled():
+            return
+        if (err := f.exception()) is not None:
+            self.failed = err
+            _log.warning("a pool worker failed to warm up and takes no task: %r", err)
+            return
+        with self.lock:
+            feeds = list(self.active)
+        for feed in feeds:
+            feed.warmed(f)
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         done = dict(self.as_completed(fn, items))
@@ -148,32 +172,45 @@ class _Processes:
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
         feed = _Feed(self.pool, fn, list(items), self.key[0])
-        for f in self.ready:  # a ready worker's callback runs at once, here
-            f.add_done_callback(feed.warmed)
         try:
+            with self.lock:
+                self.active.add(feed)
+            for f in self.ready:  # the workers warm already (the others join when they are)
+                if f.done():
+                    feed.warmed(f)
             yield from feed.drain()
         finally:
+            with self.lock:
+                self.active.discard(feed)
             feed.stop()
 
     @classmethod
     def get(cls, workers: int, warm: Callable[[], None] | None) -> _Processes:
         """An idle pool of this shape, or a new one."""
         pool = _IDLE.pop((workers, warm), None)
-        return pool if pool is not None and not _broken(pool) else cls(workers, warm)
+        return pool if pool is not None and pool.usable() else cls(workers, warm)
+
+    def usable(self) -> bool:
+        return not getattr(self.pool, "_broken", False) and self.failed is None
 
     def release(self) -> None:
-        """Back to the idle pools (one per shape: a second one is shut down)."""
-        if self.key in _IDLE or _broken(self):
+        """Back to the idle pools (one per shape: a second one is shut down); calls left
+        unfinished (a generator dropped) hand out nothing more."""
+        with self.lock:
+            for feed in self.active:
+                feed.stop()
+        if self.key in _IDLE or not self.usable():
             self.close()
         else:
             _IDLE[self.key] = self
 
     def close(self) -> None:
-        # an interrupted run leaves queued tasks behind: do not start them
+        # an interrupted run leaves queued tasks behind: do not start them (a worker's
+        # running chunk finishes first)
         self.pool.shutdown(cancel_futures=True)
 
 
-class _Feed:
+class _Feed(Generic[A, R]):
     """The items of one call, handed out as they are asked for: to this process one at a
     time between its own tasks, and to each pool worker when it becomes free (its warm-up or
     its last chunk done, in the pool's callback thread), a chunk of the items left divided
@@ -182,7 +219,7 @@ class _Feed:
     a worker took two of the few long searches at 10 DSOs, 1.24–1.43× instead of 1.61–1.77×
     on the DSO stages; one at a time, the ~1 ms tasks of S4 and S8 at 30 DSOs lost to
     serial.) A worker holds one chunk at a time, so none waits in a queue that this process
-    could have run."""
+    could have run; its results arrive a chunk at a time."""
 
     def __init__(
         self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A], n: int
@@ -191,9 +228,10 @@ class _Feed:
         self.lock = threading.Lock()
         self.next = self.sent = 0
         self.stopped = False
-        # (positions, future) of what the workers finished; a None future: a worker could
-        # not take the chunk (its pool broke or shut down) and this process runs it
-        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[Any] | None]] = (
+        self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
+        # (positions, future) of what the workers finished; a None future: the pool would
+        # not take the chunk (it broke or shut down before) and this process runs it
+        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[list[R]] | None]] = (
             queue.SimpleQueue()
         )
 
@@ -207,8 +245,12 @@ class _Feed:
             return chunk
 
     def warmed(self, f: concurrent.futures.Future[Any]) -> None:
-        if not f.cancelled() and f.exception() is None:  # a failed warm-up takes no task
-            self._send()
+        """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""
+        with self.lock:
+            if f in self.started or f.cancelled() or f.exception() is not None:
+                return
+            self.started.add(f)
+        self._send()
 
     def _send(self) -> None:
         chunk = self._take(remote=True)
@@ -216,22 +258,22 @@ class _Feed:
             return
         try:
             fut = self.pool.submit(_each, self.fn, [self.items[i] for i in chunk])
-        except RuntimeError:  # broken or shut down
+        except Exception:  # broken, shut down, or a worker that could not start
             self.done.put((chunk, None))
             return
         fut.add_done_callback(lambda f: self._returned(chunk, f))
 
-    def _returned(self, chunk: range, f: concurrent.futures.Future[Any]) -> None:
+    def _returned(self, chunk: range, f: concurrent.futures.Future[list[R]]) -> None:
         self.done.put((chunk, f))
         if not f.cancelled() and f.exception() is None:
             self._send()
 
-    def _results(self, chunk: range, f: concurrent.futures.Future[Any] | None) -> list[Any]:
+    def _results(self, chunk: range, f: concurrent.futures.Future[list[R]] | None) -> list[R]:
         if f is None:
             return [_here(self.fn, self.items[i]) for i in chunk]
-        return list(f.result())
+        return f.result()  # a task's error (or a broken pool) is raised here
 
-    def drain(self) -> Iterator[tuple[int, Any]]:
+    def drain(self) -> Iterator[tuple[int, R]]:
         """Run items here until none is left, yielding the workers' results as they come,
         then wait for the workers' last ones."""
         received = 0
@@ -275,10 +317,6 @@ def _here(fn: Callable[[A], R], x: A) -> R:
         return fn(x)
     finally:
         numba.set_num_threads(n)
-
-
-def _broken(p: _Processes) -> bool:
-    return bool(getattr(p.pool, "_broken", False))
 
 
 def shutdown() -> None:
@@ -353,7 +391,9 @@ def executor(
         does not answer within :data:`CONNECT_TIMEOUT_S` raises ``ConnectionError``.
     warm : callable, optional
         A module-level function each new pool worker runs at once (imports, compiled
-        kernels), while the caller goes on; pools are kept per ``(workers, warm)``.
+        kernels), while the caller goes on; a worker takes tasks only once it has returned
+        (one whose warm-up raises takes none: a warning is logged and the pool not kept).
+        Pools are kept per ``(workers, warm)``.
     threads : int, optional
         ``> 1``: that many threads of this process (when neither ``scheduler`` nor
         ``workers > 1`` is given), started for the block and stopped after it.

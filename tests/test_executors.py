@@ -29,6 +29,7 @@ def _summary(res) -> dict:
 )
 def test_executors_preserve_order(workers, scheduler, threads):
     with executor(workers, scheduler, threads=threads) as ex:
+        concurrent.futures.wait(getattr(ex, "ready", ()))  # a pool's worker takes items too
         assert ex.map(_square, range(7)) == [0, 1, 4, 9, 16, 25, 36]
         assert sorted(ex.as_completed(_square, range(4))) == [(0, 0), (1, 1), (2, 4), (3, 9)]
 
@@ -118,12 +119,16 @@ def _pid(_: int) -> int:
 
 
 def _slow_warm() -> None:
-    time.sleep(6)
+    time.sleep(3)
 
 
-def _fails_on_three(x: int) -> int:
-    if x == 3:
-        raise ValueError("three")
+def _failing_warm() -> None:
+    raise OSError("no flexopt here")
+
+
+def _fails_on_zero(x: int) -> int:
+    if x == 0:
+        raise ValueError("zero")
     return x
 
 
@@ -139,7 +144,7 @@ def test_process_pools_start_once_and_are_reused():
         assert set(first.map(_pid, range(40))) == workers | {os.getpid()}
     with executor(2, warm=warm_worker) as second:
         assert second is first
-        assert set(second.pool._processes) == workers
+        assert set(second.map(_pid, range(40))) == workers | {os.getpid()}
     seen: list[object] = []
 
     def interrupted() -> None:
@@ -181,10 +186,22 @@ def test_a_warm_pool_returns_every_item_once_in_order():
 
 
 def test_a_task_failing_in_a_worker_raises_here():
+    """A warm worker takes the first chunk as the call starts: item 0 fails there."""
     with executor(2, warm=warm_worker) as ex:
         concurrent.futures.wait(ex.ready)
-        with pytest.raises(ValueError, match="three"):
-            ex.map(_fails_on_three, range(8))
+        with pytest.raises(ValueError, match="zero"):
+            ex.map(_fails_on_zero, range(8))
+
+
+def test_a_worker_whose_warm_up_fails_takes_nothing(caplog):
+    """Its pool runs everything here, says so, and is not kept for the next call."""
+    from flexopt import executors
+
+    with executor(2, warm=_failing_warm) as ex:
+        concurrent.futures.wait(ex.ready)
+        assert set(ex.map(_pid, range(6))) == {os.getpid()}
+    assert "failed to warm up" in caplog.text
+    assert (2, _failing_warm) not in executors._IDLE
 
 
 def test_dso_tasks_do_not_import_pyomo():

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
 __all__ = ["DayAheadData", "build_day_ahead", "read_day_ahead"]
 
 
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
 def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(importlib.import_module("flexopt.market.day_ahead"), name)

@@ -45,7 +45,7 @@ def run_market(
         Seed of every random draw (Monte Carlo PLF; per DSO ``(seed, k)`` for the methods).
     **options
         Flat options (:class:`MarketOptions`, the method's config, the DSO coefficient problem),
-        e.g. ``wca_iter=100``, ``dcp_weight=0.8``, ``workers=2`` (process pool), ``threads=2`` or
+        e.g. ``wca_iter=100``, ``dcp_weight=0.8``, ``workers=2`` (this process and one worker), ``threads=2`` or
         ``scheduler="tcp://…"`` (Dask). Unknown names raise ``TypeError``; an option that does
         not apply to ``method`` raises :class:`~flexopt.errors.OptionError`.
 

@@ -260,7 +260,8 @@ def compare(
     options : mapping, optional
         Options shared by every run they apply to (``wca_iter=20``).
     workers, scheduler : optional
-        Run the runs in a local process pool, or on a Dask cluster.
+        Run the runs on ``workers`` processes (this one and ``workers − 1`` started), or on
+        a Dask cluster.
     force : bool
         Replace a run folder holding a run with other options or of another instance
         (otherwise an error, before any work).

@@ -64,8 +64,15 @@ def test_a_registered_method_runs_end_to_end(rts, toy):
 
 def test_a_registered_method_runs_in_worker_processes(rts, toy):
     """Tasks carry the method itself, so spawned workers need no registration of their own."""
+    import concurrent.futures
+
+    from flexopt import executors
+    from flexopt.run.tasks import warm_worker
+
     serial = run_market(rts, "beta09")
-    pool = run_market(rts, "beta09", workers=2)
+    run_market(rts, "beta09", workers=2)  # starts the worker
+    concurrent.futures.wait(executors._IDLE[(2, warm_worker)].ready)
+    pool = run_market(rts, "beta09", workers=2)  # the warm worker takes tasks
     assert pool.tables["settlement"].equals(serial.tables["settlement"])
 
 
