@@ -1,7 +1,7 @@
 """Process pools that start once, and threads: repeated runs with ``workers=2`` and with
 ``threads=2`` against serial runs.
 
-    python -m benchmarks.executors [--quick] [--repeats N]
+    python -m benchmarks.executors [--quick] [--repeats N] [--round-trips]
 
 In one process: ``run_market`` serially, then with ``workers=2`` — this process and one
 started worker, which takes tasks once it has warmed up (imports, the compiled sweep) while
@@ -41,6 +41,48 @@ def timed(inst: object, workers: int | None, threads: int | None = None) -> tupl
     return wall, sum(res.timings.get(k, 0.0) for k in DSO_STAGES)
 
 
+def _echo(x: int) -> int:
+    return x
+
+
+def round_trips(n: int = 200) -> dict[str, float]:
+    """Microseconds per round trip of a trivial task through a warm one-worker
+    ``ProcessPoolExecutor``: this thread waiting for it, or busy meanwhile in pure Python or
+    in small pandas operations (as S4 and S8 are) — the pool's own threads in this process
+    need the GIL to pass each task and result on."""
+    import concurrent.futures
+    import multiprocessing as mp
+
+    import numpy as np
+
+    out: dict[str, float] = {}
+    frame = pd.DataFrame(np.random.default_rng(0).random((50, 5)))
+    busy = {
+        "waiting": None,
+        "pure Python": lambda: sum(range(50)),
+        "pandas": lambda: frame.loc[frame[0] > 0.5, 1].sum(),
+    }
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        pool.submit(_echo, 0).result()
+        for how, work in busy.items():
+            done: list[float] = []
+
+            def chain(_: object, done: list[float] = done) -> None:
+                done.append(time.perf_counter())
+                if len(done) < n:
+                    pool.submit(_echo, 1).add_done_callback(chain)
+
+            start = time.perf_counter()
+            pool.submit(_echo, 1).add_done_callback(chain)
+            while len(done) < n:
+                if work is None:
+                    time.sleep(1e-4)
+                else:
+                    work()
+            out[how] = 1e6 * (time.perf_counter() - start) / n
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     import flexopt as fx
     from flexopt import executors
@@ -49,7 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="rts24-3dso and 10 DSOs only")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--round-trips", action="store_true", help="only the pool's round trip, idle or busy"
+    )
     args = ap.parse_args(argv)
+    if args.round_trips:
+        for how, us in round_trips().items():
+            print(f"round trip, this thread {how}: {us:,.0f} µs")
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("rts24-3dso", ROOT / "instances" / "rts24-3dso")]
