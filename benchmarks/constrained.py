@@ -9,7 +9,10 @@ and CEC2006 g01–g06 (pymoo's definitions). Every method sees the same inequali
 evaluations. flexopt's WCA uses Deb's rules (``models/wca.md`` W5) with its defaults (on
 constrained problems the authors' constrained settings plus flexopt's new cycles and rain on
 some coordinates: W4d, deviations 8–9), with ε-levels (W5a), and as the reference's one cycle
-(``ONE_CYCLE``, with the authors' constrained settings), alone and with ε-levels; mealpy gets the
+(``ONE_CYCLE``, with the authors' constrained settings), alone and with ε-levels; the
+defaults with a rain chance of 0.2 (deviation 10) and with rain along the seas' trajectory
+(deviation 11), without and with ε-levels, and with rain at the sea with two coordinates
+exchanged (deviation 12); mealpy gets the
 constraints as a penalty (the adapter); pymoo's DE and ISRES their own constraint handling
 (feasibility first, stochastic ranking). A run counts as feasible when its reported point,
 evaluated by the same problem for every method, has zero violation. Needs the ``compare``
@@ -239,6 +242,16 @@ METHODS.update(
         "flexopt WCA, ε = 0.5": _flexopt(epsilon=0.5),  # W5a, deviation 6
         "flexopt WCA, one cycle": _flexopt(**ONE_CYCLE),
         "flexopt WCA, one cycle + ε = 0.5": _flexopt(**ONE_CYCLE, epsilon=0.5),
+        # rivers' streams rain with chance 0.2, not 0.1 (deviation 10): g02 against the rest
+        "flexopt WCA, rain 0.2": _flexopt(rain_chance=0.2),
+        # the sea's streams also rain along its trajectory, chance 0.3 (deviation 11)
+        "flexopt WCA, trajectory": _flexopt(trajectory_rain=0.3),
+        "flexopt WCA, trajectory + ε = 0.5": _flexopt(trajectory_rain=0.3, epsilon=0.5),
+        # the sea's streams also rain with two coordinates of the same bounds exchanged
+        # (deviation 12): chance 0.05 with ε-levels is the best g03 row, 0.2 the best g02 one
+        "flexopt WCA, exchange 0.05": _flexopt(exchange_rain=0.05),
+        "flexopt WCA, exchange 0.05 + ε = 0.5": _flexopt(exchange_rain=0.05, epsilon=0.5),
+        "flexopt WCA, exchange 0.2": _flexopt(exchange_rain=0.2),
         "mealpy OriginalWCA": _mealpy,
         "pymoo DE": lambda p, e, s: run_pymoo(p, "DE", e, s),
         "pymoo ISRES": lambda p, e, s: run_pymoo(p, "ISRES", e, s),
@@ -269,6 +282,7 @@ def table(df: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=25)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first … first + seeds − 1")
     ap.add_argument("--evals", type=int, default=50_000)
     ap.add_argument("--quick", action="store_true", help="3 seeds, 10 000 evaluations")
     ap.add_argument("--methods", nargs="*", default=list(METHODS))
@@ -285,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     for prob in args.problems:
         p = PROBLEMS[prob][0]()
         for method in args.methods:
-            for seed in range(seeds):
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 f, v, t = METHODS[method](p, evals, seed)
                 rows.append(
                     {

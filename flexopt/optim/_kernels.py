@@ -137,12 +137,18 @@ challenge = _compile(_challenge)
 
 
 def _evaporation(
-    X: np.ndarray, chance: np.ndarray, d2: float, plan: np.ndarray, rain: np.ndarray
+    X: np.ndarray,
+    chance: np.ndarray,
+    d2: float,
+    plan: np.ndarray,
+    rain: np.ndarray,
+    rain_chance: float,
 ) -> int:
     """Which points rain (W4 iii), marked in ``rain[n_pop]``: river ``r``'s streams when
-    ``chance[r − 1] < 0.1`` or ``‖X_sea − X_r‖² < d2``; a stream of the sea (``plan[3, r]``)
-    within ``d2`` of the sea. Returns how many are marked, or :data:`AMBIGUOUS` when a
-    distance lies within rounding of ``d2`` (the caller decides with numpy, bit for bit)."""
+    ``chance[r − 1] < rain_chance`` (0.1 in the reference) or ``‖X_sea − X_r‖² < d2``; a
+    stream of the sea (``plan[3, r]``) within ``d2`` of the sea. Returns how many are marked,
+    or :data:`AMBIGUOUS` when a distance lies within rounding of ``d2`` (the caller decides
+    with numpy, bit for bit)."""
     n_riv = chance.shape[0]
     d = X.shape[1]
     far = d2 * (1.0 + _MARGIN)
@@ -159,7 +165,9 @@ def _evaporation(
         if abs(s - d2) <= _MARGIN * d2:
             return AMBIGUOUS
         near = s < d2
-        rain[r] = (near or chance[r - 1] < 0.1) if r <= n_riv else (near and plan[3, r] != 0)
+        rain[r] = (
+            (near or chance[r - 1] < rain_chance) if r <= n_riv else (near and plan[3, r] != 0)
+        )
         count += rain[r]
     return count
 
@@ -184,13 +192,15 @@ def _tell_round(
     c: float,
     d2: float,
     constrained: bool,
+    rain_chance: float,
 ) -> int:
     """After round ``i``, whose rows start at ``rounds[i, 0]``: store its objective ``f[:, 0]``
     (and violation ``v``), let the best stream of each of its groups ``(leader, first row,
     end row)``, rows ``rounds[i, 3]:rounds[i, 4]`` of ``groups``, swap with its leader when
-    better, then the best river with the sea when ``rounds[i, 2]`` (W4 i–ii). Then, when there is a next round, let it flow
-    (:func:`flow_rows`, rows ``rounds[i + 1, :2]``); after the last, mark the points that rain
-    (:func:`evaporation`, ``draws`` ending with the rivers' rain chances).
+    better, then the best river with the sea when ``rounds[i, 2]`` (W4 i–ii). Then, when there
+    is a next round, let it flow (:func:`flow_rows`, rows ``rounds[i + 1, :2]``); after the
+    last, mark the points that rain (:func:`evaporation`, ``draws`` ending with the rivers'
+    rain chances, compared with ``rain_chance``).
 
     Returns :data:`NAN_OBJECTIVE` (changing nothing) when a value is NaN, else what
     :func:`evaporation` returns after the last round, else 0."""
@@ -210,7 +220,7 @@ def _tell_round(
     if i + 1 < rounds.shape[0]:
         flow_rows(X, box, draws, c, rounds[i + 1, 0], rounds[i + 1, 1], plan)
         return 0
-    count: int = evaporation(X, draws[draws.shape[0] - n_sr + 1 :], d2, plan, rain)
+    count: int = evaporation(X, draws[draws.shape[0] - n_sr + 1 :], d2, plan, rain, rain_chance)
     return count
 
 

@@ -15,7 +15,15 @@ import numpy as np
 
 from flexopt.optim.core import deb_better, deb_order
 
-__all__ = ["CONSTRAINED_RESTART", "COORDINATE_SHARE", "STALL_TOL", "CycleState", "WaterCycle"]
+__all__ = [
+    "CONSTRAINED_RESTART",
+    "COORDINATE_SHARE",
+    "RAIN_CHANCE",
+    "STALL_TOL",
+    "TRAJECTORY",
+    "CycleState",
+    "WaterCycle",
+]
 
 #: relative decrease of a feasible sea's objective that counts as progress for ``restart``
 #: (W4d): smaller steps are the creeping of a sea along an active constraint, which the
@@ -27,6 +35,16 @@ COORDINATE_SHARE = 0.2
 #: ``restart`` on a problem with constraints unless given: with ``river_rain="coordinates"``
 #: the best configuration measured on constrained problems (``models/wca.md``, W4d)
 CONSTRAINED_RESTART = 30
+#: seas of a cycle kept for ``trajectory_rain`` (deviation 11): the last 20 distinct ones
+TRAJECTORY = 20
+#: the reference's chance that a river's streams rain in an iteration (W4 iii); ``rain_chance``
+#: sets another (opt-in)
+RAIN_CHANCE = 0.1
+
+
+def _share(x: object) -> bool:
+    """Whether ``x`` is a real number (not a bool) in [0, 1]."""
+    return not isinstance(x, bool) and isinstance(x, int | float) and 0 <= x <= 1
 
 
 class CycleState(Protocol):
@@ -41,6 +59,9 @@ class CycleState(Protocol):
     n_sr: int
     d_max: float
     river_rain: Literal["uniform", "coordinates"]
+    rain_chance: float
+    trajectory_rain: float
+    exchange_rain: float
     _groups: list[np.ndarray]  # rows of each leader's streams
     _sea_stream: np.ndarray
 
@@ -59,6 +80,8 @@ class WaterCycle(CycleState):
     cycles: int = 0
     _reference: tuple[float, float] = (math.inf, math.inf)  # the sea at its last progress
     _stall: int = 0  # iterations since
+    _seas: list[np.ndarray]  # the cycle's last distinct seas, oldest first (deviation 11)
+    _pairs: np.ndarray  # [2, n] coordinates with the same bounds, i < j (deviation 12)
 
     n_pop: int
     ns: np.ndarray
@@ -84,9 +107,20 @@ class WaterCycle(CycleState):
         restart: int | None,
         river_rain: Literal["uniform", "coordinates"] | None,
         evaporation_rate: bool,
+        rain_chance: float = RAIN_CHANCE,
+        trajectory_rain: float = 0.0,
+        exchange_rain: float = 0.0,
     ) -> None:
         """Check and keep the options of this module as given (``None``: by the problem, in
         :meth:`_cycle_defaults`)."""
+        if not (_share(rain_chance) and rain_chance != 0):
+            raise ValueError(f"rain_chance must be in (0, 1], got {rain_chance!r}")
+        if not _share(trajectory_rain):
+            raise ValueError(f"trajectory_rain must be in [0, 1], got {trajectory_rain!r}")
+        if not _share(exchange_rain):
+            raise ValueError(f"exchange_rain must be in [0, 1], got {exchange_rain!r}")
+        self.rain_chance, self.trajectory_rain = float(rain_chance), float(trajectory_rain)
+        self.exchange_rain = float(exchange_rain)
         if restart is not None and not (
             isinstance(restart, int) and not isinstance(restart, bool) and restart >= 0
         ):
@@ -109,6 +143,11 @@ class WaterCycle(CycleState):
             self.restart = CONSTRAINED_RESTART if self._constrained and not waits else 0
         if river_rain is None:
             self.river_rain = "coordinates" if self._constrained and self.restart else "uniform"
+        # the pairs of coordinates with the same bounds, i < j, row-major (deviation 12);
+        # none looked for when off (d² comparisons)
+        lo, hi = self.lower, self.upper
+        same = np.equal.outer(lo, lo) & np.equal.outer(hi, hi) if self.exchange_rain else [[]]
+        self._pairs = np.array(np.nonzero(np.triu(same, 1)), dtype=np.intp).reshape(2, -1)
 
     @property
     def best_x(self) -> np.ndarray:
@@ -133,9 +172,11 @@ class WaterCycle(CycleState):
 
     def _evaporate(self) -> None:
         """Evaporation and raining (W4 iii): rivers' streams rain when the river is within
-        ``d_max`` of the sea or by chance (0.1); the sea's streams rain when within ``d_max``."""
+        ``d_max`` of the sea or by chance (``rain_chance``, the reference's 0.1); the sea's
+        streams rain when within ``d_max``."""
         sea = self.X[0]
-        rain = [u < 0.1 for u in self._chance.tolist()]
+        p = self.rain_chance
+        rain = [u < p for u in self._chance.tolist()]
         gap = np.subtract(self._x_below_sea, sea, out=self._gap)
         dist2 = np.einsum("ij,ij->i", gap, gap, out=self._dist2)
         d2 = self.d_max**2
@@ -184,13 +225,62 @@ class WaterCycle(CycleState):
 
     def _close_iteration(self) -> None:
         """After the iteration's rain, both engines: the evaporation rate's rain (W4c),
-        ``d_max``'s decay, the iteration count, then the best seen and a new cycle (W4d)."""
+        ``d_max``'s decay, the iteration count, then the best seen and a new cycle (W4d);
+        first the rain along the seas' trajectory (deviation 11), then the exchange rain
+        (deviation 12)."""
+        if self.trajectory_rain:
+            self._rain_on_trajectory()
+        if self.exchange_rain and self._pairs.shape[1]:
+            self._rain_exchanged()
         if self.evaporation_rate:
             self._evaporate_by_rate()
         self.d_max -= self.d_max / self.max_it
         self.n_iter += 1
         if self.restart:
             self._watch_the_sea()
+
+    def _rain_on_trajectory(self) -> None:
+        """Deviation 11: the sea joins the cycle's last :data:`TRAJECTORY` distinct seas
+        ``H``; then each stream of the sea rains with chance ``trajectory_rain`` at
+        ``clip(X_sea + H_a − H_b)``, ``a ≠ b`` drawn uniformly — steps along the directions
+        and at the scales in which the sea has been moving (on an active constraint: along
+        it). Needs two seas; the generator is called as ``random(NS_sea)``, then, when a
+        stream rains, ``integers`` for ``a`` and for ``b``."""
+        sea = self.X[0]
+        if not self._seas or not np.array_equal(self._seas[-1], sea):
+            self._seas.append(sea.copy())
+            del self._seas[:-TRAJECTORY]
+        n = len(self._seas)
+        if n < 2:
+            return
+        rows = self.n_sr + np.flatnonzero(self._sea_stream)
+        rows = rows[self.rng.random(rows.size) < self.trajectory_rain]
+        if rows.size:
+            a = self.rng.integers(0, n, size=rows.size)
+            b = self.rng.integers(0, n - 1, size=rows.size)
+            b += b >= a  # a ≠ b
+            seas = np.array(self._seas)
+            self.X[rows] = np.clip(sea + (seas[a] - seas[b]), self.lower, self.upper)
+
+    def _rain_exchanged(self) -> None:
+        """Deviation 12: each stream of the sea rains with chance ``exchange_rain`` at the sea
+        with the values ``a, b`` of two coordinates exchanged, a pair drawn uniformly from
+        those with the same bounds (so it stays in the box). Flowing back through the sea
+        (W3) it moves the pair to ``(a, b) + t (b − a, a − b)``, ``t ∈ [−1, 1]``: their sum
+        stays, their product changes by ``t (1 − t)(a − b)²``, their squares' sum by
+        ``−2 t (1 − t)(a − b)²`` — along constraints symmetric in the coordinates where the
+        pair differs little, a reassignment of values where it differs a lot. Calls the generator as
+        ``random(NS_sea)``, then, when a stream rains, ``integers`` for the pairs; never
+        without a pair."""
+        sea = self.X[0]
+        rows = self.n_sr + np.flatnonzero(self._sea_stream)
+        rows = rows[self.rng.random(rows.size) < self.exchange_rain]
+        if rows.size:
+            i, j = self._pairs[:, self.rng.integers(0, self._pairs.shape[1], size=rows.size)]
+            new = np.repeat(sea[np.newaxis], rows.size, axis=0)
+            k = np.arange(rows.size)
+            new[k, i], new[k, j] = sea[j], sea[i]
+            self.X[rows] = new
 
     def _evaporate_by_rate(self) -> None:
         """The authors' evaporation rate (ER-WCA, W4c): ``ER = mean(NS_rivers) · rand``; the
@@ -226,5 +316,6 @@ class WaterCycle(CycleState):
         self.F = np.full(self.n_pop, np.inf)
         self.V = np.zeros(self.n_pop)
         self.phase = "init"
+        self._seas = []
         self.cycles += 1
         self._reference, self._stall = (math.inf, math.inf), 0

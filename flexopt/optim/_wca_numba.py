@@ -93,6 +93,7 @@ class CompiledRounds:
         self.c, self.n_sr = float(wca.c), wca.n_sr
         self.constrained = wca._constrained
         self.d2 = wca.d_max**2
+        self.rain_chance = float(wca.rain_chance)
         self.tell_round = k.tell_round
 
     def ask(self) -> np.ndarray:
@@ -128,6 +129,7 @@ class CompiledRounds:
             self.c,
             self.d2,
             constrained,
+            self.rain_chance,
         )
         if status == k.NAN_OBJECTIVE:
             self.wca._raise_nan(ev)

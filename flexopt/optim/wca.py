@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 
 import numpy as np
 
-from flexopt.optim._rain import CONSTRAINED_RESTART, WaterCycle
+from flexopt.optim._rain import CONSTRAINED_RESTART, RAIN_CHANCE, WaterCycle
 from flexopt.optim.core import Algorithm, Evaluation, check_values, deb_better, deb_order
 from flexopt.optim.streams import allocate_streams, flow
 
@@ -73,10 +73,9 @@ class WCA(WaterCycle, Algorithm):
         many remain in the budget, the whole population rains uniformly in the box and is
         evaluated as a first population (``Npop`` evaluations); the best point seen is kept
         and reported. ``0`` is off. Default: off, or :data:`CONSTRAINED_RESTART` (30) when
-        the problem has constraints — with ``river_rain="coordinates"`` the best
-        configuration ``models/wca.md`` measured on constrained problems, at budgets of
-        1 000 iterations; off when the run stops after ``stall_iter ≤ 30`` stalled
-        iterations (no cycle could start). Resolved per problem when a run starts.
+        the problem has constraints (with ``river_rain="coordinates"`` the best configuration
+        ``models/wca.md`` measured on them, at budgets of 1 000 iterations) and the run does
+        not stop after ``stall_iter ≤ 30`` stalled iterations; resolved when a run starts.
     river_rain : {"uniform", "coordinates"}, optional
         How a river's streams rain (W4 iii): uniformly in the box (the reference), or as
         copies of their river with a fifth of their coordinates, at least one, re-drawn
@@ -85,8 +84,15 @@ class WCA(WaterCycle, Algorithm):
     evaporation_rate : bool
         The authors' evaporation rate (ER-WCA, Sadollah et al. 2015; W4c): a river with
         fewer streams than ``mean(NS) · rand`` also rains when ``exp(−t/max_it) < rand``.
-        Default off (the standard version). ``restart``, ``river_rain`` and
-        ``evaporation_rate`` run in code both engines share: their runs stay identical.
+        Default off (the standard version). Shared code runs it and the options above and
+        below in both engines: their runs stay identical.
+    rain_chance : float, in (0, 1]
+        Chance that a river's streams rain in an iteration (W4 iii; deviation 10 when not the
+        reference's 0.1, the default).
+    trajectory_rain, exchange_rain : float, in [0, 1]
+        Chance that a stream of the sea rains after each iteration at ``X_sea + H_a − H_b``,
+        ``H`` the cycle's last 20 distinct seas (deviation 11), or at the sea with two
+        coordinates of the same bounds exchanged (deviation 12). ``0`` (default) is off.
 
     Notes
     -----
@@ -113,10 +119,9 @@ class WCA(WaterCycle, Algorithm):
     4. Rained streams keep their previous cost until they next flow (as the reference code
        does): they are not evaluated when re-drawn.
     5–7. The budget's last batch, ε-levels (opt-in) and the warm start: ``models/wca.md``.
-    8. *New cycles* (``restart``; by default on constrained problems only): the reference
-       runs one cycle.
-    9. *Rain on some coordinates* (``river_rain="coordinates"``; by default on constrained
-       problems only).
+    8–9. *New cycles* (``restart``; the reference runs one cycle), *rain on some coordinates*
+       (``river_rain="coordinates"``): by default on constrained problems only.
+    10–12. *Rain chance*, *rain along the seas' trajectory*, *exchange rain* (opt-in).
 
     References
     ----------
@@ -150,21 +155,20 @@ class WCA(WaterCycle, Algorithm):
         restart: int | None = None,
         river_rain: Literal["uniform", "coordinates"] | None = None,
         evaporation_rate: bool = False,
+        rain_chance: float = RAIN_CHANCE,
+        trajectory_rain: float = 0.0,
+        exchange_rain: float = 0.0,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
         if n_pop < 2 * n_sr:
-            raise ValueError(
-                f"n_pop must be ≥ 2·n_sr = {2 * n_sr} (one stream per leader), got {n_pop}"
-            )
+            raise ValueError(f"n_pop must be ≥ 2·n_sr = {2 * n_sr}, got {n_pop}")
         if d_max is not None and not d_max > 0:
             raise ValueError(f"d_max must be > 0, got {d_max}")
         if not 0 < c <= 2:
             raise ValueError(f"c must be in (0, 2], got {c}")
         if sea_stream_rand not in ("scalar", "vector"):
-            raise ValueError(
-                f"sea_stream_rand must be 'scalar' or 'vector', got {sea_stream_rand!r}"
-            )
+            raise ValueError(f"sea_stream_rand must be 'scalar' or 'vector': {sea_stream_rand!r}")
         if raining not in (None, "uniform", "gaussian"):
             raise ValueError(f"raining must be 'uniform' or 'gaussian', got {raining!r}")
         if not mu > 0:
@@ -175,7 +179,8 @@ class WCA(WaterCycle, Algorithm):
             raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
         if not 0 <= epsilon < 1:
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
-        self._cycle_options(restart, river_rain, evaporation_rate)
+        rains = (rain_chance, trajectory_rain, exchange_rain)
+        self._cycle_options(restart, river_rain, evaporation_rate, *rains)
         self.engine, self.epsilon = engine, epsilon
         self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
         if self.initial is not None and self.initial.shape[0] > n_pop:
@@ -210,7 +215,7 @@ class WCA(WaterCycle, Algorithm):
         # the best seen is kept apart from the sea when the sea may be ε-feasible only or
         # may rain away with its population (W5a, W4d)
         self._track = self._eps or self.restart > 0
-        self.cycles, self._reference, self._stall = 0, (np.inf, np.inf), 0
+        self.cycles, self._reference, self._stall, self._seas = 0, (np.inf, np.inf), 0, []
         self._rivers = slice(1, self.n_sr)
         budget = self.termination.iteration_budget(self.evals_per_iter, self.initial_evals)
         self.max_it = budget if budget else 1000

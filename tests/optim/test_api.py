@@ -212,10 +212,10 @@ def test_evaporation_defers_to_numpy_within_rounding_of_d_max():
     plan = np.zeros((4, 3), dtype=np.intp)
     rain = np.zeros(3, dtype=bool)
     chance = np.array([0.5])
-    assert _kernels.evaporation(X, chance, (5e-3) ** 2, plan, rain) == _kernels.AMBIGUOUS
-    assert _kernels.evaporation(X, chance, 1e-2**2, plan, rain) == 1  # the river is near
+    assert _kernels.evaporation(X, chance, (5e-3) ** 2, plan, rain, 0.1) == _kernels.AMBIGUOUS
+    assert _kernels.evaporation(X, chance, 1e-2**2, plan, rain, 0.1) == 1  # the river is near
     assert rain.tolist() == [False, True, False]
-    assert _kernels.evaporation(X, chance, 1e-32, plan, rain) == 0
+    assert _kernels.evaporation(X, chance, 1e-32, plan, rain, 0.1) == 0
 
 
 def test_initial_points_replace_the_first_raindrops_and_nothing_else():

@@ -143,7 +143,92 @@ def test_new_cycles_by_default_on_constrained_problems_only():
     alg = WCA(restart=0, river_rain="uniform")  # the market's search (one cycle)
     minimize(p, alg, max_iter=2, seed=0)
     assert (alg.restart, alg.river_rain) == (0, "uniform")
+    assert (alg.rain_chance, alg.trajectory_rain) == (0.1, 0.0)  # the reference's
     with pytest.raises(ValueError, match="restart"):
         WCA(restart=-1)
     with pytest.raises(ValueError, match="river_rain"):
         WCA(river_rain="gaussian")  # type: ignore[arg-type]
+    for bad in (0, -0.1, 1.5, float("nan"), True, "0.2"):
+        with pytest.raises(ValueError, match="rain_chance"):
+            WCA(rain_chance=bad)  # type: ignore[arg-type]
+    for bad in (-0.1, 1.5, float("nan"), True, "0.2"):
+        with pytest.raises(ValueError, match="trajectory_rain"):
+            WCA(trajectory_rain=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="exchange_rain"):
+            WCA(exchange_rain=bad)  # type: ignore[arg-type]
+
+
+def test_the_rain_chance_decides_which_rivers_rain():
+    """Deviation 10: a river's streams rain when its uniform is below ``rain_chance``."""
+    p = Problem.from_function(lambda X: (X**2).sum(1), -np.ones(3), np.ones(3))
+    alg = WCA(n_pop=12, n_sr=3, rain_chance=0.5, d_max=1e-300, engine="numpy")
+    rained: list[list[bool]] = []
+    chances: list[list[float]] = []
+
+    def rain(r: list[bool], close: np.ndarray) -> None:
+        rained.append(list(r))
+        chances.append(alg._chance.tolist())
+
+    minimize(p, alg, max_iter=1, seed=0)
+    alg._rain = rain  # type: ignore[method-assign]
+    for _ in range(20):
+        alg.ask()
+        alg.tell(p.evaluate(alg._x[alg._round]))
+    assert len(rained) > 0
+    assert len(rained) == len(chances)
+    for r, u in zip(rained, chances, strict=True):
+        assert r == [x < 0.5 for x in u]
+    assert any(any(r) for r in rained)
+    assert not all(all(r) for r in rained)
+
+
+def test_trajectory_rain_steps_along_differences_of_the_last_seas():
+    """Deviation 11: the sea joins the cycle's last distinct seas; a stream of the sea rains
+    at ``X_sea + H_a − H_b`` (clipped), ``a ≠ b``."""
+    p = Problem.from_function(lambda X: (X**2).sum(1), -np.ones(2), np.ones(2))
+    alg = WCA(n_pop=12, n_sr=3, trajectory_rain=1.0, engine="numpy")
+    minimize(p, alg, max_iter=1, seed=0)
+    alg._seas = [np.array([0.5, 0.5]), np.array([0.4, 0.5])]
+    alg.X[0] = [0.3, 0.5]
+    alg._rain_on_trajectory()
+    assert len(alg._seas) == 3  # the sea joined
+    seas = np.array(alg._seas)
+    steps = {tuple(np.round(a - b, 12)) for a in seas for b in seas if not np.array_equal(a, b)}
+    rows = alg.n_sr + np.flatnonzero(alg._sea_stream)
+    for x in alg.X[rows]:
+        assert tuple(np.round(x - alg.X[0], 12)) in steps
+    alg._rain_on_trajectory()  # the same sea: not added twice
+    assert len(alg._seas) == 3
+    alg._new_cycle()
+    assert alg._seas == []
+
+
+def test_exchange_rain_exchanges_two_coordinates_with_the_same_bounds():
+    """Deviation 12: a stream of the sea rains at the sea with the values of two coordinates
+    of the same bounds exchanged; pairs of other bounds never; no pair, no draw."""
+    lower, upper = np.array([0.0, -1.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0, 2.0])
+    p = Problem.from_function(lambda X: (X**2).sum(1), lower, upper)
+    alg = WCA(n_pop=12, n_sr=3, exchange_rain=1.0, engine="numpy")
+    minimize(p, alg, max_iter=1, seed=0)
+    assert alg._pairs.tolist() == [[0], [2]]  # only x0 and x2 share their bounds
+    alg.X[0] = [0.1, 0.2, 0.3, 0.4]
+    alg._rain_exchanged()
+    rows = alg.n_sr + np.flatnonzero(alg._sea_stream)
+    assert (alg.X[rows] == [0.3, 0.2, 0.1, 0.4]).all()
+    q = Problem.from_function(lambda X: (X**2).sum(1), [0.0, -1.0], [1.0, 1.0])
+    alg = WCA(n_pop=12, n_sr=3, exchange_rain=1.0, engine="numpy")
+    minimize(q, alg, max_iter=1, seed=0)
+    state = alg.rng.bit_generator.state
+    X = alg.X.copy()
+    alg._close_iteration()  # no pair: neither a change nor a draw
+    assert alg.rng.bit_generator.state == state
+    assert (alg.X == X).all()
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_exchange_rain_runs_in_both_engines(engine):
+    """The option reaches the end of each iteration in both engines (their equality is
+    ``tests/optim/test_engines.py``): the run differs from one without it."""
+    p = _pressure_vessel(False)  # pairs (T_s, T_h) and (R, L)
+    runs = [minimize(p, WCA(engine=engine, exchange_rain=q), max_iter=60, seed=1) for q in (0, 0.3)]
+    assert not np.array_equal(runs[0].history, runs[1].history)

@@ -33,6 +33,14 @@ OPTIONS = [
     {"river_rain": "coordinates", "d_max": 0.05},  # deviation 9, rivers near the sea too
     {"evaporation_rate": True},  # W4c
     {"restart": 10, "river_rain": "coordinates", "epsilon": 0.5},
+    {"rain_chance": 0.5},  # deviation 10: rivers rain more often
+    {"restart": 10, "river_rain": "coordinates", "rain_chance": 0.2},
+    {"trajectory_rain": 0.3},  # deviation 11
+    {"restart": 10, "river_rain": "coordinates", "trajectory_rain": 0.3, "epsilon": 0.5},
+    {"restart": 10, "river_rain": "coordinates", "trajectory_rain": 1.0, "d_max": 0.05},
+    {"exchange_rain": 0.3},  # deviation 12
+    {"restart": 10, "river_rain": "coordinates", "exchange_rain": 0.05, "epsilon": 0.5},
+    {"restart": 10, "river_rain": "coordinates", "exchange_rain": 1.0, "d_max": 0.05},
 ]
 
 
@@ -60,7 +68,13 @@ def test_compiled_engine_equals_the_numpy_reference(problem, options):
 
 @pytest.mark.parametrize(
     "options",
-    [{"d_max": 1e-5}, {"restart": 15, "river_rain": "coordinates", "evaporation_rate": True}],
+    [
+        {"d_max": 1e-5},
+        {"restart": 15, "river_rain": "coordinates", "evaporation_rate": True},
+        {"restart": 15, "river_rain": "coordinates", "rain_chance": 0.3},
+        {"restart": 15, "river_rain": "coordinates", "trajectory_rain": 0.3},
+        {"restart": 15, "river_rain": "coordinates", "exchange_rain": 0.3},
+    ],
 )
 def test_equal_state_and_generator_after_a_run(options):
     """Not only the best: the whole population, its costs and what is left of the generator."""
