@@ -12,7 +12,7 @@ some coordinates: W4d, deviations 8–9), with ε-levels (W5a), and as the refer
 (``ONE_CYCLE``, with the authors' constrained settings), alone and with ε-levels; the
 defaults with a rain chance of 0.2 (deviation 10) and with rain along the seas' trajectory
 (deviation 11), without and with ε-levels, and with rain at the sea with two coordinates
-exchanged (deviation 12); mealpy gets the
+exchanged (deviation 12), half of them copies (deviation 13); mealpy gets the
 constraints as a penalty (the adapter); pymoo's DE and ISRES their own constraint handling
 (feasibility first, stochastic ranking). A run counts as feasible when its reported point,
 evaluated by the same problem for every method, has zero violation. Needs the ``compare``
@@ -252,6 +252,9 @@ METHODS.update(
         "flexopt WCA, exchange 0.05": _flexopt(exchange_rain=0.05),
         "flexopt WCA, exchange 0.05 + ε = 0.5": _flexopt(exchange_rain=0.05, epsilon=0.5),
         "flexopt WCA, exchange 0.2": _flexopt(exchange_rain=0.2),
+        # half of the exchanges copy one coordinate's value onto the other (deviation 13):
+        # the best g02 row, at a cost on g03 and g05
+        "flexopt WCA, exchange 0.8, copies 0.5": _flexopt(exchange_rain=0.8, exchange_copy=0.5),
         "mealpy OriginalWCA": _mealpy,
         "pymoo DE": lambda p, e, s: run_pymoo(p, "DE", e, s),
         "pymoo ISRES": lambda p, e, s: run_pymoo(p, "ISRES", e, s),

@@ -62,6 +62,7 @@ class CycleState(Protocol):
     rain_chance: float
     trajectory_rain: float
     exchange_rain: float
+    exchange_copy: float
     _groups: list[np.ndarray]  # rows of each leader's streams
     _sea_stream: np.ndarray
 
@@ -110,6 +111,7 @@ class WaterCycle(CycleState):
         rain_chance: float = RAIN_CHANCE,
         trajectory_rain: float = 0.0,
         exchange_rain: float = 0.0,
+        exchange_copy: float = 0.0,
     ) -> None:
         """Check and keep the options of this module as given (``None``: by the problem, in
         :meth:`_cycle_defaults`)."""
@@ -120,7 +122,11 @@ class WaterCycle(CycleState):
         if not _share(exchange_rain):
             raise ValueError(f"exchange_rain must be in [0, 1], got {exchange_rain!r}")
         self.rain_chance, self.trajectory_rain = float(rain_chance), float(trajectory_rain)
-        self.exchange_rain = float(exchange_rain)
+        if not _share(exchange_copy) or (exchange_copy and not exchange_rain):
+            raise ValueError(
+                f"exchange_copy must be in [0, 1], with exchange_rain > 0: {exchange_copy!r}"
+            )
+        self.exchange_rain, self.exchange_copy = float(exchange_rain), float(exchange_copy)
         if restart is not None and not (
             isinstance(restart, int) and not isinstance(restart, bool) and restart >= 0
         ):
@@ -269,17 +275,30 @@ class WaterCycle(CycleState):
         (W3) it moves the pair to ``(a, b) + t (b − a, a − b)``, ``t ∈ [−1, 1]``: their sum
         stays, their product changes by ``t (1 − t)(a − b)²``, their squares' sum by
         ``−2 t (1 − t)(a − b)²`` — along constraints symmetric in the coordinates where the
-        pair differs little, a reassignment of values where it differs a lot. Calls the generator as
-        ``random(NS_sea)``, then, when a stream rains, ``integers`` for the pairs; never
+        pair differs little, a reassignment of values where it differs a lot.
+
+        Deviation 13 (``exchange_copy``): a share of those streams rains with one coordinate of
+        the pair, either, given the other's value instead: the number of coordinates near
+        each value changes, which an exchange never does (g02's seas hold ten coordinates
+        near 3 where the optimum has eight).
+
+        Draws: ``random(NS_sea)``, then, when a stream rains, ``integers`` for the pairs, and
+        with ``exchange_copy`` ``random`` for the copies and for their direction; nothing
         without a pair."""
         sea = self.X[0]
         rows = self.n_sr + np.flatnonzero(self._sea_stream)
         rows = rows[self.rng.random(rows.size) < self.exchange_rain]
         if rows.size:
             i, j = self._pairs[:, self.rng.integers(0, self._pairs.shape[1], size=rows.size)]
+            swap = np.ones(rows.size, dtype=bool)
+            if self.exchange_copy:
+                swap = self.rng.random(rows.size) >= self.exchange_copy
+                back = self.rng.random(rows.size) < 0.5
+                i, j = np.where(back, j, i), np.where(back, i, j)
             new = np.repeat(sea[np.newaxis], rows.size, axis=0)
             k = np.arange(rows.size)
-            new[k, i], new[k, j] = sea[j], sea[i]
+            new[k, i] = sea[j]
+            new[k[swap], j[swap]] = sea[i[swap]]
             self.X[rows] = new
 
     def _evaporate_by_rate(self) -> None:

@@ -89,10 +89,11 @@ class WCA(WaterCycle, Algorithm):
     rain_chance : float, in (0, 1]
         Chance that a river's streams rain in an iteration (W4 iii; deviation 10 when not the
         reference's 0.1, the default).
-    trajectory_rain, exchange_rain : float, in [0, 1]
+    trajectory_rain, exchange_rain, exchange_copy : float, in [0, 1]
         Chance that a stream of the sea rains after each iteration at ``X_sea + H_a − H_b``,
         ``H`` the cycle's last 20 distinct seas (deviation 11), or at the sea with two
-        coordinates of the same bounds exchanged (deviation 12). ``0`` (default) is off.
+        coordinates of the same bounds exchanged (deviation 12) — of those, the share whose
+        one coordinate takes the other's value instead (deviation 13). ``0`` (default): off.
 
     Notes
     -----
@@ -121,7 +122,7 @@ class WCA(WaterCycle, Algorithm):
     5–7. The budget's last batch, ε-levels (opt-in) and the warm start: ``models/wca.md``.
     8–9. *New cycles* (``restart``; the reference runs one cycle), *rain on some coordinates*
        (``river_rain="coordinates"``): by default on constrained problems only.
-    10–12. *Rain chance*, *rain along the seas' trajectory*, *exchange rain* (opt-in).
+    10–13. *Rain chance*, *trajectory rain*, *exchange rain*, *copies* (opt-in).
 
     References
     ----------
@@ -158,6 +159,7 @@ class WCA(WaterCycle, Algorithm):
         rain_chance: float = RAIN_CHANCE,
         trajectory_rain: float = 0.0,
         exchange_rain: float = 0.0,
+        exchange_copy: float = 0.0,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -179,14 +181,12 @@ class WCA(WaterCycle, Algorithm):
             raise ValueError(f"engine must be 'numba' or 'numpy', got {engine!r}")
         if not 0 <= epsilon < 1:
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
-        rains = (rain_chance, trajectory_rain, exchange_rain)
+        rains = (rain_chance, trajectory_rain, exchange_rain, exchange_copy)
         self._cycle_options(restart, river_rain, evaporation_rate, *rains)
         self.engine, self.epsilon = engine, epsilon
         self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
-        if self.initial is not None and self.initial.shape[0] > n_pop:
-            raise ValueError(
-                f"initial holds {self.initial.shape[0]} points, more than n_pop = {n_pop}"
-            )
+        if self.initial is not None and (k := self.initial.shape[0]) > n_pop:
+            raise ValueError(f"initial holds {k} points, more than n_pop = {n_pop}")
         self.sea_chunks = sea_chunks
         self.n_pop, self.n_sr, self.d_max0, self.c = n_pop, n_sr, d_max, c
         self.sea_stream_rand, self.raining, self.mu = sea_stream_rand, raining, mu

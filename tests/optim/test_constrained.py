@@ -156,6 +156,10 @@ def test_new_cycles_by_default_on_constrained_problems_only():
             WCA(trajectory_rain=bad)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="exchange_rain"):
             WCA(exchange_rain=bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="exchange_copy"):
+            WCA(exchange_rain=0.5, exchange_copy=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exchange_copy"):
+        WCA(exchange_copy=0.5)  # no exchange rain to take a share of
 
 
 def test_the_rain_chance_decides_which_rivers_rain():
@@ -223,6 +227,28 @@ def test_exchange_rain_exchanges_two_coordinates_with_the_same_bounds():
     alg._close_iteration()  # no pair: neither a change nor a draw
     assert alg.rng.bit_generator.state == state
     assert (alg.X == X).all()
+
+
+def test_exchange_copy_gives_one_coordinate_the_others_value():
+    """Deviation 13: with ``exchange_copy=1`` every rained stream of the sea is the sea with
+    one coordinate of a same-bounds pair set to the other's value (either way); with 0 the
+    draws and points are those of plain exchanges."""
+    p = Problem.from_function(lambda X: (X**2).sum(1), np.zeros(3), np.ones(3))
+    alg = WCA(n_pop=20, n_sr=3, exchange_rain=1.0, exchange_copy=1.0, engine="numpy")
+    minimize(p, alg, max_iter=1, seed=0)
+    sea = np.array([0.1, 0.2, 0.3])
+    alg.X[0] = sea
+    alg._rain_exchanged()
+    rows = alg.n_sr + np.flatnonzero(alg._sea_stream)
+    for x in alg.X[rows]:
+        changed = np.flatnonzero(x != sea)
+        assert changed.size == 1  # one coordinate moved, onto another's value
+        assert x[changed[0]] in np.delete(sea, changed[0])
+    runs = []
+    for copy in (0.0, None):
+        options = {"exchange_rain": 0.5} | ({} if copy is None else {"exchange_copy": copy})
+        runs.append(minimize(p, WCA(**options), max_iter=40, seed=3))
+    np.testing.assert_array_equal(runs[0].history, runs[1].history)
 
 
 @pytest.mark.parametrize("engine", ["numpy", "numba"])

@@ -41,6 +41,7 @@ OPTIONS = [
     {"exchange_rain": 0.3},  # deviation 12
     {"restart": 10, "river_rain": "coordinates", "exchange_rain": 0.05, "epsilon": 0.5},
     {"restart": 10, "river_rain": "coordinates", "exchange_rain": 1.0, "d_max": 0.05},
+    {"exchange_rain": 0.5, "exchange_copy": 0.5},  # deviation 13
 ]
 
 
@@ -74,6 +75,7 @@ def test_compiled_engine_equals_the_numpy_reference(problem, options):
         {"restart": 15, "river_rain": "coordinates", "rain_chance": 0.3},
         {"restart": 15, "river_rain": "coordinates", "trajectory_rain": 0.3},
         {"restart": 15, "river_rain": "coordinates", "exchange_rain": 0.3},
+        {"restart": 15, "river_rain": "coordinates", "exchange_rain": 0.8, "exchange_copy": 0.5},
     ],
 )
 def test_equal_state_and_generator_after_a_run(options):
