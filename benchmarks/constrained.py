@@ -255,6 +255,9 @@ METHODS.update(
         # half of the exchanges copy one coordinate's value onto the other (deviation 13):
         # the best g02 row, at a cost on g03 and g05
         "flexopt WCA, exchange 0.8, copies 0.5": _flexopt(exchange_rain=0.8, exchange_copy=0.5),
+        "flexopt WCA, exchange 0.8, copies 0.5 + ε = 0.5": _flexopt(
+            exchange_rain=0.8, exchange_copy=0.5, epsilon=0.5
+        ),
         "mealpy OriginalWCA": _mealpy,
         "pymoo DE": lambda p, e, s: run_pymoo(p, "DE", e, s),
         "pymoo ISRES": lambda p, e, s: run_pymoo(p, "ISRES", e, s),
