@@ -28,20 +28,28 @@ def tables(version: int) -> dict[str, pd.DataFrame]:
 
 def save_loop(out: str) -> None:
     """Replace ``out`` with result after result, each one complete, until stopped; SIGTERM
-    unwinds like Ctrl-C (as the CLI does)."""
+    unwinds like Ctrl-C (as the CLI does).
+
+    The loop also stops at its next save when the signal's exception was swallowed: raised
+    while a finalizer ran (Python prints "Exception ignored in …" and goes on), it would
+    otherwise leave this endless loop running (seen once in CI: the killed child ran on)."""
     from flexopt.report.save import save_results
 
+    stopped: list[int] = []
+
     def stop(signum: int, frame: object) -> None:
+        stopped.append(signum)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     version = 0
     try:
-        while True:
+        while not stopped:
             version += 1
             save_results(out, tables(version), {"version": version}, {"s": 0.0}, replace=True)
     except KeyboardInterrupt:
-        sys.exit(143)
+        pass
+    sys.exit(143)
 
 
 def version_of(folder: Path) -> int | None:
