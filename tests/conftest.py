@@ -18,6 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RTS = ROOT / "instances" / "rts24-3dso"
 
 
+def wait_for_run_pool(workers: int) -> None:
+    """Wait until the idle pool a ``run_market(..., workers=workers)`` left behind has
+    warmed up, so that the next run ships tasks to its workers too."""
+    import concurrent.futures
+
+    from flexopt import executors
+    from flexopt.run.tasks import warm_worker
+
+    concurrent.futures.wait(executors._IDLE[(workers, warm_worker)].ready)
+
+
 def exit_code(argv: list[str]) -> int:
     """``flexopt`` with ``argv`` in this process: its exit code."""
     from flexopt.cli import main

@@ -13,6 +13,7 @@ import pytest
 from flexopt.executors import executor
 from flexopt.run.api import run_market
 from flexopt.run.tasks import warm_worker
+from tests.conftest import wait_for_run_pool
 
 
 def _square(x: int) -> int:
@@ -34,17 +35,10 @@ def test_executors_preserve_order(workers, scheduler, threads):
         assert sorted(ex.as_completed(_square, range(4))) == [(0, 0), (1, 1), (2, 4), (3, 9)]
 
 
-def _ready_pool(workers: int) -> None:
-    """Wait until the idle pool a run left behind has warmed up (its next run ships tasks)."""
-    from flexopt import executors
-
-    concurrent.futures.wait(executors._IDLE[(workers, warm_worker)].ready)
-
-
 def test_market_identical_across_executors(rts):
     serial = run_market(rts, "wca", wca_iter=40, seed=5)
     first = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # worker maybe not ready
-    _ready_pool(2)
+    wait_for_run_pool(2)
     pool = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # tasks on both processes
     assert _summary(first) == _summary(serial)
     dask = run_market(rts, "wca", wca_iter=40, seed=5, scheduler="local")
@@ -106,7 +100,7 @@ def test_centralized_market_identical_across_executors(rts):
     """The centralized market settles each DSO through the executor too."""
     serial = run_market(rts, "centralized")
     run_market(rts, "centralized", workers=2)
-    _ready_pool(2)
+    wait_for_run_pool(2)
     pool = run_market(rts, "centralized", workers=2)
     assert _summary(pool) == _summary(serial)
     assert _summary(run_market(rts, "centralized", threads=2)) == _summary(serial)

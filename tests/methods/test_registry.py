@@ -14,7 +14,7 @@ from flexopt.dso.modification import Factors
 from flexopt.dso.offer import Modification
 from flexopt.methods import get_method, method_names, register_method, unregister_method
 from flexopt.run.api import run_market
-from tests.conftest import RTS
+from tests.conftest import RTS, wait_for_run_pool
 
 
 def beta09(problem: DCPProblem, config: None, rng: np.random.Generator) -> Modification:
@@ -64,14 +64,9 @@ def test_a_registered_method_runs_end_to_end(rts, toy):
 
 def test_a_registered_method_runs_in_worker_processes(rts, toy):
     """Tasks carry the method itself, so spawned workers need no registration of their own."""
-    import concurrent.futures
-
-    from flexopt import executors
-    from flexopt.run.tasks import warm_worker
-
     serial = run_market(rts, "beta09")
     run_market(rts, "beta09", workers=2)  # starts the worker
-    concurrent.futures.wait(executors._IDLE[(2, warm_worker)].ready)
+    wait_for_run_pool(2)
     pool = run_market(rts, "beta09", workers=2)  # the warm worker takes tasks
     assert pool.tables["settlement"].equals(serial.tables["settlement"])
 
