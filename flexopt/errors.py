@@ -1,6 +1,9 @@
-"""Exception types shared across flexopt (imports nothing of ours)."""
+"""Exception types shared across flexopt (imports nothing of ours), and the pending
+``SIGTERM`` that a run raises again at its next stage."""
 
 from __future__ import annotations
+
+import threading
 
 __all__ = [
     "FlexoptError",
@@ -11,8 +14,35 @@ __all__ = [
     "PowerFlowError",
     "SolverError",
     "SolverLimitError",
+    "Terminated",
     "TopologyError",
+    "check_terminated",
+    "terminate",
 ]
+
+_TERMINATING = threading.Event()
+
+
+class Terminated(KeyboardInterrupt):
+    """``SIGTERM``, raised where the run is, so that it unwinds like Ctrl-C."""
+
+
+def terminate(pending: bool = True) -> None:
+    """Raise :class:`Terminated` (a ``SIGTERM`` handler's body), and with ``pending`` keep it
+    pending: Python ignores an exception raised while a finalizer runs, so
+    :func:`check_terminated` raises it again at the run's next stage. ``pending=False``
+    clears it (the handler is gone)."""
+    if not pending:
+        _TERMINATING.clear()
+        return
+    _TERMINATING.set()
+    raise Terminated
+
+
+def check_terminated() -> None:
+    """Raise :class:`Terminated` if a ``SIGTERM`` is pending (a stage boundary)."""
+    if _TERMINATING.is_set():
+        raise Terminated
 
 
 class FlexoptError(Exception):

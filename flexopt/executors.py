@@ -11,14 +11,15 @@ work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._f
 nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
 threads are the parallelism; ``benchmarks/clearing_time.py``).
 
-``workers=N`` runs the tasks on N processes: this one and N − 1 started for them. The started
-workers run the warm-up (imports, compiled kernels) at once, in the background while the
-caller goes on (S1–S2 of a run), and take tasks only once it is done: until then this process
-runs them, so a first call is never much slower than serial. Their pool starts once and is
-reused: it outlives the ``with executor(...)`` block that made it and serves the next block
-asking for the same size and warm-up (the runs of a ``compare``, repeated ``run_market``
-calls), until :func:`shutdown` or the interpreter exits. A block left by an exception
-(Ctrl-C) shuts its pool down instead: its workers may still be running cancelled work.
+``workers=N`` runs the tasks on N processes: this one and N − 1 started for them (forked
+where that is safe, :func:`fork_safe`, else spawned). The started workers run the warm-up
+(imports, compiled kernels) at once, in the background while the caller goes on (S1–S2 of a
+run), and take tasks only once it is done: until then this process runs them, so a first
+call is never much slower than serial. Their pool starts once and is reused: it outlives the
+``with executor(...)`` block that made it and serves the next block asking for the same size
+and warm-up (the runs of a ``compare``, repeated ``run_market`` calls), until
+:func:`shutdown` or the interpreter exits. A block left by an exception (Ctrl-C) shuts its
+pool down instead: its workers may still be running cancelled work.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "shutdown"]
+__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "fork_safe", "shutdown"]
 
 #: Seconds to reach a Dask scheduler before giving up with a ``ConnectionError``.
 CONNECT_TIMEOUT_S = 5.0
@@ -69,9 +71,12 @@ def _init_worker() -> None:
     Through ``set_num_threads`` only: numba read its configuration when unpickling this
     function imported flexopt, and a ``NUMBA_NUM_THREADS`` changed after that makes the next
     compilation in this process fail once its threads run."""
+    import signal
+
     import numba
     from threadpoolctl import threadpool_limits
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the CLI's handler
     numba.set_num_threads(1)
 
     threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
@@ -120,6 +125,25 @@ class _Threads(_Pool):
 _IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
 
 
+def fork_safe() -> bool:
+    """Whether a pool's workers may be forked from this process rather than spawned.
+
+    A forked worker starts with every module this process has loaded; a spawned one spends
+    ~0.6 s importing them, on the other core, beside the run's S1 (one ``flexopt run
+    --workers 2`` at 10 DSOs × 10 ran the DSO stages 1.05× faster than serially with a
+    spawned worker, 1.40× with a forked one; ``benchmarks/README.md``). Safe on Linux while
+    nothing but BLAS runs threads here: no other Python thread, numba's OpenMP pool not
+    started (GNU OpenMP aborts a forked child that enters a parallel region) and HiGHS not
+    loaded (its scheduler's threads would be missing in the child); OpenBLAS restarts its
+    threads after a fork. A fresh ``flexopt run`` starts its pool before any of these."""
+    import sys
+
+    if sys.platform != "linux" or threading.active_count() > 1 or "highspy" in sys.modules:
+        return False
+    parallel = sys.modules.get("numba.np.ufunc.parallel")
+    return not getattr(parallel, "_is_initialized", False)
+
+
 def _nothing() -> None:
     """The warm-up of a pool given none: a worker is ready once it has started."""
 
@@ -129,10 +153,8 @@ class _Processes:
 
     A started worker takes tasks once its warm-up is done, so no call waits for a worker
     that is still importing: until then this process runs the tasks itself, as the serial
-    executor would. (A pool of ``workers`` processes used to leave this one idle and lose
-    to serial on every small run: 1.2 s of imports per worker against half a second of
-    DSO work, ``benchmarks/executors.py``.) A worker whose warm-up raises takes nothing; the
-    pool is then not kept. The warm-ups are not tied to workers: with three or more
+    executor would. Workers are forked where :func:`fork_safe`, else spawned. A worker
+    whose warm-up raises takes nothing; the pool is then not kept. The warm-ups are not tied to workers: with three or more
     processes a fast worker may run two, and a chunk may wait for a worker still starting.
     """
 
@@ -141,15 +163,19 @@ class _Processes:
         from concurrent.futures import ProcessPoolExecutor
 
         self.key = (workers, warm)
-        # spawn: no fork of a process whose numba/BLAS threads are already running
+        self.forked = fork_safe()
         self.pool = ProcessPoolExecutor(
-            max_workers=workers - 1, mp_context=mp.get_context("spawn"), initializer=_init_worker
+            max_workers=workers - 1,
+            mp_context=mp.get_context("fork" if self.forked else "spawn"),
+            initializer=_init_worker,
         )
         self.lock = threading.Lock()
         self.active: set[_Feed[Any, Any]] = set()  # the calls running now
         self.failed: BaseException | None = None
         # one per worker: each submit starts a process now
-        self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
+        with warnings.catch_warnings():  # the threads are BLAS's, which survive a fork
+            warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+            self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
         for f in self.ready:  # one callback each for the pool's life (feeds come and go)
             f.add_done_callback(self._warmed)
 

@@ -600,3 +600,24 @@ def test_an_interrupted_process_pool_drops_the_tasks_not_started():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert time.perf_counter() - start < 10
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
+def test_a_sigterm_swallowed_by_a_finalizer_stops_the_run_at_its_next_stage(rts):
+    """Python ignores an exception raised while a finalizer runs, the SIGTERM handler's
+    included: the termination stays pending and the run raises it at its next stage,
+    instead of finishing with exit 0."""
+    import signal
+
+    from flexopt.cli import Terminated, _sigterm_as_interrupt
+    from flexopt.errors import check_terminated
+
+    class Finalized:
+        def __del__(self) -> None:
+            signal.raise_signal(signal.SIGTERM)  # the handler runs here, in the finalizer
+
+    with _sigterm_as_interrupt():
+        Finalized()  # "Exception ignored in ...": the Terminated is lost here
+        with pytest.raises(Terminated):
+            fx.run_market(rts, "none")
+    check_terminated()  # the handler gone, nothing is pending

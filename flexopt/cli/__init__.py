@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flexopt.cli._args import EXIT_BAD_INPUT, Parser
-from flexopt.errors import FlexoptError
+from flexopt.errors import FlexoptError, Terminated, terminate
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "main"]
 
@@ -75,16 +75,12 @@ def _version() -> str:
     return __version__
 
 
-class Terminated(KeyboardInterrupt):
-    """``SIGTERM``, raised where the run is, so that it unwinds like Ctrl-C."""
-
-
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """``SIGTERM`` raises :class:`Terminated` while ``main`` runs (main thread only)."""
 
     def stop(signum: int, frame: Any) -> None:
-        raise Terminated
+        terminate()  # raised here, and again at the next stage if a finalizer swallows it
 
     try:
         previous = signal.signal(signal.SIGTERM, stop)
@@ -95,6 +91,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        terminate(pending=False)
 
 
 class _Stderr(logging.Handler):

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from flexopt.errors import check_terminated
 from flexopt.progress import progress_log
 
 __all__ = ["Clock"]
@@ -21,12 +22,14 @@ class Clock:
 
     @contextmanager
     def __call__(self, key: str, label: str) -> Iterator[None]:
+        check_terminated()  # a SIGTERM swallowed in a finalizer stops the run here
         self.say(f"{label} …")
         start = time.perf_counter()
         try:
             yield
         finally:
             self.timings[f"{key}_s"] = time.perf_counter() - start
+        check_terminated()
 
     def say(self, line: str) -> None:
         """A progress line (only with ``progress``)."""
