@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-
 __all__ = [
     "FlexoptError",
     "InstanceError",
@@ -20,7 +18,8 @@ __all__ = [
     "terminate",
 ]
 
-_TERMINATING = threading.Event()
+# a plain flag: a threading.Event's lock could deadlock a second SIGTERM's handler
+_terminating = [False]
 
 
 class Terminated(KeyboardInterrupt):
@@ -32,16 +31,14 @@ def terminate(pending: bool = True) -> None:
     pending: Python ignores an exception raised while a finalizer runs, so
     :func:`check_terminated` raises it again at the run's next stage. ``pending=False``
     clears it (the handler is gone)."""
-    if not pending:
-        _TERMINATING.clear()
-        return
-    _TERMINATING.set()
-    raise Terminated
+    _terminating[0] = pending
+    if pending:
+        raise Terminated
 
 
 def check_terminated() -> None:
     """Raise :class:`Terminated` if a ``SIGTERM`` is pending (a stage boundary)."""
-    if _TERMINATING.is_set():
+    if _terminating[0]:
         raise Terminated
 
 

@@ -65,12 +65,10 @@ class _Serial:
 
 
 def _init_worker() -> None:
-    """One numba and one BLAS thread per process: the pool provides the parallelism. (Two
-    workers each running OpenBLAS on both cores made S4's batched solves slower than serial.)
-
-    Through ``set_num_threads`` only: numba read its configuration when unpickling this
-    function imported flexopt, and a ``NUMBA_NUM_THREADS`` changed after that makes the next
-    compilation in this process fail once its threads run."""
+    """One numba and one BLAS thread per process: the pool provides the parallelism (two
+    workers each running OpenBLAS on both cores made S4's batched solves slower than serial).
+    Through ``set_num_threads`` only: a ``NUMBA_NUM_THREADS`` changed after numba read its
+    configuration makes the next compilation in this process fail once its threads run."""
     import signal
 
     import numba
@@ -78,7 +76,6 @@ def _init_worker() -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the CLI's handler
     numba.set_num_threads(1)
-
     threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
 
 
@@ -128,20 +125,25 @@ _IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
 def fork_safe() -> bool:
     """Whether a pool's workers may be forked from this process rather than spawned.
 
-    A forked worker starts with every module this process has loaded; a spawned one spends
-    ~0.6 s importing them, on the other core, beside the run's S1 (one ``flexopt run
-    --workers 2`` at 10 DSOs × 10 ran the DSO stages 1.05× faster than serially with a
-    spawned worker, 1.40× with a forked one; ``benchmarks/README.md``). Safe on Linux while
-    nothing but BLAS runs threads here: no other Python thread, numba's OpenMP pool not
-    started (GNU OpenMP aborts a forked child that enters a parallel region) and HiGHS not
-    loaded (its scheduler's threads would be missing in the child); OpenBLAS restarts its
-    threads after a fork. A fresh ``flexopt run`` starts its pool before any of these."""
+    A forked worker starts with every module loaded; a spawned one spends ~0.6 s importing
+    them beside the run's S1 (one ``flexopt run --workers 2`` at 10 DSOs × 10 ran the DSO
+    stages 1.05× faster than serially with a spawned worker, 1.40× with a forked one;
+    ``benchmarks/README.md``). Safe on Linux while nothing but BLAS runs threads here: no other
+    Python thread, no OpenMP runtime started (numba's threading layer: GNU OpenMP aborts a
+    forked child entering a parallel region), ``highspy`` not loaded (HiGHS's threads would
+    be missing in the child); OpenBLAS restarts its threads after a fork. A fresh ``flexopt
+    run`` starts its pool before any of these. Native threads that other libraries start
+    unseen (scipy's HiGHS run before): ``FLEXOPT_WORKER_START=spawn`` never forks."""
+    import os
     import sys
 
-    if sys.platform != "linux" or threading.active_count() > 1 or "highspy" in sys.modules:
+    started = threading.active_count() > 1 or "highspy" in sys.modules
+    if sys.platform != "linux" or os.environ.get("FLEXOPT_WORKER_START") == "spawn" or started:
         return False
-    parallel = sys.modules.get("numba.np.ufunc.parallel")
-    return not getattr(parallel, "_is_initialized", False)
+    from threadpoolctl import threadpool_info
+
+    # an OpenMP runtime loaded is started (numba's layer loads libgomp when it starts)
+    return not any(lib["internal_api"] == "openmp" for lib in threadpool_info())
 
 
 def _nothing() -> None:
@@ -149,14 +151,12 @@ def _nothing() -> None:
 
 
 class _Processes:
-    """``workers`` processes on the tasks: this one, and ``workers − 1`` started for them.
-
-    A started worker takes tasks once its warm-up is done, so no call waits for a worker
-    that is still importing: until then this process runs the tasks itself, as the serial
-    executor would. Workers are forked where :func:`fork_safe`, else spawned. A worker
-    whose warm-up raises takes nothing; the pool is then not kept. The warm-ups are not tied to workers: with three or more
-    processes a fast worker may run two, and a chunk may wait for a worker still starting.
-    """
+    """``workers`` processes on the tasks: this one, and ``workers − 1`` started for them
+    (forked where :func:`fork_safe`, else spawned). A worker takes tasks once its warm-up is
+    done, so no call waits for one still starting: until then this process runs the tasks, as
+    the serial executor would. One whose warm-up raises takes nothing; the pool is then not
+    kept. Warm-ups are not tied to workers: with three or more processes a fast worker may
+    run two, and a chunk may wait for a worker still starting."""
 
     def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
         import multiprocessing as mp
@@ -173,8 +173,9 @@ class _Processes:
         self.active: set[_Feed[Any, Any]] = set()  # the calls running now
         self.failed: BaseException | None = None
         # one per worker: each submit starts a process now
-        with warnings.catch_warnings():  # the threads are BLAS's, which survive a fork
-            warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+        with warnings.catch_warnings():  # forked: the threads are BLAS's, which survive it
+            if self.forked:
+                warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
             self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
         for f in self.ready:  # one callback each for the pool's life (feeds come and go)
             f.add_done_callback(self._warmed)
@@ -241,11 +242,10 @@ class _Feed(Generic[A, R]):
     time between its own tasks, and to each pool worker when it becomes free (its warm-up or
     its last chunk done, in the pool's callback thread), a chunk of the items left divided
     by four times the processes (at least one): fewer round trips while many items are
-    left, single items towards the end so that all finish together. (By twice the processes
-    a worker took two of the few long searches at 10 DSOs, 1.24–1.43× instead of 1.61–1.77×
-    on the DSO stages; one at a time, the ~1 ms tasks of S4 and S8 at 30 DSOs lost to
-    serial.) A worker holds one chunk at a time, so none waits in a queue that this process
-    could have run; its results arrive a chunk at a time."""
+    left, single items towards the end so that all finish together (by twice the processes a
+    worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
+    1.61–1.77×). A worker holds one chunk at a time, so none waits in a queue that this
+    process could have run; its results arrive a chunk at a time."""
 
     def __init__(
         self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A], n: int

@@ -210,35 +210,37 @@ def test_dso_tasks_do_not_import_pyomo():
 
 
 _FORKED_POOL = """
-import os, sys
-from flexopt.executors import executor, fork_safe
+import concurrent.futures, os
+from flexopt import executors, load_instance, run_market
 from flexopt.run.tasks import warm_worker
 from tests.test_executors import _pid, _square
 
 if __name__ == "__main__":
-    assert fork_safe()
-    with executor(2, warm=warm_worker) as ex:
-        import concurrent.futures
-        concurrent.futures.wait(ex.ready)
-        assert ex.forked
+    assert executors.fork_safe()
+    rts = load_instance("instances/rts24-3dso")
+    first = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # starts the pool
+    pool = executors._IDLE[(2, warm_worker)]
+    assert pool.forked
+    concurrent.futures.wait(pool.ready)
+    assert not executors.fork_safe()  # the run started numba's threads and loaded HiGHS
+    with executors.executor(2, warm=warm_worker) as ex:
+        assert ex is pool
         assert ex.map(_square, range(30)) == [x * x for x in range(30)]
         pids = set(ex.map(_pid, range(40)))
         assert len(pids) == 2 and os.getpid() in pids, pids
-    # the market's own tasks on the forked worker (the pool above is reused)
-    from flexopt import load_instance, run_market
-    rts = load_instance("instances/rts24-3dso")
-    pooled = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)
+    pooled = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # tasks on the worker
     serial = run_market(rts, "wca", wca_iter=40, seed=5)
     for name in ("dispatch", "settlement", "bids"):
         assert pooled.tables[name].equals(serial.tables[name]), name
+        assert first.tables[name].equals(serial.tables[name]), name
     print("ok")
 """
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
 def test_a_fresh_process_forks_its_workers(tmp_path):
-    """A process with no thread but BLAS's forks its pool's workers (they start with every
-    module loaded); they take tasks and a market run on them gives the serial numbers."""
+    """A fresh process's ``run_market(..., workers=2)`` forks its pool's worker (with every
+    module loaded); it takes tasks, and the market's numbers are the serial ones."""
     script = tmp_path / "forked.py"
     script.write_text(_FORKED_POOL)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
@@ -256,6 +258,9 @@ assert fork_safe()
 if sys.argv[1] == "numba":
     import numba
     numba.set_num_threads(1)  # starts numba's threading layer (GNU OpenMP here)
+elif sys.argv[1] == "spawn asked for":
+    import os
+    os.environ["FLEXOPT_WORKER_START"] = "spawn"
 elif sys.argv[1] == "thread":
     threading.Thread(target=threading.Event().wait, args=(5,), daemon=True).start()
 else:
@@ -265,10 +270,11 @@ print(fork_safe())
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
-@pytest.mark.parametrize("what", ["numba", "thread", "highspy"])
+@pytest.mark.parametrize("what", ["numba", "thread", "highspy", "spawn asked for"])
 def test_no_fork_once_threads_may_run(what):
     """Once numba's thread pool started, a Python thread runs or HiGHS is loaded, workers
-    are spawned: a forked child would lack those threads (GNU OpenMP aborts it)."""
+    are spawned: a forked child would lack those threads (GNU OpenMP aborts it). And where
+    ``FLEXOPT_WORKER_START=spawn`` asks for it."""
     out = subprocess.run(
         [sys.executable, "-c", _NOT_FORK_SAFE, what], capture_output=True, text=True, check=True
     )

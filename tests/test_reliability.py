@@ -621,3 +621,55 @@ def test_a_sigterm_swallowed_by_a_finalizer_stops_the_run_at_its_next_stage(rts)
         with pytest.raises(Terminated):
             fx.run_market(rts, "none")
     check_terminated()  # the handler gone, nothing is pending
+
+
+class _SwallowsSigterm:
+    """A finalizer in which the SIGTERM handler runs: Python ignores what it raises."""
+
+    def __del__(self) -> None:
+        import signal
+
+        signal.raise_signal(signal.SIGTERM)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
+def test_a_sigterm_swallowed_after_the_last_stage_still_exits_143(monkeypatch, tmp_path):
+    """No stage follows to raise it again: ``flexopt`` checks once the command returned."""
+    import flexopt.run.api as api
+    from tests.conftest import exit_code
+
+    tables = api.assemble.tables
+
+    def late(outcome):
+        _SwallowsSigterm()
+        return tables(outcome)
+
+    monkeypatch.setattr(api.assemble, "tables", late)
+    argv = ["run", "instances/rts24-3dso", "--method", "none", "-q", "--out", str(tmp_path / "r")]
+    assert exit_code(argv) == 143
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
+def test_a_sigterm_swallowed_in_the_intraday_loop_keeps_the_finished_realizations(
+    monkeypatch, tmp_path
+):
+    """The loop raises it again after the realization: the run saves the finished ones."""
+    import flexopt.run.intraday as intraday
+    from tests.conftest import exit_code
+
+    scenario = intraday.intraday_scenario
+
+    def swallowed(plan, xi, k, opt, ex):
+        s = scenario(plan, xi, k, opt, ex)
+        if k == 2:
+            _SwallowsSigterm()
+        return s
+
+    monkeypatch.setattr(intraday, "intraday_scenario", swallowed)
+    out = tmp_path / "r"
+    argv = ["run", "instances/rts24-3dso", "--method", "mlf", "--intraday", "--scenarios", "3"]
+    assert exit_code([*argv, "-q", "--out", str(out)]) == 143
+    assert (out / "summary.json").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["intraday"]["interrupted"] is True
+    assert summary["intraday"]["scenarios_done"] == 2

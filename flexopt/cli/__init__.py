@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flexopt.cli._args import EXIT_BAD_INPUT, Parser
-from flexopt.errors import FlexoptError, Terminated, terminate
+from flexopt.errors import FlexoptError, Terminated, check_terminated, terminate
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "main"]
 
@@ -149,17 +149,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare": compare.compare,
     }
     with _sigterm_as_interrupt():
+        code = _dispatch(commands[args.command], args)
         try:
-            return commands[args.command](args)
-        except FlexoptError as err:
-            return _fail(str(err))
+            check_terminated()  # a SIGTERM that a finalizer swallowed after the last stage
         except Terminated:
-            print("flexopt: terminated", file=sys.stderr)
+            if code != EXIT_TERMINATED:
+                print("flexopt: terminated", file=sys.stderr)
             return EXIT_TERMINATED
-        except KeyboardInterrupt:
-            print("flexopt: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except MemoryError:
-            return _fail("out of memory")
-        except OSError as err:  # a file system or network fault: the path and the reason
-            return _fail(str(err) or type(err).__name__)
+        return code
+
+
+def _dispatch(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run ``command``: its exit code, or the one of the error or interrupt that ended it."""
+    try:
+        return command(args)
+    except FlexoptError as err:
+        return _fail(str(err))
+    except Terminated:
+        print("flexopt: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("flexopt: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except MemoryError:
+        return _fail("out of memory")
+    except OSError as err:  # a file system or network fault: the path and the reason
+        return _fail(str(err) or type(err).__name__)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from flexopt.dso.context import DSOContext
-from flexopt.errors import OptionError
+from flexopt.errors import OptionError, check_terminated
 from flexopt.executors import Executor
 from flexopt.instance import Instance
 from flexopt.outcome import BilevelOutcome, MarketBase, MarketOutcome
@@ -353,6 +353,7 @@ def run_intraday(
                     s = intraday_scenario(plan, xi, k, opt, ex)
                     done.append(s)
                     bar.update(note="market" if s.market is not None else "no market")
+                    check_terminated()  # a swallowed SIGTERM keeps what finished too
             except KeyboardInterrupt as stop:
                 if not done:
                     raise
