@@ -2,6 +2,8 @@
 
     python -m benchmarks.constrained [--seeds 25] [--evals 50000] [--quick] [--methods ...]
     python -m benchmarks.constrained --report      # the table of results/constrained.csv again
+    python -m benchmarks.constrained --pooled constrained25 constrained25_seeds25to49 \
+        --problems g02                             # several seed sets together, with a test
 
 Problems: pressure vessel (continuous and discrete), welded beam, tension/compression spring
 and CEC2006 g01–g06 (pymoo's definitions). Every method sees the same inequalities ``G ≤ 0``
@@ -285,6 +287,40 @@ def table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def pooled(df: pd.DataFrame, against: str) -> str:
+    """Markdown over every run of each problem and method (several seed sets together):
+    median gap, quartiles and worst (infeasible runs count as worst), and the two-sided
+    Mann–Whitney test of each method's gaps against those of ``against`` (p-value)."""
+    from scipy.stats import mannwhitneyu
+
+    lines = [
+        f"| problem | method | runs | median | quartiles | worst | p vs {against} |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+
+    def gaps(g: pd.DataFrame, known: float) -> np.ndarray:
+        ok = g["violation"].to_numpy() <= 0
+        return np.where(ok, (g["objective"].to_numpy() - known) / abs(known) * 100, np.inf)
+
+    def pct(x: float) -> str:
+        return "—" if not np.isfinite(x) else f"{x:+.2f} %"
+
+    for prob, by_problem in df.groupby("problem", sort=False):
+        known = PROBLEMS[str(prob)][1]
+        ref = by_problem[by_problem["method"] == against]
+        for method, g in by_problem.groupby("method", sort=False):
+            gap = gaps(g, known)
+            q = np.percentile(gap, [25, 50, 75, 100], method="lower")
+            p = "—"
+            if len(ref) and method != against:
+                p = f"{mannwhitneyu(gap, gaps(ref, known), alternative='two-sided').pvalue:.3f}"
+            lines.append(
+                f"| {prob} | {method} | {len(g)} | {pct(q[1])} | {pct(q[0])} … {pct(q[2])} | "
+                f"{pct(q[3])} | {p} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=25)
@@ -295,7 +331,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--problems", nargs="*", default=list(PROBLEMS))
     ap.add_argument("--out", default="constrained", help="results/<out>.csv")
     ap.add_argument("--report", action="store_true", help="print the table of results/<out>.csv")
+    ap.add_argument(
+        "--pooled",
+        nargs="+",
+        metavar="OUT",
+        help="the runs of several results/<out>.csv together (--problems, --methods select)",
+    )
+    ap.add_argument("--against", default="pymoo ISRES", help="--pooled's test reference")
     args = ap.parse_args(argv)
+    if args.pooled:
+        df = pd.concat([pd.read_csv(RESULTS / f"{out}.csv") for out in args.pooled])
+        df = df.drop_duplicates(["problem", "method", "seed"])
+        df = df[df["problem"].isin(args.problems) & df["method"].isin(args.methods)]
+        print(pooled(df, args.against))
+        return 0
     if args.report:
         df = pd.read_csv(RESULTS / f"{args.out}.csv")
         _print(df, int(df["evaluations"].max()), int(df["seed"].nunique()))

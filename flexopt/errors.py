@@ -15,6 +15,7 @@ __all__ = [
     "Terminated",
     "TopologyError",
     "check_terminated",
+    "clear_terminated",
     "terminate",
 ]
 
@@ -26,14 +27,17 @@ class Terminated(KeyboardInterrupt):
     """``SIGTERM``, raised where the run is, so that it unwinds like Ctrl-C."""
 
 
-def terminate(pending: bool = True) -> None:
-    """Raise :class:`Terminated` (a ``SIGTERM`` handler's body), and with ``pending`` keep it
-    pending: Python ignores an exception raised while a finalizer runs, so
-    :func:`check_terminated` raises it again at the run's next stage. ``pending=False``
-    clears it (the handler is gone)."""
-    _terminating[0] = pending
-    if pending:
-        raise Terminated
+def terminate() -> None:
+    """Raise :class:`Terminated` (a ``SIGTERM`` handler's body) and keep it pending: Python
+    ignores an exception raised while a finalizer runs, so :func:`check_terminated` raises
+    it again at the run's next stage."""
+    _terminating[0] = True
+    raise Terminated
+
+
+def clear_terminated() -> None:
+    """Forget a pending ``SIGTERM`` (its handler is gone)."""
+    _terminating[0] = False
 
 
 def check_terminated() -> None:

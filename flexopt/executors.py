@@ -76,7 +76,7 @@ def _init_worker() -> None:
 
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the CLI's handler
     numba.set_num_threads(1)
-    threadpool_limits(1)  # numpy is loaded by now (unpickling this function imported flexopt)
+    threadpool_limits(1)  # numpy is loaded by now (forked, or imported with this function)
 
 
 class _Pool:

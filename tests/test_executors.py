@@ -251,6 +251,15 @@ def test_a_fresh_process_forks_its_workers(tmp_path):
     assert out.stdout.strip() == "ok"
 
 
+def test_workers_are_forked_on_linux_only(monkeypatch):
+    """Elsewhere (macOS's system libraries are not fork-safe, Windows cannot fork) they are
+    spawned."""
+    from flexopt.executors import fork_safe
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert not fork_safe()
+
+
 _NOT_FORK_SAFE = """
 import threading, sys
 from flexopt.executors import fork_safe

@@ -37,7 +37,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from flexopt.cli._args import EXIT_BAD_INPUT, Parser
-from flexopt.errors import FlexoptError, Terminated, check_terminated, terminate
+from flexopt.errors import (
+    FlexoptError,
+    Terminated,
+    check_terminated,
+    clear_terminated,
+    terminate,
+)
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated", "main"]
 
@@ -91,7 +97,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-        terminate(pending=False)
+        clear_terminated()
 
 
 class _Stderr(logging.Handler):

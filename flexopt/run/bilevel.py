@@ -59,7 +59,7 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
             tasks = [
                 BidTask(
                     c,
-                    req[c.dso.id],
+                    _own_index(req[c.dso.id]),
                     method,
                     opt.config,
                     opt.dcp,
@@ -139,4 +139,14 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         congestion_after=cong_after,
         common_view=common_view,
         competition=competition,
+    )
+
+
+def _own_index(s: pd.Series) -> pd.Series:
+    """``s`` on an index of its own: pandas fills an index's lookup table lazily and not
+    thread-safely, and the DSOs' tasks on threads would share the requirement's hours (with
+    ``threads=2``, 3 of 40 runs raised "cannot reindex on an axis with duplicate labels");
+    ``Series.copy`` and ``Index.copy`` share that table."""
+    return pd.Series(
+        s.to_numpy(), index=pd.Index(s.index.to_numpy(), name=s.index.name), name=s.name
     )
