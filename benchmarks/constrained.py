@@ -260,6 +260,11 @@ METHODS.update(
         "flexopt WCA, exchange 0.8, copies 0.5 + ε = 0.5": _flexopt(
             exchange_rain=0.8, exchange_copy=0.5, epsilon=0.5
         ),
+        # the copies' recipe with a population of 150 and a new cycle after 15 stalled
+        # iterations (not 50, 30): the best g02 row, chosen on seeds 50-99, checked on 150-249
+        "flexopt WCA, exchange 0.8, copies 0.5, population 150, cycles 15": _flexopt(
+            exchange_rain=0.8, exchange_copy=0.5, n_pop=150, restart=15
+        ),
         "mealpy OriginalWCA": _mealpy,
         "pymoo DE": lambda p, e, s: run_pymoo(p, "DE", e, s),
         "pymoo ISRES": lambda p, e, s: run_pymoo(p, "ISRES", e, s),

@@ -7,7 +7,9 @@ In one process: ``run_market`` serially, then with ``workers=2`` — this proces
 started worker, which takes tasks once it has warmed up (imports, the compiled sweep) while
 this one runs S1–S2 and whatever tasks come before; the first call starts it, the later calls
 reuse it — then again with a fresh worker for every call (``flexopt.executors.shutdown()``
-between calls: what a single ``flexopt run --workers 2`` does), and with two threads of the process
+between calls; *spawned*, not forked: by then this process has started numba's OpenMP
+threads, so ``fork_safe()`` is false — a single ``flexopt run --workers 2`` forks its worker,
+which ``benchmarks/clearing_time.py`` measures), and with two threads of the process
 (``threads=2``: nothing to start or copy; the DCP search's compiled evaluation holds no
 GIL). Instances: ``rts24-3dso`` and ``flexopt
 generate --transmission case300 --feeder case69 --seed 0`` with 10 and 30 DSOs × 10
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
             timed(inst, None)  # compile and load once in this process
             runs: dict[str, list[tuple[float, float]]] = {
                 "serial": [],
-                "fresh pool": [],
+                "fresh pool (spawned)": [],
                 "2 threads": [],
             }
             runs["pool, first call"] = [timed(inst, 2)]
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             executors.shutdown()
             for _ in range(args.repeats):
                 runs["serial"].append(timed(inst, None))
-                runs["fresh pool"].append(timed(inst, 2))
+                runs["fresh pool (spawned)"].append(timed(inst, 2))
                 executors.shutdown()
                 runs["2 threads"].append(timed(inst, None, 2))
             serial = [statistics.median(x) for x in zip(*runs["serial"], strict=True)]
