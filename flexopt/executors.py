@@ -7,9 +7,8 @@ numbers (``tests/test_executors.py``). Tasks are module-level functions with pic
 arguments; results come back in input order.
 
 Threads start at once and share the run's data: nothing is pickled. They gain where a task's
-work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._fused``), about
-nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
-threads are the parallelism; ``benchmarks/clearing_time.py``).
+work releases the GIL (the DCP search's compiled evaluation, ``flexopt.dso._fused``); each
+runs numba and BLAS on one thread (``benchmarks/clearing_time.py``).
 
 ``workers=N`` runs the tasks on N processes: this one and N − 1 started for them (forked
 where that is safe, :func:`fork_safe`, else spawned). The started workers run the warm-up
@@ -18,9 +17,8 @@ run), and take tasks only once it is done: until then this process runs them, so
 call is never much slower than serial. Their pool starts once and is reused: it outlives the
 ``with executor(...)`` block that made it and serves the next block asking for the same size
 and warm-up (the runs of a ``compare``, repeated ``run_market`` calls), until
-:func:`shutdown` or the interpreter exits. A block left by an exception (Ctrl-C) shuts its
-pool down instead: its workers may still be running cancelled work.
-"""
+:func:`shutdown` or the interpreter exits. A block left by an exception (Ctrl-C) kills its
+pool's workers instead."""
 
 from __future__ import annotations
 
@@ -231,9 +229,11 @@ class _Processes:
         else:
             _IDLE[self.key] = self
 
-    def close(self) -> None:
-        # an interrupted run leaves queued tasks behind: do not start them (a worker's
-        # running chunk finishes first)
+    def close(self, kill: bool = False) -> None:
+        """Stop the pool; its queued tasks never start. ``kill`` (a call left by an exception):
+        kill the workers, not wait for their chunks (in ``compare``, whole runs)."""
+        for proc in list((getattr(self.pool, "_processes", None) or {}).values()) if kill else []:
+            proc.terminate()  # workers take SIGTERM's default: they stop at once
         self.pool.shutdown(cancel_futures=True)
 
 
@@ -445,6 +445,6 @@ def executor(
     try:
         yield pool
     except BaseException:
-        pool.close()
+        pool.close(kill=True)
         raise
     pool.release()

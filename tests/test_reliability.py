@@ -602,6 +602,39 @@ def test_an_interrupted_process_pool_drops_the_tasks_not_started():
     assert time.perf_counter() - start < 10
 
 
+def test_an_interrupt_kills_a_worker_running_a_long_task():
+    """A worker's running chunk (in ``flexopt compare``, a whole run) is not waited for: the
+    interrupted call's pool kills its workers and the interrupt reaches the caller at once."""
+    import concurrent.futures
+    import signal
+
+    from flexopt.executors import executor
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    workers: list[object] = []
+
+    def work() -> None:
+        with executor(workers=2) as ex:
+            concurrent.futures.wait(ex.ready)  # warm: the worker takes the first item
+            workers.extend(ex.pool._processes.values())
+            signal.setitimer(signal.ITIMER_REAL, 1.0)
+            ex.map(time.sleep, [60.0, 60.0])
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            work()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 15
+    assert workers
+    assert not any(w.is_alive() for w in workers)
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
 def test_a_sigterm_swallowed_by_a_finalizer_stops_the_run_at_its_next_stage(rts):
     """Python ignores an exception raised while a finalizer runs, the SIGTERM handler's
