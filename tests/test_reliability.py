@@ -577,8 +577,8 @@ def test_an_objective_term_zero_at_x0_is_no_division_by_zero(inst_dir, edits, me
 
 def test_an_interrupted_process_pool_drops_the_tasks_not_started():
     """Ctrl-C or SIGTERM (raised as an interrupt, ``flexopt.cli``) during ``--workers N``:
-    the pool's queued tasks are dropped, not all run to the end before the run stops (only
-    the running ones finish)."""
+    the pool's queued tasks are dropped, not all run to the end before the run stops (the
+    running ones are killed with the workers, below)."""
     import signal
 
     from flexopt.executors import executor
