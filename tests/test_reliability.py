@@ -17,6 +17,7 @@ import time
 import zipfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -575,36 +576,13 @@ def test_an_objective_term_zero_at_x0_is_no_division_by_zero(inst_dir, edits, me
     assert check_result(res) is None
 
 
-def test_an_interrupted_process_pool_drops_the_tasks_not_started():
-    """Ctrl-C or SIGTERM (raised as an interrupt, ``flexopt.cli``) during ``--workers N``:
-    the pool's queued tasks are dropped, not all run to the end before the run stops (the
-    running ones are killed with the workers, below)."""
-    import signal
-
-    from flexopt.executors import executor
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    def work() -> None:
-        with executor(workers=2) as ex:
-            signal.setitimer(signal.ITIMER_REAL, 3.0)
-            ex.map(time.sleep, [0.5] * 80)  # 20 s of work for two workers
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    start = time.perf_counter()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            work()
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    assert time.perf_counter() - start < 10
-
-
-def test_an_interrupt_kills_a_worker_running_a_long_task():
-    """A worker's running chunk (in ``flexopt compare``, a whole run) is not waited for: the
-    interrupted call's pool kills its workers and the interrupt reaches the caller at once."""
+def _interrupted(
+    after_s: float, map_items: list[float], ready: bool = False
+) -> tuple[float, list[Any]]:
+    """Seconds until ``executor(workers=2).map(time.sleep, map_items)`` raises the
+    KeyboardInterrupt that a SIGALRM ``after_s`` into the call raises (as ``flexopt.cli``
+    raises Ctrl-C and SIGTERM), and the pool's worker processes; ``ready``: the worker
+    warmed up first, so it takes the first item."""
     import concurrent.futures
     import signal
 
@@ -613,14 +591,15 @@ def test_an_interrupt_kills_a_worker_running_a_long_task():
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    workers: list[object] = []
+    workers: list[Any] = []
 
     def work() -> None:
         with executor(workers=2) as ex:
-            concurrent.futures.wait(ex.ready)  # warm: the worker takes the first item
+            if ready:
+                concurrent.futures.wait(ex.ready)
             workers.extend(ex.pool._processes.values())
-            signal.setitimer(signal.ITIMER_REAL, 1.0)
-            ex.map(time.sleep, [60.0, 60.0])
+            signal.setitimer(signal.ITIMER_REAL, after_s)
+            ex.map(time.sleep, map_items)
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     start = time.perf_counter()
@@ -630,7 +609,20 @@ def test_an_interrupt_kills_a_worker_running_a_long_task():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert time.perf_counter() - start < 15
+    return time.perf_counter() - start, workers
+
+
+def test_an_interrupted_process_pool_drops_the_tasks_not_started():
+    """Ctrl-C or SIGTERM (raised as an interrupt, ``flexopt.cli``) during ``--workers N``:
+    the pool's queued tasks are dropped, not all run to the end before the run stops."""
+    assert _interrupted(3.0, [0.5] * 80)[0] < 10  # 20 s of work for two workers
+
+
+def test_an_interrupt_kills_a_worker_running_a_long_task():
+    """A worker's running chunk (in ``flexopt compare``, a whole run) is not waited for: the
+    interrupted call's pool kills its workers and the interrupt reaches the caller at once."""
+    seconds, workers = _interrupted(1.0, [60.0, 60.0], ready=True)
+    assert seconds < 15
     assert workers
     assert not any(w.is_alive() for w in workers)
 
