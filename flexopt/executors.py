@@ -7,8 +7,9 @@ numbers (``tests/test_executors.py``). Tasks are module-level functions with pic
 arguments; results come back in input order.
 
 Threads start at once and share the run's data: nothing is pickled. They gain where a task's
-work releases the GIL (the DCP search's compiled evaluation, ``flexopt.dso._fused``); each
-runs numba and BLAS on one thread (``benchmarks/clearing_time.py``).
+work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._fused``), about
+nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
+threads are the parallelism; ``benchmarks/clearing_time.py``).
 
 ``workers=N`` runs the tasks on N processes: this one and N − 1 started for them (forked
 where that is safe, :func:`fork_safe`, else spawned). The started workers run the warm-up
@@ -17,8 +18,10 @@ run), and take tasks only once it is done: until then this process runs them, so
 call is never much slower than serial. Their pool starts once and is reused: it outlives the
 ``with executor(...)`` block that made it and serves the next block asking for the same size
 and warm-up (the runs of a ``compare``, repeated ``run_market`` calls), until
-:func:`shutdown` or the interpreter exits. A block left by an exception (Ctrl-C) kills its
-pool's workers instead."""
+:func:`shutdown` or the interpreter exits. A block left by an exception shuts its pool down
+instead; by an interrupt (Ctrl-C, ``SIGTERM``), it kills the pool's workers: their running
+chunks (in ``flexopt compare``, whole runs) are lost, not waited for.
+"""
 
 from __future__ import annotations
 
@@ -32,10 +35,10 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
+from flexopt.dask_client import CONNECT_TIMEOUT_S
+
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "fork_safe", "shutdown"]
 
-#: Seconds to reach a Dask scheduler before giving up with a ``ConnectionError``.
-CONNECT_TIMEOUT_S = 5.0
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -170,6 +173,7 @@ class _Processes:
         self.lock = threading.Lock()
         self.active: set[_Feed[Any, Any]] = set()  # the calls running now
         self.failed: BaseException | None = None
+        self.killed = False
         # one per worker: each submit starts a process now
         with warnings.catch_warnings():  # forked: the threads are BLAS's, which survive it
             if self.forked:
@@ -180,7 +184,7 @@ class _Processes:
 
     def _warmed(self, f: concurrent.futures.Future[Any]) -> None:
         """A warm-up ended (in the pool's thread): hand the worker to the running calls."""
-        if f.cancelled():
+        if f.cancelled() or self.killed:  # a killed worker's warm-up "fails": no news
             return
         if (err := f.exception()) is not None:
             self.failed = err
@@ -230,10 +234,19 @@ class _Processes:
             _IDLE[self.key] = self
 
     def close(self, kill: bool = False) -> None:
-        """Stop the pool; its queued tasks never start. ``kill`` (a call left by an exception):
-        kill the workers, not wait for their chunks (in ``compare``, whole runs)."""
-        for proc in list((getattr(self.pool, "_processes", None) or {}).values()) if kill else []:
-            proc.terminate()  # workers take SIGTERM's default: they stop at once
+        """Stop the pool; its queued tasks never start. ``kill`` (an interrupted call): kill
+        the workers rather than wait for their running chunks."""
+        if kill:
+            self.killed = True
+            procs = list((getattr(self.pool, "_processes", None) or {}).values())
+            for proc in procs:
+                proc.terminate()  # workers take SIGTERM's default: they stop at once
+            for proc in procs:
+                proc.join(5)
+            # a worker killed halfway through sending a result leaves the pool's thread
+            # waiting for the rest for ever, unless the pipe's last writer here is closed
+            if (results := getattr(self.pool, "_result_queue", None)) is not None:
+                results._writer.close()
         self.pool.shutdown(cancel_futures=True)
 
 
@@ -354,49 +367,6 @@ def shutdown() -> None:
 atexit.register(shutdown)
 
 
-class _Dask:
-    def __init__(self, scheduler: str) -> None:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError as err:  # pragma: no cover - depends on the extra
-            raise ImportError(
-                "--scheduler needs the 'dask' extra: pip install 'flexopt[dask]'"
-            ) from err
-        self.cluster = None
-        if scheduler == "local":
-            self.cluster = LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-            )
-            self.client = Client(self.cluster)
-        else:
-            try:
-                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, ValueError) as err:  # TimeoutError is an OSError
-                reason = " ".join(str(err).split()) or type(err).__name__
-                raise ConnectionError(
-                    f"cannot reach the Dask scheduler at {scheduler!r} within "
-                    f"{CONNECT_TIMEOUT_S:g} s ({reason[:200]})"
-                ) from None
-
-    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
-        futures = self.client.map(fn, list(items), pure=False)
-        results: list[R] = self.client.gather(futures)
-        return results
-
-    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
-        from dask.distributed import as_completed
-
-        futures = self.client.map(fn, list(items), pure=False)
-        where = {f.key: i for i, f in enumerate(futures)}
-        for f in as_completed(futures):
-            yield where[f.key], f.result()
-
-    def close(self) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
 @contextmanager
 def executor(
     workers: int | None = None,
@@ -425,7 +395,9 @@ def executor(
         ``workers > 1`` is given), started for the block and stopped after it.
     """
     if scheduler is not None:
-        dask = _Dask(scheduler)
+        from flexopt.dask_client import DaskExecutor
+
+        dask = DaskExecutor(scheduler)
         try:
             yield dask
         finally:
@@ -444,7 +416,7 @@ def executor(
     pool = _Processes.get(workers, warm)
     try:
         yield pool
-    except BaseException:
-        pool.close(kill=True)
+    except BaseException as err:
+        pool.close(kill=isinstance(err, KeyboardInterrupt))  # SIGTERM's Terminated is one
         raise
     pool.release()

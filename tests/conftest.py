@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -27,6 +30,17 @@ def wait_for_run_pool(workers: int) -> None:
     from flexopt.run.tasks import warm_worker
 
     concurrent.futures.wait(executors._IDLE[(workers, warm_worker)].ready)
+
+
+def run_script(folder: Path, text: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``text`` as a script in a fresh interpreter (this checkout importable), its output
+    captured."""
+    script = folder / "script.py"
+    script.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def exit_code(argv: list[str]) -> int:

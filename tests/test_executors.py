@@ -13,7 +13,7 @@ import pytest
 from flexopt.executors import executor
 from flexopt.run.api import run_market
 from flexopt.run.tasks import warm_worker
-from tests.conftest import wait_for_run_pool
+from tests.conftest import run_script, wait_for_run_pool
 
 
 def _square(x: int) -> int:
@@ -241,12 +241,7 @@ if __name__ == "__main__":
 def test_a_fresh_process_forks_its_workers(tmp_path):
     """A fresh process's ``run_market(..., workers=2)`` forks its pool's worker (with every
     module loaded); it takes tasks, and the market's numbers are the serial ones."""
-    script = tmp_path / "forked.py"
-    script.write_text(_FORKED_POOL)
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
-    )
+    out = run_script(tmp_path, _FORKED_POOL, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 

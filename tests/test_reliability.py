@@ -627,6 +627,92 @@ def test_an_interrupt_kills_a_worker_running_a_long_task():
     assert not any(w.is_alive() for w in workers)
 
 
+def _written_later_or_fails(item: str) -> str:
+    if item == "fail":
+        time.sleep(0.3)  # the worker's item is running by then
+        raise ValueError("this task fails")
+    time.sleep(1.0)
+    Path(item).write_text("done")
+    return item
+
+
+def test_an_error_lets_the_workers_finish_their_running_chunks(tmp_path):
+    """Only an interrupt kills the workers: a task's error stops the call, and what the
+    workers are running (in ``flexopt compare``, other runs) still finishes."""
+    import concurrent.futures
+
+    from flexopt.executors import executor
+
+    done = tmp_path / "done.txt"
+
+    def work() -> None:
+        with executor(workers=2) as ex:
+            concurrent.futures.wait(ex.ready)  # warm: the worker takes the first item
+            ex.map(_written_later_or_fails, [str(done), "fail"])
+
+    with pytest.raises(ValueError, match="this task fails"):
+        work()
+    assert done.read_text() == "done"
+
+
+_KILLED_WHILE_SENDING = """
+import concurrent.futures, signal, sys, threading, time
+from flexopt.executors import executor
+
+
+def task(x):
+    time.sleep(x[0])
+    return bytes(x[1])
+
+
+def interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def watch(manager, main):  # interrupt while the pool's thread reads the worker's result
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        f, names = sys._current_frames().get(manager), []
+        while f is not None:
+            names.append(f.f_code.co_name)
+            f = f.f_back
+        if "_recv" in names or "_recv_bytes" in names:
+            time.sleep(0.01)
+            print("interrupted while receiving", flush=True)
+            signal.pthread_kill(main, signal.SIGALRM)
+            return
+        time.sleep(0.001)
+
+
+signal.signal(signal.SIGALRM, interrupt)
+try:
+    with executor(workers=2) as ex:
+        concurrent.futures.wait(ex.ready)
+        workers = list(ex.pool._processes.values())
+        manager = ex.pool._executor_manager_thread
+        threading.Thread(
+            target=watch, args=(manager.ident, threading.main_thread().ident), daemon=True
+        ).start()
+        ex.map(task, [(0.2, 400_000_000), (30.0, 0)])
+except KeyboardInterrupt:
+    pass
+print("alive", any(w.is_alive() for w in workers), manager.is_alive(), flush=True)
+"""
+
+
+def test_a_worker_killed_while_sending_its_result_does_not_hang_the_interrupt(tmp_path):
+    """The pool's thread reading a large result (pickled in several writes) when the worker
+    is killed waited for the rest for ever, and the interrupted process with it; closing
+    this process's end of the result pipe lets it see the end."""
+    from tests.conftest import run_script
+
+    out = run_script(tmp_path, _KILLED_WHILE_SENDING, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if "interrupted while receiving" not in out.stdout:
+        pytest.skip("the interrupt missed the result's transfer")
+    assert out.stdout.splitlines()[-1] == "alive False False"
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # on purpose
 def test_a_sigterm_swallowed_by_a_finalizer_stops_the_run_at_its_next_stage(rts):
     """Python ignores an exception raised while a finalizer runs, the SIGTERM handler's
