@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-from flexopt.dask_client import CONNECT_TIMEOUT_S
+from flexopt.dask_client import CONNECT_TIMEOUT_S, DaskExecutor
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "fork_safe", "shutdown"]
 
@@ -395,8 +395,6 @@ def executor(
         ``workers > 1`` is given), started for the block and stopped after it.
     """
     if scheduler is not None:
-        from flexopt.dask_client import DaskExecutor
-
         dask = DaskExecutor(scheduler)
         try:
             yield dask
