@@ -14,7 +14,9 @@ some coordinates: W4d, deviations 8–9), with ε-levels (W5a), and as the refer
 (``ONE_CYCLE``, with the authors' constrained settings), alone and with ε-levels; the
 defaults with a rain chance of 0.2 (deviation 10) and with rain along the seas' trajectory
 (deviation 11), without and with ε-levels, and with rain at the sea with two coordinates
-exchanged (deviation 12), half of them copies (deviation 13); mealpy gets the
+exchanged (deviation 12), half of them copies (deviation 13), and g02's recipes (a
+population of 150, shorter cycles; the sea's streams moving by one factor per coordinate,
+``sea_stream_rand="vector"``); mealpy gets the
 constraints as a penalty (the adapter); pymoo's DE and ISRES their own constraint handling
 (feasibility first, stochastic ranking). A run counts as feasible when its reported point,
 evaluated by the same problem for every method, has zero violation. Needs the ``compare``
@@ -264,6 +266,12 @@ METHODS.update(
         # iterations (not 50, 30): the best g02 row, chosen on seeds 50-99, checked on 150-249
         "flexopt WCA, exchange 0.8, copies 0.5, population 150, cycles 15": _flexopt(
             exchange_rain=0.8, exchange_copy=0.5, n_pop=150, restart=15
+        ),
+        # exchanges only (no copies), the sea's streams with one random factor per coordinate
+        # (as every other stream), population 150, cycles after 15: chosen on seeds 50-99,
+        # checked on 150-249 — the g02 row ahead of ISRES
+        "flexopt WCA, exchange 0.8, population 150, cycles 15, vector": _flexopt(
+            exchange_rain=0.8, n_pop=150, restart=15, sea_stream_rand="vector"
         ),
         "mealpy OriginalWCA": _mealpy,
         "pymoo DE": lambda p, e, s: run_pymoo(p, "DE", e, s),

@@ -258,3 +258,39 @@ def test_exchange_rain_runs_in_both_engines(engine):
     p = _pressure_vessel(False)  # pairs (T_s, T_h) and (R, L)
     runs = [minimize(p, WCA(engine=engine, exchange_rain=q), max_iter=60, seed=1) for q in (0, 0.3)]
     assert not np.array_equal(runs[0].history, runs[1].history)
+
+
+G02_BEST = -0.803619  # CEC2006 g02, 20 variables (benchmarks/constrained.py)
+
+
+def _g02() -> Problem:
+    """CEC2006 g02: ``f = −|Σcos⁴x − 2Πcos²x| / √(Σ i·x_i²)`` on ``[0, 10]²⁰`` with
+    ``Πx ≥ 0.75`` (active at the optimum) and ``Σx ≤ 150``; its cos⁴ terms give every
+    coordinate its own basins."""
+    i = np.arange(1, 21)
+
+    def f(X: np.ndarray) -> np.ndarray:
+        c = np.cos(X)
+        num = np.abs((c**4).sum(axis=1) - 2 * (c**2).prod(axis=1))
+        return -num / np.sqrt((i * X**2).sum(axis=1))
+
+    def g(X: np.ndarray) -> np.ndarray:
+        return np.c_[0.75 - X.prod(axis=1), X.sum(axis=1) - 7.5 * 20]
+
+    return Problem.from_function(f, np.zeros(20), np.full(20, 10.0), constraints=g)
+
+
+def test_the_seas_streams_moving_per_coordinate_close_g02():
+    """g02's recipe (``models/wca.md``, deviation 13): with one random factor per coordinate
+    the sea's streams recombine its basins with theirs; with the reference's one factor per
+    stream they keep their own. Five seeds at 50 000 evaluations."""
+    recipe = {"exchange_rain": 0.8, "n_pop": 150, "restart": 15}
+    gaps = {}
+    for rand in ("scalar", "vector"):
+        runs = [
+            minimize(_g02(), WCA(**recipe, sea_stream_rand=rand), max_evals=50_000, seed=s)
+            for s in range(5)
+        ]
+        assert all(r.feasible for r in runs)
+        gaps[rand] = float(np.median([(r.f - G02_BEST) / abs(G02_BEST) * 100 for r in runs]))
+    assert gaps["vector"] < 3.5 < gaps["scalar"], gaps
