@@ -59,6 +59,7 @@ def child(instance: str, method: str, central_model: str, workers: int, threads:
     import resource
 
     import flexopt as fx
+    import flexopt.run.api  # run_market's modules: their import is not the run's time
 
     inst = fx.load_instance(instance)
     start = time.perf_counter()
@@ -295,7 +296,9 @@ def objective_table(one: pd.DataFrame) -> list[str]:
     return lines
 
 
-def plot(df: pd.DataFrame, name: str = "clearing_time") -> Path:
+def plot(df: pd.DataFrame, name: str = "clearing_time") -> Path | None:
+    """Clearing time against the number of DSOs, one panel per feeder size, of the runs with
+    numba's default threads in one process; ``None`` when ``--methods`` chose none of them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -305,6 +308,8 @@ def plot(df: pd.DataFrame, name: str = "clearing_time") -> Path:
     pool = df["threads"].fillna(0) if "threads" in df else 0
     one = df[ok & (df["workers"] == 1) & (df["numba_threads"] == 0) & (pool == 0)]
     pros = sorted(one["prosumers"].unique())
+    if not pros:
+        return None
     fig, axes = plt.subplots(
         1, len(pros), figsize=(5.2 * len(pros), 3.8), squeeze=False, constrained_layout=True
     )
@@ -351,7 +356,8 @@ def main(argv: list[str] | None = None) -> None:
         df = sweep(args.quick, args.sizes, args.methods, name)
     print(f"machine: {machine()}")
     print(table(df))
-    print(f"plot: {plot(df, name)}")
+    drawn = plot(df, name)
+    print(f"plot: {drawn or 'none (no run with numba on its default threads)'}")
     finished = df if "status" not in df else df[df["status"] == "ok"]
     if not np.isfinite(finished["clearing_s"]).all():
         raise SystemExit("non-finite timings")
