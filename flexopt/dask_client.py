@@ -1,10 +1,10 @@
 """A Dask client as an executor of DSO tasks (``executor(scheduler=...)``, extra ``dask``):
-an order-preserving ``map`` and ``as_completed`` over a cluster's workers."""
+an order-preserving ``map``, ``as_completed`` and ``start`` over a cluster's workers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["CONNECT_TIMEOUT_S", "DaskExecutor"]
 
@@ -55,7 +55,23 @@ class DaskExecutor:
         for f in as_completed(futures):
             yield where[f.key], f.result()
 
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> _Gathered[R]:
+        """The cluster's workers run the items at once; ``result()`` gathers them."""
+        return _Gathered(self.client, self.client.map(fn, list(items), pure=False))
+
     def close(self) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+
+class _Gathered(Generic[R]):
+    def __init__(self, client: Any, futures: list[Any]) -> None:
+        self.client, self.futures = client, futures
+
+    def result(self) -> list[R]:
+        results: list[R] = self.client.gather(self.futures)
+        return results
+
+    def cancel(self) -> None:
+        self.client.cancel(self.futures)

@@ -28,7 +28,6 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import logging
-import queue
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -36,8 +35,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from flexopt.dask_client import CONNECT_TIMEOUT_S, DaskExecutor
+from flexopt.pool_feed import Feed
 
-__all__ = ["CONNECT_TIMEOUT_S", "Executor", "executor", "fork_safe", "shutdown"]
+__all__ = ["CONNECT_TIMEOUT_S", "Executor", "Started", "executor", "fork_safe", "shutdown"]
 
 
 A = TypeVar("A")
@@ -46,14 +46,40 @@ R = TypeVar("R")
 _log = logging.getLogger(__name__)
 
 
+class Started(Protocol[R]):
+    """Items handed out ahead of their use (:meth:`Executor.start`): ``result()`` is their
+    results in order; ``cancel()`` drops what has not started (and any result)."""
+
+    def result(self) -> list[R]: ...
+
+    def cancel(self) -> None: ...
+
+
 class Executor(Protocol):
-    """Anything with an order-preserving ``map(fn, items) -> list``, and ``as_completed``:
+    """Anything with an order-preserving ``map(fn, items) -> list``, ``as_completed``:
     ``(position, result)`` pairs as the items finish (progress, keeping what finished; a
-    process pool's workers return theirs a chunk at a time)."""
+    process pool's workers return theirs a chunk at a time), and ``start``: a ``map`` whose
+    results are collected later, so that other processes may run it while this one goes on
+    (in this process, it runs when collected)."""
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]: ...
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]: ...
+
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]: ...
+
+
+class _Later(Generic[A, R]):
+    """A ``map`` in this process, run when its result is asked for."""
+
+    def __init__(self, ex: Executor, fn: Callable[[A], R], items: Iterable[A]) -> None:
+        self.ex, self.fn, self.items = ex, fn, list(items)
+
+    def result(self) -> list[R]:
+        return self.ex.map(self.fn, self.items)
+
+    def cancel(self) -> None:
+        self.items = []
 
 
 class _Serial:
@@ -63,6 +89,9 @@ class _Serial:
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
         for i, x in enumerate(items):
             yield i, fn(x)
+
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]:
+        return _Later(self, fn, items)
 
 
 def _init_worker() -> None:
@@ -103,6 +132,12 @@ def _init_thread() -> None:
 
 
 class _Threads(_Pool):
+    """Threads of this process: a started ``map`` runs when collected (on the threads, the
+    GIL-bound tasks that ``start`` serves would only slow down the caller's own work)."""
+
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]:
+        return _Later(self, fn, items)
+
     def __init__(self, threads: int) -> None:
         from threadpoolctl import threadpool_limits
 
@@ -119,8 +154,10 @@ class _Threads(_Pool):
         self.limits.close()
 
 
-#: Idle process pools by (workers, warm-up), kept for the next executor of that shape.
-_IDLE: dict[tuple[int, Callable[[], None] | None], _Processes] = {}
+_Warm = Callable[[], None] | None
+#: Idle process pools by (workers, warm-up, later warm-up), kept for the next executor of
+#: that shape.
+_IDLE: dict[tuple[int, _Warm, _Warm], _Processes] = {}
 
 
 def fork_safe() -> bool:
@@ -156,14 +193,16 @@ class _Processes:
     (forked where :func:`fork_safe`, else spawned). A worker takes tasks once its warm-up is
     done, so no call waits for one still starting: until then this process runs the tasks, as
     the serial executor would. One whose warm-up raises takes nothing; the pool is then not
-    kept. Warm-ups are not tied to workers: with three or more processes a fast worker may
-    run two, and a chunk may wait for a worker still starting."""
+    kept. The first ``workers − 1`` times a call has nothing left to hand a worker, the pool
+    submits the later warm-up (``warm_later``: the kernels of the stages to come). Warm-ups
+    are not tied to workers: with three or more processes a fast worker may run two, and a
+    chunk may wait for a worker still starting."""
 
-    def __init__(self, workers: int, warm: Callable[[], None] | None) -> None:
+    def __init__(self, workers: int, warm: _Warm, warm_later: _Warm = None) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        self.key = (workers, warm)
+        self.key = (workers, warm, warm_later)
         self.forked = fork_safe()
         self.pool = ProcessPoolExecutor(
             max_workers=workers - 1,
@@ -171,8 +210,9 @@ class _Processes:
             initializer=_init_worker,
         )
         self.lock = threading.Lock()
-        self.active: set[_Feed[Any, Any]] = set()  # the calls running now
+        self.active: set[Feed[Any, Any]] = set()  # the calls running now
         self.failed: BaseException | None = None
+        self.later_sent = 0
         self.killed = False
         # one per worker: each submit starts a process now
         with warnings.catch_warnings():  # forked: the threads are BLAS's, which survive it
@@ -181,6 +221,21 @@ class _Processes:
             self.ready = [self.pool.submit(warm or _nothing) for _ in range(workers - 1)]
         for f in self.ready:  # one callback each for the pool's life (feeds come and go)
             f.add_done_callback(self._warmed)
+
+    def _idle(self) -> None:
+        """A call ran out of items for a worker (in the pool's thread): the first times, it
+        runs the later warm-up while the caller goes on (in a run: S5–S8's kernels while
+        this process finishes S1–S3)."""
+        later = self.key[2]
+        with self.lock:
+            if later is None or self.later_sent >= self.key[0] - 1 or self.killed:
+                return
+            self.later_sent += 1
+        try:
+            f = self.pool.submit(later)
+        except Exception:  # shut down or broken: there is nothing to warm
+            return
+        f.add_done_callback(_later_failed)
 
     def _warmed(self, f: concurrent.futures.Future[Any]) -> None:
         """A warm-up ended (in the pool's thread): hand the worker to the running calls."""
@@ -200,24 +255,27 @@ class _Processes:
         return [done[i] for i in range(len(done))]
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
-        feed = _Feed(self.pool, fn, list(items), self.key[0])
+        started = self.start(fn, items)
         try:
-            with self.lock:
-                self.active.add(feed)
-            for f in self.ready:  # the workers warm already (the others join when they are)
-                if f.done():
-                    feed.warmed(f)
-            yield from feed.drain()
+            yield from started.feed.drain()
         finally:
-            with self.lock:
-                self.active.discard(feed)
-            feed.stop()
+            started.cancel()
+
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> _Started[A, R]:
+        """The workers take the items at once; this process joins in when it collects."""
+        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle)
+        with self.lock:
+            self.active.add(feed)
+        for f in self.ready:  # the workers warm already (the others join when they are)
+            if f.done():
+                feed.warmed(f)
+        return _Started(self, feed)
 
     @classmethod
-    def get(cls, workers: int, warm: Callable[[], None] | None) -> _Processes:
+    def get(cls, workers: int, warm: _Warm, warm_later: _Warm) -> _Processes:
         """An idle pool of this shape, or a new one."""
-        pool = _IDLE.pop((workers, warm), None)
-        return pool if pool is not None and pool.usable() else cls(workers, warm)
+        pool = _IDLE.pop((workers, warm, warm_later), None)
+        return pool if pool is not None and pool.usable() else cls(workers, warm, warm_later)
 
     def usable(self) -> bool:
         return not getattr(self.pool, "_broken", False) and self.failed is None
@@ -250,112 +308,29 @@ class _Processes:
         self.pool.shutdown(cancel_futures=True)
 
 
-class _Feed(Generic[A, R]):
-    """The items of one call, handed out as they are asked for: to this process one at a
-    time between its own tasks, and to each pool worker when it becomes free (its warm-up or
-    its last chunk done, in the pool's callback thread), a chunk of the items left divided
-    by four times the processes (at least one): fewer round trips while many items are
-    left, single items towards the end so that all finish together (by twice the processes a
-    worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
-    1.61–1.77×). A worker holds one chunk at a time, so none waits in a queue that this
-    process could have run; its results arrive a chunk at a time."""
+def _later_failed(f: concurrent.futures.Future[Any]) -> None:
+    """A later warm-up that raised costs its worker time in its first tasks, nothing else."""
+    if not f.cancelled() and (err := f.exception()) is not None:
+        _log.warning("a pool worker's later warm-up failed: %r", err)
 
-    def __init__(
-        self, pool: concurrent.futures.Executor, fn: Callable[[A], R], items: list[A], n: int
-    ) -> None:
-        self.pool, self.fn, self.items, self.processes = pool, fn, items, n
-        self.lock = threading.Lock()
-        self.next = self.sent = 0
-        self.stopped = False
-        self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
-        # (positions, future) of what the workers finished; a None future: the pool would
-        # not take the chunk (it broke or shut down before) and this process runs it
-        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[list[R]] | None]] = (
-            queue.SimpleQueue()
-        )
 
-    def _take(self, remote: bool) -> range:
-        with self.lock:
-            left = 0 if self.stopped else len(self.items) - self.next
-            k = min(left, max(1, left // (4 * self.processes)) if remote else 1)
-            chunk = range(self.next, self.next + k)
-            self.next += k
-            self.sent += k if remote else 0
-            return chunk
+class _Started(Generic[A, R]):
+    """A call of a process pool the workers run while this process goes on."""
 
-    def warmed(self, f: concurrent.futures.Future[Any]) -> None:
-        """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""
-        with self.lock:
-            if f in self.started or f.cancelled() or f.exception() is not None:
-                return
-            self.started.add(f)
-        self._send()
+    def __init__(self, procs: _Processes, feed: Feed[A, R]) -> None:
+        self.procs, self.feed = procs, feed
 
-    def _send(self) -> None:
-        chunk = self._take(remote=True)
-        if not chunk:
-            return
+    def result(self) -> list[R]:
         try:
-            fut = self.pool.submit(_each, self.fn, [self.items[i] for i in chunk])
-        except Exception:  # broken, shut down, or a worker that could not start
-            self.done.put((chunk, None))
-            return
-        fut.add_done_callback(lambda f: self._returned(chunk, f))
+            done = dict(self.feed.drain())
+        finally:
+            self.cancel()
+        return [done[i] for i in range(len(done))]
 
-    def _returned(self, chunk: range, f: concurrent.futures.Future[list[R]]) -> None:
-        self.done.put((chunk, f))
-        if not f.cancelled() and f.exception() is None:
-            self._send()
-
-    def _results(self, chunk: range, f: concurrent.futures.Future[list[R]] | None) -> list[R]:
-        if f is None:
-            return [_here(self.fn, self.items[i]) for i in chunk]
-        return f.result()  # a task's error (or a broken pool) is raised here
-
-    def drain(self) -> Iterator[tuple[int, R]]:
-        """Run items here until none is left, yielding the workers' results as they come,
-        then wait for the workers' last ones."""
-        received = 0
-        while True:
-            while not self.done.empty():
-                chunk, f = self.done.get()
-                yield from zip(chunk, self._results(chunk, f), strict=True)
-                received += len(chunk)
-            mine = self._take(remote=False)
-            if mine:
-                yield mine[0], _here(self.fn, self.items[mine[0]])
-                continue
-            with self.lock:
-                if received == self.sent:
-                    return
-            try:  # a timeout: Ctrl-C is seen while waiting
-                chunk, f = self.done.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            yield from zip(chunk, self._results(chunk, f), strict=True)
-            received += len(chunk)
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopped = True
-
-
-def _each(fn: Callable[[A], R], items: list[A]) -> list[R]:
-    """A worker's chunk, in order."""
-    return [fn(x) for x in items]
-
-
-def _here(fn: Callable[[A], R], x: A) -> R:
-    """``fn(x)`` in this process with numba on one thread (as a worker runs it: the
-    processes are the parallelism), restored after."""
-    import numba
-
-    n = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        return fn(x)
-    finally:
-        numba.set_num_threads(n)
+    def cancel(self) -> None:
+        with self.procs.lock:
+            self.procs.active.discard(self.feed)
+        self.feed.stop()
 
 
 def shutdown() -> None:
@@ -373,6 +348,7 @@ def executor(
     scheduler: str | None = None,
     warm: Callable[[], None] | None = None,
     threads: int | None = None,
+    warm_later: Callable[[], None] | None = None,
 ) -> Iterator[Executor]:
     """An executor for DSO-level work.
 
@@ -389,10 +365,14 @@ def executor(
         A module-level function each new pool worker runs at once (imports, compiled
         kernels), while the caller goes on; a worker takes tasks only once it has returned
         (one whose warm-up raises takes none: a warning is logged and the pool not kept).
-        Pools are kept per ``(workers, warm)``.
+        Pools are kept per ``(workers, warm, warm_later)``.
     threads : int, optional
         ``> 1``: that many threads of this process (when neither ``scheduler`` nor
         ``workers > 1`` is given), started for the block and stopped after it.
+    warm_later : callable, optional
+        A module-level function a pool worker runs once, the first time a call has nothing
+        left to hand it (the warm-up of later work: in a run, the kernels of S5–S8 while
+        this process finishes S1–S3); one that raises logs a warning.
     """
     if scheduler is not None:
         dask = DaskExecutor(scheduler)
@@ -411,7 +391,7 @@ def executor(
     if workers is None or workers <= 1:
         yield _Serial()
         return
-    pool = _Processes.get(workers, warm)
+    pool = _Processes.get(workers, warm, warm_later)
     try:
         yield pool
     except BaseException as err:

@@ -28,8 +28,10 @@ def wait_for_run_pool(workers: int) -> None:
 
     from flexopt import executors
     from flexopt.run.tasks import warm_worker
+    from flexopt.run.warmup import warm_dso_stages
 
-    concurrent.futures.wait(executors._IDLE[(workers, warm_worker)].ready)
+    pool = executors._IDLE[(workers, warm_worker, warm_dso_stages)]
+    concurrent.futures.wait(pool.ready)
 
 
 def run_script(folder: Path, text: str, timeout: float) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,8 @@ def test_executors_preserve_order(workers, scheduler, threads):
         concurrent.futures.wait(getattr(ex, "ready", ()))  # a pool's worker takes items too
         assert ex.map(_square, range(7)) == [0, 1, 4, 9, 16, 25, 36]
         assert sorted(ex.as_completed(_square, range(4))) == [(0, 0), (1, 1), (2, 4), (3, 9)]
+        started = ex.start(_square, range(5))
+        assert started.result() == [0, 1, 4, 9, 16]
 
 
 def test_market_identical_across_executors(rts):
@@ -167,7 +169,7 @@ def test_no_task_waits_for_a_worker_still_warming_up():
         assert sorted(ex.as_completed(_square, range(3))) == [(0, 0), (1, 1), (2, 4)]
         assert time.perf_counter() - t < 3
         assert not any(f.done() for f in ex.ready)
-    executors._IDLE.pop((3, _slow_warm)).close()
+    executors._IDLE.pop((3, _slow_warm, None)).close()
 
 
 def test_a_warm_pool_returns_every_item_once_in_order():
@@ -195,14 +197,72 @@ def test_a_worker_whose_warm_up_fails_takes_nothing(caplog):
         concurrent.futures.wait(ex.ready)
         assert set(ex.map(_pid, range(6))) == {os.getpid()}
     assert "failed to warm up" in caplog.text
-    assert (2, _failing_warm) not in executors._IDLE
+    assert (2, _failing_warm, None) not in executors._IDLE
+
+
+@pytest.mark.parametrize("threads", [None, 2])
+def test_a_started_call_runs_here_when_collected(threads):
+    """Without started workers, ``start`` runs nothing until its result is asked for (the
+    run's S4 then runs after S2, as before)."""
+    with executor(threads=threads) as ex:
+        seen: list[int] = []
+        started = ex.start(seen.append, [1, 2])
+        time.sleep(0.05)
+        assert seen == []
+        assert started.result() == [None, None]
+        assert sorted(seen) == [1, 2]
+        cancelled = ex.start(seen.append, [3])
+        cancelled.cancel()
+        assert cancelled.result() == []
+        assert 3 not in seen
+
+
+def test_a_started_call_runs_on_the_worker_while_this_process_goes_on():
+    """A warm worker takes the items of a started call at once; collected after they are
+    done, every result comes from it, in order. A cancelled call hands out nothing more."""
+    with executor(2, warm=warm_worker) as ex:
+        concurrent.futures.wait(ex.ready)
+        (worker,) = set(ex.pool._processes)
+        started = ex.start(_pid, range(6))
+        time.sleep(1.0)  # this process at other work (a run's S1–S2)
+        assert started.result() == [worker] * 6
+        cancelled = ex.start(_pid, range(100))
+        cancelled.cancel()
+        assert not ex.active
+        assert ex.map(_square, range(5)) == [0, 1, 4, 9, 16]
+
+
+def _mark_later() -> None:
+    with open(os.environ["FLEXOPT_TEST_LATER"], "a") as f:
+        f.write(f"{os.getpid()}\n")
+
+
+def test_a_worker_runs_the_later_warm_up_once(tmp_path, monkeypatch):
+    """The first time a call has nothing left for the worker, it runs ``warm_later``; once."""
+    from flexopt import executors
+
+    marks = tmp_path / "later.txt"
+    monkeypatch.setenv("FLEXOPT_TEST_LATER", str(marks))  # before the workers start
+    with executor(2, warm=warm_worker, warm_later=_mark_later) as ex:
+        concurrent.futures.wait(ex.ready)
+        (worker,) = set(ex.pool._processes)
+        assert ex.map(_square, range(10)) == [x * x for x in range(10)]
+        deadline = time.monotonic() + 10
+        while not marks.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ex.map(_pid, range(20))
+        assert ex.start(_square, range(3)).result() == [0, 1, 4]
+    executors._IDLE.pop((2, warm_worker, _mark_later)).close()
+    assert marks.read_text().split() == [str(worker)]
 
 
 def test_dso_tasks_do_not_import_pyomo():
-    """A pool worker loads the DSO tasks and the coefficient methods at its start; Pyomo
-    (half a second of it) is imported only by the stages that build a model."""
+    """A pool worker loads the DSO tasks and the coefficient methods at its start, and runs
+    the DSO stages of a tiny DSO later on; Pyomo (half a second of it) is imported only by
+    the stages that build a model."""
     code = (
-        "import sys, flexopt.run.tasks, flexopt.methods; "
+        "import sys, flexopt.run.tasks, flexopt.methods, flexopt.run.warmup; "
+        "flexopt.run.warmup.warm_dso_stages(); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pyomo'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -213,17 +273,18 @@ _FORKED_POOL = """
 import concurrent.futures, os
 from flexopt import executors, load_instance, run_market
 from flexopt.run.tasks import warm_worker
+from flexopt.run.warmup import warm_dso_stages
 from tests.test_executors import _pid, _square
 
 if __name__ == "__main__":
     assert executors.fork_safe()
     rts = load_instance("instances/rts24-3dso")
     first = run_market(rts, "wca", wca_iter=40, seed=5, workers=2)  # starts the pool
-    pool = executors._IDLE[(2, warm_worker)]
+    pool = executors._IDLE[(2, warm_worker, warm_dso_stages)]
     assert pool.forked
     concurrent.futures.wait(pool.ready)
     assert not executors.fork_safe()  # the run started numba's threads and loaded HiGHS
-    with executors.executor(2, warm=warm_worker) as ex:
+    with executors.executor(2, warm=warm_worker, warm_later=warm_dso_stages) as ex:
         assert ex is pool
         assert ex.map(_square, range(30)) == [x * x for x in range(30)]
         pids = set(ex.map(_pid, range(40)))

@@ -26,6 +26,7 @@ from flexopt.run.provenance import provenance, with_market_overrides
 from flexopt.run.result import MarketResult
 from flexopt.run.tasks import PrepareTask, run_task, warm_worker
 from flexopt.run.tso import congestion, day_ahead, plf_model
+from flexopt.run.warmup import warm_dso_stages
 
 __all__ = ["prepare_market", "run", "run_market"]
 
@@ -83,7 +84,13 @@ def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
     # OpenBLAS threads on a busy two-core machine made S4's solves 30× slower, S2's 10×
     with (
         threadpool_limits(1, user_api="blas"),
-        executor(opt.workers, opt.scheduler, warm=warm_worker, threads=opt.threads) as ex,
+        executor(
+            opt.workers,
+            opt.scheduler,
+            warm=warm_worker,
+            threads=opt.threads,
+            warm_later=warm_dso_stages,
+        ) as ex,
     ):
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
@@ -117,24 +124,38 @@ def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
 
 
 def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Clock) -> MarketBase:
-    """S1 day-ahead market, S2 probabilistic load flow, S4 loss allocation and screening."""
-    with clock("day_ahead", "S1 day-ahead market"):
-        da = day_ahead(inst, time_limit_s=opt.stage_time_limit_s)
-    with clock("plf", f"S2 probabilistic load flow ({opt.plf_method})"):
-        model = plf_model(inst, da)
-        plf_before, cong_before = congestion(
-            inst, model, opt.plf_method, samples=opt.samples, seed=opt.seed, progress=opt.progress
-        )
+    """S1 day-ahead market, S2 probabilistic load flow, S4 loss allocation and screening.
+
+    S4 needs the instance only, not S1–S2: its tasks are handed out first, so that a process
+    pool's workers run them beside S1–S2 (the serial and threaded executors run them after
+    S2, as before); the stage's time is then what the run waits for them after S2."""
+    # each task carries its own DSO only: the rest of the instance is other DSOs' data
+    tasks = [
+        PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation, opt.participation)
+        for d in inst.dsos
+    ]
+    s4 = ex.start(run_task, tasks)
+    try:
+        with clock("day_ahead", "S1 day-ahead market"):
+            da = day_ahead(inst, time_limit_s=opt.stage_time_limit_s)
+        with clock("plf", f"S2 probabilistic load flow ({opt.plf_method})"):
+            model = plf_model(inst, da)
+            plf_before, cong_before = congestion(
+                inst,
+                model,
+                opt.plf_method,
+                samples=opt.samples,
+                seed=opt.seed,
+                progress=opt.progress,
+            )
+    except BaseException:
+        s4.cancel()
+        raise
     hours = pd.Index(
         sorted(cong_before.loc[cong_before["congested"], "hour"].unique()), name="hour"
     )
     with clock("loss_allocation", "S4 loss allocation and screening"):
-        # each task carries its own DSO only: the rest of the instance is other DSOs' data
-        tasks = [
-            PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation, opt.participation)
-            for d in inst.dsos
-        ]
-        contexts = ex.map(run_task, tasks)
+        contexts = s4.result()
     return MarketBase(
         instance=inst,
         day_ahead=da,

@@ -1,0 +1,129 @@
+"""How a process pool's call hands its items out (``flexopt.executors``): chunks to each
+worker as it becomes free, single items to this process between its own tasks."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Feed", "each", "here"]
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+class Feed(Generic[A, R]):
+    """The items of one call, handed out as they are asked for: to this process one at a
+    time between its own tasks, and to each pool worker when it becomes free (its warm-up or
+    its last chunk done, in the pool's callback thread), a chunk of the items left divided
+    by four times the processes (at least one): fewer round trips while many items are
+    left, single items towards the end so that all finish together (by twice the processes a
+    worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
+    1.61–1.77×). A worker holds one chunk at a time, so none waits in a queue that this
+    process could have run; its results arrive a chunk at a time."""
+
+    def __init__(
+        self,
+        pool: concurrent.futures.Executor,
+        fn: Callable[[A], R],
+        items: list[A],
+        n: int,
+        idle: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
+        self.lock = threading.Lock()
+        self.next = self.sent = 0
+        self.stopped = False
+        self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
+        # (positions, future) of what the workers finished; a None future: the pool would
+        # not take the chunk (it broke or shut down before) and this process runs it
+        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[list[R]] | None]] = (
+            queue.SimpleQueue()
+        )
+
+    def _take(self, remote: bool) -> range:
+        with self.lock:
+            left = 0 if self.stopped else len(self.items) - self.next
+            k = min(left, max(1, left // (4 * self.processes)) if remote else 1)
+            chunk = range(self.next, self.next + k)
+            self.next += k
+            self.sent += k if remote else 0
+            return chunk
+
+    def warmed(self, f: concurrent.futures.Future[Any]) -> None:
+        """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""
+        with self.lock:
+            if f in self.started or f.cancelled() or f.exception() is not None:
+                return
+            self.started.add(f)
+        self._send()
+
+    def _send(self) -> None:
+        chunk = self._take(remote=True)
+        if not chunk:
+            self.idle()  # the worker that asked has nothing left to do in this call
+            return
+        try:
+            fut = self.pool.submit(each, self.fn, [self.items[i] for i in chunk])
+        except Exception:  # broken, shut down, or a worker that could not start
+            self.done.put((chunk, None))
+            return
+        fut.add_done_callback(lambda f: self._returned(chunk, f))
+
+    def _returned(self, chunk: range, f: concurrent.futures.Future[list[R]]) -> None:
+        self.done.put((chunk, f))
+        if not f.cancelled() and f.exception() is None:
+            self._send()
+
+    def _results(self, chunk: range, f: concurrent.futures.Future[list[R]] | None) -> list[R]:
+        if f is None:
+            return [here(self.fn, self.items[i]) for i in chunk]
+        return f.result()  # a task's error (or a broken pool) is raised here
+
+    def drain(self) -> Iterator[tuple[int, R]]:
+        """Run items here until none is left, yielding the workers' results as they come,
+        then wait for the workers' last ones."""
+        received = 0
+        while True:
+            while not self.done.empty():
+                chunk, f = self.done.get()
+                yield from zip(chunk, self._results(chunk, f), strict=True)
+                received += len(chunk)
+            mine = self._take(remote=False)
+            if mine:
+                yield mine[0], here(self.fn, self.items[mine[0]])
+                continue
+            with self.lock:
+                if received == self.sent:
+                    return
+            try:  # a timeout: Ctrl-C is seen while waiting
+                chunk, f = self.done.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            yield from zip(chunk, self._results(chunk, f), strict=True)
+            received += len(chunk)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopped = True
+
+
+def each(fn: Callable[[A], R], items: list[A]) -> list[R]:
+    """A worker's chunk, in order."""
+    return [fn(x) for x in items]
+
+
+def here(fn: Callable[[A], R], x: A) -> R:
+    """``fn(x)`` in this process with numba on one thread (as a worker runs it: the
+    processes are the parallelism), restored after."""
+    import numba
+
+    n = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return fn(x)
+    finally:
+        numba.set_num_threads(n)
