@@ -21,6 +21,12 @@ and warm-up (the runs of a ``compare``, repeated ``run_market`` calls), until
 :func:`shutdown` or the interpreter exits. A block left by an exception shuts its pool down
 instead; by an interrupt (Ctrl-C, ``SIGTERM``), it kills the pool's workers: their running
 chunks (in ``flexopt compare``, whole runs) are lost, not waited for.
+
+``start`` hands a call's items out now and collects them later: a pool's warm workers take
+them at once while the caller goes on (a run's S4 beside its S1–S2), and this process joins
+in when it collects; the serial and threaded executors run them when collected. The first
+time a call has nothing left for a worker, it runs ``warm_later`` (a run's: the DSO stages of
+a tiny DSO, which load S5–S8's kernels while this process finishes S1–S3).
 """
 
 from __future__ import annotations
@@ -255,15 +261,15 @@ class _Processes:
         return [done[i] for i in range(len(done))]
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
-        started = self.start(fn, items)
+        started = self.start(fn, items, ahead=False)
         try:
             yield from started.feed.drain()
         finally:
             started.cancel()
 
-    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> _Started[A, R]:
+    def start(self, fn: Callable[[A], R], items: Iterable[A], ahead: bool = True) -> _Started[A, R]:
         """The workers take the items at once; this process joins in when it collects."""
-        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle)
+        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle, ahead)
         with self.lock:
             self.active.add(feed)
         for f in self.ready:  # the workers warm already (the others join when they are)

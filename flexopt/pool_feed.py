@@ -32,8 +32,10 @@ class Feed(Generic[A, R]):
         items: list[A],
         n: int,
         idle: Callable[[], None] = lambda: None,
+        ahead: bool = False,
     ) -> None:
         self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
+        self.ahead = ahead
         self.lock = threading.Lock()
         self.next = self.sent = 0
         self.stopped = False
@@ -47,7 +49,12 @@ class Feed(Generic[A, R]):
     def _take(self, remote: bool) -> range:
         with self.lock:
             left = 0 if self.stopped else len(self.items) - self.next
-            k = min(left, max(1, left // (4 * self.processes)) if remote else 1)
+            # ahead of its collection (``start``) only the workers take items: each a
+            # share of half of them (fewer round trips through a busy caller's threads)
+            share = 2 * (self.processes - 1) if self.ahead else 4 * self.processes
+            k = min(
+                left, max(1, -(-left // share) if self.ahead else left // share) if remote else 1
+            )
             chunk = range(self.next, self.next + k)
             self.next += k
             self.sent += k if remote else 0
@@ -87,6 +94,7 @@ class Feed(Generic[A, R]):
         """Run items here until none is left, yielding the workers' results as they come,
         then wait for the workers' last ones."""
         received = 0
+        self.ahead = False
         while True:
             while not self.done.empty():
                 chunk, f = self.done.get()

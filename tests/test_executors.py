@@ -223,8 +223,9 @@ def test_a_started_call_runs_on_the_worker_while_this_process_goes_on():
     with executor(2, warm=warm_worker) as ex:
         concurrent.futures.wait(ex.ready)
         (worker,) = set(ex.pool._processes)
+        assert ex.map(_square, range(20))  # a spawned worker has imported this module
         started = ex.start(_pid, range(6))
-        time.sleep(1.0)  # this process at other work (a run's S1–S2)
+        time.sleep(2.0)  # this process at other work (a run's S1–S2)
         assert started.result() == [worker] * 6
         cancelled = ex.start(_pid, range(100))
         cancelled.cancel()
