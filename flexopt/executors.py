@@ -23,10 +23,12 @@ instead; by an interrupt (Ctrl-C, ``SIGTERM``), it kills the pool's workers: the
 chunks (in ``flexopt compare``, whole runs) are lost, not waited for.
 
 ``start`` hands a call's items out now and collects them later: a pool's warm workers take
-them at once while the caller goes on (a run's S4 beside its S1–S2), and this process joins
-in when it collects; the serial and threaded executors run them when collected. The first
-time a call has nothing left for a worker, it runs ``warm_later`` (a run's: the DSO stages of
-a tiny DSO, which load S5–S8's kernels while this process finishes S1–S3).
+them at once, in halves of what is left, while the caller goes on (a run's S4 beside its
+S1–S2), and this process joins in when it collects; the serial and threaded executors run
+them when collected, a Dask cluster at once. The first ``workers − 1`` times a call has
+nothing left for a worker, the pool submits ``warm_later`` (a run's: the DSO stages of a tiny
+DSO, which load S5–S8's kernels while this process finishes S1–S3); with ``workers=2``, once
+for the one worker.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ _log = logging.getLogger(__name__)
 
 class Started(Protocol[R]):
     """Items handed out ahead of their use (:meth:`Executor.start`): ``result()`` is their
-    results in order; ``cancel()`` drops what has not started (and any result)."""
+    results in order (the same list when asked again); ``cancel()`` hands out nothing more,
+    and ``result()`` then raises ``concurrent.futures.CancelledError``."""
 
     def result(self) -> list[R]: ...
 
@@ -80,12 +83,18 @@ class _Later(Generic[A, R]):
 
     def __init__(self, ex: Executor, fn: Callable[[A], R], items: Iterable[A]) -> None:
         self.ex, self.fn, self.items = ex, fn, list(items)
+        self.done: list[R] | None = None
+        self.cancelled = False
 
     def result(self) -> list[R]:
-        return self.ex.map(self.fn, self.items)
+        if self.cancelled:
+            raise concurrent.futures.CancelledError("the started call was cancelled")
+        if self.done is None:
+            self.done = self.ex.map(self.fn, self.items)
+        return self.done
 
     def cancel(self) -> None:
-        self.items = []
+        self.cancelled = self.done is None
 
 
 class _Serial:
@@ -265,7 +274,7 @@ class _Processes:
         try:
             yield from started.feed.drain()
         finally:
-            started.cancel()
+            started.leave()
 
     def start(self, fn: Callable[[A], R], items: Iterable[A], ahead: bool = True) -> _Started[A, R]:
         """The workers take the items at once; this process joins in when it collects."""
@@ -325,15 +334,31 @@ class _Started(Generic[A, R]):
 
     def __init__(self, procs: _Processes, feed: Feed[A, R]) -> None:
         self.procs, self.feed = procs, feed
+        self.done: list[R] | None = None
+        self.cancelled = False
 
     def result(self) -> list[R]:
-        try:
-            done = dict(self.feed.drain())
-        finally:
-            self.cancel()
-        return [done[i] for i in range(len(done))]
+        if self.cancelled:
+            raise concurrent.futures.CancelledError("the started call was cancelled")
+        if self.done is None:
+            try:
+                got = dict(self.feed.drain())
+            finally:
+                self.leave()
+            if len(got) != len(self.feed.items):  # its pool released (block left) before
+                raise RuntimeError(
+                    f"a started call collected after its executor's block ended: "
+                    f"{len(got)} of {len(self.feed.items)} items ran"
+                )
+            self.done = [got[i] for i in range(len(got))]
+        return self.done
 
     def cancel(self) -> None:
+        """Hand out nothing more; the chunks the workers hold run to their end."""
+        self.cancelled = self.done is None
+        self.leave()
+
+    def leave(self) -> None:
         with self.procs.lock:
             self.procs.active.discard(self.feed)
         self.feed.stop()
@@ -376,9 +401,11 @@ def executor(
         ``> 1``: that many threads of this process (when neither ``scheduler`` nor
         ``workers > 1`` is given), started for the block and stopped after it.
     warm_later : callable, optional
-        A module-level function a pool worker runs once, the first time a call has nothing
-        left to hand it (the warm-up of later work: in a run, the kernels of S5–S8 while
-        this process finishes S1–S3); one that raises logs a warning.
+        A module-level function the pool submits the first ``workers − 1`` times a call has
+        nothing left to hand a worker (the warm-up of later work: in a run, the kernels of
+        S5–S8 while this process finishes S1–S3; with ``workers=2`` the one worker runs it
+        once). It goes through the pool's queue: a chunk of the next call may wait for it.
+        One that raises logs a warning.
     """
     if scheduler is not None:
         dask = DaskExecutor(scheduler)

@@ -22,8 +22,11 @@ class Feed(Generic[A, R]):
     by four times the processes (at least one): fewer round trips while many items are
     left, single items towards the end so that all finish together (by twice the processes a
     worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
-    1.61–1.77×). A worker holds one chunk at a time, so none waits in a queue that this
-    process could have run; its results arrive a chunk at a time."""
+    1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet),
+    each worker takes half of the items left divided among the workers instead, so a large
+    chunk may still run when this process joins in. A worker holds one chunk of a call at a
+    time, so none waits in a queue that this process could have run (a later warm-up aside,
+    ``flexopt.executors``); its results arrive a chunk at a time."""
 
     def __init__(
         self,
@@ -71,7 +74,8 @@ class Feed(Generic[A, R]):
     def _send(self) -> None:
         chunk = self._take(remote=True)
         if not chunk:
-            self.idle()  # the worker that asked has nothing left to do in this call
+            if not self.stopped:  # the worker that asked has nothing left in this call
+                self.idle()
             return
         try:
             fut = self.pool.submit(each, self.fn, [self.items[i] for i in chunk])

@@ -210,16 +210,19 @@ def test_a_started_call_runs_here_when_collected(threads):
         time.sleep(0.05)
         assert seen == []
         assert started.result() == [None, None]
+        assert started.result() == [None, None]  # not run again
         assert sorted(seen) == [1, 2]
         cancelled = ex.start(seen.append, [3])
         cancelled.cancel()
-        assert cancelled.result() == []
+        with pytest.raises(concurrent.futures.CancelledError):
+            cancelled.result()
         assert 3 not in seen
 
 
 def test_a_started_call_runs_on_the_worker_while_this_process_goes_on():
     """A warm worker takes the items of a started call at once; collected after they are
-    done, every result comes from it, in order. A cancelled call hands out nothing more."""
+    done, every result comes from it, in order. A cancelled call hands out nothing more and
+    its result raises; one collected after its executor's block says so."""
     with executor(2, warm=warm_worker) as ex:
         concurrent.futures.wait(ex.ready)
         (worker,) = set(ex.pool._processes)
@@ -227,10 +230,16 @@ def test_a_started_call_runs_on_the_worker_while_this_process_goes_on():
         started = ex.start(_pid, range(6))
         time.sleep(2.0)  # this process at other work (a run's S1–S2)
         assert started.result() == [worker] * 6
+        assert started.result() == [worker] * 6  # collected once
         cancelled = ex.start(_pid, range(100))
         cancelled.cancel()
         assert not ex.active
+        with pytest.raises(concurrent.futures.CancelledError):
+            cancelled.result()
         assert ex.map(_square, range(5)) == [0, 1, 4, 9, 16]
+        late = ex.start(_pid, range(100))
+    with pytest.raises(RuntimeError, match="after its executor's block ended"):
+        late.result()  # the block released its pool: the call handed out nothing more
 
 
 def _mark_later() -> None:
