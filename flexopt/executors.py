@@ -78,11 +78,10 @@ class Executor(Protocol):
     def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]: ...
 
 
-class _Later(Generic[A, R]):
-    """A ``map`` in this process, run when its result is asked for."""
+class _Once(Generic[R]):
+    """A started call's results, collected once; none once it is cancelled."""
 
-    def __init__(self, ex: Executor, fn: Callable[[A], R], items: Iterable[A]) -> None:
-        self.ex, self.fn, self.items = ex, fn, list(items)
+    def __init__(self) -> None:
         self.done: list[R] | None = None
         self.cancelled = False
 
@@ -90,11 +89,29 @@ class _Later(Generic[A, R]):
         if self.cancelled:
             raise concurrent.futures.CancelledError("the started call was cancelled")
         if self.done is None:
-            self.done = self.ex.map(self.fn, self.items)
+            self.done = self._collect()
         return self.done
 
     def cancel(self) -> None:
         self.cancelled = self.done is None
+        self.leave()
+
+    def _collect(self) -> list[R]:
+        raise NotImplementedError
+
+    def leave(self) -> None:
+        """Hand out nothing more."""
+
+
+class _Later(_Once[R], Generic[A, R]):
+    """A ``map`` in this process, run when its result is asked for."""
+
+    def __init__(self, ex: Executor, fn: Callable[[A], R], items: Iterable[A]) -> None:
+        super().__init__()
+        self.ex, self.fn, self.items = ex, fn, list(items)
+
+    def _collect(self) -> list[R]:
+        return self.ex.map(self.fn, self.items)
 
 
 class _Serial:
@@ -329,34 +346,25 @@ def _later_failed(f: concurrent.futures.Future[Any]) -> None:
         _log.warning("a pool worker's later warm-up failed: %r", err)
 
 
-class _Started(Generic[A, R]):
-    """A call of a process pool the workers run while this process goes on."""
+class _Started(_Once[R], Generic[A, R]):
+    """A call of a process pool the workers run while this process goes on; cancelled, the
+    chunks the workers hold run to their end."""
 
     def __init__(self, procs: _Processes, feed: Feed[A, R]) -> None:
+        super().__init__()
         self.procs, self.feed = procs, feed
-        self.done: list[R] | None = None
-        self.cancelled = False
 
-    def result(self) -> list[R]:
-        if self.cancelled:
-            raise concurrent.futures.CancelledError("the started call was cancelled")
-        if self.done is None:
-            try:
-                got = dict(self.feed.drain())
-            finally:
-                self.leave()
-            if len(got) != len(self.feed.items):  # its pool released (block left) before
-                raise RuntimeError(
-                    f"a started call collected after its executor's block ended: "
-                    f"{len(got)} of {len(self.feed.items)} items ran"
-                )
-            self.done = [got[i] for i in range(len(got))]
-        return self.done
-
-    def cancel(self) -> None:
-        """Hand out nothing more; the chunks the workers hold run to their end."""
-        self.cancelled = self.done is None
-        self.leave()
+    def _collect(self) -> list[R]:
+        try:
+            got = dict(self.feed.drain())
+        finally:
+            self.leave()
+        if len(got) != len(self.feed.items):  # its pool released (block left) before
+            raise RuntimeError(
+                f"a started call collected after its executor's block ended: "
+                f"{len(got)} of {len(self.feed.items)} items ran"
+            )
+        return [got[i] for i in range(len(got))]
 
     def leave(self) -> None:
         with self.procs.lock:
