@@ -38,6 +38,7 @@ import concurrent.futures
 import logging
 import threading
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
@@ -78,7 +79,7 @@ class Executor(Protocol):
     def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]: ...
 
 
-class _Once(Generic[R]):
+class _Once(ABC, Generic[R]):
     """A started call's results, collected once; none once it is cancelled."""
 
     def __init__(self) -> None:
@@ -96,8 +97,8 @@ class _Once(Generic[R]):
         self.cancelled = self.done is None
         self.leave()
 
-    def _collect(self) -> list[R]:
-        raise NotImplementedError
+    @abstractmethod
+    def _collect(self) -> list[R]: ...
 
     def leave(self) -> None:
         """Hand out nothing more."""
@@ -167,9 +168,6 @@ class _Threads(_Pool):
     """Threads of this process: a started ``map`` runs when collected (on the threads, the
     GIL-bound tasks that ``start`` serves would only slow down the caller's own work)."""
 
-    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]:
-        return _Later(self, fn, items)
-
     def __init__(self, threads: int) -> None:
         from threadpoolctl import threadpool_limits
 
@@ -184,6 +182,9 @@ class _Threads(_Pool):
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
         self.limits.close()
+
+    def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]:
+        return _Later(self, fn, items)
 
 
 _Warm = Callable[[], None] | None
