@@ -45,6 +45,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from flexopt.dask_client import CONNECT_TIMEOUT_S, DaskExecutor
 from flexopt.pool_feed import Feed
+from flexopt.pool_keep import Keeper
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "Started", "executor", "fork_safe", "shutdown"]
 
@@ -247,6 +248,8 @@ class _Processes:
         self.failed: BaseException | None = None
         self.later_sent = 0
         self.killed = False
+        # one worker: every chunk goes to it, so what it was sent or made once it holds
+        self.keeper = Keeper("m") if workers == 2 else None
         # one per worker: each submit starts a process now
         with warnings.catch_warnings():  # forked: the threads are BLAS's, which survive it
             if self.forked:
@@ -296,7 +299,7 @@ class _Processes:
 
     def start(self, fn: Callable[[A], R], items: Iterable[A], ahead: bool = True) -> _Started[A, R]:
         """The workers take the items at once; this process joins in when it collects."""
-        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle, ahead)
+        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle, ahead, self.keeper)
         with self.lock:
             self.active.add(feed)
         for f in self.ready:  # the workers warm already (the others join when they are)
@@ -319,6 +322,8 @@ class _Processes:
         with self.lock:
             for feed in self.active:
                 feed.stop()
+        if self.keeper is not None:  # this block's objects: none is sent by key again
+            self.keeper.reset()
         if self.key in _IDLE or not self.usable():
             self.close()
         else:

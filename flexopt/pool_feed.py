@@ -9,6 +9,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
+from flexopt.pool_keep import Keeper, each_kept
+
 __all__ = ["Feed", "each", "here"]
 
 A = TypeVar("A")
@@ -36,16 +38,17 @@ class Feed(Generic[A, R]):
         n: int,
         idle: Callable[[], None] = lambda: None,
         ahead: bool = False,
+        keeper: Keeper | None = None,
     ) -> None:
         self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
-        self.ahead = ahead
+        self.ahead, self.keeper = ahead, keeper
         self.lock = threading.Lock()
         self.next = self.sent = 0
         self.stopped = False
         self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
         # (positions, future) of what the workers finished; a None future: the pool would
         # not take the chunk (it broke or shut down before) and this process runs it
-        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[list[R]] | None]] = (
+        self.done: queue.SimpleQueue[tuple[range, concurrent.futures.Future[Any] | None]] = (
             queue.SimpleQueue()
         )
 
@@ -77,22 +80,35 @@ class Feed(Generic[A, R]):
             if not self.stopped:  # the worker that asked has nothing left in this call
                 self.idle()
             return
+        items = [self.items[i] for i in chunk]
+        sent: set[tuple[str, int]] = set()
+        fut: concurrent.futures.Future[Any]
         try:
-            fut = self.pool.submit(each, self.fn, [self.items[i] for i in chunk])
+            if self.keeper is None:
+                fut = self.pool.submit(each, self.fn, items)
+            else:
+                payload, sent = self.keeper.dumps(items)
+                fut = self.pool.submit(each_kept, self.fn, payload, self.keeper.epoch)
         except Exception:  # broken, shut down, or a worker that could not start
             self.done.put((chunk, None))
             return
-        fut.add_done_callback(lambda f: self._returned(chunk, f))
+        fut.add_done_callback(lambda f: self._returned(chunk, f, sent))
 
-    def _returned(self, chunk: range, f: concurrent.futures.Future[list[R]]) -> None:
+    def _returned(self, chunk: range, f: concurrent.futures.Future[Any], sent: set[Any]) -> None:
         self.done.put((chunk, f))
         if not f.cancelled() and f.exception() is None:
+            if self.keeper is not None:  # the worker holds what this chunk sent whole
+                self.keeper.confirm(sent)
             self._send()
 
-    def _results(self, chunk: range, f: concurrent.futures.Future[list[R]] | None) -> list[R]:
+    def _results(self, chunk: range, f: concurrent.futures.Future[Any] | None) -> list[R]:
         if f is None:
             return [here(self.fn, self.items[i]) for i in chunk]
-        return f.result()  # a task's error (or a broken pool) is raised here
+        got = f.result()  # a task's error (or a broken pool) is raised here
+        if self.keeper is None:
+            return got  # type: ignore[no-any-return]
+        data, _ = got
+        return self.keeper.loads(data)  # type: ignore[no-any-return]
 
     def drain(self) -> Iterator[tuple[int, R]]:
         """Run items here until none is left, yielding the workers' results as they come,

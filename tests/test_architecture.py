@@ -21,7 +21,8 @@ PKG = ROOT / "flexopt"
 #: The layers of models/README.md, bottom up. A module may import its own component and the
 #: components of lower layers only ("flexopt" is the package's own ``__init__``).
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "atomic", "dask_client", "optim", "pool_feed", "progress"),
+    ("errors", "atomic", "dask_client", "optim", "pool_keep", "progress"),
+    ("pool_feed",),
     ("executors",),
     ("instance",),
     ("grid",),

@@ -14,7 +14,7 @@ the centralized market left 6.2.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal, SupportsIndex
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from flexopt.grid import (
 )
 from flexopt.grid.loss_allocation import LossAllocationMethod
 from flexopt.instance import DSOData, Instance
+from flexopt.pool_keep import reduce_kept
 
 __all__ = [
     "PARTICIPATION",
@@ -76,6 +77,10 @@ class DSOContext:
     participants: pd.DataFrame  # one row per prosumer: bus, loss_share, screened, offers
     mlf: pd.DataFrame  # hours × members, ∂P_loss/∂P at their bus
     microgrids: tuple[DSOContext, ...] = ()  # each microgrid as a DSO of one copy (G1)
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        # made in S4, read by S5–S6 and S8: a pool's worker keeps it (flexopt.pool_keep)
+        return reduce_kept(self, int(protocol))
 
     @property
     def members(self) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, SupportsIndex
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,7 @@ from flexopt.dso.budget import break_even_prices
 from flexopt.dso.dcp import DCPProblem, DCPScore
 from flexopt.dso.modification import Factors
 from flexopt.market.interface import DSOBid
+from flexopt.pool_keep import reduce_kept
 
 __all__ = ["DSOOffer", "Modification", "build_offer"]
 
@@ -89,6 +91,10 @@ class DSOOffer:
     score: DCPScore
     modification: Modification
     microgrids: tuple[DSOOffer, ...] = ()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> Any:
+        # S8 reads it where S5–S6 made it: a pool's worker keeps it (flexopt.pool_keep)
+        return reduce_kept(self, int(protocol))
 
     @property
     def dso_id(self) -> str:
