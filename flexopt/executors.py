@@ -29,6 +29,9 @@ them when collected, a Dask cluster at once. The first ``workers − 1`` times a
 nothing left for a worker, the pool submits ``warm_later`` (a run's: the DSO stages of a tiny
 DSO, which load S5–S8's kernels while this process finishes S1–S3); with ``workers=2``, once
 for the one worker.
+
+A pool of one worker (``workers=2``) keeps a DSO's context and offer once it has them
+(``flexopt.pool_keep``): S5–S6 and S8 ship ~1 kB a task instead of ~100 kB.
 """
 
 from __future__ import annotations
