@@ -30,8 +30,7 @@ nothing left for a worker, the pool submits ``warm_later`` (a run's: the DSO sta
 DSO, which load S5–S8's kernels while this process finishes S1–S3); with ``workers=2``, once
 for the one worker.
 
-A pool of one worker (``workers=2``) keeps a DSO's context and offer once it has them
-(``flexopt.pool_keep``): S5–S6 and S8 ship ~1 kB a task instead of ~100 kB.
+A pool of one worker keeps a DSO's context and offer (``flexopt.pool_keep``) for the block.
 """
 
 from __future__ import annotations
@@ -43,12 +42,12 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Generic, Protocol, TypeVar
 
 from flexopt.dask_client import CONNECT_TIMEOUT_S, DaskExecutor
 from flexopt.pool_feed import Feed
-from flexopt.pool_keep import Keeper
+from flexopt.pool_keep import Keeper, forget
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "Started", "executor", "fork_safe", "shutdown"]
 
@@ -251,8 +250,7 @@ class _Processes:
         self.failed: BaseException | None = None
         self.later_sent = 0
         self.killed = False
-        # one worker: every chunk goes to it, so what it was sent or made once it holds
-        self.keeper = Keeper("m") if workers == 2 else None
+        self.keeper = Keeper("m") if workers == 2 else None  # one worker: it gets every chunk
         # one per worker: each submit starts a process now
         with warnings.catch_warnings():  # forked: the threads are BLAS's, which survive it
             if self.forked:
@@ -325,12 +323,14 @@ class _Processes:
         with self.lock:
             for feed in self.active:
                 feed.stop()
-        if self.keeper is not None:  # this block's objects: none is sent by key again
-            self.keeper.reset()
         if self.key in _IDLE or not self.usable():
             self.close()
-        else:
-            _IDLE[self.key] = self
+            return
+        if self.keeper is not None:  # this block's objects, here and in the idle worker
+            self.keeper.reset()
+            with suppress(Exception):  # broken meanwhile: nothing is kept
+                self.pool.submit(forget)
+        _IDLE[self.key] = self
 
     def close(self, kill: bool = False) -> None:
         """Stop the pool; its queued tasks never start. ``kill`` (an interrupted call): kill

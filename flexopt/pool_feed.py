@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from flexopt.pool_keep import Keeper, each_kept
+from flexopt.pool_keep import Keeper, Key, each_kept
 
 __all__ = ["Feed", "each", "here"]
 
@@ -81,14 +81,14 @@ class Feed(Generic[A, R]):
                 self.idle()
             return
         items = [self.items[i] for i in chunk]
-        sent: set[tuple[str, int]] = set()
+        sent: set[Key] = set()
         fut: concurrent.futures.Future[Any]
         try:
             if self.keeper is None:
                 fut = self.pool.submit(each, self.fn, items)
             else:
-                payload, sent = self.keeper.dumps(items)
-                fut = self.pool.submit(each_kept, self.fn, payload, self.keeper.epoch)
+                payload, sent, epoch = self.keeper.dumps(items)
+                fut = self.pool.submit(each_kept, self.fn, payload, epoch)
         except Exception:  # broken, shut down, or a worker that could not start
             self.done.put((chunk, None))
             return
@@ -107,8 +107,7 @@ class Feed(Generic[A, R]):
         got = f.result()  # a task's error (or a broken pool) is raised here
         if self.keeper is None:
             return got  # type: ignore[no-any-return]
-        data, _ = got
-        return self.keeper.loads(data)  # type: ignore[no-any-return]
+        return self.keeper.loads(got[0])  # type: ignore[no-any-return]
 
     def drain(self) -> Iterator[tuple[int, R]]:
         """Run items here until none is left, yielding the workers' results as they come,

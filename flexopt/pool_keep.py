@@ -7,9 +7,10 @@ each offer to two (made by S5–S6, read by S8). Pickled whole, a context of 10 
 work on it (~4 ms a task, with the offer's ~1 ms). A class opts in by returning
 :func:`reduce_kept` from its ``__reduce_ex__``: inside :meth:`Keeper.dumps` its objects are
 pickled whole once (in a task sent, or in a result the worker returns) and by their key
-after; anywhere else (another executor, a user's ``pickle.dumps``) they pickle as usual.
-Both processes keep the objects until the pool's block ends (:meth:`Keeper.reset`; the
-worker forgets its own when the next block's first chunk arrives).
+after; anywhere else (another executor, ``copy``, a user's ``pickle.dumps``) they pickle as
+usual. Both processes keep the objects for the executor's block (an epoch): the pool's owner
+forgets them when the block ends (:meth:`Keeper.reset`) and has the worker forget its own
+(:func:`forget`); keys carry their epoch, so nothing of a block is mistaken for the next's.
 
 Only for a pool of one worker: with several, a chunk goes to whichever worker is free, which
 may not hold the key. The objects must not change once sent (a market's contexts and offers
@@ -24,13 +25,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["Keeper", "each_kept", "reduce_kept"]
+__all__ = ["Keeper", "Key", "each_kept", "forget", "reduce_kept"]
 
 A = TypeVar("A")
 R = TypeVar("R")
-Key = tuple[str, int]
+Key = tuple[str, int, int]  # (side, epoch, serial number)
 
-#: The keeper pickling or unpickling in this thread, if any.
+#: Per thread: the keeper pickling (``sending``, with the keys it sends whole) or
+#: unpickling (``loading``) now, if any.
 _active = threading.local()
 
 
@@ -48,37 +50,57 @@ class Keeper:
     def __init__(self, side: str) -> None:
         self.side = side
         self.lock = threading.Lock()
-        self.epoch = 0
-        self.reset()
+        self.epoch = 1
+        self.count = itertools.count()  # never restarts: a key is never made twice
+        self._clear()
+
+    def _clear(self) -> None:
+        self.keys: dict[int, Key] = {}  # id(obj) → key, while ``held`` keeps obj alive
+        self.held: dict[Key, Any] = {}
+        self.shared: set[Key] = set()  # keys the other process holds
 
     def reset(self) -> None:
-        """Forget every kept object (the other process forgets at the next epoch)."""
+        """A new epoch: forget every kept object (the pool's owner, when a block ends)."""
         with self.lock:
             self.epoch += 1
-            self.keys: dict[int, Key] = {}  # id(obj) → key, while ``held`` keeps obj alive
-            self.held: dict[Key, Any] = {}
-            self.shared: set[Key] = set()  # keys the other process holds
-            self.count = itertools.count()
+            self._clear()
 
-    def dumps(self, obj: Any) -> tuple[bytes, set[Key]]:
-        """``obj`` pickled, and the keys it carries whole (the other process's once it has
-        loaded them: :meth:`confirm`)."""
+    def enter(self, epoch: int) -> None:
+        """A chunk of ``epoch`` arrived (the worker): a later epoch than this one's starts
+        afresh; an earlier one's chunk (a stopped call's, sent late) changes nothing."""
+        with self.lock:
+            if epoch > self.epoch:
+                self.epoch = epoch
+                self._clear()
+
+    def forget(self) -> None:
+        """Drop the kept objects, staying in this epoch (an idle worker's memory)."""
+        with self.lock:
+            self._clear()
+
+    def dumps(self, obj: Any) -> tuple[bytes, set[Key], int]:
+        """``obj`` pickled, the keys it carries whole (the other process's once it has loaded
+        them: :meth:`confirm`), and the epoch they belong to."""
         sent: set[Key] = set()
-        _active.keeper, _active.sent = self, sent
+        epoch = self.epoch
+        before = getattr(_active, "sending", None), getattr(_active, "sent", None)
+        _active.sending, _active.sent = self, sent
         try:
-            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), sent
+            return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL), sent, epoch
         finally:
-            _active.keeper = None
+            _active.sending, _active.sent = before
 
     def loads(self, data: bytes) -> Any:
-        _active.keeper = self
+        before = getattr(_active, "loading", None)
+        _active.loading = self
         try:
             return pickle.loads(data)
         finally:
-            _active.keeper = None
+            _active.loading = before
 
     def confirm(self, keys: set[Key]) -> None:
-        """The other process loaded these keys: later pickles send them by key."""
+        """The other process loaded these keys: later pickles send them by key (a key of an
+        earlier epoch, confirmed late, is not held any more and is ignored)."""
         with self.lock:
             self.shared.update(k for k in keys if k in self.held)
 
@@ -87,62 +109,85 @@ class Keeper:
         with self.lock:
             key = self.keys.get(id(obj))
             if key is None:
-                key = (self.side, next(self.count))
+                key = (self.side, self.epoch, next(self.count))
                 self.keys[id(obj)] = key
                 self.held[key] = obj
             return key, key in self.shared
 
-    def keep(self, key: Key, obj: Any) -> None:
-        """``obj`` came whole from the other process, which holds it under ``key``."""
+    def keep(self, key: Key, data: bytes) -> Any:
+        """The object the other process sent whole under ``key``: the one held already (its
+        second arrival), else ``data`` unpickled and kept — if ``key`` is of this epoch."""
         with self.lock:
+            if key in self.held:
+                return self.held[key]
+        obj = _plain_loads(data)
+        with self.lock:
+            if key[1] != self.epoch:  # a late result of an ended block: used, not kept
+                return obj
+            if key in self.held:  # arrived twice at once
+                return self.held[key]
             self.keys[id(obj)] = key
             self.held[key] = obj
-            self.shared.add(key)
+            self.shared.add(key)  # the other process sent it: it holds it
+            return obj
 
 
 def reduce_kept(obj: Any, protocol: int) -> Any:
     """``obj.__reduce_ex__(protocol)`` for a class whose objects a worker keeps: by key where
     the other process holds it, whole (and kept) where it does not, as usual outside
     :meth:`Keeper.dumps`."""
-    keeper: Keeper | None = getattr(_active, "keeper", None)
+    keeper: Keeper | None = getattr(_active, "sending", None)
     if keeper is None:
         return object.__reduce_ex__(obj, protocol)
     key, shared = keeper.key(obj)
     if shared:
         return _held, (key,)
     _active.sent.add(key)
-    _active.keeper = None  # the object itself, as usual, inside
+    _active.sending = None  # the object itself, as usual, inside
     try:
         data = pickle.dumps(obj, protocol=protocol)
     finally:
-        _active.keeper = keeper
+        _active.sending = keeper
     return _whole, (key, data)
 
 
+def _plain_loads(data: bytes) -> Any:
+    """Unpickled with no keeper loading: what a whole object holds came whole with it."""
+    before = getattr(_active, "loading", None)
+    _active.loading = None
+    try:
+        return pickle.loads(data)
+    finally:
+        _active.loading = before
+
+
 def _held(key: Key) -> Any:
-    keeper: Keeper | None = getattr(_active, "keeper", None)
-    if keeper is None or key not in keeper.held:
-        raise pickle.UnpicklingError(f"a kept object ({key}) unpickled where it is not held")
-    return keeper.held[key]
+    keeper: Keeper | None = getattr(_active, "loading", None)
+    if keeper is not None:
+        with keeper.lock:
+            if key in keeper.held:
+                return keeper.held[key]
+    raise pickle.UnpicklingError(f"a kept object ({key}) unpickled where it is not held")
 
 
 def _whole(key: Key, data: bytes) -> Any:
-    keeper: Keeper | None = getattr(_active, "keeper", None)
-    obj = pickle.loads(data)  # with no keeper active: nested kept objects came whole
-    if keeper is not None:
-        keeper.keep(key, obj)
-    return obj
+    keeper: Keeper | None = getattr(_active, "loading", None)
+    return _plain_loads(data) if keeper is None else keeper.keep(key, data)
 
 
 _WORKER = Keeper("w")
 
 
-def each_kept(fn: Callable[[A], R], payload: bytes, epoch: int) -> tuple[bytes, set[Key]]:
-    """A worker's chunk sent through a :class:`Keeper`: the items unpickled (a new ``epoch``
-    is a new pool block: the last one's objects are forgotten first), run in order, and the
-    results pickled back through it."""
-    if _WORKER.epoch != epoch:
-        _WORKER.reset()
-        _WORKER.epoch = epoch
+def each_kept(fn: Callable[[A], R], payload: bytes, epoch: int) -> tuple[bytes, set[Key], int]:
+    """A worker's chunk sent through a :class:`Keeper`: the items unpickled (a chunk of a new
+    epoch, a new executor block: the last block's objects are forgotten first), run in
+    order, and the results pickled back through it."""
+    _WORKER.enter(epoch)
     items = _WORKER.loads(payload)
     return _WORKER.dumps([fn(x) for x in items])
+
+
+def forget() -> None:
+    """The worker drops what it keeps (submitted when the executor's block ends, so that an
+    idle pool holds no run's contexts)."""
+    _WORKER.forget()
