@@ -19,7 +19,7 @@ from typing import Any, Literal, SupportsIndex
 import numpy as np
 import pandas as pd
 
-from flexopt.dso.flexibility import spare_energy_mwh
+from flexopt.dso.flexibility import spare_energy
 from flexopt.grid import (
     Feeder,
     allocate_losses,
@@ -34,6 +34,7 @@ from flexopt.pool_keep import reduce_kept
 __all__ = [
     "PARTICIPATION",
     "DSOContext",
+    "declaration",
     "declared_capacity",
     "declared_energy",
     "feeder_net_load",
@@ -170,12 +171,7 @@ def declared_capacity(ctx: DSOContext, hours: pd.Index) -> pd.Series:
     """``R̄_{d,t}`` the DSO declares to the TSO for the congested ``hours`` (M10): the most
     its offering prosumers can give in each hour on its own, ``n Σ_i min(p̄_i − p^base_{i,t},
     η_i E^spare_i / Δt)`` — power headroom, and no more energy than a prosumer has spare."""
-    members = ctx.members
-    base = ctx.dso.baseline_mw[members.index].loc[hours]
-    power = (members["p_max_mw"].to_numpy() - base.to_numpy()).clip(0.0)
-    energy = _spare_mwh(ctx, hours) / ctx.dt_h
-    cap = np.minimum(power, energy[None, :]).sum(axis=1)
-    return pd.Series(ctx.dso.n_feeders * cap, index=hours)
+    return declaration(ctx, hours)[0]
 
 
 def declared_energy(ctx: DSOContext, hours: pd.Index) -> float:
@@ -186,14 +182,24 @@ def declared_energy(ctx: DSOContext, hours: pd.Index) -> float:
     — as the centralized market does — instead of taking an even split of it. For prosumers
     whose spare energy is proportional to their power (the bundled and generated instances)
     every requirement within ``R̄`` and ``Ē`` is deliverable by the split of M3."""
-    return float(ctx.dso.n_feeders * _spare_mwh(ctx, hours).sum())
+    return declaration(ctx, hours)[1]
 
 
-def _spare_mwh(ctx: DSOContext, hours: pd.Index) -> np.ndarray:
-    """``η_i E^spare_i`` ``[n]`` from the first of ``hours`` on (M2), deliverable MWh."""
-    members = ctx.members
-    if len(hours) == 0 or len(members) == 0:
-        return np.zeros(len(members))
-    spare = spare_energy_mwh(members, ctx.dso.baseline_mw[members.index], hours[0], ctx.dt_h)
-    eta: np.ndarray = members["efficiency"].to_numpy() * spare
-    return eta
+def declaration(ctx: DSOContext, hours: pd.Index) -> tuple[pd.Series, float]:
+    """What the DSO declares with S3 (M10, M10a): :func:`declared_capacity` and
+    :func:`declared_energy` from one look-up of its members (on numpy: the pandas look-ups
+    of the two took ~3 ms a DSO, 0.3 s at 100 DSOs)."""
+    part, pros, baseline = ctx.participants, ctx.dso.prosumers, ctx.dso.baseline_mw
+    ids = part.index[part["offers"].to_numpy(dtype=bool)]  # the members (ctx.members)
+    n = ctx.dso.n_feeders
+    if len(hours) == 0 or len(ids) == 0:
+        return pd.Series(0.0, index=hours), 0.0
+    rows = pros.index.get_indexer(ids)
+    p = baseline.to_numpy()[:, baseline.columns.get_indexer(ids)]
+    eta = pros["efficiency"].to_numpy()[rows]
+    e0 = pros["soc_init_pu"].to_numpy()[rows] * pros["e_max_mwh"].to_numpy()[rows]
+    first = int(baseline.index.get_loc(hours[0]))
+    spare = eta * spare_energy(p, eta, e0, first, ctx.dt_h)  # η_i E^spare_i (M2)
+    power = (pros["p_max_mw"].to_numpy()[rows] - p[baseline.index.get_indexer(hours)]).clip(0.0)
+    cap = np.minimum(power, (spare / ctx.dt_h)[None, :]).sum(axis=1)
+    return pd.Series(n * cap, index=hours), float(n * spare.sum())

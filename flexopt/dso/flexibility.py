@@ -7,7 +7,13 @@ import pandas as pd
 
 from flexopt.dso._flex_kernel import water_fill
 
-__all__ = ["energy_headroom_mwh", "flexibility_capacity", "soc_trajectory_mwh", "spare_energy_mwh"]
+__all__ = [
+    "energy_headroom_mwh",
+    "flexibility_capacity",
+    "soc_trajectory_mwh",
+    "spare_energy",
+    "spare_energy_mwh",
+]
 
 
 def soc_trajectory_mwh(
@@ -15,9 +21,12 @@ def soc_trajectory_mwh(
 ) -> np.ndarray:
     """Stored energy at the end of every hour under the baseline ``[T, n]`` (I1 / M1)."""
     eta = prosumers["efficiency"].to_numpy()
-    p = baseline_mw.to_numpy()
-    draw = np.where(p > 0, p / eta, p * eta) * dt_h
     e0 = (prosumers["soc_init_pu"] * prosumers["e_max_mwh"]).to_numpy()
+    return _levels(baseline_mw.to_numpy(), eta, e0, dt_h)
+
+
+def _levels(p: np.ndarray, eta: np.ndarray, e0: np.ndarray, dt_h: float) -> np.ndarray:
+    draw = np.where(p > 0, p / eta, p * eta) * dt_h
     levels: np.ndarray = e0 - np.cumsum(draw, axis=0)
     return levels
 
@@ -31,11 +40,19 @@ def spare_energy_mwh(
     of every later hour, so the smallest later level (the start of ``first_hour`` included)
     bounds it. Returns ``[n]`` MWh.
     """
-    e = soc_trajectory_mwh(prosumers, baseline_mw, dt_h)
+    eta = prosumers["efficiency"].to_numpy()
     e0 = (prosumers["soc_init_pu"] * prosumers["e_max_mwh"]).to_numpy()
-    levels = np.vstack([e0[None, :], e])  # level at the end of hour τ = row τ (row 0: start)
-    pos = int(baseline_mw.index.get_loc(first_hour))
-    spare: np.ndarray = np.clip(levels[pos:].min(axis=0), 0.0, None)
+    first = int(baseline_mw.index.get_loc(first_hour))
+    return spare_energy(baseline_mw.to_numpy(), eta, e0, first, dt_h)
+
+
+def spare_energy(
+    p: np.ndarray, eta: np.ndarray, e0: np.ndarray, first: int, dt_h: float
+) -> np.ndarray:
+    """:func:`spare_energy_mwh` on arrays: baseline ``p`` ``[T, n]`` (MW), efficiencies and
+    initial energies ``[n]``, ``first`` the position of the first hour."""
+    levels = np.vstack([e0[None, :], _levels(p, eta, e0, dt_h)])  # row τ: end of hour τ
+    spare: np.ndarray = np.clip(levels[first:].min(axis=0), 0.0, None)
     return spare
 
 

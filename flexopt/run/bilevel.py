@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from flexopt.dso.context import declared_capacity, declared_energy
+from flexopt.dso.context import declaration
 from flexopt.dso.offer import DSOOffer
 from flexopt.dso.settlement import loss_relief
 from flexopt.executors import Executor
@@ -42,9 +42,10 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
         capacity = req = pd.DataFrame(0.0, index=hours, columns=dso_ids)
         unresolved = pd.DataFrame(index=hours)
     else:
-        capacity = pd.concat({c.dso.id: declared_capacity(c, hours) for c in ctxs}, axis=1)
-        energy = pd.Series({c.dso.id: declared_energy(c, hours) for c in ctxs})
-        with clock("requirement", "S3 flexibility requirement"):
+        with clock("requirement", "S3 the DSOs' declarations and the requirement"):
+            declared = {c.dso.id: declaration(c, hours) for c in ctxs}  # M10, M10a
+            capacity = pd.concat({d: cap for d, (cap, _) in declared.items()}, axis=1)
+            energy = pd.Series({d: e for d, (_, e) in declared.items()})
             req, unresolved = requirement(
                 inst,
                 base.plf_model,

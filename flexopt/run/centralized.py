@@ -122,8 +122,8 @@ def run_centralized(
     data = result = None
     dispatch: list[DSODispatch] = []
     if len(hours):
-        data = centralized_data(base, config.vm_limits_pu)
         with clock("central_market", f"centralized TSO–DSO market ({config.central_model})"):
+            data = centralized_data(base, config.vm_limits_pu)  # what it sees (Z2–Z3)
             result = solve_centralized(data, config, time_limit_s=opt.stage_time_limit_s)
     with clock("dispatch", "S8 local dispatch and settlement"):
         if result is not None and data is not None:

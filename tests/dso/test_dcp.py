@@ -11,7 +11,7 @@ import pandapower.networks as pn
 import pandas as pd
 import pytest
 
-from flexopt.dso.context import declared_capacity
+from flexopt.dso.context import declaration, declared_capacity
 from flexopt.dso.dcp import DCPOptions, DCPProblem
 from flexopt.market.local import LocalMarketData, build_local_clearing, read_local_clearing
 from flexopt.run.api import run_market
@@ -180,6 +180,29 @@ def test_declared_capacity_matches_flexibility(rts, market):
     hours = market.outcome.hours
     cap = declared_capacity(ctx, hours)
     assert (cap > 0).all()
+
+
+def test_declaration_is_m10_on_the_members_frames(market):
+    """The declaration on arrays equals M10 and M10a written on the members' frames, bit for
+    bit, for every DSO and for every first hour."""
+    for ctx in market.outcome.contexts:
+        members = ctx.members
+        base = ctx.dso.baseline_mw[members.index]
+        for first in (0, 5, 17):
+            hours = pd.Index(ctx.hours[first : first + 3], name="hour")
+            eta = members["efficiency"].to_numpy()
+            e0 = (members["soc_init_pu"] * members["e_max_mwh"]).to_numpy()
+            p = base.to_numpy()
+            level = e0 - np.cumsum(np.where(p > 0, p / eta, p * eta) * ctx.dt_h, axis=0)  # M1
+            levels = np.vstack([e0[None, :], level])
+            spare = eta * np.clip(levels[first:].min(axis=0), 0.0, None)  # M2
+            power = (members["p_max_mw"].to_numpy() - base.loc[hours].to_numpy()).clip(0.0)
+            cap = ctx.dso.n_feeders * np.minimum(power, spare[None, :] / ctx.dt_h).sum(axis=1)
+            got_cap, got_energy = declaration(ctx, hours)
+            assert np.array_equal(got_cap.to_numpy(), cap)
+            assert got_cap.index.equals(hours)
+            assert got_energy == float(ctx.dso.n_feeders * spare.sum())
+    assert declaration(ctx, hours[:0])[1] == 0.0
 
 
 def test_pareto_mode_picks_a_feasible_compromise_on_its_front(rts):
