@@ -201,5 +201,7 @@ def declaration(ctx: DSOContext, hours: pd.Index) -> tuple[pd.Series, float]:
     first = int(baseline.index.get_loc(hours[0]))
     spare = eta * spare_energy(p, eta, e0, first, ctx.dt_h)  # η_i E^spare_i (M2)
     power = (pros["p_max_mw"].to_numpy()[rows] - p[baseline.index.get_indexer(hours)]).clip(0.0)
-    cap = np.minimum(power, (spare / ctx.dt_h)[None, :]).sum(axis=1)
+    # summed as numpy sums pandas' column-major frames, member by member: the same bits as
+    # M10 on the members' frames (a row-major sum rounds differently beyond eight members)
+    cap = np.asfortranarray(np.minimum(power, (spare / ctx.dt_h)[None, :])).sum(axis=1)
     return pd.Series(n * cap, index=hours), float(n * spare.sum())

@@ -182,10 +182,24 @@ def test_declared_capacity_matches_flexibility(rts, market):
     assert (cap > 0).all()
 
 
-def test_declaration_is_m10_on_the_members_frames(market):
+@pytest.fixture(scope="module")
+def many_members(tmp_path_factory):
+    """Contexts with 40 prosumers a feeder: sums over more than eight members round
+    differently row-major and column-major."""
+    from flexopt.dso.context import prepare
+    from flexopt.generate import generate
+    from flexopt.instance import load_instance
+
+    inst = load_instance(generate("case30", 2, "case33bw", 40, 0, tmp_path_factory.mktemp("g")))
+    return [prepare(inst, d) for d in inst.dsos]
+
+
+@pytest.mark.parametrize("which", ["rts", "many"])
+def test_declaration_is_m10_on_the_members_frames(which, market, many_members):
     """The declaration on arrays equals M10 and M10a written on the members' frames, bit for
-    bit, for every DSO and for every first hour."""
-    for ctx in market.outcome.contexts:
+    bit, for every DSO and for several first hours (S3 then clears the same requirement)."""
+    contexts = market.outcome.contexts if which == "rts" else many_members
+    for ctx in contexts:
         members = ctx.members
         base = ctx.dso.baseline_mw[members.index]
         for first in (0, 5, 17):
@@ -202,6 +216,7 @@ def test_declaration_is_m10_on_the_members_frames(market):
             assert np.array_equal(got_cap.to_numpy(), cap)
             assert got_cap.index.equals(hours)
             assert got_energy == float(ctx.dso.n_feeders * spare.sum())
+    assert len(contexts[0].members) > 8 or which == "rts"
     assert declaration(ctx, hours[:0])[1] == 0.0
 
 
