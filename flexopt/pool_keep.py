@@ -91,12 +91,7 @@ class Keeper:
             _active.sending, _active.sent = before
 
     def loads(self, data: bytes) -> Any:
-        before = getattr(_active, "loading", None)
-        _active.loading = self
-        try:
-            return pickle.loads(data)
-        finally:
-            _active.loading = before
+        return _loads(data, self)
 
     def confirm(self, keys: set[Key]) -> None:
         """The other process loaded these keys: later pickles send them by key (a key of an
@@ -120,7 +115,7 @@ class Keeper:
         with self.lock:
             if key in self.held:
                 return self.held[key]
-        obj = _plain_loads(data)
+        obj = _loads(data, None)
         with self.lock:
             if key[1] != self.epoch:  # a late result of an ended block: used, not kept
                 return obj
@@ -151,10 +146,11 @@ def reduce_kept(obj: Any, protocol: int) -> Any:
     return _whole, (key, data)
 
 
-def _plain_loads(data: bytes) -> Any:
-    """Unpickled with no keeper loading: what a whole object holds came whole with it."""
+def _loads(data: bytes, keeper: Keeper | None) -> Any:
+    """Unpickled with ``keeper`` loading (``None``: what a whole object holds came whole
+    with it); the thread's previous one restored after."""
     before = getattr(_active, "loading", None)
-    _active.loading = None
+    _active.loading = keeper
     try:
         return pickle.loads(data)
     finally:
@@ -172,7 +168,7 @@ def _held(key: Key) -> Any:
 
 def _whole(key: Key, data: bytes) -> Any:
     keeper: Keeper | None = getattr(_active, "loading", None)
-    return _plain_loads(data) if keeper is None else keeper.keep(key, data)
+    return _loads(data, None) if keeper is None else keeper.keep(key, data)
 
 
 _WORKER = Keeper("w")
