@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -16,19 +17,31 @@ __all__ = ["Feed", "each", "here"]
 A = TypeVar("A")
 R = TypeVar("R")
 
+#: Before this process's first item, the seconds of work left to the workers below which it
+#: leaves them the call: its own first item would also start numba and load the kernels here
+#: (~0.4 s once, ``benchmarks/README.md``), ending the call later than they do, and the
+#: Python-bound loading holds up their chunks' round trips through this process's threads.
+COLD_S = 0.8
+_ran_here = False  # whether this process has run an item (numba started, kernels loaded)
+
 
 class Feed(Generic[A, R]):
     """The items of one call, handed out as they are asked for: to this process one at a
-    time between its own tasks, and to each pool worker when it becomes free (its warm-up or
-    its last chunk done, in the pool's callback thread), a chunk of the items left divided
-    by four times the processes (at least one): fewer round trips while many items are
-    left, single items towards the end so that all finish together (by twice the processes a
-    worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
-    1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet),
+    time from the front between its own tasks, and to each pool worker when it becomes free
+    (its warm-up or its last chunk done, in the pool's callback thread) a chunk from the
+    back, of the items left divided by four times the processes (at least one): fewer round
+    trips while many items are left, single items towards the end so that all finish
+    together (by twice the processes a worker took two of the few long searches at 10 DSOs:
+    1.24–1.43× on the DSO stages, not 1.61–1.77×). Items listed longest first (S5–S6's,
+    ``flexopt.run.tasks.searches_first``) so go one at a time, the short ones in chunks: a
+    chunk from the front held the twelve longest searches at 100 DSOs × 50, 12.7 s on the
+    worker while this process ran the other 88 in 6.7 s. Ahead of its collection (a started call: this process takes no item yet),
     each worker takes half of the items left divided among the workers instead, so a large
     chunk may still run when this process joins in. A worker holds one chunk of a call at a
     time, so none waits in a queue that this process could have run (a later warm-up aside,
-    ``flexopt.executors``); its results arrive a chunk at a time."""
+    ``flexopt.executors``); its results arrive a chunk at a time. Until this process has run
+    an item, it takes none of a call that the workers finish within :data:`COLD_S` anyway
+    (:meth:`_leave_to_workers`)."""
 
     def __init__(
         self,
@@ -43,7 +56,9 @@ class Feed(Generic[A, R]):
         self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
         self.ahead, self.keeper = ahead, keeper
         self.lock = threading.Lock()
-        self.next = self.sent = 0
+        self.next, self.end = 0, len(items)  # this process takes from the front, workers
+        self.sent = 0  # from the back: items handed to workers
+        self.back, self.work_s = 0, 0.0  # items the workers returned, and their seconds
         self.stopped = False
         self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
         # (positions, future) of what the workers finished; a None future: the pool would
@@ -54,17 +69,19 @@ class Feed(Generic[A, R]):
 
     def _take(self, remote: bool) -> range:
         with self.lock:
-            left = 0 if self.stopped else len(self.items) - self.next
+            left = 0 if self.stopped else self.end - self.next
             # ahead of its collection (``start``) only the workers take items: each a
             # share of half of them (fewer round trips through a busy caller's threads)
             share = 2 * (self.processes - 1) if self.ahead else 4 * self.processes
             k = min(
                 left, max(1, -(-left // share) if self.ahead else left // share) if remote else 1
             )
-            chunk = range(self.next, self.next + k)
+            if remote:
+                self.end -= k
+                self.sent += k
+                return range(self.end, self.end + k)
             self.next += k
-            self.sent += k if remote else 0
-            return chunk
+            return range(self.next - k, self.next)
 
     def warmed(self, f: concurrent.futures.Future[Any]) -> None:
         """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""
@@ -92,9 +109,15 @@ class Feed(Generic[A, R]):
         except Exception:  # broken, shut down, or a worker that could not start
             self.done.put((chunk, None))
             return
-        fut.add_done_callback(lambda f: self._returned(chunk, f, sent))
+        t = time.perf_counter()
+        fut.add_done_callback(lambda f: self._returned(chunk, f, sent, t))
 
-    def _returned(self, chunk: range, f: concurrent.futures.Future[Any], sent: set[Any]) -> None:
+    def _returned(
+        self, chunk: range, f: concurrent.futures.Future[Any], sent: set[Any], t: float
+    ) -> None:
+        with self.lock:
+            self.back += len(chunk)
+            self.work_s += time.perf_counter() - t
         self.done.put((chunk, f))
         if not f.cancelled() and f.exception() is None:
             if self.keeper is not None:  # the worker holds what this chunk sent whole
@@ -109,22 +132,37 @@ class Feed(Generic[A, R]):
             return got  # type: ignore[no-any-return]
         return self.keeper.loads(got[0])  # type: ignore[no-any-return]
 
+    def _leave_to_workers(self, began: float, ahead: bool) -> bool:
+        """Whether this process, which has run no item yet, leaves the rest of the call to
+        the workers: at their pace in it so far, they finish the items they hold and those
+        left within :data:`COLD_S`. Their pace unknown, it waits for it in a call they took
+        ahead of its collection (started at ``began``), for at most :data:`COLD_S`: they
+        have its first chunk, a half of the items, nearly done; in a call they began with
+        it, it joins at once."""
+        if _ran_here:
+            return False
+        with self.lock:
+            if not self.back:
+                return ahead and self.sent > 0 and time.perf_counter() - began < COLD_S
+            left = self.end - self.next + self.sent - self.back
+            return left * self.work_s / self.back / (self.processes - 1) < COLD_S
+
     def drain(self) -> Iterator[tuple[int, R]]:
         """Run items here until none is left, yielding the workers' results as they come,
         then wait for the workers' last ones."""
-        received = 0
+        received, began, ahead = 0, time.perf_counter(), self.ahead
         self.ahead = False
         while True:
             while not self.done.empty():
                 chunk, f = self.done.get()
                 yield from zip(chunk, self._results(chunk, f), strict=True)
                 received += len(chunk)
-            mine = self._take(remote=False)
+            mine = range(0) if self._leave_to_workers(began, ahead) else self._take(remote=False)
             if mine:
                 yield mine[0], here(self.fn, self.items[mine[0]])
                 continue
-            with self.lock:
-                if received == self.sent:
+            with self.lock:  # (items left: a worker is being handed its next chunk)
+                if received == self.sent and (self.stopped or self.next == self.end):
                     return
             try:  # a timeout: Ctrl-C is seen while waiting
                 chunk, f = self.done.get(timeout=0.1)
@@ -148,9 +186,11 @@ def here(fn: Callable[[A], R], x: A) -> R:
     processes are the parallelism), restored after."""
     import numba
 
+    global _ran_here
     n = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
         return fn(x)
     finally:
         numba.set_num_threads(n)
+        _ran_here = True
