@@ -236,10 +236,11 @@ class _Processes:
 
     def __init__(self, workers: int, warm: _Warm, warm_later: _Warm = None) -> None:
         import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
 
         self.key = (workers, warm, warm_later)
         self.forked = fork_safe()
-        self.pool = concurrent.futures.ProcessPoolExecutor(
+        self.pool = ProcessPoolExecutor(
             max_workers=workers - 1,
             mp_context=mp.get_context("fork" if self.forked else "spawn"),
             initializer=_init_worker,
@@ -299,8 +300,7 @@ class _Processes:
 
     def start(self, fn: Callable[[A], R], items: Iterable[A], ahead: bool = True) -> _Started[A, R]:
         """The workers take the items at once; this process joins in when it collects."""
-        n, _, later = self.key  # this process warms up by ``later`` (Feed._cold_wait)
-        feed = Feed(self.pool, fn, list(items), n, self._idle, ahead, self.keeper, later)
+        feed = Feed(self.pool, fn, list(items), self.key[0], self._idle, ahead, self.keeper)
         with self.lock:
             self.active.add(feed)
         for f in self.ready:  # the workers warm already (the others join when they are)

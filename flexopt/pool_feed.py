@@ -4,8 +4,6 @@ worker as it becomes free, single items to this process between its own tasks.""
 from __future__ import annotations
 
 import concurrent.futures
-import logging
-import math
 import queue
 import threading
 import time
@@ -23,31 +21,24 @@ R = TypeVar("R")
 #: leaves them the call: its own first item would also start numba and load the kernels here
 #: (~0.4 s once, ``benchmarks/README.md``), ending the call later than they do, and the
 #: Python-bound loading holds up their chunks' round trips through this process's threads.
-COLD_S = 0.8
-#: ... and from which it runs the pool's later warm-up meanwhile (numba and the kernels,
-#: ~0.6 s here), then joins in: a wait shorter than this would end later for it
-WARM_S = 0.4
+COLD_S = 0.4
 _ran_here = False  # whether this process has run an item (numba started, kernels loaded)
-_log = logging.getLogger(__name__)
 
 
 class Feed(Generic[A, R]):
     """The items of one call, handed out as they are asked for: to this process one at a
-    time from the front between its own tasks, and to each pool worker when it becomes free
-    (its warm-up or its last chunk done, in the pool's callback thread) a chunk from the
-    back, of the items left divided by four times the processes (at least one): fewer round
-    trips while many items are left, single items towards the end so that all finish
-    together (by twice the processes a worker took two of the few long searches at 10 DSOs:
-    1.24–1.43× on the DSO stages, not 1.61–1.77×). Items listed longest first (S5–S6's,
-    ``flexopt.run.tasks.searches_first``) so go one at a time, the short ones in chunks: a
-    chunk from the front held the twelve longest searches at 100 DSOs × 50, 12.7 s on the
-    worker while this process ran the other 88 in 6.7 s. Ahead of its collection (a started call: this process takes no item yet),
+    time between its own tasks, and to each pool worker when it becomes free (its warm-up or
+    its last chunk done, in the pool's callback thread), a chunk of the items left divided
+    by four times the processes (at least one): fewer round trips while many items are
+    left, single items towards the end so that all finish together (by twice the processes a
+    worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
+    1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet),
     each worker takes half of the items left divided among the workers instead, so a large
     chunk may still run when this process joins in. A worker holds one chunk of a call at a
     time, so none waits in a queue that this process could have run (a later warm-up aside,
     ``flexopt.executors``); its results arrive a chunk at a time. Until this process has run
-    an item, it takes none of a call that the workers finish within :data:`COLD_S` anyway,
-    or warms up meanwhile (``warm``, :meth:`_cold_wait`)."""
+    an item, it takes none of a call that the workers finish within :data:`COLD_S` anyway
+    (:meth:`_leave_to_workers`)."""
 
     def __init__(
         self,
@@ -58,13 +49,11 @@ class Feed(Generic[A, R]):
         idle: Callable[[], None] = lambda: None,
         ahead: bool = False,
         keeper: Keeper | None = None,
-        warm: Callable[[], None] | None = None,
     ) -> None:
         self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
-        self.ahead, self.keeper, self.warm = ahead, keeper, warm
+        self.ahead, self.keeper = ahead, keeper
         self.lock = threading.Lock()
-        self.next, self.end = 0, len(items)  # this process takes from the front, workers
-        self.sent = 0  # from the back: items handed to workers
+        self.next = self.sent = 0
         self.back, self.work_s = 0, 0.0  # items the workers returned, and their seconds
         self.stopped = False
         self.started: set[concurrent.futures.Future[Any]] = set()  # warm-ups handed a chunk
@@ -74,22 +63,19 @@ class Feed(Generic[A, R]):
             queue.SimpleQueue()
         )
 
-    def _take(self, remote: bool, most: int = 0) -> range:
+    def _take(self, remote: bool) -> range:
         with self.lock:
-            left = 0 if self.stopped else self.end - self.next
+            left = 0 if self.stopped else len(self.items) - self.next
             # ahead of its collection (``start``) only the workers take items: each a
             # share of half of them (fewer round trips through a busy caller's threads)
             share = 2 * (self.processes - 1) if self.ahead else 4 * self.processes
             k = min(
                 left, max(1, -(-left // share) if self.ahead else left // share) if remote else 1
             )
-            k = min(left, most) if most else k
-            if remote:
-                self.end -= k
-                self.sent += k
-                return range(self.end, self.end + k)
+            chunk = range(self.next, self.next + k)
             self.next += k
-            return range(self.next - k, self.next)
+            self.sent += k if remote else 0
+            return chunk
 
     def warmed(self, f: concurrent.futures.Future[Any]) -> None:
         """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""
@@ -99,12 +85,12 @@ class Feed(Generic[A, R]):
             self.started.add(f)
         self._send()
 
-    def _send(self, most: int = 0) -> concurrent.futures.Future[Any] | None:
-        chunk = self._take(remote=True, most=most)
+    def _send(self) -> None:
+        chunk = self._take(remote=True)
         if not chunk:
-            if not self.stopped and not most:  # the worker that asked has nothing left
+            if not self.stopped:  # the worker that asked has nothing left in this call
                 self.idle()
-            return None
+            return
         items = [self.items[i] for i in chunk]
         sent: set[Key] = set()
         fut: concurrent.futures.Future[Any]
@@ -116,10 +102,9 @@ class Feed(Generic[A, R]):
                 fut = self.pool.submit(each_kept, self.fn, payload, epoch)
         except Exception:  # broken, shut down, or a worker that could not start
             self.done.put((chunk, None))
-            return None
+            return
         t = time.perf_counter()
         fut.add_done_callback(lambda f: self._returned(chunk, f, sent, t))
-        return fut
 
     def _returned(
         self, chunk: range, f: concurrent.futures.Future[Any], sent: set[Any], t: float
@@ -141,45 +126,20 @@ class Feed(Generic[A, R]):
             return got  # type: ignore[no-any-return]
         return self.keeper.loads(got[0])  # type: ignore[no-any-return]
 
-    def _cold_wait(self, began: float, ahead: bool) -> float | None:
-        """``None``: this process takes its next item. Otherwise it has run none yet and
-        leaves the call to the workers, who at their pace in it so far finish the items
-        they hold and those left in the seconds returned: below :data:`COLD_S`, or any
-        time when it can run the pool's later warm-up meanwhile (:meth:`_warm_here`).
-        Their pace unknown, it waits for it in a call they took ahead of its collection
-        (started at ``began``), for at most :data:`COLD_S` (0 returned): they have its
-        first chunk, a half of the items, nearly done; in a call they began with it, it
-        joins at once."""
+    def _leave_to_workers(self, began: float, ahead: bool) -> bool:
+        """Whether this process, which has run no item yet, leaves the rest of the call to
+        the workers: at their pace in it so far, they finish the items they hold and those
+        left within :data:`COLD_S`. Their pace unknown, it waits for it in a call they took
+        ahead of its collection (started at ``began``), for at most :data:`COLD_S`: they
+        have its first chunk, a half of the items, nearly done; in a call they began with
+        it, it joins at once."""
         if _ran_here:
-            return None
+            return False
         with self.lock:
             if not self.back:
-                wait = ahead and self.sent > 0 and time.perf_counter() - began < COLD_S
-                return 0.0 if wait else None
-            left = self.end - self.next + self.sent - self.back
-            s = left * self.work_s / self.back / (self.processes - 1)
-            return s if s < COLD_S or self.warm is not None else None
-
-    def _warm_here(self) -> None:
-        """Start numba and load the kernels here by the pool's later warm-up, the workers
-        handed first, queued behind what they hold, what they run in :data:`COLD_S` at
-        their pace: they need no round trip through this process's threads meanwhile,
-        which the warm-up holds up (at 100 DSOs × 10, chunks of S4 waited 30–180 ms)."""
-        global _ran_here
-        with self.lock:
-            pace = self.work_s / self.back
-        fut = self._send(math.ceil(COLD_S / pace))
-        deadline = time.perf_counter() + 0.05
-        while fut is not None and not fut.done() and time.perf_counter() < deadline:
-            if fut.running():  # in the pool's call queue: on its way to the worker
-                break
-            time.sleep(0.001)
-        try:
-            if self.warm is not None:
-                self.warm()
-        except Exception as err:  # not fatal: the items themselves say what is wrong
-            _log.warning("this process's warm-up failed: %r", err)
-        _ran_here = True
+                return ahead and self.sent > 0 and time.perf_counter() - began < COLD_S
+            left = len(self.items) - self.next + self.sent - self.back
+            return left * self.work_s / self.back / (self.processes - 1) < COLD_S
 
     def drain(self) -> Iterator[tuple[int, R]]:
         """Run items here until none is left, yielding the workers' results as they come,
@@ -191,16 +151,12 @@ class Feed(Generic[A, R]):
                 chunk, f = self.done.get()
                 yield from zip(chunk, self._results(chunk, f), strict=True)
                 received += len(chunk)
-            wait = self._cold_wait(began, ahead)
-            if wait is not None and wait >= WARM_S and self.warm is not None:
-                self._warm_here()
-                continue
-            mine = range(0) if wait is not None else self._take(remote=False)
+            mine = range(0) if self._leave_to_workers(began, ahead) else self._take(remote=False)
             if mine:
                 yield mine[0], here(self.fn, self.items[mine[0]])
                 continue
             with self.lock:  # (items left: a worker is being handed its next chunk)
-                if received == self.sent and (self.stopped or self.next == self.end):
+                if received == self.sent and (self.stopped or self.next == len(self.items)):
                     return
             try:  # a timeout: Ctrl-C is seen while waiting
                 chunk, f = self.done.get(timeout=0.1)

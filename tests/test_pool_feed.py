@@ -98,23 +98,3 @@ def test_an_item_run_here_warms_this_process(monkeypatch):
     monkeypatch.setattr(pool_feed, "_ran_here", False)
     assert here(abs, -3) == 3
     assert pool_feed._ran_here is True
-
-
-def test_a_long_wait_warms_this_process_up_then_it_joins(pool, monkeypatch):
-    """Cold, facing a long wait for the worker, this process runs the pool's later warm-up
-    (the worker first handed, queued, what it runs meanwhile), then takes items itself."""
-    monkeypatch.setattr(pool_feed, "_ran_here", False)
-    monkeypatch.setattr(pool_feed, "COLD_S", 0.05)
-    monkeypatch.setattr(pool_feed, "WARM_S", 0.01)
-    warmed: list[int] = []
-    feed: Feed[int, int] = Feed(
-        pool, _where, list(range(200)), 2, warm=lambda: warmed.append(threading.get_ident())
-    )
-    ready = pool.submit(lambda: None)
-    ready.result()
-    feed.warmed(ready)
-    while not feed.back:
-        time.sleep(0.002)
-    assert threading.get_ident() in _runners(feed, 200)
-    assert warmed == [threading.get_ident()]
-    assert pool_feed._ran_here is True

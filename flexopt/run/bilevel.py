@@ -22,7 +22,7 @@ from flexopt.run.centralized import centralized_data
 from flexopt.run.clock import Clock
 from flexopt.run.competition import nash_equilibrium
 from flexopt.run.options import MarketOptions
-from flexopt.run.tasks import BidTask, DispatchTask, run_task, searches_first
+from flexopt.run.tasks import BidTask, DispatchTask, run_task
 from flexopt.run.tso import recheck_market, requirement, tso_market, tso_market_data
 
 __all__ = ["run_bilevel"]
@@ -72,10 +72,9 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
             ]
             # as each DSO finishes: a bar on a terminal (wca takes a while per DSO)
             done: dict[int, DSOOffer] = {}
-            order = searches_first(tasks)
             with Progress(f"S5 {opt.method} per DSO", len(tasks), enabled=opt.progress) as bar:
-                for j, offer in ex.as_completed(run_task, [tasks[k] for k in order]):
-                    done[order[j]] = offer
+                for k, offer in ex.as_completed(run_task, tasks):
+                    done[k] = offer
                     bar.update(note=offer.dso_id)
             offers = [done[k] for k in range(len(tasks))]
             for o in offers:

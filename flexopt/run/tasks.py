@@ -32,15 +32,7 @@ from flexopt.market.interface import DistributionArea
 from flexopt.methods import CoefficientMethod
 from flexopt.run.microgrids import microgrid_dispatch, microgrid_offers
 
-__all__ = [
-    "BidTask",
-    "DispatchTask",
-    "PrepareTask",
-    "SettleTask",
-    "run_task",
-    "searches_first",
-    "warm_worker",
-]
+__all__ = ["BidTask", "DispatchTask", "PrepareTask", "SettleTask", "run_task", "warm_worker"]
 
 T_co = TypeVar("T_co", covariant=True)
 
@@ -133,23 +125,6 @@ class BidTask:
             modification = self.method.modify(problem, self.config, rng)
             offer = build_offer(problem, self.method.name, modification)
         return replace(offer, microgrids=inner) if inner else offer
-
-
-def searches_first(tasks: list[BidTask]) -> list[int]:
-    """Positions of ``tasks`` in the order to hand them out: the DSOs with the larger
-    searches first (screened prosumers × design hours of the DSO problem, L5 and C7), the
-    DSOs with nothing to search after, each group in its order.
-
-    Several processes or threads then end S5–S6 together, the short tasks filling in at the
-    end, instead of one waiting on a long search handed out last (at 30 DSOs × 10 a
-    search runs 50–180 ms, a DSO without one 5–12 ms). Each task's seed is its DSO's
-    position, so the order changes no number."""
-
-    def size(k: int) -> int:
-        t = tasks[k]
-        return int(t.context.screened.sum()) * int((t.requirement_mw.to_numpy() > 0).sum())
-
-    return sorted(range(len(tasks)), key=lambda k: -size(k))
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,7 +14,7 @@ from flexopt.methods import get_method
 from flexopt.outcome import BilevelOutcome, CentralizedOutcome
 from flexopt.run import tso
 from flexopt.run.api import run_market
-from flexopt.run.tasks import BidTask, DispatchTask, PrepareTask, run_task, searches_first
+from flexopt.run.tasks import BidTask, DispatchTask, PrepareTask, run_task
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +93,3 @@ def test_save_draws_figures_from_either_outcome(rts, mlf, tmp_path):
         assert (out / "voltage_profiles.png").stat().st_size > 10_000
     assert (tmp_path / "mlf" / "offer_curves.png").exists()
     assert not (tmp_path / "central" / "offer_curves.png").exists()
-
-
-def test_the_larger_searches_are_handed_out_first():
-    """S5–S6's tasks go out by the DSO problem's size (screened prosumers × design hours),
-    the DSOs with nothing to search last, ties in their order."""
-    from types import SimpleNamespace
-
-    def task(screened: list[bool], requirement: list[float]) -> SimpleNamespace:
-        return SimpleNamespace(
-            context=SimpleNamespace(screened=np.array(screened)),
-            requirement_mw=pd.Series(requirement),
-        )
-
-    tasks = [
-        task([True, False], [0.0, 0.0]),  # screened, no design hour: nothing to search
-        task([True, False], [1.0, 0.0]),  # 1
-        task([False, False], [1.0, 2.0]),  # nobody screened
-        task([True, True], [1.0, 2.0]),  # 4
-        task([True, False], [0.0, 3.0]),  # 1
-    ]
-    assert searches_first(tasks) == [3, 1, 4, 0, 2]
