@@ -21,8 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import highspy
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from flexopt.market.lp import LinearProgram
 
 __all__ = [
     "DEFAULT_TIME_LIMIT_S",
@@ -32,6 +36,7 @@ __all__ = [
     "SolveStatus",
     "iteration_limit",
     "solve",
+    "solve_lp",
 ]
 
 #: Seconds of a solver call whose caller gives no time limit: every call has one.
@@ -80,6 +85,8 @@ class SolveResult:
     limit : {"time", "iterations"} or None
         The limit the solver stopped at, if any (the status is then ``FEASIBLE`` with an
         incumbent or ``NO_SOLUTION``).
+    values : ndarray or None
+        The solution of an array LP (:func:`solve_lp`), whose ``duals`` are keyed by row.
     """
 
     status: SolveStatus
@@ -90,6 +97,7 @@ class SolveResult:
     message: str
     duals: dict[Any, float] = field(default_factory=dict, repr=False)
     limit: str | None = None
+    values: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -221,6 +229,93 @@ def _solve_highs(
             status, objective, bound, wall, "highs", str(tc.name), dual_map, _TC_LIMIT.get(tc)
         )
     )
+
+
+def solve_lp(lp: LinearProgram, *, time_limit: float | None = None) -> SolveResult:
+    """Solve an LP given as arrays with HiGHS, under the same guards as :func:`solve`.
+
+    The columns and rows reach HiGHS in the LP's order with the iteration guard a Pyomo model
+    of it gets (:func:`iteration_limit` over :attr:`LinearProgram.declared` variables), so an
+    LP built in the order Pyomo would hand it over is solved to the same vertex. The result's
+    :attr:`SolveResult.values` is ``x`` and its ``duals`` map each row's position to
+    ``λ = ∂objective/∂row bound``.
+    """
+    if time_limit is None:
+        time_limit = DEFAULT_TIME_LIMIT_S
+    if not time_limit > 0:
+        raise ValueError(f"time_limit must be > 0 seconds, got {time_limit!r}")
+    start = time.perf_counter()
+    with _ONE_AT_A_TIME:
+        try:
+            h = _highs()
+            h.clearModel()
+            h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)
+            nnz = len(lp.value)
+            h.addRows(
+                lp.n_rows, lp.row_lower, lp.row_upper, nnz, lp.starts[:-1], lp.index, lp.value
+            )
+            h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+            h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)
+            guard = max(ITERATION_FLOOR, ITERATIONS_PER_ROW_COL * (lp.declared + lp.n_rows))
+            for key, val in (
+                ("time_limit", float(time_limit)),
+                ("simplex_iteration_limit", guard),
+                ("qp_iteration_limit", guard),
+            ):
+                h.setOptionValue(key, val)
+            h.run()
+            code = h.getModelStatus()
+            info, sol = h.getInfo(), h.getSolution()
+            has_sol = info.primal_solution_status == 2
+            status = _HIGHS_STATUS.get(code.name)
+            if status is None:
+                status = SolveStatus.FEASIBLE if has_sol else SolveStatus.NO_SOLUTION
+            if status is SolveStatus.OPTIMAL and not has_sol:
+                status = SolveStatus.ERROR
+            objective = float(info.objective_function_value) if status.has_solution else None
+            x = np.asarray(sol.col_value, dtype=float) if status.has_solution else None
+            duals: dict[Any, float] = {}
+            if status.has_solution and sol.dual_valid:
+                duals = dict(enumerate(np.asarray(sol.row_dual, dtype=float).tolist()))
+            message = h.modelStatusToString(code)
+        except Exception as err:  # a solver crash must not escape as a bare traceback
+            return SolveResult(
+                SolveStatus.ERROR, None, None, time.perf_counter() - start, "highs", _one_line(err)
+            )
+    wall = time.perf_counter() - start
+    bound = objective if status is SolveStatus.OPTIMAL else None
+    limit = _HIGHS_LIMIT.get(code.name)
+    return _checked(
+        SolveResult(status, objective, bound, wall, "highs", message, duals, limit, values=x)
+    )
+
+
+#: HiGHS's model statuses as :class:`SolveStatus` (any other: an incumbent or none).
+_HIGHS_STATUS = {
+    "kOptimal": SolveStatus.OPTIMAL,
+    "kInfeasible": SolveStatus.INFEASIBLE,
+    "kUnboundedOrInfeasible": SolveStatus.INFEASIBLE,
+    "kUnbounded": SolveStatus.UNBOUNDED,
+    **dict.fromkeys(
+        ("kLoadError", "kModelError", "kPresolveError", "kSolveError", "kPostsolveError"),
+        SolveStatus.ERROR,
+    ),
+}
+_HIGHS_LIMIT = {"kTimeLimit": "time", "kIterationLimit": "iterations"}
+_HIGHS: list[Any] = []
+
+
+def _highs() -> Any:
+    """This process's HiGHS instance for :func:`solve_lp`, made once: its constructor prints a
+    banner on the process's stdout, captured here."""
+    if not _HIGHS:
+        from pyomo.common.tee import capture_output
+
+        with capture_output(capture_fd=True):
+            h = highspy.Highs()  # type: ignore[no-untyped-call]
+        h.setOptionValue("output_flag", False)
+        _HIGHS.append(h)
+    return _HIGHS[0]
 
 
 def _one_line(err: BaseException) -> str:

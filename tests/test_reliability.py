@@ -25,6 +25,7 @@ import pytest
 
 import flexopt as fx
 import flexopt.run.api
+import flexopt.solve
 from flexopt.cli import main
 from flexopt.errors import FlexoptError, NonFiniteError, SolverError, SolverLimitError
 from flexopt.market.day_ahead import DayAheadData, build_day_ahead, dispatch_closed_form
@@ -137,14 +138,35 @@ def test_every_highs_call_has_a_time_limit_and_continuous_ones_an_iteration_guar
         return original(self, model, **kwargs)
 
     monkeypatch.setattr(Highs, "solve", spy)
+    array_calls: list[dict] = []  # the LPs given as arrays (S7) go to HiGHS directly
+
+    class ArraySpy:
+        def __init__(self, h):
+            self.h, self.options = h, {}
+
+        def setOptionValue(self, key, value):
+            self.options[key] = value
+            return self.h.setOptionValue(key, value)
+
+        def run(self):
+            array_calls.append({"solver_options": dict(self.options)})
+            return self.h.run()
+
+        def __getattr__(self, name):
+            return getattr(self.h, name)
+
+    array_highs = ArraySpy(flexopt.solve._highs())
+    monkeypatch.setattr(flexopt.solve, "_highs", lambda: array_highs)
     fx.run_market(rts, "none", stage_time_limit_s=123.0)
     fx.run_market(rts, "centralized")
     assert len(calls) > 20
-    for kw in calls:
+    assert len(array_calls) >= 2  # S7 and its pricing LP
+    for kw in calls + [{"time_limit": c["solver_options"]["time_limit"], **c} for c in array_calls]:
         assert 0 < kw["time_limit"] < math.inf
         assert kw["solver_options"]["qp_iteration_limit"] >= ITERATION_FLOOR
         assert kw["solver_options"]["simplex_iteration_limit"] >= ITERATION_FLOOR
     assert any(kw["time_limit"] == 123.0 for kw in calls)
+    assert all(c["solver_options"]["time_limit"] == 123.0 for c in array_calls)
 
 
 def test_reading_duals_sits_inside_the_solver_guard(rts, monkeypatch):

@@ -38,13 +38,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyomo.environ as pyo
 from pyomo.common.collections import ComponentMap, ComponentSet
 from pyomo.core.base.var import VarData
 from pyomo.core.expr.calculus.derivatives import Modes, differentiate
 from pyomo.repn import generate_standard_repn
 
-__all__ = ["MultiplierLP", "build_supporting_prices", "read_supporting_duals"]
+from flexopt.market.lp import LinearProgram, csr
+
+__all__ = [
+    "MultiplierArrays",
+    "MultiplierLP",
+    "build_supporting_prices",
+    "read_supporting_duals",
+    "supporting_prices_lp",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -206,3 +215,128 @@ def read_supporting_duals(lp: MultiplierLP) -> dict[Any, float]:
         c: 0.0 if j is None else -float(y[j].value or 0.0)
         for c, j in zip(lp.constraints, lp.column, strict=True)
     }
+
+
+@dataclass(frozen=True, eq=False)
+class MultiplierArrays:
+    """The LP (K5a–K5b) over the multipliers of a solved :class:`LinearProgram`.
+
+    Attributes
+    ----------
+    lp : LinearProgram
+        Its columns are the multipliers ``y`` of the active rows, in the order a Pyomo model
+        of the same LP would hand them to the solver (first use in the stationarity rows,
+        then the objective), so that both reach the same vertex.
+    column : ndarray of int
+        ``[m]``: for each row of the solved LP, the column of its ``y`` in :attr:`lp`; ``-1``
+        for an inactive inequality or a multiplier no row or cost uses (``y = 0``).
+    """
+
+    lp: LinearProgram
+    column: np.ndarray
+
+
+def supporting_prices_lp(
+    lp: LinearProgram,
+    x: np.ndarray,
+    weights: np.ndarray,
+    fixed: np.ndarray,
+    saturated: np.ndarray,
+    tol: float = 1e-6,
+    stationarity_tol: float = 1e-9,
+) -> MultiplierArrays:
+    """(K5a–K5c) of a solved LP given as arrays — :func:`build_supporting_prices` row for row.
+
+    Parameters
+    ----------
+    lp : LinearProgram
+        The solved minimization; ``x`` its solution.
+    weights : ndarray
+        ``[m]`` ``w_c`` per row; the LP minimizes ``Σ_c w_c λ_c`` with ``λ_c = −y_c`` (K5b).
+    fixed, saturated : ndarray of bool
+        ``[n]`` columns held at their values (no row) and columns taken in full (K5c).
+    tol, stationarity_tol : float
+        As in :func:`build_supporting_prices`.
+
+    Returns
+    -------
+    MultiplierArrays
+        Solve :attr:`MultiplierArrays.lp`; ``λ_c = −y[column[c]]`` (``0`` where ``-1``).
+    """
+    body = lp.activity(x)
+    y_lo: list[float] = []
+    y_hi: list[float] = []
+    row_y = np.full(lp.n_rows, -1, dtype=np.int64)
+    terms: dict[int, list[tuple[int, float]]] = {}  # column of x → [(y, ∂g/∂x)], first use
+    for i in range(lp.n_rows):
+        lb, ub = float(lp.row_lower[i]), float(lp.row_upper[i])
+        if lb == ub:
+            sign = (-np.inf, np.inf)
+        else:
+            at_lb = np.isfinite(lb) and _near(float(body[i]), lb, tol)
+            at_ub = np.isfinite(ub) and _near(float(body[i]), ub, tol)
+            if not (at_lb or at_ub):
+                continue
+            sign = (
+                (-np.inf, np.inf)
+                if at_lb and at_ub
+                else ((0.0, np.inf) if at_ub else (-np.inf, 0.0))
+            )
+        row_y[i] = j = len(y_lo)
+        y_lo.append(sign[0])
+        y_hi.append(sign[1])
+        for v, a in zip(*(t.tolist() for t in lp.row(i)), strict=True):
+            if a != 0.0 and not fixed[v]:
+                terms.setdefault(v, []).append((j, a))
+    for v in np.flatnonzero((lp.cost != 0.0) & ~fixed).tolist():
+        terms.setdefault(v, [])
+    rows: list[list[tuple[int, float]]] = []
+    r_lo: list[float] = []
+    r_hi: list[float] = []
+    for v, row in terms.items():
+        lo, hi, xv = float(lp.col_lower[v]), float(lp.col_upper[v]), float(x[v])
+        at_lo = np.isfinite(lo) and _near(xv, lo, tol)
+        at_hi = (np.isfinite(hi) and _near(xv, hi, tol)) or (bool(saturated[v]) and not at_lo)
+        if at_lo and at_hi:
+            continue
+        rhs = -float(lp.cost[v])
+        eps = stationarity_tol * max(1.0, abs(rhs))
+        kind = 1 if at_lo else (-1 if at_hi else 0)
+        if not row:
+            if (kind >= 0 and rhs > eps) or (kind <= 0 and rhs < -eps):
+                raise ValueError(f"no multiplier supports column {v}: the point is not a KKT point")
+            continue
+        rows.append(row)
+        r_lo.append(-np.inf if kind < 0 else rhs - eps)
+        r_hi.append(np.inf if kind > 0 else rhs + eps)
+    w = np.asarray(weights, dtype=float)
+    order: dict[int, int] = {}  # y → column, by first use as the solver is handed them
+    for row in rows:
+        for j, _ in row:
+            order.setdefault(j, len(order))
+    for i in np.flatnonzero((row_y >= 0) & (w != 0.0)).tolist():
+        order.setdefault(int(row_y[i]), len(order))
+    ys = np.fromiter(order, dtype=np.int64, count=len(order))
+    cost = np.zeros(len(order))
+    has_y = row_y >= 0
+    col_of = np.full(len(y_lo), -1, dtype=np.int64)
+    col_of[ys] = np.arange(len(order))
+    col = np.where(has_y, col_of[np.where(has_y, row_y, 0)], -1)
+    weighted = (col >= 0) & (w != 0.0)
+    cost[col[weighted]] = -w[weighted]
+    starts, index, value = csr([[(int(col_of[j]), a) for j, a in row] for row in rows])
+    return MultiplierArrays(
+        lp=LinearProgram(
+            name=f"supporting_prices_{lp.name}",
+            cost=cost,
+            col_lower=np.asarray(y_lo)[ys],
+            col_upper=np.asarray(y_hi)[ys],
+            row_lower=np.asarray(r_lo),
+            row_upper=np.asarray(r_hi),
+            starts=starts,
+            index=index,
+            value=value,
+            declared=len(y_lo),
+        ),
+        column=col,
+    )

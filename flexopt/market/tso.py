@@ -18,7 +18,7 @@ over Δt from the least-payment supporting multipliers (:func:`build_tso_pricing
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,7 +37,10 @@ __all__ = [
     "TSOMarketResult",
     "build_tso_market",
     "build_tso_pricing",
+    "market_result",
+    "per_block",
     "read_tso_market",
+    "sensitivity_at_dsos",
 ]
 
 #: How S7 prices the accepted relief (K5).
@@ -99,7 +102,7 @@ def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
     add_blocks(m, data)
     add_eq_interface(m, data)
     add_ineq_line_limits(m, data)
-    price = _per_block(data, m.T, "price_eur_per_mwh")
+    price = per_block(data, m.T, "price_eur_per_mwh")
     m.obj = pyo.Objective(
         expr=m.dt_h * pyo.quicksum(price[i] * m.q[i] for i in m.DTK)
         + SLACK_PENALTY_EUR * m.dt_h * pyo.quicksum(m.s_up[i] + m.s_dn[i] for i in m.LT)
@@ -107,7 +110,7 @@ def build_tso_market(data: TSOMarketData) -> pyo.ConcreteModel:
     return m
 
 
-def _per_block(
+def per_block(
     data: TSOMarketData, hours: Iterable[Hashable], table: str
 ) -> dict[tuple[str, Hashable, int], float]:
     """``(d, t, k) → `` a bid table's entry (``q_mw`` or ``price_eur_per_mwh``), 0 in an hour
@@ -117,15 +120,16 @@ def _per_block(
     for b in data.bids:
         frame: pd.DataFrame = getattr(b, table)
         values = frame.to_numpy(dtype=float).tolist()
-        row = frame.index.get_indexer(hours)
+        row = {h: i for i, h in enumerate(frame.index.tolist())}  # a bid's hours are unique
         zeros = [0.0] * frame.shape[1]
-        for t, r in zip(hours, row, strict=True):
+        for t in hours:
+            r = row.get(t, -1)
             for k, v in enumerate(values[r] if r >= 0 else zeros):
                 out[(b.dso_id, t, k)] = v
     return out
 
 
-def _sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
+def sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
     """``H[t, l, d]``: flow change on ``l`` per MW of load reduction at DSO ``d``'s bus."""
     buses = [b.bus for b in data.bids]
     lines = data.mean_flow_mw.columns
@@ -136,7 +140,7 @@ def _sensitivity_at_dsos(data: TSOMarketData) -> np.ndarray:
 
 def add_blocks(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
     """Accepted share of each block (K4)."""
-    size = {i: max(v, 0.0) for i, v in _per_block(data, m.T, "q_mw").items()}
+    size = {i: max(v, 0.0) for i, v in per_block(data, m.T, "q_mw").items()}
     m.q = pyo.Var(m.DTK, bounds=lambda _m, d, t, k: (0.0, size[(d, t, k)]), doc="accepted, MW")
 
 
@@ -172,7 +176,7 @@ def add_ineq_line_limits(m: pyo.ConcreteModel, data: TSOMarketData) -> None:
         list(m.L),
         data.mean_flow_mw.to_numpy(),
         data.limit_mw.reindex_like(data.mean_flow_mw).to_numpy(),
-        _sensitivity_at_dsos(data),
+        sensitivity_at_dsos(data),
         f_max,
         relief,
     )
@@ -217,43 +221,82 @@ def read_tso_market(
         ``"last_block"``: the price of the DSO's highest-priced accepted block.
         Line prices come from ``duals`` either way.
     """
+    hours, dsos, lines = list(m.T), list(m.D), list(m.L)
+    dt = float(pyo.value(m.dt_h))
+    blocks = list(m.DTK)
+    size = [float(m.q[i].ub or 0.0) for i in blocks]
+    taken = [max(float(pyo.value(m.q[i])), 0.0) for i in blocks]
+    lam = [[duals.get(m.eq_interface[d, t], np.nan) / dt for d in dsos] for t in hours]
+    limits = read_line_limits(m, hours, lines, duals, dt)
+    return market_result(
+        data, (hours, dsos, lines), blocks, size, taken, lam, limits, objective, pricing
+    )
+
+
+def market_result(
+    data: TSOMarketData,
+    axes: tuple[list[Hashable], list[str], list[Hashable]],
+    blocks: Sequence[tuple[str, Hashable, int]],
+    size_mw: Sequence[float] | np.ndarray,
+    accepted_mw: Sequence[float] | np.ndarray,
+    interface_dual: Any,
+    limits: tuple[np.ndarray, np.ndarray],
+    objective: float,
+    pricing: Pricing = "interface",
+) -> TSOMarketResult:
+    """The result of a solved S7 LP, however it was built (Pyomo or arrays).
+
+    Parameters
+    ----------
+    data : TSOMarketData
+    axes : (hours, dsos, lines)
+    blocks : sequence of (dso_id, hour, k)
+        Every block, with its size, the accepted share (``≥ 0``) in ``size_mw``,
+        ``accepted_mw``.
+    interface_dual : array-like
+        ``[T, D]`` the dual of (K1a) over ``Δt`` (``λ_{d,t}``, NaN where none was reported).
+    limits : (ndarray, ndarray)
+        ``[T, L]`` line shadow prices and unresolved overload (:func:`read_line_limits`).
+    objective, pricing
+        As in :func:`read_tso_market`.
+    """
     if pricing not in PRICING_RULES:
         raise ValueError(f"pricing must be one of {PRICING_RULES}, not {pricing!r}")
-    hours, dsos, lines = list(m.T), list(m.D), list(m.L)
-    price_of = _per_block(data, hours, "price_eur_per_mwh")
-    rows = []
-    for d, t, k in m.DTK:
-        q = m.q[d, t, k]
-        rows.append(
-            (d, t, k + 1, float(q.ub or 0.0), max(float(pyo.value(q)), 0.0), price_of[d, t, k])
-        )
-    blocks = pd.DataFrame(rows, columns=list(_BLOCK_COLUMNS))
-    taken = blocks[blocks["accepted_mw"] > 1e-7]
-    accepted = blocks.pivot_table(
+    hours, dsos, lines = axes
+    price_of = per_block(data, hours, "price_eur_per_mwh")
+    rows = [
+        (d, t, k + 1, s, q, price_of[d, t, k])
+        for (d, t, k), s, q in zip(blocks, list(size_mw), list(accepted_mw), strict=True)
+    ]
+    blocks_df = pd.DataFrame(rows, columns=list(_BLOCK_COLUMNS))
+    taken = blocks_df[blocks_df["accepted_mw"] > 1e-7]
+    accepted = blocks_df.pivot_table(
         index="hour", columns="dso_id", values="accepted_mw", aggfunc="sum"
     )
     accepted = accepted.reindex(index=hours, columns=dsos, fill_value=0.0).where(
         lambda x: x > 1e-7, 0.0
     )
-    dt = float(pyo.value(m.dt_h))
     if pricing == "last_block":
         price = taken.pivot_table(
             index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
         ).reindex(index=hours, columns=dsos)
     else:
-        lam = [[duals.get(m.eq_interface[d, t], np.nan) / dt for d in dsos] for t in hours]
-        price = pd.DataFrame(lam, index=hours, columns=dsos, dtype=float)
+        price = pd.DataFrame(interface_dual, index=hours, columns=dsos, dtype=float)
         # never below an accepted block's price: the multiplier LP's tolerance could undercut
         # it by ~1e-8 €/MWh, and a DSO whose floor binds exactly would then settle at −1e-7 €
         floor = taken.pivot_table(
             index="hour", columns="dso_id", values="price_eur_per_mwh", aggfunc="max"
         ).reindex(index=hours, columns=dsos)
-        price = price.where(accepted > 0.0).combine(floor, np.fmax).where(accepted > 0.0)
-    mu, slack = read_line_limits(m, hours, lines, duals, dt)
+        price = pd.DataFrame(
+            np.fmax(price.where(accepted > 0.0).to_numpy(), floor.to_numpy()),
+            index=price.index,
+            columns=price.columns,
+        ).where(accepted > 0.0)
+    mu, slack = limits
     return TSOMarketResult(
         accepted_mw=accepted,
         price_eur_per_mwh=price,
-        blocks=blocks,
+        blocks=blocks_df,
         line_price_eur_per_mwh=pd.DataFrame(mu, index=hours, columns=lines),
         unresolved_mw=pd.DataFrame(slack, index=hours, columns=lines),
         cost_eur=float(objective),

@@ -26,7 +26,6 @@ from flexopt.market.day_ahead import (
     dispatch_closed_form,
     read_day_ahead,
 )
-from flexopt.market.pricing import read_supporting_duals
 from flexopt.market.requirement import (
     RequirementData,
     build_requirement,
@@ -38,15 +37,13 @@ from flexopt.market.tso import (
     Pricing,
     TSOMarketData,
     TSOMarketResult,
-    build_tso_market,
-    build_tso_pricing,
-    read_tso_market,
 )
+from flexopt.market.tso_lp import build_tso_lp, read_tso_lp, tso_pricing_lp
 from flexopt.plf import PLFModel, PLFResult, congestion_table, run_plf
 from flexopt.plf.methods import PLFMethod
 from flexopt.run.finite import require_finite
 from flexopt.run.options import MarketOptions
-from flexopt.solve import DEFAULT_TIME_LIMIT_S, SolveResult, SolveStatus, solve
+from flexopt.solve import DEFAULT_TIME_LIMIT_S, SolveResult, SolveStatus, solve, solve_lp
 
 __all__ = [
     "DayAheadFlows",
@@ -335,15 +332,29 @@ def clear_tso_market(
     *,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
 ) -> TSOMarketResult:
-    """S7 (K1–K6) on its data: the LP, then the prices by ``pricing`` (:func:`tso_market`)."""
-    m = build_tso_market(data)
-    r = solve_or_raise(m, "TSO market (S7)", time_limit_s=time_limit_s)
-    duals = r.duals
+    """S7 (K1–K6) on its data: the LP, then the prices by ``pricing`` (:func:`tso_market`).
+
+    Built as arrays (:func:`~flexopt.market.tso_lp.build_tso_lp`), the same LP in the same
+    order as the Pyomo model :func:`~flexopt.market.tso.build_tso_market`, which
+    ``flexopt export`` writes: the same vertex, prices and payments, without Pyomo's cost of
+    building both LPs term by term.
+    """
+    a = build_tso_lp(data)
+    r = raise_unless_optimal(
+        solve_lp(a.lp, time_limit=time_limit_s), "TSO market (S7)", time_limit_s
+    )
+    x = np.asarray(r.values)
+    duals = np.array([r.duals.get(i, 0.0) for i in range(a.lp.n_rows)])
     if pricing == "interface":
-        lp = build_tso_pricing(m)
-        solve_or_raise(lp.model, "TSO market (S7) supporting prices", time_limit_s=time_limit_s)
-        duals = read_supporting_duals(lp)
-    return read_tso_market(m, data, duals, float(r.objective or 0.0), pricing)
+        p = tso_pricing_lp(a, x)
+        rp = raise_unless_optimal(
+            solve_lp(p.lp, time_limit=time_limit_s),
+            "TSO market (S7) supporting prices",
+            time_limit_s,
+        )
+        y = np.asarray(rp.values)
+        duals = np.where(p.column >= 0, -y[np.maximum(p.column, 0)], 0.0)
+    return read_tso_lp(a, data, x, duals, float(r.objective or 0.0), pricing)
 
 
 def recheck(

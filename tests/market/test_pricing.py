@@ -16,8 +16,13 @@ from flexopt.market.centralized import (
     build_centralized_pricing,
     read_centralized,
 )
-from flexopt.market.pricing import build_supporting_prices, read_supporting_duals
-from flexopt.solve import SolveStatus, solve
+from flexopt.market.lp import LinearProgram, csr
+from flexopt.market.pricing import (
+    build_supporting_prices,
+    read_supporting_duals,
+    supporting_prices_lp,
+)
+from flexopt.solve import SolveStatus, solve, solve_lp
 
 
 def _tiny_lp() -> pyo.ConcreteModel:
@@ -206,3 +211,92 @@ def test_saturation_keeps_the_short_hour_out_of_the_energy_rent():
     assert p_sat.loc[2, "A"] == pytest.approx(11.0, abs=1e-4)
     assert np.isnan(p_sat.loc[2, "B"])
     assert out["saturated"].line_price_eur_per_mwh.loc[2, "L"] == pytest.approx(55 / 3, abs=1e-3)
+
+
+def _tiny_arrays() -> LinearProgram:
+    """:func:`_tiny_lp` as arrays: columns x, y, z; rows c1 (x + y ≥ 4), c2 (x ≤ 3), c3
+    (x + z = 5)."""
+    starts, index, value = csr([[(0, 1.0), (1, 1.0)], [(0, 1.0)], [(0, 1.0), (2, 1.0)]])
+    return LinearProgram(
+        name="tiny",
+        cost=np.array([2.0, 3.0, 1.0]),
+        col_lower=np.zeros(3),
+        col_upper=np.full(3, np.inf),
+        row_lower=np.array([4.0, -np.inf, 5.0]),
+        row_upper=np.array([np.inf, 3.0, 5.0]),
+        starts=starts,
+        index=index,
+        value=value,
+        declared=3,
+    )
+
+
+def test_array_lp_gives_the_hand_derived_optimum_duals_and_multipliers():
+    """The same LP through :func:`solve_lp`: x = (3, 1, 2), objective 11, λ = (3, −2, 1) from
+    HiGHS and from the least-payment multipliers (unique here)."""
+    lp = _tiny_arrays()
+    r = solve_lp(lp)
+    assert r.status is SolveStatus.OPTIMAL
+    assert r.objective == pytest.approx(11.0)
+    np.testing.assert_allclose(r.values, [3.0, 1.0, 2.0])
+    assert [r.duals[i] for i in range(3)] == pytest.approx([3.0, -2.0, 1.0], abs=1e-9)
+    p = supporting_prices_lp(
+        lp, r.values, np.array([1.0, 0.0, 0.0]), np.zeros(3, bool), np.zeros(3, bool)
+    )
+    rp = solve_lp(p.lp)
+    assert rp.status is SolveStatus.OPTIMAL
+    lam = -rp.values[p.column]
+    assert lam == pytest.approx([3.0, -2.0, 1.0], abs=1e-6)
+
+
+def test_array_lp_failures_are_typed():
+    """Infeasible (x ≤ 3 and x ≥ 4) and unbounded (min −x) come back as statuses with HiGHS's
+    reason and no values; a bad time limit is refused before HiGHS runs."""
+    lp = _tiny_arrays()
+    bad = LinearProgram(**{**lp.__dict__, "row_lower": np.array([4.0, 4.0, 5.0])})
+    r = solve_lp(bad)
+    assert r.status is SolveStatus.INFEASIBLE
+    assert r.values is None
+    assert r.message
+    free = LinearProgram(
+        **{
+            **lp.__dict__,
+            "cost": np.array([-1.0, 0.0, 0.0]),
+            "row_upper": np.array([np.inf, np.inf, np.inf]),
+        }
+    )
+    r = solve_lp(free)
+    assert r.status in (SolveStatus.UNBOUNDED, SolveStatus.INFEASIBLE)
+    assert r.values is None
+    with pytest.raises(ValueError, match="time_limit"):
+        solve_lp(lp, time_limit=0.0)
+    assert solve_lp(lp).status is SolveStatus.OPTIMAL  # the shared instance is left clean
+
+
+def test_array_multipliers_refuse_a_point_that_is_not_stationary():
+    """Interior and unconstrained with cost 1 (the Pyomo case above): no multiplier can
+    support it; a point off the optimum with multipliers that cannot agree gives an
+    infeasible multiplier LP."""
+    lone = LinearProgram(
+        name="lone",
+        cost=np.array([1.0]),
+        col_lower=np.array([-np.inf]),
+        col_upper=np.array([np.inf]),
+        row_lower=np.zeros(0),
+        row_upper=np.zeros(0),
+        starts=np.zeros(1, dtype=np.int64),
+        index=np.zeros(0, dtype=np.int64),
+        value=np.zeros(0),
+        declared=1,
+    )
+    with pytest.raises(ValueError, match="not a KKT point"):
+        supporting_prices_lp(
+            lone, np.array([2.0]), np.zeros(0), np.zeros(1, bool), np.zeros(1, bool)
+        )
+    # x = 2.5 (inside c2), y = 1.5, z = 2.5: only c1 and c3 active; y's row gives λ₁ = 3, z's
+    # λ₃ = 1, x's λ₁ + λ₃ = 2 — no multipliers agree
+    lp = _tiny_arrays()
+    x = np.array([2.5, 1.5, 2.5])
+    p = supporting_prices_lp(lp, x, np.zeros(3), np.zeros(3, bool), np.zeros(3, bool))
+    assert p.column[1] == -1  # c2 inactive
+    assert solve_lp(p.lp).status is SolveStatus.INFEASIBLE
