@@ -21,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import highspy
 import numpy as np
 import pyomo.environ as pyo
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
@@ -247,6 +246,8 @@ def solve_lp(lp: LinearProgram, *, time_limit: float | None = None) -> SolveResu
     start = time.perf_counter()
     with _ONE_AT_A_TIME:
         try:
+            import highspy  # on first use: loaded, it makes forking a pool unsafe (executors)
+
             h = _highs()
             h.clearModel()
             h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)
@@ -309,6 +310,7 @@ def _highs() -> Any:
     """This process's HiGHS instance for :func:`solve_lp`, made once: its constructor prints a
     banner on the process's stdout, captured here."""
     if not _HIGHS:
+        import highspy
         from pyomo.common.tee import capture_output
 
         with capture_output(capture_fd=True):
