@@ -6,7 +6,7 @@ the order a Pyomo model of it reaches HiGHS — per interface ``(d, t)`` its blo
 ``(d, t)``, then (K2) and (K3) per kept line-hour — so that both are solved to the same
 vertex (``tests/market/test_tso.py`` checks it bit for bit). At 100 DSOs Pyomo spends ten
 times the solve building the model, its pricing LP and the hand-over; the run clears S7
-here and keeps the Pyomo model for export and inspection.
+here; the Pyomo model stays what ``fx.models.tso_market`` returns, and the reference.
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ def day_ahead(inst: Instance) -> pyo.ConcreteModel:
 
 def tso_market(result: MarketResult) -> pyo.ConcreteModel:
     """S7 on the bids of a bilevel run (K1–K6, ``models/tso_market.md``): the LP the run
-    solved, before its pricing step."""
+    solved, before its pricing step (the run writes it as arrays in this model's order,
+    ``flexopt.market.tso_lp``; the two give the same solution bit for bit)."""
     out = result.outcome
     if not isinstance(out, BilevelOutcome):
         raise FlexoptError(f"{out.method}: a centralized run has no DSO bids and no TSO market")

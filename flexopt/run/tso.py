@@ -335,9 +335,9 @@ def clear_tso_market(
     """S7 (K1–K6) on its data: the LP, then the prices by ``pricing`` (:func:`tso_market`).
 
     Built as arrays (:func:`~flexopt.market.tso_lp.build_tso_lp`), the same LP in the same
-    order as the Pyomo model :func:`~flexopt.market.tso.build_tso_market`, which
-    ``flexopt export`` writes: the same vertex, prices and payments, without Pyomo's cost of
-    building both LPs term by term.
+    order as the Pyomo model :func:`~flexopt.market.tso.build_tso_market` (which
+    ``fx.models.tso_market`` returns): the same vertex, prices and payments, without Pyomo's
+    cost of building both LPs term by term.
     """
     a = build_tso_lp(data)
     r = raise_unless_optimal(
