@@ -1,7 +1,7 @@
 """Bilevel (none, mlf, wca) vs the centralized TSO–DSO market as the system grows.
 
     python -m benchmarks.clearing_time [--quick] [--report] [--sizes 100x10,100x50]
-        [--methods none,wca,centralized]
+        [--methods none,wca,centralized] [--repeat 5]
 
 Instances: ``flexopt generate --transmission case300 --feeder case69 --seed 0`` with
 DSOs ∈ {3, 10, 30, 100} and prosumers per DSO (per feeder copy) ∈ {10, 50}; 24 hours, the
@@ -21,7 +21,9 @@ bilevel scheme; the centralized market + S8 for the baseline — S1, S2 and the 
 power flows are shared and reported apart), the social cost on the AC evaluator and on the
 centralized model (Z1), the TSO's cost, feeder losses, residual overload and the numbers
 crossing the TSO–DSO boundary. Ratios (bilevel / centralized) are taken within one size of
-one run. Writes ``results/clearing_time.csv`` after every run (an interrupted sweep keeps
+one run. ``--repeat N`` runs every setting N times, the rounds interleaved (a shared machine's
+slow spells then fall on every method), and reports medians, with each round's ratio to the
+QP of its round (median and range). Writes ``results/clearing_time.csv`` after every run (an interrupted sweep keeps
 what finished), prints the Markdown table and saves ``results/clearing_time.png``.
 """
 
@@ -135,6 +137,7 @@ def sweep(
     sizes: list[tuple[int, int]] | None = None,
     methods: list[str] | None = None,
     name: str = "clearing_time",
+    repeat: int = 1,
 ) -> pd.DataFrame:
     from flexopt.generate import generate
 
@@ -144,7 +147,11 @@ def sweep(
             inst = generate(
                 "case300", n_dsos, "case69", n_pros, 0, Path(tmp) / f"d{n_dsos}p{n_pros}"
             )
-            for method, cm, workers, threads, pool_threads in cfg:
+            # rounds interleaved: every method of a size once per round, so that a slow
+            # spell of a shared machine falls on all of them
+            for rnd, (method, cm, workers, threads, pool_threads) in (
+                (r, c) for r in range(1, repeat + 1) for c in cfg
+            ):
                 label = "centralized-ac" if cm == "ac" else method
                 env = dict(os.environ)
                 if threads:
@@ -182,6 +189,7 @@ def sweep(
                         "numba_threads": threads,
                         "threads": pool_threads,
                         "status": status,
+                        "round": rnd,
                     }
                     | row
                 )
@@ -266,6 +274,44 @@ def table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+#: What identifies one run's setting; the other columns are its figures.
+SETTING = ["dsos", "prosumers", "method", "workers", "numba_threads", "threads"]
+
+
+def medians(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Runs repeated in rounds (``--repeat``) as one row per setting — each timing the median
+    over the rounds, every other figure the first round's (the same numbers each round) —
+    and the lines of a table of each round's clearing time against the centralized QP of
+    that round: median and range of the ratio."""
+    if "round" not in df or df["round"].nunique() < 2:
+        return df, []
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    timed = [c for c in df.columns if c.endswith("_s")]
+    med = ok.groupby(SETTING, sort=False)[timed].median()
+    first = ok.drop_duplicates(SETTING).set_index(SETTING).drop(columns=timed)
+    out = first.join(med).reset_index()[[c for c in df.columns if c != "round"]]
+    one = ok[(ok["workers"] == 1) & (ok["numba_threads"] == 0)]
+    qp = one[one["method"] == "centralized"].set_index(["dsos", "prosumers", "round"])
+    lines = [
+        "| DSOs | prosumers/DSO | method | rounds | clearing, median (s) | × QP, median | "
+        "× QP, range |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for (d, p, m, t), g in one.groupby(["dsos", "prosumers", "method", "threads"], sort=False):
+        if m == "centralized":
+            continue
+        keys = [(d, p, r) for r in g["round"]]
+        if not all(k in qp.index for k in keys):
+            continue
+        ratio = g["clearing_s"].to_numpy() / qp.loc[keys, "clearing_s"].to_numpy()
+        label = f"{m}, {int(t)} threads" if t else m
+        lines.append(
+            f"| {d} | {p} | {label} | {len(g)} | {g['clearing_s'].median():.2f} | "
+            f"{np.median(ratio):.2f} | {ratio.min():.2f}–{ratio.max():.2f} |"
+        )
+    return out, lines
+
+
 def objective_table(one: pd.DataFrame) -> list[str]:
     """``wca`` (stall termination, warm starts) against ``wca-300`` (50 × 300 from x⁰) of
     the same size and run: evaluations, DCP objectives per DSO, clearing time against the
@@ -341,6 +387,12 @@ def main(argv: list[str] | None = None) -> None:
         "--methods", type=methods_arg, help=f"runs per size among {','.join(RUNS)} (default all)"
     )
     ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every run, interleaved; the tables give medians over them",
+    )
+    ap.add_argument(
         "--child", nargs=5, metavar=("INSTANCE", "METHOD", "MODEL", "WORKERS", "THREADS")
     )
     args = ap.parse_args(argv)
@@ -353,9 +405,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.report:
         df = pd.read_csv(RESULTS / f"{name}.csv")
     else:
-        df = sweep(args.quick, args.sizes, args.methods, name)
+        if args.repeat < 1:
+            ap.error("--repeat must be ≥ 1")
+        df = sweep(args.quick, args.sizes, args.methods, name, args.repeat)
     print(f"machine: {machine()}")
+    df, rounds = medians(df)
     print(table(df))
+    if rounds:
+        print("\nEach round against the QP of the same round:\n" + "\n".join(rounds))
     drawn = plot(df, name)
     print(f"plot: {drawn or 'none (no run with numba on its default threads)'}")
     finished = df if "status" not in df else df[df["status"] == "ok"]

@@ -26,3 +26,33 @@ def test_clearing_time_plots_nothing_without_default_thread_runs(monkeypatch, tm
     assert clearing_time.plot(runs) is None
     runs.loc[1, "workers"] = 1  # numba's default threads, one process: plotted
     assert clearing_time.plot(runs) == tmp_path / "clearing_time"
+
+
+def test_clearing_time_repeats_are_medians_and_each_round_against_its_own_qp():
+    """``--repeat 3``: the tables take each setting's median time; the ratio to the QP is
+    taken round by round (median and range), not between medians."""
+    rows = []
+    for rnd, (wca, qp) in enumerate([(1.0, 2.0), (3.0, 2.0), (2.0, 1.0)], start=1):
+        for method, t in (("wca", wca), ("centralized", qp)):
+            rows.append(
+                {
+                    "dsos": 100,
+                    "prosumers": 10,
+                    "method": method,
+                    "workers": 1,
+                    "numba_threads": 0,
+                    "threads": 0,
+                    "status": "ok",
+                    "round": rnd,
+                    "clearing_s": t,
+                    "social_cost_eur": 5.0,
+                }
+            )
+    one, lines = clearing_time.medians(pd.DataFrame(rows))
+    assert one.set_index("method")["clearing_s"].to_dict() == {"wca": 2.0, "centralized": 2.0}
+    assert "round" not in one
+    assert one["social_cost_eur"].tolist() == [5.0, 5.0]
+    assert lines[-1] == "| 100 | 10 | wca | 3 | 2.00 | 1.50 | 0.50–2.00 |"
+    single, none = clearing_time.medians(pd.DataFrame(rows[:2]))
+    assert none == []
+    assert len(single) == 2
