@@ -321,7 +321,8 @@ def supporting_prices_lp(
     has_y = row_y >= 0
     col_of = np.full(len(y_lo), -1, dtype=np.int64)
     col_of[ys] = np.arange(len(order))
-    col = np.where(has_y, col_of[np.where(has_y, row_y, 0)], -1)
+    col = np.full(lp.n_rows, -1, dtype=np.int64)
+    col[has_y] = col_of[row_y[has_y]]
     weighted = (col >= 0) & (w != 0.0)
     cost[col[weighted]] = -w[weighted]
     starts, index, value = csr([[(int(col_of[j]), a) for j, a in row] for row in rows])

@@ -293,6 +293,23 @@ def test_array_multipliers_refuse_a_point_that_is_not_stationary():
         supporting_prices_lp(
             lone, np.array([2.0]), np.zeros(0), np.zeros(1, bool), np.zeros(1, bool)
         )
+    # a row that is not active leaves no multiplier, and no column at all when it is the only one
+    lone_row = LinearProgram(
+        **{
+            **lone.__dict__,
+            "cost": np.array([0.0]),
+            "row_lower": np.array([-np.inf]),
+            "row_upper": np.array([5.0]),
+            "starts": np.array([0, 1]),
+            "index": np.array([0]),
+            "value": np.array([1.0]),
+        }
+    )
+    p = supporting_prices_lp(
+        lone_row, np.array([2.0]), np.zeros(1), np.zeros(1, bool), np.zeros(1, bool)
+    )
+    assert p.column.tolist() == [-1]
+    assert p.lp.n_cols == 0
     # x = 2.5 (inside c2), y = 1.5, z = 2.5: only c1 and c3 active; y's row gives λ₁ = 3, z's
     # λ₃ = 1, x's λ₁ + λ₃ = 2 — no multipliers agree
     lp = _tiny_arrays()
