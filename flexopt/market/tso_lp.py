@@ -44,8 +44,8 @@ class TSOArrays:
         Every block, DSO by DSO, hour by hour (``k`` from 0).
     q_col, size, price : ndarray
         ``[blocks]`` column of ``q``, block size (MW, ``≥ 0``) and price (€/MWh).
-    eq_row : ndarray
-        ``[D, T]`` row of (K1a).
+    eq_row, f_col : ndarray
+        ``[D, T]`` row of (K1a) and column of ``F_{d,t}``.
     kept : ndarray
         ``[LT, 2]`` (hour, line) positions of the kept line-hours (K6), hour by hour.
     up_row, dn_row, up_col, dn_col : ndarray
@@ -62,6 +62,7 @@ class TSOArrays:
     size: np.ndarray
     price: np.ndarray
     eq_row: np.ndarray
+    f_col: np.ndarray
     kept: np.ndarray
     up_row: np.ndarray
     dn_row: np.ndarray
@@ -149,6 +150,7 @@ def build_tso_lp(data: TSOMarketData) -> TSOArrays:
         size=np.fromiter((size_of[i] for i in blocks), dtype=float, count=len(blocks)),
         price=np.fromiter((price_of[i] for i in blocks), dtype=float, count=len(blocks)),
         eq_row=np.arange(n_eq).reshape(len(dsos), len(hours)),
+        f_col=f_col,
         kept=kept,
         up_row=n_eq + np.arange(n_lt),
         dn_row=n_eq + n_lt + np.arange(n_lt),
@@ -164,8 +166,7 @@ def tso_pricing_lp(a: TSOArrays, x: np.ndarray, tol: float = 1e-7) -> Multiplier
     slacks held, every block of an hour left short of relief counted as taken in full."""
     lp = a.lp
     weights = np.zeros(lp.n_rows)
-    f = x[lp.index[lp.starts[a.eq_row.ravel() + 1] - 1]]  # (K1a) ends with its F
-    weights[a.eq_row.ravel()] = np.maximum(f, 0.0)
+    weights[a.eq_row.ravel()] = np.maximum(x[a.f_col.ravel()], 0.0)
     fixed = np.zeros(lp.n_cols, dtype=bool)
     fixed[a.up_col] = fixed[a.dn_col] = True
     short_hours = {int(ti) for ti in a.kept[x[a.up_col] + x[a.dn_col] > tol, 0]}
