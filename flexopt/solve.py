@@ -33,6 +33,7 @@ __all__ = [
     "ITERATION_FLOOR",
     "SolveResult",
     "SolveStatus",
+    "hand_over",
     "iteration_limit",
     "solve",
     "solve_lp",
@@ -246,17 +247,8 @@ def solve_lp(lp: LinearProgram, *, time_limit: float | None = None) -> SolveResu
     start = time.perf_counter()
     with _ONE_AT_A_TIME:
         try:
-            import highspy  # on first use: loaded, it makes forking a pool unsafe (executors)
-
-            h = _highs()
-            h.clearModel()
-            h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)
-            nnz = len(lp.value)
-            h.addRows(
-                lp.n_rows, lp.row_lower, lp.row_upper, nnz, lp.starts[:-1], lp.index, lp.value
-            )
-            h.changeObjectiveSense(highspy.ObjSense.kMinimize)
-            h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)
+            h = _highs()  # highspy on first use: loaded, it makes forking a pool unsafe
+            hand_over(h, lp)
             guard = max(ITERATION_FLOOR, ITERATIONS_PER_ROW_COL * (lp.declared + lp.n_rows))
             for key, val in (
                 ("time_limit", float(time_limit)),
@@ -289,6 +281,20 @@ def solve_lp(lp: LinearProgram, *, time_limit: float | None = None) -> SolveResu
     return _checked(
         SolveResult(status, objective, bound, wall, "highs", message, duals, limit, values=x)
     )
+
+
+def hand_over(h: Any, lp: LinearProgram) -> None:
+    """Load ``lp`` into the ``highspy.Highs`` instance ``h`` (cleared first) as Pyomo's HiGHS
+    interface loads a model: the columns with their bounds, the rows by CSR, then the
+    costs of a minimization."""
+    import highspy
+
+    h.clearModel()
+    h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)
+    nnz = len(lp.value)
+    h.addRows(lp.n_rows, lp.row_lower, lp.row_upper, nnz, lp.starts[:-1], lp.index, lp.value)
+    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
+    h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)
 
 
 #: HiGHS's model statuses as :class:`SolveStatus` (any other: an incumbent or none).

@@ -5,17 +5,18 @@
 ``A`` is held row by row (CSR: ``starts``, ``index``, ``value``), each row's entries in the
 order its builder wrote them. Pyomo builds the same LP term by term, which for the TSO market
 (S7) at 100 DSOs costs ten times the solve; a builder that knows the structure writes the
-arrays directly and :func:`flexopt.solve.solve_lp` hands them to HiGHS. This module builds,
-it never solves.
+arrays directly (``tso_lp.py``, ``requirement_lp.py``) and :func:`flexopt.solve.solve_lp`
+hands them to HiGHS. This module builds, it never solves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LinearProgram", "csr"]
+__all__ = ["LinearProgram", "by_first_use", "csr"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,3 +82,40 @@ def csr(rows: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray, np
     index = np.fromiter((j for r in rows for j, _ in r), dtype=np.int64, count=int(starts[-1]))
     value = np.fromiter((a for r in rows for _, a in r), dtype=float, count=int(starts[-1]))
     return starts, index, value
+
+
+#: a row or an objective as ``(variable, coefficient)`` terms in the model's expression order
+Terms = Sequence[tuple[Hashable, float]]
+
+
+def by_first_use(
+    rows: Sequence[Terms], objective: Terms
+) -> tuple[dict[Hashable, int], tuple[np.ndarray, np.ndarray, np.ndarray], np.ndarray]:
+    """Columns, ``A`` and costs of an LP numbered as Pyomo's HiGHS interface numbers a model.
+
+    The interface adds a variable as a column where it first appears — the constraints in
+    declaration order, each one's terms in expression order, then the objective — and writes
+    each row's terms in that order, without those whose coefficient is zero (a ``0.0 * z``
+    term still makes ``z`` a column). A builder that lists its rows and objective as the
+    model states them gets the model's LP, column for column and entry for entry.
+
+    Returns
+    -------
+    (columns, (starts, index, value), cost)
+        ``columns`` maps each variable to its column; ``A`` by rows (:func:`csr`).
+    """
+    col: dict[Hashable, int] = {}
+    written = []
+    for terms in rows:
+        row = []
+        for var, coef in terms:
+            j = col.setdefault(var, len(col))
+            if coef != 0.0:
+                row.append((j, float(coef)))
+        written.append(row)
+    for var, _ in objective:
+        col.setdefault(var, len(col))
+    cost = np.zeros(len(col))
+    for var, coef in objective:
+        cost[col[var]] += coef
+    return col, csr(written), cost

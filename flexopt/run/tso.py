@@ -26,11 +26,11 @@ from flexopt.market.day_ahead import (
     dispatch_closed_form,
     read_day_ahead,
 )
-from flexopt.market.requirement import (
-    RequirementData,
-    build_requirement,
-    build_requirement_tiebreak,
-    read_requirement,
+from flexopt.market.requirement import RequirementData
+from flexopt.market.requirement_lp import (
+    build_requirement_lp,
+    read_requirement_lp,
+    requirement_tiebreak_lp,
 )
 from flexopt.market.tso import (
     DSOBid,
@@ -278,13 +278,20 @@ def requirement(
         energy_mwh=energy_mwh,
         dt_h=inst.dt_h,
     )
-    lp = build_requirement(data)
-    solve_or_raise(lp, "flexibility requirement (S3)", time_limit_s=time_limit_s)
-    qp = build_requirement_tiebreak(data, lp)
+    # as arrays: the LPs of the Pyomo models build_requirement and build_requirement_tiebreak
+    # (the reference), handed to HiGHS alike, without building them term by term
+    lp = build_requirement_lp(data)
+    stage = "flexibility requirement (S3)"
+    x = np.asarray(
+        raise_unless_optimal(solve_lp(lp.lp, time_limit=time_limit_s), stage, time_limit_s).values
+    )
+    tie = requirement_tiebreak_lp(data, lp, x)
     # a safety net: the stage is small and well scaled; without the tie-break's optimum the
     # LP's own optimum stands
-    r2 = solve(qp, time_limit=min(30.0, time_limit_s))
-    return read_requirement(qp if r2.status is SolveStatus.OPTIMAL else lp)
+    r2 = solve_lp(tie.lp, time_limit=min(30.0, time_limit_s))
+    if r2.status is SolveStatus.OPTIMAL:
+        return read_requirement_lp(tie, np.asarray(r2.values))
+    return read_requirement_lp(lp, x)
 
 
 def tso_market_data(

@@ -12,6 +12,7 @@ from flexopt.market.requirement import (
     read_requirement,
 )
 from flexopt.solve import SolveStatus, solve
+from tests.market._handed import assert_same_lp
 
 
 def _data(
@@ -148,3 +149,89 @@ def test_declared_energy_goes_to_the_hour_where_it_relieves_most():
     assert solve(tie).ok
     r2, _ = read_requirement(tie)
     assert r2["A"].tolist() == pytest.approx([20.0, 4.0], abs=1e-5)  # the energy row holds
+
+
+# --------------------------------------------------------------- the run's arrays (S3 as LPs)
+def _random_data(seed: int) -> RequirementData:
+    """Random flows, limits, sensitivities (a few exact zeros) and capacities (some zero,
+    some equal: ties), with a declared energy on odd seeds."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    n_t, n_l, n_d = int(rng.integers(1, 4)), int(rng.integers(8, 30)), int(rng.integers(2, 9))
+    hours = pd.Index(range(10, 10 + n_t), name="hour")
+    lines, dsos = [f"l{i}" for i in range(n_l)], [f"DSO{i}" for i in range(n_d)]
+    sens = {}
+    for t in hours:
+        h = rng.uniform(-0.6, 0.6, (n_l, n_d)).round(3)
+        h[rng.random((n_l, n_d)) < 0.15] = 0.0
+        h[:, -1] = h[:, 0]  # the last DSO twins the first: a tie for R5
+        sens[t] = pd.DataFrame(h, index=lines, columns=dsos)
+    cap = rng.uniform(0, 25, (n_t, n_d)).round(1)
+    cap[rng.random((n_t, n_d)) < 0.2] = 0.0
+    energy = None
+    if seed % 2:
+        energy = pd.Series(cap.sum(0) * rng.uniform(0.3, 1.0, n_d), index=dsos)
+    return RequirementData(
+        mean_flow_mw=pd.DataFrame(rng.uniform(-130, 130, (n_t, n_l)), index=hours, columns=lines),
+        limit_mw=pd.DataFrame(100.0, index=hours, columns=lines),
+        sensitivity=sens,
+        capacity_mw=pd.DataFrame(cap, index=hours, columns=dsos),
+        energy_mwh=energy,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_arrays_hand_highs_the_pyomo_models_lps(seed):
+    """The LP (R1–R4a) and the tie-break (R5) built as arrays are the LPs the Pyomo models
+    hand HiGHS — same columns, bounds, costs, rows and entries (zero capacities included:
+    ``0.0 · z`` makes ``z`` a column but writes no entry)."""
+    import numpy as np
+
+    from flexopt.market.requirement_lp import build_requirement_lp, requirement_tiebreak_lp
+
+    data = _random_data(seed)
+    model, arrays = build_requirement(data), build_requirement_lp(data)
+    assert_same_lp(model, arrays.lp)
+    assert solve(model).ok
+    x = np.zeros(arrays.lp.n_cols)
+    x[arrays.r_col] = [[model.R[d, t].value for t in model.T] for d in model.D]
+    x[arrays.up_col] = [model.s_up[lt].value for lt in model.LT]
+    x[arrays.dn_col] = [model.s_dn[lt].value for lt in model.LT]
+    tie = requirement_tiebreak_lp(data, arrays, x)
+    assert_same_lp(build_requirement_tiebreak(data, model), tie.lp)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_run_solves_s3_as_the_pyomo_models_do_bit_for_bit(seed):
+    """The run's S3 (arrays through ``solve_lp``) gives the Pyomo models' requirement and
+    unresolved overload exactly, the tie-break included."""
+    import numpy as np
+
+    from flexopt.market.requirement_lp import (
+        build_requirement_lp,
+        read_requirement_lp,
+        requirement_tiebreak_lp,
+    )
+    from flexopt.solve import solve_lp
+
+    data = _random_data(seed)
+    lp = build_requirement(data)
+    assert solve(lp).status is SolveStatus.OPTIMAL
+    want_first = read_requirement(lp)
+    tie = build_requirement_tiebreak(data, lp)
+    assert solve(tie).status is SolveStatus.OPTIMAL
+    want = read_requirement(tie)
+
+    arrays = build_requirement_lp(data)
+    r1 = solve_lp(arrays.lp)
+    assert r1.status is SolveStatus.OPTIMAL
+    x = np.asarray(r1.values)
+    got_first = read_requirement_lp(arrays, x)
+    tie_arrays = requirement_tiebreak_lp(data, arrays, x)
+    r2 = solve_lp(tie_arrays.lp)
+    assert r2.status is SolveStatus.OPTIMAL
+    got = read_requirement_lp(tie_arrays, np.asarray(r2.values))
+    for g, w in ((got_first, want_first), (got, want)):
+        pd.testing.assert_frame_equal(g[0], w[0], check_exact=True)
+        pd.testing.assert_frame_equal(g[1], w[1], check_exact=True)

@@ -20,6 +20,7 @@ from flexopt.market.tso import (
 from flexopt.market.tso_lp import build_tso_lp
 from flexopt.run.tso import clear_tso_market
 from flexopt.solve import SolveStatus, solve
+from tests.market._handed import assert_same_lp
 
 RESULT_FRAMES = (
     "accepted_mw",
@@ -62,7 +63,9 @@ def _pyomo(data: TSOMarketData, pricing: str):
 
 
 def _both(data: TSOMarketData, pricing: str):
-    """The Pyomo model's result, after checking that the arrays give the same bit for bit."""
+    """The Pyomo model's result, after checking that the arrays hand HiGHS the same LP and
+    give the same result bit for bit."""
+    assert_same_lp(build_tso_market(data), build_tso_lp(data).lp)
     ref = _pyomo(data, pricing)
     got = clear_tso_market(data, pricing)
     for name in RESULT_FRAMES:
