@@ -10,8 +10,9 @@ of ``rts24-3dso`` and of ``flexopt generate --transmission case300 --feeder case
 at each size (DSOs × prosumers per DSO) is searched, seeds 0–2, by four variants:
 
 - ``market``: exactly the ``wca`` method's default search (``methods/wca.py``:
-  ``solve_dcp_wca`` with ``WCAConfig()`` — 50 × at most 300, stopped after 75 stalled
-  iterations, from x⁰ and the mlf point, ``d_max = 1e-5``, Gaussian raining);
+  ``solve_dcp_wca`` with ``WCAConfig()`` — 50 × at most 300, stopped after ``wca_stall``
+  stalled iterations (75 when the table in ``benchmarks/README.md`` was measured, 50 since
+  2026-12-02), from x⁰ and the mlf point, ``d_max = 1e-5``, Gaussian raining);
 - ``market + cycles``: the same WCA with ``restart=30, river_rain="coordinates"``;
 - ``50 × 300`` and ``50 × 300 + cycles``: both without the stall termination (the old budget).
 

@@ -56,3 +56,31 @@ def test_clearing_time_repeats_are_medians_and_each_round_against_its_own_qp():
     single, none = clearing_time.medians(pd.DataFrame(rows[:2]))
     assert none == []
     assert len(single) == 2
+
+
+def test_wca_stall_sets_each_window_against_the_longest_from_the_same_seed():
+    """``--seeds 2``: the window table pools both seeds, each search against the longest
+    window's search from its own seed (a stopped search is a prefix of a longer one)."""
+    from benchmarks import wca_stall
+
+    rows = []
+    for k, (short, long) in enumerate([((1.00, 100), (1.00, 150)), ((1.02, 90), (1.00, 120))]):
+        tail = f", seed +{k}" if k else ""
+        for stall, (obj, ev) in ((50, short), (75, long)):
+            setting = f"stall {stall} by factors, x0 + mlf{tail}"
+            rows.append(
+                {
+                    "instance": "i",
+                    "dso": "D1",
+                    "setting": setting,
+                    "objective": obj,
+                    "evaluations": ev,
+                }
+            )
+    table = wca_stall.window_table(pd.DataFrame(rows), [50, 75], 2)
+    row = table.splitlines()[-1]
+    assert row == "| i | stall 50 | 2 | 0.70 | +2.0000 % | +1.0000 % | 1 | 1 |"
+    assert [s[0] for s in wca_stall.settings([50, 75], 2)][-2:] == [
+        "stall 50 by factors, x0 + mlf, seed +1",
+        "stall 75 by factors, x0 + mlf, seed +1",
+    ]

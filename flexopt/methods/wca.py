@@ -62,7 +62,7 @@ class WCAConfig:
 
     wca_pop: int = 50
     wca_iter: int = 300
-    wca_stall: int = 75
+    wca_stall: int = 50
     wca_stall_tol: float = 1e-6
     wca_start: str = "x0+mlf"
     pareto: bool = False

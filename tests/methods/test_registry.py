@@ -99,8 +99,11 @@ def test_the_stall_window_scales_with_the_factors():
     from flexopt.methods.wca import WCAConfig, dcp_termination, stall_window
 
     cfg = WCAConfig()
-    assert [stall_window(cfg, d) for d in (1, 2, 4, 8, 10, 12, 40)] == [20, 20, 30, 60, 75, 75, 75]
+    assert [stall_window(cfg, d) for d in (1, 2, 4, 8, 10, 12, 40)] == [20, 20, 20, 40, 50, 50, 50]
+    wider = WCAConfig(wca_stall=75)
+    assert [stall_window(wider, d) for d in (2, 4, 8, 10)] == [20, 30, 60, 75]
     assert stall_window(WCAConfig(wca_stall=5), 2) == 5
     assert stall_window(WCAConfig(wca_stall=0), 4) == 0
     assert dcp_termination(WCAConfig(wca_stall=0), 4).stall_iter is None
-    assert dcp_termination(cfg, 4).stall_iter == 30
+    assert dcp_termination(cfg, 4).stall_iter == 20
+    assert dcp_termination(cfg, 12).stall_iter == 50
