@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="rts24-3dso and 100 DSOs × 10 only")
-    ap.add_argument("--stall", default="20,50,75", help="stall lengths, the default last")
+    ap.add_argument(
+        "--stall", default="20,50,75", help="stall lengths; the last also runs from x⁰ alone"
+    )
     ap.add_argument(
         "--seeds", type=int, default=1, help="seeds of each window by factors (and a table)"
     )

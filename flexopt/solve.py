@@ -286,15 +286,30 @@ def solve_lp(lp: LinearProgram, *, time_limit: float | None = None) -> SolveResu
 def hand_over(h: Any, lp: LinearProgram) -> None:
     """Load ``lp`` into the ``highspy.Highs`` instance ``h`` (cleared first) as Pyomo's HiGHS
     interface loads a model: the columns with their bounds, the rows by CSR, then the
-    costs of a minimization."""
+    costs of a minimization.
+
+    Raises
+    ------
+    ValueError
+        For a NaN bound or a non-finite cost or coefficient, naming the first, and for any
+        part HiGHS refuses (it drops a whole batch of rows with one bad entry, and would
+        solve what is left).
+    """
     import highspy
 
+    bad = lp.not_finite()
+    if bad:
+        raise ValueError(f"LP '{lp.name}': {bad}")
     h.clearModel()
-    h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)
-    nnz = len(lp.value)
-    h.addRows(lp.n_rows, lp.row_lower, lp.row_upper, nnz, lp.starts[:-1], lp.index, lp.value)
-    h.changeObjectiveSense(highspy.ObjSense.kMinimize)
-    h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)
+    rows = (lp.n_rows, lp.row_lower, lp.row_upper, len(lp.value), lp.starts[:-1], lp.index)
+    for what, status in (
+        ("columns", h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)),
+        ("rows", h.addRows(*rows, lp.value)),
+        ("sense", h.changeObjectiveSense(highspy.ObjSense.kMinimize)),
+        ("costs", h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)),
+    ):
+        if status == highspy.HighsStatus.kError:
+            raise ValueError(f"LP '{lp.name}': HiGHS refused its {what}")
 
 
 #: HiGHS's model statuses as :class:`SolveStatus` (any other: an incumbent or none).

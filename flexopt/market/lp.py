@@ -63,6 +63,23 @@ class LinearProgram:
         a, b = int(self.starts[i]), int(self.starts[i + 1])
         return self.index[a:b], self.value[a:b]
 
+    def not_finite(self) -> str:
+        """The first number a solver cannot take — a NaN bound, a non-finite cost or
+        coefficient — described with its row or column; ``""`` when there is none."""
+        for what, bad in (
+            ("a column bound is NaN", np.isnan(self.col_lower) | np.isnan(self.col_upper)),
+            ("a row bound is NaN", np.isnan(self.row_lower) | np.isnan(self.row_upper)),
+            ("a cost is not finite", ~np.isfinite(self.cost)),
+            ("a coefficient is not finite", ~np.isfinite(self.value)),
+        ):
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                if what.startswith("a coefficient"):
+                    i = int(np.searchsorted(self.starts, i, side="right")) - 1
+                where = "column" if "column" in what or "cost" in what else "row"
+                return f"{what} ({where} {i})"
+        return ""
+
     def activity(self, x: np.ndarray) -> np.ndarray:
         """``A x``, each row summed term by term in its order (as a model's expression is)."""
         out = np.zeros(self.n_rows)

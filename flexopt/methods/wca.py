@@ -126,7 +126,7 @@ def stall_window(config: WCAConfig, n_factors: int) -> int:
 
     Measured on the DCP (``benchmarks/wca_stall.py``): on 2–8 factors 20 stalled iterations
     end where 50 × 300 ends (gaps ≤ 0.0002 %), on 10–12 factors they stop early (up to
-    +8.5 %), where 75 does not."""
+    +8.5 %), where 50 and 75 do not."""
     if not config.wca_stall:
         return 0
     scaled = math.ceil(config.wca_stall * n_factors / STALL_FACTORS)

@@ -317,3 +317,27 @@ def test_array_multipliers_refuse_a_point_that_is_not_stationary():
     p = supporting_prices_lp(lp, x, np.zeros(3), np.zeros(3, bool), np.zeros(3, bool))
     assert p.column[1] == -1  # c2 inactive
     assert solve_lp(p.lp).status is SolveStatus.INFEASIBLE
+
+
+@pytest.mark.parametrize(
+    ("field", "where", "bad", "message"),
+    [
+        ("row_upper", 1, np.nan, "a row bound is NaN (row 1)"),
+        ("col_lower", 2, np.nan, "a column bound is NaN (column 2)"),
+        ("cost", 0, np.inf, "a cost is not finite (column 0)"),
+        ("value", 3, -np.inf, "a coefficient is not finite (row 2)"),
+    ],
+)
+def test_array_lp_with_a_number_highs_cannot_take_is_an_error(field, where, bad, message):
+    """A NaN bound or an infinite coefficient would make HiGHS drop the whole batch of rows
+    and solve what is left (an "optimum" of the bounds alone); it comes back as ``ERROR``
+    naming the number, and the shared instance solves the next LP."""
+    lp = _tiny_arrays()
+    values = getattr(lp, field).copy()
+    values[where] = bad
+    r = solve_lp(LinearProgram(**{**lp.__dict__, field: values}))
+    assert r.status is SolveStatus.ERROR
+    assert r.values is None
+    assert message in r.message
+    assert "'tiny'" in r.message
+    assert solve_lp(lp).status is SolveStatus.OPTIMAL

@@ -235,3 +235,25 @@ def test_the_run_solves_s3_as_the_pyomo_models_do_bit_for_bit(seed):
     for g, w in ((got_first, want_first), (got, want)):
         pd.testing.assert_frame_equal(g[0], w[0], check_exact=True)
         pd.testing.assert_frame_equal(g[1], w[1], check_exact=True)
+
+
+def test_a_non_finite_declaration_stops_s3_with_a_typed_error():
+    """A NaN declared energy (or an infinite capacity) used to reach HiGHS, which dropped the
+    rows and returned a requirement of zero; the run's S3 now raises ``SolverError`` naming
+    the stage and the number."""
+    import numpy as np
+
+    from flexopt.errors import SolverError
+    from flexopt.market.requirement_lp import build_requirement_lp
+    from flexopt.run.tso import raise_unless_optimal
+    from flexopt.solve import solve_lp
+
+    data = _data(-0.5, -0.25, 50.0, 50.0)
+    nan_energy = RequirementData(
+        **{**data.__dict__, "energy_mwh": pd.Series({"A": 30.0, "B": np.nan})}
+    )
+    r = solve_lp(build_requirement_lp(nan_energy).lp)
+    assert r.status is SolveStatus.ERROR
+    assert "a row bound is NaN" in r.message
+    with pytest.raises(SolverError, match=r"flexibility requirement \(S3\).*row bound is NaN"):
+        raise_unless_optimal(r, "flexibility requirement (S3)", 10.0)
