@@ -34,6 +34,17 @@ Axes = tuple[list[Hashable], list[Hashable], list[Hashable]]
 TIEBREAK_TOL = 1e-7
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The rows (R2, R3, R4a) both stages share, as :func:`by_first_use` takes them."""
+
+    rows: list[Terms]
+    lower: list[float]
+    upper: list[float]
+    kept: np.ndarray
+    cap: np.ndarray  # [T, D]
+
+
 @dataclass(frozen=True, eq=False)
 class RequirementArrays:
     """An S3 LP (:attr:`lp`) and where its variables sit.
@@ -48,6 +59,8 @@ class RequirementArrays:
         ``[LT, 2]`` (hour, line) positions of the kept line-hours (K6), hour by hour.
     up_col, dn_col : ndarray
         ``[LT]`` columns of ``s⁺``, ``s⁻``.
+    shared : _Rows
+        The rows (R2, R3, R4a) both stages share: the tie-break reuses them.
     """
 
     lp: LinearProgram
@@ -58,17 +71,7 @@ class RequirementArrays:
     kept: np.ndarray
     up_col: np.ndarray
     dn_col: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Rows:
-    """The rows (R2, R3, R4a) both stages share, as :func:`by_first_use` takes them."""
-
-    rows: list[Terms]
-    lower: list[float]
-    upper: list[float]
-    kept: np.ndarray
-    cap: np.ndarray  # [T, D]
+    shared: _Rows
 
 
 def _shared_rows(
@@ -147,6 +150,7 @@ def _arrays(
         kept=shared.kept,
         up_col=np.array([col[("up", n)] for n in range(n_lt)], dtype=np.int64),
         dn_col=np.array([col[("dn", n)] for n in range(n_lt)], dtype=np.int64),
+        shared=shared,
     )
 
 
@@ -190,8 +194,8 @@ def requirement_tiebreak_lp(
         min Σ_t z_t   s.t. (R2)–(R4a),  R_{d,t} ≤ z_t R̄_{d,t},  s ≤ s* (1 + ε) + ε,
                            Σ_d R_{d,t} ≤ Σ_d R*_{d,t} (1 + ε) + ε,   ε = 1e-7
     """
-    hours, dsos, lines = axes = _axes(data)
-    shared = _shared_rows(data, hours, lines, dsos)
+    axes = hours, dsos, _ = first.hours, first.dsos, first.lines
+    shared = first.shared  # the first stage's rows: built once
     T, D, n_lt = len(hours), len(dsos), len(shared.kept)
     tol = TIEBREAK_TOL
     rows: list[Terms] = []
