@@ -341,3 +341,25 @@ def test_time_out_returns_the_incumbent_with_its_gap_or_a_clear_error(rts, marke
         if d.get("exact_solver_status") == "feasible":
             assert d["exact_gap"] >= 0
             assert d["exact_bound_approx"] <= d["exact_objective_approx"]
+
+
+def test_ac_nlp_keeps_the_last_step_that_converged(rts, market, monkeypatch):
+    """A homotopy step stopped by a limit (``FEASIBLE``: pyomo-ripopt 0.8.2 hits its
+    iteration cap on DSO1's last step) has not converged: the result is the step before."""
+    import flexopt.solve as solve_mod
+    from flexopt.methods.exact import solve_dcp_nlp
+
+    real = solve_mod.solve
+
+    def capped_last(m, solver, **kw):
+        res = real(m, solver, **kw)
+        if pyo.value(m.eps) < 5e-6:  # the schedule's last step stops at a limit
+            return replace(res, status=SolveStatus.FEASIBLE)
+        return res
+
+    monkeypatch.setattr(solve_mod, "solve", capped_last)
+    prob = market.outcome.dcp(market.outcome.dso_ids[2], DCPOptions(mode="ab"))
+    nlp = solve_dcp_nlp(prob)
+    assert [s for _, s in nlp.steps] == ["optimal", "optimal", "optimal", "feasible"]
+    assert nlp.eps == pytest.approx(1e-5)  # the last step that converged
+    assert nlp.ok
