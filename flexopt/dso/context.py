@@ -14,6 +14,7 @@ the centralized market left 6.2.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Literal, SupportsIndex
 
 import numpy as np
@@ -40,6 +41,9 @@ __all__ = [
     "feeder_net_load",
     "prepare",
 ]
+
+#: What :class:`DSOContext` derives from its fields and caches (not pickled).
+_DERIVED = ("members", "screened")
 
 #: Who offers in a DSO's local market: every prosumer, or the screened ones only.
 PARTICIPATION = ("all", "screened")
@@ -83,16 +87,24 @@ class DSOContext:
         # made in S4, read by S5–S6 and S8: a pool's worker keeps it (flexopt.pool_keep)
         return reduce_kept(self, int(protocol))
 
-    @property
+    def __getstate__(self) -> dict[str, Any]:
+        # the fields only: what is derived from them is derived again where it lands
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
+
+    # Derived once per context (~0.5 ms of pandas each, read several times a DSO); the
+    # fields are never changed after S4 (a changed context is a new one, ``replace``), and
+    # no reader writes into what these return.
+    @cached_property
     def members(self) -> pd.DataFrame:
         """Offers and battery data of the prosumers that offer in the local market."""
         return self.dso.prosumers.loc[self.participants.index[self.participants["offers"]]]
 
-    @property
+    @cached_property
     def screened(self) -> np.ndarray:
         """``[len(members)]``: True for the members whose coefficients the DSO modifies (L5)."""
         part = self.participants
         mask: np.ndarray = part.loc[part["offers"], "screened"].to_numpy(dtype=bool)
+        mask.flags.writeable = False
         return mask
 
     @property

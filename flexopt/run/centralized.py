@@ -161,10 +161,22 @@ def run_centralized(
 def dispatch_by_dso(
     data: CentralizedData, dispatch: tuple[DSODispatch, ...]
 ) -> dict[str, np.ndarray]:
-    """Any framework's dispatch as the centralized model's arrays (DSO → ``[T, n]`` per copy)."""
+    """Any framework's dispatch as the centralized model's arrays (DSO → ``[T, n]`` per copy):
+    each (hour, prosumer)'s mean ``u_mw`` (one row each in a dispatch table), 0 where it has
+    none. Scattered with numpy: a ``pivot_table`` per DSO took 0.5 s of a run's summary at
+    100 DSOs."""
     out = {}
+    n_hours = len(data.hours)
     for area, r in zip(data.areas, dispatch, strict=True):
-        tab = r.dispatch.pivot_table(index="hour", columns="prosumer_id", values="u_mw")
-        u = tab.reindex(index=data.hours, columns=area.prosumer_id, fill_value=0.0)
-        out[area.dso_id] = u.fillna(0.0).to_numpy()
+        tab = r.dispatch
+        u = tab["u_mw"].to_numpy(dtype=float)
+        rows = data.hours.get_indexer(tab["hour"])
+        cols = pd.Index(area.prosumer_id).get_indexer(tab["prosumer_id"])
+        keep = (rows >= 0) & (cols >= 0) & ~np.isnan(u)
+        cell = rows[keep] * len(area.prosumer_id) + cols[keep]
+        size = n_hours * len(area.prosumer_id)
+        total = np.bincount(cell, weights=u[keep], minlength=size)
+        count = np.bincount(cell, minlength=size)
+        mean = np.divide(total, count, out=np.zeros(size), where=count > 0)
+        out[area.dso_id] = mean.reshape(n_hours, len(area.prosumer_id))
     return out

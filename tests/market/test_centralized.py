@@ -475,3 +475,28 @@ def test_shortage_is_priced_by_the_dearest_offer_per_mw_of_relief(case30_short):
     s = case30_short.summary
     assert s["tso_cost_eur"] == pytest.approx(np.nansum(lam * res.accepted_mw.to_numpy()), rel=1e-6)
     assert s["tso_cost_eur"] < 1200.0
+
+
+def test_dispatch_by_dso_scatters_each_hour_and_prosumer_like_a_pivot():
+    """Any framework's dispatch on the centralized model's grid: the mean ``u_mw`` of each
+    (hour, prosumer), 0 where none, rows of other hours or prosumers and NaN ignored —
+    what ``pivot_table`` + ``reindex`` gave."""
+    from types import SimpleNamespace
+
+    from flexopt.run.centralized import dispatch_by_dso
+
+    hours = pd.Index([3, 4, 5], name="hour")
+    area = SimpleNamespace(dso_id="D", prosumer_id=pd.Index(["a", "b", "c"]))
+    tab = pd.DataFrame(
+        {
+            "hour": [3, 3, 4, 4, 5, 9, 5],
+            "prosumer_id": ["a", "b", "b", "b", "zz", "a", "c"],
+            "u_mw": [0.1, 0.2, 0.3, 0.5, 9.0, 9.0, np.nan],
+        }
+    )
+    data = SimpleNamespace(areas=(area,), hours=hours)
+    got = dispatch_by_dso(data, (SimpleNamespace(dispatch=tab),))
+    pivot = tab.pivot_table(index="hour", columns="prosumer_id", values="u_mw")
+    want = pivot.reindex(index=hours, columns=area.prosumer_id, fill_value=0.0).fillna(0.0)
+    np.testing.assert_array_equal(got["D"], want.to_numpy())
+    np.testing.assert_array_equal(got["D"], [[0.1, 0.2, 0.0], [0.0, 0.4, 0.0], [0.0, 0.0, 0.0]])
