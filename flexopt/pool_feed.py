@@ -21,7 +21,10 @@ R = TypeVar("R")
 #: leaves them the call: its own first item would also start numba and load the kernels here
 #: (~0.4 s once, ``benchmarks/README.md``), ending the call later than they do, and the
 #: Python-bound loading holds up their chunks' round trips through this process's threads.
-COLD_S = 0.4
+#: Half that start: a longer wait is better spent starting here, beside the workers, than
+#: in the next stage, where this process joins anyway (at 100 DSOs × 10, S4's last ~0.4 s
+#: was left to the worker and the start fell in S5–S6: 0.85 s there, 0.66 s at 0.2).
+COLD_S = 0.2
 _ran_here = False  # whether this process has run an item (numba started, kernels loaded)
 
 
