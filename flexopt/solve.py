@@ -300,16 +300,17 @@ def hand_over(h: Any, lp: LinearProgram) -> None:
     bad = lp.not_finite()
     if bad:
         raise ValueError(f"LP '{lp.name}': {bad}")
-    h.clearModel()
-    rows = (lp.n_rows, lp.row_lower, lp.row_upper, len(lp.value), lp.starts[:-1], lp.index)
-    for what, status in (
-        ("columns", h.addVars(lp.n_cols, lp.col_lower, lp.col_upper)),
-        ("rows", h.addRows(*rows, lp.value)),
-        ("sense", h.changeObjectiveSense(highspy.ObjSense.kMinimize)),
-        ("costs", h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost)),
-    ):
+
+    def refused(status: Any, what: str) -> None:
         if status == highspy.HighsStatus.kError:
             raise ValueError(f"LP '{lp.name}': HiGHS refused its {what}")
+
+    h.clearModel()
+    refused(h.addVars(lp.n_cols, lp.col_lower, lp.col_upper), "columns")
+    rows = (lp.n_rows, lp.row_lower, lp.row_upper, len(lp.value), lp.starts[:-1], lp.index)
+    refused(h.addRows(*rows, lp.value), "rows")
+    refused(h.changeObjectiveSense(highspy.ObjSense.kMinimize), "sense")
+    refused(h.changeColsCost(lp.n_cols, np.arange(lp.n_cols), lp.cost), "costs")
 
 
 #: HiGHS's model statuses as :class:`SolveStatus` (any other: an incumbent or none).

@@ -185,18 +185,16 @@ def build_requirement_lp(data: RequirementData) -> RequirementArrays:
     return _arrays("requirement", shared, ([], [], []), objective, bounds, axes)
 
 
-def requirement_tiebreak_lp(
-    data: RequirementData, first: RequirementArrays, x: np.ndarray
-) -> RequirementArrays:
+def requirement_tiebreak_lp(first: RequirementArrays, x: np.ndarray) -> RequirementArrays:
     """The tie-break (R5) of the solved first stage ``x`` as arrays —
     :func:`~flexopt.market.requirement.build_requirement_tiebreak`:
 
         min Σ_t z_t   s.t. (R2)–(R4a),  R_{d,t} ≤ z_t R̄_{d,t},  s ≤ s* (1 + ε) + ε,
                            Σ_d R_{d,t} ≤ Σ_d R*_{d,t} (1 + ε) + ε,   ε = 1e-7
     """
-    axes = hours, dsos, _ = first.hours, first.dsos, first.lines
+    axes = (first.hours, first.dsos, first.lines)
     shared = first.shared  # the first stage's rows: built once
-    T, D, n_lt = len(hours), len(dsos), len(shared.kept)
+    T, D, n_lt = len(first.hours), len(first.dsos), len(shared.kept)
     tol = TIEBREAK_TOL
     rows: list[Terms] = []
     upper: list[float] = []

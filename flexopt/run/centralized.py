@@ -163,20 +163,19 @@ def dispatch_by_dso(
 ) -> dict[str, np.ndarray]:
     """Any framework's dispatch as the centralized model's arrays (DSO → ``[T, n]`` per copy):
     each (hour, prosumer)'s mean ``u_mw`` (one row each in a dispatch table), 0 where it has
-    none. Scattered with numpy: a ``pivot_table`` per DSO took 0.5 s of a run's summary at
-    100 DSOs."""
+    none. Scattered with numpy: a ``pivot_table`` per DSO took 0.24–0.36 s of a run's summary
+    at 100 DSOs."""
     out = {}
-    n_hours = len(data.hours)
+    shape = (len(data.hours), 0)
     for area, r in zip(data.areas, dispatch, strict=True):
-        tab = r.dispatch
+        tab, shape = r.dispatch, (shape[0], len(area.prosumer_id))
         u = tab["u_mw"].to_numpy(dtype=float)
         rows = data.hours.get_indexer(tab["hour"])
-        cols = pd.Index(area.prosumer_id).get_indexer(tab["prosumer_id"])
+        cols = area.prosumer_id.get_indexer(tab["prosumer_id"])
         keep = (rows >= 0) & (cols >= 0) & ~np.isnan(u)
-        cell = rows[keep] * len(area.prosumer_id) + cols[keep]
-        size = n_hours * len(area.prosumer_id)
-        total = np.bincount(cell, weights=u[keep], minlength=size)
-        count = np.bincount(cell, minlength=size)
-        mean = np.divide(total, count, out=np.zeros(size), where=count > 0)
-        out[area.dso_id] = mean.reshape(n_hours, len(area.prosumer_id))
+        cell = np.ravel_multi_index((rows[keep], cols[keep]), shape)
+        total = np.bincount(cell, weights=u[keep], minlength=shape[0] * shape[1])
+        count = np.bincount(cell, minlength=total.size)
+        mean = np.divide(total, count, out=np.zeros(total.size), where=count > 0)
+        out[area.dso_id] = mean.reshape(shape)
     return out

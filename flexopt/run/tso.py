@@ -285,7 +285,7 @@ def requirement(
     x = np.asarray(
         raise_unless_optimal(solve_lp(lp.lp, time_limit=time_limit_s), stage, time_limit_s).values
     )
-    tie = requirement_tiebreak_lp(data, lp, x)
+    tie = requirement_tiebreak_lp(lp, x)
     # a safety net: the stage is small and well scaled; without the tie-break's optimum the
     # LP's own optimum stands
     r2 = solve_lp(tie.lp, time_limit=min(30.0, time_limit_s))

@@ -198,7 +198,7 @@ def test_the_arrays_hand_highs_the_pyomo_models_lps(seed):
     x[arrays.r_col] = [[model.R[d, t].value for t in model.T] for d in model.D]
     x[arrays.up_col] = [model.s_up[lt].value for lt in model.LT]
     x[arrays.dn_col] = [model.s_dn[lt].value for lt in model.LT]
-    tie = requirement_tiebreak_lp(data, arrays, x)
+    tie = requirement_tiebreak_lp(arrays, x)
     assert_same_lp(build_requirement_tiebreak(data, model), tie.lp)
 
 
@@ -228,7 +228,7 @@ def test_the_run_solves_s3_as_the_pyomo_models_do_bit_for_bit(seed):
     assert r1.status is SolveStatus.OPTIMAL
     x = np.asarray(r1.values)
     got_first = read_requirement_lp(arrays, x)
-    tie_arrays = requirement_tiebreak_lp(data, arrays, x)
+    tie_arrays = requirement_tiebreak_lp(arrays, x)
     r2 = solve_lp(tie_arrays.lp)
     assert r2.status is SolveStatus.OPTIMAL
     got = read_requirement_lp(tie_arrays, np.asarray(r2.values))
