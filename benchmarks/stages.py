@@ -1,4 +1,4 @@
-"""Exact speed-ups of four market stages, each against its previous form in the same run.
+"""Exact speed-ups of market stages, each against its previous form in the same run.
 
     python -m benchmarks.stages [--dsos 100] [--prosumers 10] [--seed 0]
 
@@ -13,6 +13,9 @@ default; ``--seed`` picks another generated instance):
   day-ahead power flow by central differences (step 1e-4 MW) vs the implicit-function form;
   largest difference. And the implicit form's adjoint by the dense real solve (the form
   before, kept as the tests' reference) vs the solve along the tree (``grid/_mlf.py``).
+- The run summary's dispatch on the centralized model (Z1, ``dispatch_by_dso``): a
+  ``pivot_table`` per DSO vs the numpy scatter, on the centralized QP's dispatch; largest
+  difference.
 - Centralized market (``models/centralized.md``, Z6–Z9): build + HiGHS solve of the common
   QP with a LinDistFlow flow variable per branch and voltage variables (the previous form,
   kept below) vs one flexible flow per group of branches carrying the same prosumers
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import flexopt as fx
     import flexopt.market.lines as lines_mod
+    import flexopt.market.requirement_lp as requirement_lp_mod
     from flexopt.dso.context import declared_capacity, feeder_net_load, prepare
     from flexopt.generate import generate
     from flexopt.grid.build import feeder_from_data
@@ -156,7 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     def keep_all(mean, *_):
         return np.ones_like(mean, dtype=bool)
 
-    with mock.patch.object(lines_mod, "binding_candidates", keep_all):
+    # the run builds S3 as arrays (market/requirement_lp.py), the models through lines.py
+    with (
+        mock.patch.object(lines_mod, "binding_candidates", keep_all),
+        mock.patch.object(requirement_lp_mod, "binding_candidates", keep_all),
+    ):
         t_old, old = _best(requirement)
     t_new, new = _best(requirement)
     rows.append(
@@ -229,6 +237,38 @@ def main(argv: list[str] | None = None) -> int:
             t_old, diff = np.nan, np.nan
             before = f"one flow per branch — failed: {err}"
     rows.append(("centralized QP", before, "one flow per prosumer group", t_old, t_new, diff, "MW"))
+
+    # the run summary's dispatch on the centralized model (Z1), here of the QP's dispatch
+    from types import SimpleNamespace
+
+    from flexopt.run.centralized import dispatch_by_dso
+
+    dispatch = []
+    for area in cdata.areas:
+        u = new.u_mw[area.dso_id]
+        tab = pd.DataFrame(
+            {
+                "hour": np.repeat(cdata.hours.to_numpy(), u.shape[1]),
+                "prosumer_id": np.tile(area.prosumer_id.to_numpy(), len(cdata.hours)),
+                "u_mw": u.ravel(),
+            }
+        )
+        dispatch.append(SimpleNamespace(dispatch=tab))
+
+    def pivoted():  # the form before: a pivot table per DSO
+        out = {}
+        for area, r in zip(cdata.areas, dispatch, strict=True):
+            tab = r.dispatch.pivot_table(index="hour", columns="prosumer_id", values="u_mw")
+            u = tab.reindex(index=cdata.hours, columns=area.prosumer_id, fill_value=0.0)
+            out[area.dso_id] = u.fillna(0.0).to_numpy()
+        return out
+
+    t_old, old = _best(pivoted)
+    t_new, new_u = _best(lambda: dispatch_by_dso(cdata, tuple(dispatch)))
+    diff = max(float(np.abs(old[d] - new_u[d]).max()) for d in old)
+    rows.append(
+        ("summary: dispatch on Z1", "pivot per DSO", "numpy scatter", t_old, t_new, diff, "MW")
+    )
 
     df = pd.DataFrame(
         rows, columns=["stage", "before", "after", "before_s", "after_s", "max_difference", "unit"]
