@@ -143,8 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     import numba  # a core dependency of flexopt's numba engine
     from threadpoolctl import threadpool_limits
 
-    # single-threaded, as flexopt's workers run (executors._init_worker): numba and BLAS (the
-    # numpy engine's matrix products; two BLAS threads on a loaded machine stall each other)
+    # single-threaded, as flexopt's workers run (flexopt.pool_start.init_worker): numba and
+    # BLAS (the numpy engine's matrix products; two BLAS threads on a loaded machine stall
+    # each other)
     numba.set_num_threads(1)
     threadpool_limits(1)
     numba_note = "numba on; numba and BLAS 1 thread"

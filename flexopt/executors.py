@@ -12,9 +12,10 @@ nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on on
 threads are the parallelism; ``benchmarks/clearing_time.py``).
 
 ``workers=N`` runs the tasks on N processes: this one and N − 1 started for them (forked
-where that is safe, :func:`fork_safe`, else spawned). The started workers run the warm-up
-(imports, compiled kernels) at once, in the background while the caller goes on (S1–S2 of a
-run), and take tasks only once it is done: until then this process runs them, so a first
+where that is safe, :func:`fork_safe`, else spawned; ``flexopt.pool_start``). The started
+workers run the warm-up (imports, compiled kernels) at once, in the background while the
+caller goes on (S1–S2 of a run) — forked, they find it done: this process ran it before the
+fork — and take tasks only once it is done: until then this process runs them, so a first
 call is never much slower than serial. Their pool starts once and is reused: it outlives the
 ``with executor(...)`` block that made it and serves the next block asking for the same size
 and warm-up (the runs of a ``compare``, repeated ``run_market`` calls), until
@@ -48,6 +49,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from flexopt.dask_client import CONNECT_TIMEOUT_S, DaskExecutor
 from flexopt.pool_feed import Feed
 from flexopt.pool_keep import Keeper, forget
+from flexopt.pool_start import fork_safe, process_pool
 
 __all__ = ["CONNECT_TIMEOUT_S", "Executor", "Started", "executor", "fork_safe", "shutdown"]
 
@@ -130,21 +132,6 @@ class _Serial:
         return _Later(self, fn, items)
 
 
-def _init_worker() -> None:
-    """One numba and one BLAS thread per process: the pool provides the parallelism (two
-    workers each running OpenBLAS on both cores made S4's batched solves slower than serial).
-    Through ``set_num_threads`` only: a ``NUMBA_NUM_THREADS`` changed after numba read its
-    configuration makes the next compilation in this process fail once its threads run."""
-    import signal
-
-    import numba
-    from threadpoolctl import threadpool_limits
-
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked worker had the CLI's handler
-    numba.set_num_threads(1)
-    threadpool_limits(1)  # numpy is loaded by now (forked, or imported with this function)
-
-
 class _Pool:
     """``map`` and ``as_completed`` over a :mod:`concurrent.futures` pool."""
 
@@ -196,37 +183,13 @@ _Warm = Callable[[], None] | None
 _IDLE: dict[tuple[int, _Warm, _Warm], _Processes] = {}
 
 
-def fork_safe() -> bool:
-    """Whether a pool's workers may be forked from this process rather than spawned.
-
-    A forked worker starts with every module loaded; a spawned one spends ~0.6 s importing
-    them beside the run's S1 (one ``flexopt run --workers 2`` at 10 DSOs × 10 ran the DSO
-    stages 1.05× faster than serially with a spawned worker, 1.40× with a forked one;
-    ``benchmarks/README.md``). Safe on Linux while nothing but BLAS runs threads here: no other
-    Python thread, no OpenMP runtime started (numba's threading layer: GNU OpenMP aborts a
-    forked child entering a parallel region), ``highspy`` not loaded (HiGHS's threads would
-    be missing in the child); OpenBLAS restarts its threads after a fork. A fresh ``flexopt
-    run`` starts its pool before any of these. Native threads that other libraries start
-    unseen (scipy's HiGHS run before): ``FLEXOPT_WORKER_START=spawn`` never forks."""
-    import os
-    import sys
-
-    started = threading.active_count() > 1 or "highspy" in sys.modules
-    if sys.platform != "linux" or os.environ.get("FLEXOPT_WORKER_START") == "spawn" or started:
-        return False
-    from threadpoolctl import threadpool_info
-
-    # an OpenMP runtime loaded is started (numba's layer loads libgomp when it starts)
-    return not any(lib["internal_api"] == "openmp" for lib in threadpool_info())
-
-
 def _nothing() -> None:
     """The warm-up of a pool given none: a worker is ready once it has started."""
 
 
 class _Processes:
     """``workers`` processes on the tasks: this one, and ``workers − 1`` started for them
-    (forked where :func:`fork_safe`, else spawned). A worker takes tasks once its warm-up is
+    (``flexopt.pool_start.process_pool``). A worker takes tasks once its warm-up is
     done, so no call waits for one still starting: until then this process runs the tasks, as
     the serial executor would. One whose warm-up raises takes nothing; the pool is then not
     kept. The first ``workers − 1`` times a call has nothing left to hand a worker, the pool
@@ -235,16 +198,8 @@ class _Processes:
     chunk may wait for a worker still starting."""
 
     def __init__(self, workers: int, warm: _Warm, warm_later: _Warm = None) -> None:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
         self.key = (workers, warm, warm_later)
-        self.forked = fork_safe()
-        self.pool = ProcessPoolExecutor(
-            max_workers=workers - 1,
-            mp_context=mp.get_context("fork" if self.forked else "spawn"),
-            initializer=_init_worker,
-        )
+        self.pool, self.forked = process_pool(workers, warm)
         self.lock = threading.Lock()
         self.active: set[Feed[Any, Any]] = set()  # the calls running now
         self.failed: BaseException | None = None

@@ -12,7 +12,7 @@ from typing import Any, Generic, TypeVar
 
 from flexopt.pool_keep import Keeper, Key, each_kept
 
-__all__ = ["Feed", "each", "here"]
+__all__ = ["Feed", "each", "here", "loaded_here"]
 
 A = TypeVar("A")
 R = TypeVar("R")
@@ -25,7 +25,7 @@ R = TypeVar("R")
 #: in the next stage, where this process joins anyway (at 100 DSOs × 10, S4's last ~0.4 s
 #: was left to the worker and the start fell in S5–S6: 0.85 s there, 0.66 s at 0.2).
 COLD_S = 0.2
-_ran_here = False  # whether this process has run an item (numba started, kernels loaded)
+_ran_here = False  # whether it ran an item or a warm-up (numba started, kernels loaded)
 
 
 class Feed(Generic[A, R]):
@@ -171,6 +171,13 @@ class Feed(Generic[A, R]):
     def stop(self) -> None:
         with self.lock:
             self.stopped = True
+
+
+def loaded_here() -> None:
+    """This process has loaded what its first item would (a pool's warm-up run here before
+    its workers were forked, ``flexopt.pool_start``): it no longer leaves calls to them."""
+    global _ran_here
+    _ran_here = True
 
 
 def each(fn: Callable[[A], R], items: list[A]) -> list[R]:

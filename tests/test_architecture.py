@@ -23,6 +23,7 @@ PKG = ROOT / "flexopt"
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "atomic", "dask_client", "optim", "pool_keep", "progress"),
     ("pool_feed",),
+    ("pool_start",),
     ("executors",),
     ("instance",),
     ("grid",),

@@ -3,7 +3,7 @@ belongs to (bilevel or centralized), then tables and summary."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from contextlib import ExitStack
 from typing import Any
 
 import pandas as pd
@@ -80,18 +80,19 @@ def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
     cut: IntradayInterrupted | None = None
     record = provenance(inst, opt)
     inst = with_dayahead_threshold(with_market_overrides(inst, opt), opt.intraday_config)
-    # BLAS on one thread: the run's matrices are small (feeders, the PLF's buses), and two
-    # OpenBLAS threads on a busy two-core machine made S4's solves 30× slower, S2's 10×
-    with (
-        threadpool_limits(1, user_api="blas"),
-        executor(
-            opt.workers,
-            opt.scheduler,
-            warm=warm_worker,
-            threads=opt.threads,
-            warm_later=warm_dso_stages,
-        ) as ex,
-    ):
+    with ExitStack() as stack:
+        # BLAS on one thread: the run's matrices are small (feeders, the PLF's buses), and two
+        # OpenBLAS threads on a busy two-core machine made S4's solves 30× slower, S2's 10×
+        stack.enter_context(threadpool_limits(1, user_api="blas"))
+        with clock("pool_start", "starting the executor"):
+            pool = executor(
+                opt.workers,
+                opt.scheduler,
+                warm=warm_worker,
+                threads=opt.threads,
+                warm_later=warm_dso_stages,
+            )
+            ex = stack.enter_context(pool)
         base = prepare_market(inst, opt, ex, clock)
         framework = run_bilevel if opt.bilevel else run_centralized
         outcome: MarketOutcome = framework(base, opt, ex, clock)
@@ -129,11 +130,7 @@ def prepare_market(inst: Instance, opt: MarketOptions, ex: Executor, clock: Cloc
     S4 needs the instance only, not S1–S2: its tasks are handed out first, so that a process
     pool's workers run them beside S1–S2 (the serial and threaded executors run them after
     S2, as before); the stage's time is then what the run waits for them after S2."""
-    # each task carries its own DSO only: the rest of the instance is other DSOs' data
-    tasks = [
-        PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation, opt.participation)
-        for d in inst.dsos
-    ]
+    tasks = [PrepareTask.of(inst, d, opt.loss_allocation, opt.participation) for d in inst.dsos]
     s4 = ex.start(run_task, tasks)
     try:
         with clock("day_ahead", "S1 day-ahead market"):

@@ -262,10 +262,7 @@ def plan_intraday(o: MarketOutcome, opt: MarketOptions, ex: Executor) -> Intrada
     inst = committed_instance(o)
     contexts = o.contexts
     if o.dispatch:  # S4 again at the committed point (J7)
-        tasks = [
-            PrepareTask(replace(inst, dsos=(d,)), d, opt.loss_allocation, opt.participation)
-            for d in inst.dsos
-        ]
+        tasks = [PrepareTask.of(inst, d, opt.loss_allocation, opt.participation) for d in inst.dsos]
         contexts = tuple(ex.map(run_task, tasks))
     return IntradayPlan(
         dayahead=o,

@@ -70,13 +70,36 @@ class PrepareTask:
     """S4 of one DSO (and of its microgrids): AC power flow at the day-ahead point, loss
     allocation, screening.
 
-    ``instance`` carries this DSO only (the rest of the instance is other DSOs' data).
+    ``instance`` carries this DSO only (the rest of the instance is other DSOs' data);
+    :meth:`of` builds the task from the whole instance.
     """
 
     instance: Instance
     dso: DSOData
     loss_allocation: LossAllocationMethod
     participation: Participation = "all"
+
+    @classmethod
+    def of(
+        cls,
+        inst: Instance,
+        dso: DSOData,
+        loss_allocation: LossAllocationMethod,
+        participation: Participation = "all",
+    ) -> PrepareTask:
+        """The task of ``dso``, whose instance keeps what S4 reads: the hours, the load
+        profile and the market's parameters. The transmission grid and the load increase
+        per transmission bus are left out (at case300, 104 kB → 8 kB of a task pickled for
+        a pool worker, which S1 paid for beside it)."""
+        empty = pd.DataFrame()
+        grid = replace(inst.transmission, buses=empty, branches=empty, generators=empty)
+        scenario = replace(inst.scenario, load_increase=inst.scenario.load_increase.iloc[:, :0])
+        return cls(
+            replace(inst, dsos=(dso,), transmission=grid, scenario=scenario),
+            dso,
+            loss_allocation,
+            participation,
+        )
 
     def __call__(self) -> DSOContext:
         with _stage(f"S4 loss allocation ({self.dso.id})"):
