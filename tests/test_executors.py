@@ -266,6 +266,43 @@ def test_a_worker_runs_the_later_warm_up_once(tmp_path, monkeypatch):
     assert marks.read_text().split() == [str(worker)]
 
 
+_WARM_HERE_FIRST = """
+import concurrent.futures, os
+from flexopt import executors, pool_feed
+from tests.test_executors import _failing_warm, _mark_later
+
+if __name__ == "__main__":
+    assert executors.fork_safe() and not pool_feed._ran_here
+    warm = _mark_later if os.environ["FLEXOPT_TEST_WARM"] == "marks" else _failing_warm
+    with executors.executor(2, warm=warm) as ex:
+        concurrent.futures.wait(ex.ready)
+        assert ex.forked
+        # ran here before the fork, this process joins calls at once; failed, it did not
+        assert pool_feed._ran_here is (warm is _mark_later)
+        (worker,) = set(ex.pool._processes)
+        assert ex.map(abs, range(-3, 3)) == [3, 2, 1, 0, 1, 2]
+    if warm is _mark_later:
+        with open(os.environ["FLEXOPT_TEST_LATER"]) as f:
+            assert f.read().split() == [str(os.getpid()), str(worker)]
+    else:  # the worker failed it again: the pool says so and is not kept
+        assert not ex.usable()
+    print("ok")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux only")
+@pytest.mark.parametrize("warm", ["marks", "fails"])
+def test_a_forked_pool_runs_the_warm_up_here_first(tmp_path, monkeypatch, warm):
+    """A forked worker inherits what this process loaded: the warm-up runs here before the
+    fork, then in the worker (finding it done). One that raises here is left to the worker,
+    whose failure the pool reports as before."""
+    monkeypatch.setenv("FLEXOPT_TEST_LATER", str(tmp_path / "marks.txt"))
+    monkeypatch.setenv("FLEXOPT_TEST_WARM", warm)
+    out = run_script(tmp_path, _WARM_HERE_FIRST, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_dso_tasks_do_not_import_pyomo():
     """A pool worker loads the DSO tasks and the coefficient methods at its start, and runs
     the DSO stages of a tiny DSO later on; Pyomo (half a second of it) is imported only by

@@ -89,7 +89,7 @@ class PrepareTask:
     ) -> PrepareTask:
         """The task of ``dso``, whose instance keeps what S4 reads: the hours, the load
         profile and the market's parameters. The transmission grid and the load increase
-        per transmission bus are left out (at case300, 104 kB → 8 kB of a task pickled for
+        per transmission bus are left out (at case300, 104 kB → 9 kB of a task pickled for
         a pool worker, which S1 paid for beside it)."""
         empty = pd.DataFrame()
         grid = replace(inst.transmission, buses=empty, branches=empty, generators=empty)

@@ -3,6 +3,9 @@ they give what ``run_market`` gives; each framework returns its own typed outcom
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +23,23 @@ from flexopt.run.tasks import BidTask, DispatchTask, PrepareTask, run_task
 @pytest.fixture(scope="module")
 def mlf(rts):
     return run_market(rts, "mlf")
+
+
+def test_an_s4_task_carries_only_what_s4_reads(rts):
+    """``PrepareTask.of`` leaves the transmission grid, the load increase and the other DSOs
+    out of the task a pool worker unpickles; the context it gives is the whole instance's."""
+    for d in rts.dsos:
+        task = PrepareTask.of(rts, d, "branch_current")
+        assert task.instance.dsos == (d,)
+        assert task.instance.transmission.branches.empty
+        assert task.instance.scenario.load_increase.shape == (rts.hours, 0)
+        one_dso = PrepareTask(replace(rts, dsos=(d,)), d, "branch_current")
+        assert len(pickle.dumps(task)) < len(pickle.dumps(one_dso)) / 2
+        got, want = run_task(task), run_task(PrepareTask(rts, d, "branch_current"))
+        for name in ("p_mw", "q_mvar", "loss_mw"):
+            assert np.array_equal(getattr(got, name), getattr(want, name)), name
+        for name in ("allocation", "participants", "mlf"):
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name))
 
 
 def test_stages_by_hand_equal_run_market(rts, mlf):
