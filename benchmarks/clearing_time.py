@@ -316,6 +316,35 @@ def medians(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return out, lines
 
 
+def cores_rounds(df: pd.DataFrame) -> list[str]:
+    """Each round's two-worker and two-thread ``wca`` runs against the one-core run of that
+    round (``--repeat`` ≥ 2): median and range of the speed-up in total, on the DSO stages,
+    and on the DSO stages with the executor's start (``pool_start_s``: a new pool's, in
+    which this process runs the worker's warm-up before forking it)."""
+    if "round" not in df or df["round"].nunique() < 2 or "pool_start_s" not in df:
+        return []
+    ok = df[(df["status"] == "ok") & (df["method"] == "wca")].copy()
+    ok["dso_start_s"] = ok["dso_stages_s"] + ok["pool_start_s"]
+    key = ["dsos", "prosumers", "round"]
+    core1 = ok[ok["numba_threads"] == 1].set_index(key)
+    lines = [
+        "| DSOs | prosumers/DSO | run | rounds | total | DSO stages | DSO stages + start |",
+        "|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for label, run in (("2 workers", ok["workers"] == 2), ("2 threads", ok["threads"] == 2)):
+        for (d, p), g in ok[run].groupby(["dsos", "prosumers"], sort=False):
+            g = g.set_index(key)
+            both = g.index.intersection(core1.index)
+            if len(both) < 2:
+                continue
+            cells = []
+            for col in ("total_s", "dso_stages_s", "dso_start_s"):
+                r = core1.loc[both, col].to_numpy() / g.loc[both, col].to_numpy()
+                cells.append(f"{np.median(r):.2f} ({r.min():.2f}–{r.max():.2f})")
+            lines.append(f"| {d} | {p} | {label} | {len(both)} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def objective_table(one: pd.DataFrame) -> list[str]:
     """``wca`` (stall termination, warm starts) against ``wca-300`` (50 × 300 from x⁰) of
     the same size and run: evaluations, DCP objectives per DSO, clearing time against the
@@ -413,10 +442,13 @@ def main(argv: list[str] | None = None) -> None:
             ap.error("--repeat must be ≥ 1")
         df = sweep(args.quick, args.sizes, args.methods, name, args.repeat)
     print(f"machine: {machine()}")
+    cores = cores_rounds(df)
     df, rounds = medians(df)
     print(table(df))
     if rounds:
         print("\nEach round against the QP of the same round:\n" + "\n".join(rounds))
+    if cores:
+        print("\nEach round against the one-core run of the same round:\n" + "\n".join(cores))
     drawn = plot(df, name)
     print(f"plot: {drawn or 'none (no run with numba on its default threads)'}")
     finished = df if "status" not in df else df[df["status"] == "ok"]
