@@ -368,7 +368,10 @@ def executor(
         A module-level function each new pool worker runs at once (imports, compiled
         kernels), while the caller goes on; a worker takes tasks only once it has returned
         (one whose warm-up raises takes none: a warning is logged and the pool not kept).
-        Pools are kept per ``(workers, warm, warm_later)``.
+        Workers to be forked inherit this process's state, so it runs here first, before
+        the fork, while the caller waits (an error here is left to the worker to report;
+        ``flexopt.pool_start.process_pool``). Pools are kept per ``(workers, warm,
+        warm_later)``.
     threads : int, optional
         ``> 1``: that many threads of this process (when neither ``scheduler`` nor
         ``workers > 1`` is given), started for the block and stopped after it.

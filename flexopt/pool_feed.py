@@ -40,7 +40,7 @@ class Feed(Generic[A, R]):
     chunk may still run when this process joins in. A worker holds one chunk of a call at a
     time, so none waits in a queue that this process could have run (a later warm-up aside,
     ``flexopt.executors``); its results arrive a chunk at a time. Until this process has run
-    an item, it takes none of a call that the workers finish within :data:`COLD_S` anyway
+    an item (or a pool's warm-up, :func:`loaded_here`), it takes none of a call that the workers finish within :data:`COLD_S` anyway
     (:meth:`_leave_to_workers`)."""
 
     def __init__(
@@ -130,9 +130,9 @@ class Feed(Generic[A, R]):
         return self.keeper.loads(got[0])  # type: ignore[no-any-return]
 
     def _leave_to_workers(self, began: float, ahead: bool) -> bool:
-        """Whether this process, which has run no item yet, leaves the rest of the call to
-        the workers: at their pace in it so far, they finish the items they hold and those
-        left within :data:`COLD_S`. Their pace unknown, it waits for it in a call they took
+        """Whether this process, which has run no item nor warm-up yet, leaves the rest of
+        the call to the workers: at their pace in it so far, they finish the items they hold
+        and those left within :data:`COLD_S`. Their pace unknown, it waits for it in a call they took
         ahead of its collection (started at ``began``), for at most :data:`COLD_S`: they
         have its first chunk, a half of the items, nearly done; in a call they began with
         it, it joins at once."""
@@ -174,8 +174,9 @@ class Feed(Generic[A, R]):
 
 
 def loaded_here() -> None:
-    """This process has loaded what its first item would (a pool's warm-up run here before
-    its workers were forked, ``flexopt.pool_start``): it no longer leaves calls to them."""
+    """This process has loaded most of what its first item would — numba's registries and
+    the feeder sweep, a pool's warm-up run here before its workers were forked
+    (``flexopt.pool_start``) — and no longer leaves calls to the workers."""
     global _ran_here
     _ran_here = True
 

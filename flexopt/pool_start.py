@@ -56,8 +56,8 @@ def init_worker() -> None:
 def process_pool(
     workers: int, warm: Callable[[], None] | None
 ) -> tuple[concurrent.futures.ProcessPoolExecutor, bool]:
-    """``workers`` processes for the pool's tasks (started at their first submit), and
-    whether they are forked (:func:`fork_safe`).
+    """The ``workers − 1`` processes of a pool of ``workers`` (this one is the other; started
+    at their first submit), and whether they are forked (:func:`fork_safe`).
 
     Forked, a worker inherits what this process has loaded, so ``warm`` runs here first: a
     run's warm-up (numba's typing and target registries and the compiled feeder sweep, ~0.2 s
