@@ -92,6 +92,23 @@ def test_threads_leave_blas_and_numba_as_they_were():
     assert ([i["num_threads"] for i in threadpool_info()], numba.get_num_threads()) == before
 
 
+def _thread(_: int) -> int:
+    import threading
+
+    return threading.get_ident()
+
+
+def test_threads_run_a_started_call_in_the_collecting_thread():
+    """``start`` serves GIL-bound work (a run's S4): on the threads it ran slower than in
+    one thread, so the threaded executor runs it when collected, here; ``map`` uses them."""
+    import threading
+
+    with executor(threads=2) as ex:
+        started = ex.start(_thread, range(6))
+        assert set(started.result()) == {threading.get_ident()}
+        assert threading.get_ident() not in set(ex.map(_thread, range(6)))
+
+
 def _threads_here(_: int) -> int:
     import numba
 
