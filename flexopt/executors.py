@@ -9,7 +9,8 @@ arguments; results come back in input order.
 Threads start at once and share the run's data: nothing is pickled. They gain where a task's
 work releases the GIL — the DCP search's compiled evaluation (``flexopt.dso._fused``), about
 nine tenths of a ``wca`` run's DSO stages — and each runs numba and BLAS on one thread (the
-threads are the parallelism; ``benchmarks/clearing_time.py``).
+threads are the parallelism; ``benchmarks/clearing_time.py``). Tasks that hold the GIL say
+so (``gil_bound``: S4's and S8's) and run in the calling thread instead.
 
 ``workers=N`` runs the tasks on N processes: this one and N − 1 started for them (forked
 where that is safe, :func:`fork_safe`, else spawned; ``flexopt.pool_start``). The started
@@ -26,7 +27,8 @@ chunks (in ``flexopt compare``, whole runs) are lost, not waited for.
 ``start`` hands a call's items out now and collects them later: a pool's warm workers take
 them at once, in halves of what is left, while the caller goes on (a run's S4 beside its
 S1–S2), and this process joins in when it collects; the serial and threaded executors run
-them when collected, in the collecting thread, a Dask cluster at once. The first ``workers − 1`` times a call has
+them when collected (the threads, items that hold the GIL in the collecting thread), a
+Dask cluster at once. The first ``workers − 1`` times a call has
 nothing left for a worker, the pool submits ``warm_later`` (a run's: the DSO stages of a tiny
 DSO, which load S5–S8's kernels while this process finishes S1–S3); with ``workers=2``, once
 for the one worker.
@@ -75,7 +77,8 @@ class Executor(Protocol):
     ``(position, result)`` pairs as the items finish (progress, keeping what finished; a
     process pool's workers return theirs a chunk at a time), and ``start``: a ``map`` whose
     results are collected later, so that other processes may run it while this one goes on
-    (in this process, it runs when collected)."""
+    (in this process, it runs when collected). Items with a true ``gil_bound`` attribute
+    (pandas and Python work) run in the calling thread of a threaded executor."""
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]: ...
 
@@ -154,11 +157,17 @@ def _init_thread() -> None:
     numba.set_num_threads(1)
 
 
+def _gil_bound(items: list[Any]) -> bool:
+    """Whether every item says its work holds the GIL (a true ``gil_bound`` attribute)."""
+    return bool(items) and all(getattr(x, "gil_bound", False) for x in items)
+
+
 class _Threads(_Pool):
-    """Threads of this process: a started ``map`` runs when collected, in the collecting
-    thread — the GIL-bound tasks that ``start`` serves (a run's S4) would only slow down the
-    caller's own work on the threads beside it, and ran slower on them than serially after
-    it too (S4 at 100 DSOs × 10: 0.47 s on two threads, 0.35 s serially)."""
+    """Threads of this process. Items that hold the GIL (:func:`_gil_bound`: a run's S4 and
+    S8 tasks, pandas and Python) run in the calling thread: on the threads they ran slower
+    than serially (S4 at 100 DSOs × 10: 0.47 s on two threads, 0.35 s in one). A started
+    ``map`` runs when collected (on the threads, the GIL-bound tasks that ``start`` serves
+    would only slow down the caller's own work)."""
 
     def __init__(self, threads: int) -> None:
         from threadpoolctl import threadpool_limits
@@ -175,8 +184,18 @@ class _Threads(_Pool):
         self.pool.shutdown(cancel_futures=True)
         self.limits.close()
 
+    def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
+        items = list(items)
+        return [fn(x) for x in items] if _gil_bound(items) else super().map(fn, items)
+
+    def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
+        items = list(items)
+        if _gil_bound(items):
+            return _Serial().as_completed(fn, items)
+        return super().as_completed(fn, items)
+
     def start(self, fn: Callable[[A], R], items: Iterable[A]) -> Started[R]:
-        return _Later(_Serial(), fn, items)
+        return _Later(self, fn, items)
 
 
 _Warm = Callable[[], None] | None

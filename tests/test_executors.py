@@ -92,21 +92,31 @@ def test_threads_leave_blas_and_numba_as_they_were():
     assert ([i["num_threads"] for i in threadpool_info()], numba.get_num_threads()) == before
 
 
+class _Held(int):
+    """An item whose work holds the GIL (as a run's S4 and S8 tasks say)."""
+
+    gil_bound = True
+
+
 def _thread(_: int) -> int:
     import threading
 
     return threading.get_ident()
 
 
-def test_threads_run_a_started_call_in_the_collecting_thread():
-    """``start`` serves GIL-bound work (a run's S4): on the threads it ran slower than in
-    one thread, so the threaded executor runs it when collected, here; ``map`` uses them."""
+def test_threads_run_gil_bound_items_in_the_calling_thread():
+    """Items that hold the GIL (S4, S8: pandas and Python) ran slower on threads than in one,
+    so the threaded executor runs them here — in ``map``, ``as_completed`` and a started
+    call; other items (S5–S6's compiled searches) go to the threads."""
     import threading
 
+    here = threading.get_ident()
+    held = [_Held(i) for i in range(6)]
     with executor(threads=2) as ex:
-        started = ex.start(_thread, range(6))
-        assert set(started.result()) == {threading.get_ident()}
-        assert threading.get_ident() not in set(ex.map(_thread, range(6)))
+        assert set(ex.map(_thread, held)) == {here}
+        assert {t for _, t in ex.as_completed(_thread, held)} == {here}
+        assert set(ex.start(_thread, held).result()) == {here}
+        assert here not in set(ex.map(_thread, range(6)))
 
 
 def _threads_here(_: int) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,8 @@ class PrepareTask:
     ``instance`` carries this DSO only (the rest of the instance is other DSOs' data);
     :meth:`of` builds the task from the whole instance.
     """
+
+    gil_bound: ClassVar[bool] = True  # pandas and Python: threads run it in the caller
 
     instance: Instance
     dso: DSOData
@@ -155,6 +157,8 @@ class DispatchTask:
     """S8 of one DSO in the bilevel market: dispatch the accepted relief with the modified
     offers, AC power flow, settlement at the TSO's price."""
 
+    gil_bound: ClassVar[bool] = True  # pandas and Python: threads run it in the caller
+
     context: DSOContext
     offer: DSOOffer
     accepted_mw: pd.Series
@@ -182,6 +186,8 @@ class SettleTask:
     """S8 of one DSO after the centralized market: the common market dispatched every
     prosumer (``u_mw`` ``[T, n]`` per copy); each is paid the interface price ``λ_{d,t}``
     (Z10), never below its original cost."""
+
+    gil_bound: ClassVar[bool] = True  # pandas and Python: threads run it in the caller
 
     context: DSOContext
     area: DistributionArea
