@@ -186,7 +186,7 @@ class _Threads(_Pool):
 
     def map(self, fn: Callable[[A], R], items: Iterable[A]) -> list[R]:
         items = list(items)
-        return [fn(x) for x in items] if _gil_bound(items) else super().map(fn, items)
+        return _Serial().map(fn, items) if _gil_bound(items) else super().map(fn, items)
 
     def as_completed(self, fn: Callable[[A], R], items: Iterable[A]) -> Iterator[tuple[int, R]]:
         items = list(items)
