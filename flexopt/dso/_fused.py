@@ -13,6 +13,13 @@ and a search's result with it.
 Releasing the GIL for the whole evaluation is what lets several DSOs' searches run on
 threads at once (:mod:`flexopt.executors`).
 
+A search can defer the constraints (:meth:`FusedDCP.objective`, then
+:meth:`FusedDCP.violation` for the points it compares): the objective needs each hour's
+design point only; the block ends — ten of the eleven markets and power flows per hour at ten
+blocks — are then computed one block end at a time for the points whose violation matters,
+and a point stops as soon as its violation so far exceeds what could still win (W4b of
+``models/wca.md``). Equal design hours are computed once (:func:`_distinct_hours`).
+
 Taken when the numpy form takes the compiled kernels: ``0 < n ≤ MAX_OFFERS`` prosumers that
 offer, every prosumer at one bus and no bus with more than two of them, the uniform price
 rule, a feeder of constant-power loads without branch shunt conductances; any other DCP runs
@@ -26,18 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from flexopt.dso._kernels import (
-    MAX_OFFERS,
-    _compile,
-    _dispatch,
-    _first_equal,
-    _pairwise,
-    _settle,
-    _sorted,
-)
+from flexopt.dso._fused_rows import block_end, clear_rows, markets
+from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
-from flexopt.grid._sweep import _kernel_serial
 
 __all__ = ["FusedDCP", "fusable"]
 
@@ -61,6 +60,7 @@ def _evaluate_py(
     plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     key: np.ndarray,
     same_hour: np.ndarray,
+    rep: np.ndarray,
     net: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
     r_pu: np.ndarray,
     scalars: tuple[float, float, float, float, float, float],
@@ -72,139 +72,173 @@ def _evaluate_py(
 ) -> int:
     """Objective ``F[P]`` (C6) and constraint rows ``G[P, ·]`` (C7, then C8) of the decision
     vectors ``X[P, d]``; returns the number of power flows that did not converge (then ``F``
-    and ``G`` are not written)."""
-    loss_price, dt, w, f_loss0, f_price0, base_mva = scalars
+    and ``G`` are not written).
+
+    The per-hour arrays hold the distinct design hours only; hour ``t`` of the problem is
+    ``rep[t]`` of them (:func:`_distinct_hours`): a repeated hour's market, dispatch and power
+    flows are those of its first, so they are computed once and read for both."""
+    loss_price, dt, w, f_loss0, f_price0, _ = scalars
     budget, efficiency = rows
-    bus1, first, bus2, second = plan
     P = X.shape[0]
-    n = a.shape[0]
-    T = umax.shape[0]
+    T = umax.shape[0]  # distinct hours
     K = edges.shape[1]
     J = K + 1 if with_edges else 1
-    m = free.shape[0]
-    n_bus = p_load.shape[1]
-    n_branch = r_pu.shape[0]
-    # (C1) one market per individual and hour: modified offers, the hour's capacity
-    am = np.empty((P * T, n))
-    bm = np.empty((P * T, n))
-    um = np.empty((P * T, n))
-    alpha = np.ones(n)
-    beta = np.ones(n)
-    for p in range(P):
-        for k in range(m):
-            if mode_ab:
-                alpha[free[k]] = X[p, k]
-                beta[free[k]] = X[p, m + k]
-            else:
-                beta[free[k]] = X[p, k]
-        for t in range(T):
-            for i in range(n):
-                am[p * T + t, i] = alpha[i] * a[i]
-                bm[p * T + t, i] = beta[i] * b[i]
-                um[p * T + t, i] = umax[t, i]
+    mk = markets(X, free, mode_ab, a, b, umax)
     # (C2, C7a) the design quantity, then the block ends, of every market
     E = P * T * J
     market = np.empty(E, dtype=np.int64)
     q = np.empty(E)
+    hour = np.empty(E, dtype=np.int64)
     for p in range(P):
         for t in range(T):
             e0 = (p * T + t) * J
             q[e0] = q_design[t]
-            market[e0] = p * T + t
-            for j in range(1, J):
-                q[e0 + j] = edges[t, j - 1]
+            for j in range(J):
+                if j:
+                    q[e0 + j] = edges[t, j - 1]
                 market[e0 + j] = p * T + t
-    bp = np.empty((P * T, 2 * n))
-    s_plus = np.empty_like(bp)
-    s_minus = np.empty_like(bp)
-    info = np.empty((P * T, 3))
-    _sorted(am, bm, um, bp, s_plus, s_minus, info, T)
-    u = np.empty((E, n))
-    cleared = np.empty((E, 3))  # price, served, cost
-    _dispatch(am, bm, um, bp, s_plus, s_minus, info, market, q, u, cleared)
-    price = np.ascontiguousarray(cleared[:, 0])
-    settled = np.empty((E, 2))  # payment, original cost
-    _settle(u, price, a, b, settled)
-    # each distinct load solved once: rows with the same dispatch (its bytes) in hours of the
-    # same day-ahead load have the same net load (flexopt.dso.budget.feeder_loss groups the
-    # net loads themselves; equal loads from different dispatches are solved apart, alike)
-    hour = np.empty((E, 1))
-    for e in range(E):
-        hour[e, 0] = same_hour[(e // J) % T]
-    same = _first_equal(key, u, hour, u.view(np.int64), hour.view(np.int64))
-    at = np.empty(E, dtype=np.int64)
-    n_solve = 0
-    for e in range(E):
-        if same[e] == e:
-            at[e] = n_solve
-            n_solve += 1
-    # (C3) net loads: the day-ahead load less each prosumer's dispatch at its bus
-    p_u = np.empty((n_solve, n_bus))
-    q_u = np.empty((n_solve, n_bus))
-    inj = np.zeros(n_bus)
-    for e in range(E):
-        if same[e] != e:
-            continue
-        t = (e // J) % T
-        inj[:] = 0.0
-        for k in range(bus1.shape[0]):
-            inj[bus1[k]] = u[e, first[k]]
-        for k in range(bus2.shape[0]):
-            inj[bus2[k]] += u[e, second[k]]
-        s = at[e]
-        for j in range(n_bus):
-            p_u[s, j] = p_load[t, j] - inj[j]
-            q_u[s, j] = q_load[t, j]
-    v = np.empty((n_solve, 0), dtype=np.complex128)  # the branch currents only
-    i_bus = np.empty_like(v)
-    i_branch = np.empty((n_solve, n_branch), dtype=np.complex128)
-    iters = np.empty(n_solve, dtype=np.int64)
-    _kernel_serial(p_u, q_u, net, (v, i_bus, i_branch, iters))
-    failed = 0
-    for s in range(n_solve):
-        if iters[s] < 0:
-            failed += 1
+                hour[e0 + j] = t
+    feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
+    cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
     if failed:
         return failed
-    # (F6) each power flow's loss: r_k |I_k|² S_base summed over the branches
-    loss_u = np.empty(n_solve)
-    branch = np.empty(n_branch)
-    for s in range(n_solve):
-        for k in range(n_branch):
-            c = i_branch[s, k]
-            branch[k] = r_pu[k] * (c.real * c.real + c.imag * c.imag) * base_mva  # as abs2
-        loss_u[s] = _pairwise(branch)
-    # (C4–C6) at the design point; (C7, C8) at the block ends
-    loss_t = np.empty(T)
-    spend_t = np.empty(T)
-    n_rows = T * K
+    # (C4–C6) at the design point; (C7, C8) at the block ends, over every hour of the problem
+    n_hours = rep.shape[0]
+    loss_t = np.empty(n_hours)
+    spend_t = np.empty(n_hours)
+    n_rows = n_hours * K
     for p in range(P):
-        for t in range(T):
-            e = (p * T + t) * J
-            loss_t[t] = loss_u[at[same[e]]]
-            spend_t[t] = cleared[e, 0] * cleared[e, 1]
+        for h in range(n_hours):
+            e = (p * T + rep[h]) * J
+            loss_t[h] = loss[e]
+            spend_t[h] = cleared[e, 0] * cleared[e, 1]
         f_loss = dt * _pairwise(loss_t)
         f_price = dt * _pairwise(spend_t)
         F[p] = w * f_loss / f_loss0 + (1 - w) * f_price / f_price0
         if not with_edges:
             continue
-        for t in range(T):
+        for h in range(n_hours):
+            t = rep[h]
             for k in range(K):
                 e = (p * T + t) * J + 1 + k
-                saving = loss_da[t] - loss_u[at[same[e]]]
-                r = t * K + k
+                g, eff = block_end(
+                    e, t, k, cleared, settled, loss, loss_da, social0, slack, loss_price, dt
+                )
+                r = h * K + k
                 if budget:
-                    net_cost = settled[e, 0] - loss_price * saving
-                    G[p, r] = -dt * (cleared[e, 0] * cleared[e, 1] - net_cost)
+                    G[p, r] = g
                     r += n_rows
                 if efficiency:
-                    social = settled[e, 1] - loss_price * saving
-                    G[p, r] = -dt * (social0[t, k] - social + slack[t, k])
+                    G[p, r] = eff
     return 0
 
 
-#: a tuple of arguments as the wrapper keeps them
+def _violations_py(
+    X: np.ndarray,
+    free: np.ndarray,
+    mode_ab: bool,
+    a: np.ndarray,
+    b: np.ndarray,
+    umax: np.ndarray,
+    q_design: np.ndarray,
+    edges: np.ndarray,
+    with_edges: bool,
+    p_load: np.ndarray,
+    q_load: np.ndarray,
+    loss_da: np.ndarray,
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    key: np.ndarray,
+    same_hour: np.ndarray,
+    rep: np.ndarray,
+    net: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
+    r_pu: np.ndarray,
+    scalars: tuple[float, float, float, float, float, float],
+    rows: tuple[bool, bool],
+    social0: np.ndarray,
+    slack: np.ndarray,
+    limit: np.ndarray,
+    V: np.ndarray,
+) -> int:
+    """Total violation ``V[P]`` (C7, C8) of ``X[P, d]`` — exactly, as NumPy sums the rows of
+    :func:`_evaluate_py`'s ``G`` — where it is at most ``limit[P]``, ``inf`` where it is not:
+    the block ends are computed one ``k`` at a time (every hour) for the points whose partial
+    violation is still within their limit, so that a point found infeasible by its first
+    block ends (limit 0) costs those block ends only. NaN for a NaN row; returns the number of
+    power flows that did not converge."""
+    loss_price, dt = scalars[0], scalars[1]
+    budget, efficiency = rows
+    P = X.shape[0]
+    T = umax.shape[0]
+    K = edges.shape[1]
+    n_rows = rep.shape[0] * K
+    Gp = np.zeros((P, n_rows * (int(budget) + int(efficiency))))
+    part = np.zeros(P)
+    alive = np.ones(P, dtype=np.bool_)
+    slot = np.empty(P, dtype=np.int64)
+    mk = markets(X, free, mode_ab, a, b, umax)
+    feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
+    for k in range(K):
+        n_alive = 0
+        for p in range(P):
+            if alive[p]:
+                slot[p] = n_alive
+                n_alive += 1
+        if n_alive == 0:
+            break
+        market = np.empty(n_alive * T, dtype=np.int64)
+        q = np.empty(n_alive * T)
+        hour = np.empty(n_alive * T, dtype=np.int64)
+        for p in range(P):
+            for t in range(T if alive[p] else 0):
+                e = slot[p] * T + t
+                market[e] = p * T + t
+                q[e] = edges[t, k]
+                hour[e] = t
+        cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
+        if failed:
+            return failed
+        for p in range(P):
+            if not alive[p]:
+                continue
+            for h in range(rep.shape[0]):
+                t = rep[h]
+                g, eff = block_end(
+                    slot[p] * T + t,
+                    t,
+                    k,
+                    cleared,
+                    settled,
+                    loss,
+                    loss_da,
+                    social0,
+                    slack,
+                    loss_price,
+                    dt,
+                )
+                r = h * K + k
+                if budget:
+                    Gp[p, r] = g
+                    part[p] += g if g > 0.0 or g != g else 0.0
+                    r += n_rows
+                if efficiency:
+                    Gp[p, r] = eff
+                    part[p] += eff if eff > 0.0 or eff != eff else 0.0
+            if not part[p] <= limit[p]:  # beyond its limit, or NaN (kept: the search raises)
+                alive[p] = False
+                V[p] = part[p] if part[p] != part[p] else np.inf
+    clipped = np.empty(Gp.shape[1])
+    for p in range(P):
+        if alive[p]:
+            for c in range(Gp.shape[1]):
+                g = Gp[p, c]
+                clipped[c] = g if g > 0.0 or g != g else 0.0  # np.clip(G, 0, None)
+            V[p] = _pairwise_any(clipped)
+    return 0
+
+
+#: a tuple of arguments as the wrapper keeps them, then the outputs
 _evaluate: Callable[..., int] = _compile(_evaluate_py)
+_violations: Callable[..., int] = _compile(_violations_py)
 
 
 def _floats(x: np.ndarray) -> np.ndarray:
@@ -220,6 +254,24 @@ def _same_hour(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(np.c_[p, q], dtype=np.float64).view(np.int64)
     _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
     return np.ascontiguousarray(first[inverse.ravel()], dtype=np.float64)
+
+
+def _distinct_hours(*per_hour: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first of each group of design hours whose every per-hour figure (``[T, ·]`` or
+    ``[T]``; their bytes) is equal, in hour order, and ``rep[T]``: each hour's group.
+
+    Equal hours — a flat stretch of the load profile with the same requirement — have the
+    same markets, dispatches and power flows for every decision vector."""
+    rows = np.concatenate(
+        [np.asarray(x, dtype=np.float64).reshape(len(x), -1) for x in per_hour], 1
+    )
+    _, first, inverse = np.unique(
+        np.ascontiguousarray(rows).view(np.int64), axis=0, return_index=True, return_inverse=True
+    )
+    keep = np.sort(first)  # the groups in the order of their first hour
+    rank = np.empty(len(first), dtype=np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return keep, np.ascontiguousarray(rank[inverse.ravel()], dtype=np.int64)
 
 
 def fusable(problem: Any) -> bool:
@@ -251,34 +303,74 @@ class FusedDCP:
         plan = pr._injection
         rest = [np.concatenate(x[1:]) if len(x) > 1 else np.zeros(0) for x in (plan.bus, plan.who)]
         social0 = _floats(pr.social0_eur_per_h)
+        slack = _floats(saving_slack(social0))
+        hours = (pr.u_max, pr.q, pr.edges_mw, pr.p, pr.q_mvar, pr.loss_da, social0, slack)
+        keep, rep = _distinct_hours(*hours)
+        u_max, q, edges, p, q_mvar, loss_da, social0, slack = (_floats(x[keep]) for x in hours)
         scale = (float(pr.f_loss0), float(pr.f_price0), float(f.base_mva))
         scalars = (pr.loss_price, float(pr.ctx.dt_h), float(o.weight), *scale)
         self.name, self.n_constr = f.name, int(pr.n_constr)
         self._args: tuple[Any, ...] = (
             np.ascontiguousarray(pr.free, dtype=np.int64),
             o.mode == "ab",
-            *(_floats(x) for x in (pr.a, pr.b, pr.u_max, pr.q, pr.edges_mw)),
+            *(_floats(x) for x in (pr.a, pr.b)),
+            u_max,
+            q,
+            edges,
             self.n_constr > 0,
-            *(_floats(x) for x in (pr.p, pr.q_mvar, pr.loss_da)),
+            p,
+            q_mvar,
+            loss_da,
             tuple(_ints(x) for x in (plan.bus[0], plan.who[0], *rest)),
             np.sqrt(np.arange(2.0, pr.n + 3.0)),  # any fixed numbers group the rows
-            _same_hour(pr.p, pr.q_mvar),
+            _same_hour(p, q_mvar),
+            rep,
             (*net, complex(f.v_root_pu), _TOL_PU, _MAX_ITER),
             _floats(f.r_pu),
             scalars,
             (bool(o.budget), bool(o.efficiency)),
             social0,
-            _floats(saving_slack(social0)),
+            slack,
         )
+        # with_edges off: the design point only
+        self._objective_args = (*self._args[:7], False, *self._args[8:])
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._run(X, self._args)
+
+    def objective(self, X: np.ndarray) -> np.ndarray:
+        """``F[P, 1]`` alone: the design point's markets and power flows, not the block ends'
+        (bit for bit the ``F`` of a whole evaluation)."""
+        return self._run(X, self._objective_args)[0]
+
+    def violation(self, X: np.ndarray, bound: np.ndarray) -> np.ndarray:
+        """Total violation (C7, C8) of each row of ``X`` where it is at most ``bound``,
+        ``inf`` elsewhere (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends
+        one at a time, a row dropped once its violation so far exceeds its bound (a relative
+        1e-12 above it: the sums in another order differ by rounding)."""
+        out = np.full(len(X), np.inf)
+        rows = bound >= 0
+        if rows.any():
+            b = bound[rows]
+            limit = np.where(b > 0, b * (1 + 1e-12), b)
+            V = np.empty(len(b))
+            bad = _violations(
+                np.ascontiguousarray(X[rows], dtype=np.float64), *self._args, limit, V
+            )
+            self._check(bad)
+            out[rows] = V
+        return out
+
+    def _run(self, X: np.ndarray, args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray | None]:
         X = np.ascontiguousarray(X, dtype=np.float64)
         F = np.empty(len(X))
         G = np.empty((len(X), self.n_constr))
-        bad = _evaluate(X, *self._args, F, G)
+        self._check(_evaluate(X, *args, F, G))
+        return F[:, None], (G if self.n_constr else None)
+
+    def _check(self, bad: int) -> None:
         if bad:
             raise PowerFlowError(
                 f"feeder '{self.name}': power flow did not converge in {_MAX_ITER} sweeps "
                 f"({bad} cases); the load is probably beyond the feeder's loadability"
             )
-        return F[:, None], (G if self.n_constr else None)

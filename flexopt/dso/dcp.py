@@ -30,6 +30,7 @@ No Python loop over individuals: one compiled call per evaluation where the kern
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -409,6 +410,17 @@ class DCPProblem(Problem):
         objective = w * r["f_loss"] / self.f_loss0 + (1 - w) * r["f_price"] / self.f_price0
         G = self._constraints(at) if constrained else None  # per block boundary and hour
         return Evaluation(objective[:, None], G)
+
+    def evaluate_deferred(self, X: np.ndarray) -> Evaluation:
+        """:meth:`evaluate` with the constraints (C7, C8) left to be computed for the rows the
+        search compares (:meth:`flexopt.optim.Problem.evaluate_deferred`): the objective needs
+        each hour's design point only, the constraints every block end's market and power flow
+        — ten of the eleven power flows per hour at ten blocks. Compiled form only."""
+        fused = self._fused
+        if fused is None or not fused.n_constr:
+            return self.evaluate(X)
+        X = np.atleast_2d(np.asarray(X, dtype=float))
+        return Evaluation(fused.objective(X), deferred=partial(fused.violation, X))
 
     def objectives(self, X: np.ndarray) -> np.ndarray:
         """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""

@@ -36,6 +36,8 @@ class _WCA(CycleState, Protocol):
 
     def _raise_nan(self, ev: Evaluation) -> NoReturn: ...
 
+    def round_violation(self, i: int, ev: Evaluation) -> np.ndarray: ...
+
 
 class CompiledRounds:
     """Per-round index arrays of ``wca``'s layout and the ``ask``/``tell`` of its rounds.
@@ -117,7 +119,7 @@ class CompiledRounds:
             self.F,
             self.V,
             ev.F,
-            ev.violation if constrained else self.zero_v,
+            self.wca.round_violation(i, ev) if constrained else self.zero_v,
             self.groups,
             self.plan,
             self.box,

@@ -27,27 +27,49 @@ __all__ = [
     "check_problem",
     "deb_better",
     "deb_order",
+    "total_violation",
 ]
 
 
 @dataclass(frozen=True, eq=False)
 class Evaluation:
-    """Objective values ``F[n, m]`` and constraint values ``G[n, k]`` (feasible when ``G ≤ 0``)."""
+    """Objective values ``F[n, m]`` and constraint values ``G[n, k]`` (feasible when ``G ≤ 0``).
+
+    ``deferred`` (with ``G`` left ``None``): the constraints not computed yet, for a problem's
+    :meth:`Problem.evaluate_deferred` — ``deferred(bound)`` returns the total violation of
+    each row for which it is needed (:meth:`violation_within`).
+    """
 
     F: np.ndarray
     G: np.ndarray | None = None
+    deferred: Callable[[np.ndarray], np.ndarray] | None = None
 
     @property
     def violation(self) -> np.ndarray:
         """Total violation ``Σ_k max(0, G_k)`` per individual ``[n]`` (zero without constraints)."""
+        if self.deferred is not None:
+            return self.deferred(np.full(self.F.shape[0], np.inf))
         if self.G is None or self.G.shape[1] == 0:
             return (
                 _ZEROS[: self.F.shape[0]]
                 if self.F.shape[0] <= _ZEROS.size
                 else np.zeros(self.F.shape[0])
             )
-        total: np.ndarray = np.clip(self.G, 0.0, None).sum(axis=1)
-        return total
+        return total_violation(self.G)
+
+    def violation_within(self, bound: np.ndarray) -> np.ndarray:
+        """The total violation of each row as :attr:`violation` gives it where it is at most
+        ``bound[n]`` (``0``: whether the row is feasible; ``inf``: always); where it exceeds
+        its bound, or ``bound`` is ``-inf`` (not needed), ``inf`` — or still the violation,
+        which an evaluation that is not deferred always gives."""
+        return self.deferred(bound) if self.deferred is not None else self.violation
+
+
+def total_violation(G: np.ndarray) -> np.ndarray:
+    """``Σ_k max(0, G_k)`` of each row of ``G[n, k]``: each row's sum is the same whatever
+    the other rows (a deferred evaluation computes some rows only)."""
+    total: np.ndarray = np.clip(G, 0.0, None).sum(axis=1)
+    return total
 
 
 _ZEROS = np.zeros(4096)
@@ -75,6 +97,13 @@ class Problem(ABC):
     @abstractmethod
     def evaluate(self, X: np.ndarray) -> Evaluation:
         """Objectives (and constraints) of every row of ``X[n, d]``."""
+
+    def evaluate_deferred(self, X: np.ndarray) -> Evaluation:
+        """:meth:`evaluate`, where the problem may leave the constraints to be computed only
+        for the rows an algorithm asks for (:attr:`Evaluation.deferred`); the objectives and
+        every violation asked for equal :meth:`evaluate`'s bit for bit. This default
+        computes everything."""
+        return self.evaluate(X)
 
     @staticmethod
     def from_function(

@@ -91,7 +91,10 @@ def minimize(
     report_every = max(1, budget // 10) if progress and budget else 0
     max_iter, stall_iter = term.max_iter, term.stall_iter
     cap = sys.maxsize if term.max_evals is None else term.max_evals
-    ask, tell, evaluate, record = algorithm.ask, algorithm.tell, problem.evaluate, history.append
+    # an algorithm that asks for the violations it compares takes deferred constraints
+    defers = getattr(algorithm, "defers_constraints", False)
+    evaluate = problem.evaluate_deferred if defers else problem.evaluate
+    ask, tell, record = algorithm.ask, algorithm.tell, history.append
     while True:
         X = ask()
         n = len(X)

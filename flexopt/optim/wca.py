@@ -94,6 +94,12 @@ class WCA(WaterCycle, Algorithm):
         ``H`` the cycle's last 20 distinct seas (deviation 11), or at the sea with two
         coordinates of the same bounds exchanged (deviation 12) — of those, the share whose
         one coordinate takes the other's value instead (deviation 13). ``0`` (default): off.
+    lazy_violation : bool
+        On a problem that defers its constraints (:meth:`Problem.evaluate_deferred`), ask
+        only for the violations a comparison needs (W4b of ``models/wca.md``): every river's,
+        and a stream's when its leader is infeasible or its objective beats its leader's. The
+        run is the same bit for bit (``tests/optim/test_lazy_violation.py``); ``False``
+        computes every point's constraints. Not with ``epsilon > 0``.
 
     Notes
     -----
@@ -160,6 +166,7 @@ class WCA(WaterCycle, Algorithm):
         trajectory_rain: float = 0.0,
         exchange_rain: float = 0.0,
         exchange_copy: float = 0.0,
+        lazy_violation: bool = True,
     ) -> None:
         if n_sr < 2:
             raise ValueError(f"n_sr must be ≥ 2 (a sea and at least one river), got {n_sr}")
@@ -183,7 +190,7 @@ class WCA(WaterCycle, Algorithm):
             raise ValueError(f"epsilon must be in [0, 1), got {epsilon}")
         rains = (rain_chance, trajectory_rain, exchange_rain, exchange_copy)
         self._cycle_options(restart, river_rain, evaporation_rate, *rains)
-        self.engine, self.epsilon = engine, epsilon
+        self.engine, self.epsilon, self.lazy_violation = engine, epsilon, lazy_violation
         self.initial = None if initial is None else np.atleast_2d(np.asarray(initial, float))
         if self.initial is not None and (k := self.initial.shape[0]) > n_pop:
             raise ValueError(f"initial holds {k} points, more than n_pop = {n_pop}")
@@ -212,6 +219,9 @@ class WCA(WaterCycle, Algorithm):
         self._raining = self.raining or ("gaussian" if self._constrained else "uniform")
         self._cycle_defaults(self.termination.stall_iter)
         self._eps = self._constrained and self.epsilon > 0  # ε-level comparisons (W5a)
+        #: read by :func:`~flexopt.optim.minimize`: evaluations may come with deferred
+        #: constraints, of which the rounds ask for what they compare
+        self.defers_constraints = self._constrained and not self._eps and self.lazy_violation
         # the best seen is kept apart from the sea when the sea may be ε-feasible only or
         # may rain away with its population (W5a, W4d)
         self._track = self._eps or self.restart > 0
@@ -258,9 +268,9 @@ class WCA(WaterCycle, Algorithm):
 
     def _tell(self, ev: Evaluation) -> None:
         f = ev.F[:, 0]
-        if np.isnan(f).any() or (self._constrained and np.isnan(ev.violation).any()):
-            self._raise_nan(ev)
         if self.phase == "init":
+            if np.isnan(f).any() or (self._constrained and np.isnan(ev.violation).any()):
+                self._raise_nan(ev)
             if ev.F.shape[1] != 1:
                 raise ValueError(f"WCA minimizes one objective, the problem gave {ev.F.shape[1]}")
             v = ev.violation
@@ -282,11 +292,14 @@ class WCA(WaterCycle, Algorithm):
                 self._compiled = CompiledRounds(self, self._target)
             return
         i = self._round
+        rv = self.round_violation(i, ev) if self._constrained else None
+        if np.isnan(f).any() or (rv is not None and np.isnan(rv).any()):
+            self._raise_nan(ev)
         self._f[i][:] = f
-        if self._constrained:
-            self.V[self._rows[i]] = ev.violation
+        if rv is not None:
+            self.V[self._rows[i]] = rv
             if self._eps:
-                self._keep_best(self._x[i], f, ev.violation)
+                self._keep_best(self._x[i], f, rv)
             for k, group in self._round_groups[i]:
                 self._challenge(group, k)
         elif self._round_groups[i]:
@@ -299,6 +312,20 @@ class WCA(WaterCycle, Algorithm):
         self._round = 0
         self._evaporate()
         self._close_iteration()
+
+    def round_violation(self, i: int, ev: Evaluation) -> np.ndarray:
+        """The violations of round ``i``'s points (``ev``) as far as its comparisons need them
+        (W4b, Deb's rules): a river's always — it leads streams and meets the sea —; a
+        stream's of a feasible leader only when its objective is below the leader's, and
+        then only whether it is feasible; a stream's of an infeasible leader where it is
+        below the leader's. Any other stream cannot beat its leader whatever its violation
+        and gets ``inf``: the same streams swap as with every violation computed."""
+        if ev.deferred is None or self._rows[i] is self._rivers:
+            return ev.violation
+        lead = self._round_target[i]
+        v_lead = self.V[lead]
+        better = ev.F[:, 0] < self.F[lead]
+        return ev.violation_within(np.where(v_lead > 0, v_lead, np.where(better, 0.0, -np.inf)))
 
     # ------------------------------------------------------------------ pieces
     def _assign(self) -> None:

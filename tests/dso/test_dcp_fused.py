@@ -89,3 +89,64 @@ def _scaled_loads(pr: DCPProblem, factor: float) -> DCPProblem:
     """``pr`` with its day-ahead loads scaled (beyond the feeder's loadability)."""
     pr.p = pr.p * factor
     return pr
+
+
+def test_repeated_hours_are_computed_once_and_read_for_each(rts):
+    """Design hours with the same loads, requirement and capacity (a flat stretch of the
+    profile): the compiled form computes one of them and reads it for the others, and still
+    equals the numpy form bit for bit."""
+    pr = _problem(rts, 0)
+    req = pr.requirement_mw.copy()
+    loads = [x.copy() for x in (pr.ctx.p_mw, pr.ctx.q_mvar, pr.ctx.loss_mw)]
+    rows = pr.ctx.hours.get_indexer(req.index)
+    for copy_of, to in ((0, 3), (0, 5), (1, 2)):  # hours 15 and 17 as 12, 14 as 13
+        for x in loads:
+            x[rows[to]] = x[rows[copy_of]]
+        req.iloc[to] = req.iloc[copy_of]
+    ctx = replace(pr.ctx, p_mw=loads[0], q_mvar=loads[1], loss_mw=loads[2])
+    cap = pr.capacity_mw.copy()
+    cap.iloc[[3, 5, 2]] = cap.iloc[[0, 0, 1]].to_numpy()
+    rep = DCPProblem(ctx, req, 50.0, DCPOptions(), blocks=6, capacity_mw=cap)
+    assert rep._fused is not None
+    assert rep._fused._args[4].shape[0] == len(rep.hours) - 3  # distinct hours' capacities
+    X = np.random.default_rng(1).uniform(rep.lower, rep.upper, (21, len(rep.lower)))
+    ref = _numpy(rep, X)
+    F, G = rep._fused(X)
+    assert F.tobytes() == ref.F.tobytes()
+    assert G is not None
+    assert ref.G is not None
+    assert G.tobytes() == ref.G.tobytes()
+    assert np.array_equal(G[:, 3 * 6 : 4 * 6], G[:, :6])  # hour 15's budget rows are hour 12's
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_a_search_on_deferred_constraints_is_the_same_search(rts, engine):
+    """The ``wca`` method's search asks for the block ends' constraints (C7, C8) of the
+    points it compares only: the same result, history and evaluations bit for bit."""
+    from flexopt.methods.wca import WCAConfig, dcp_termination, dcp_wca, starts
+    from flexopt.optim import minimize
+
+    pr = _problem(rts, 1)
+    cfg = WCAConfig()
+    x = np.random.default_rng(2).uniform(pr.lower, pr.upper, (5, len(pr.lower)))
+    ev = pr.evaluate_deferred(x)
+    assert ev.G is None
+    assert ev.deferred is not None
+    assert ev.F.tobytes() == pr.evaluate(x).F.tobytes()
+    assert ev.violation.tobytes() == pr.evaluate(x).violation.tobytes()
+    full = pr.evaluate(x).violation
+    assert (full > 0).all()  # random factors break the efficiency rows (C8)
+    some = ev.violation_within(np.array([np.inf, -np.inf, full[2], 0.0, full[4] / 2]))
+    np.testing.assert_array_equal(some[[1, 3, 4]], np.inf)  # not needed, infeasible, above
+    assert some[[0, 2]].tobytes() == full[[0, 2]].tobytes()
+    runs = []
+    for lazy in (True, False):
+        alg = dcp_wca(pr, starts(pr, cfg), cfg, engine=engine, lazy_violation=lazy)
+        term = dcp_termination(cfg, pr.lower.size)
+        runs.append(minimize(pr, alg, termination=term, seed=np.random.default_rng(5)))
+    a, b = runs
+    assert a.x.tobytes() == b.x.tobytes()
+    assert a.f == b.f
+    assert a.violation == b.violation
+    assert a.history.tobytes() == b.history.tobytes()
+    assert a.evaluations == b.evaluations
