@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from flexopt.dso._fused_rows import block_end, clear_rows, markets
+from flexopt.dso._fused_rows import Markets, block_end, clear_rows, markets
 from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
@@ -69,10 +69,10 @@ def _evaluate_py(
     slack: np.ndarray,
     F: np.ndarray,
     G: np.ndarray,
-) -> int:
+) -> tuple[int, Markets]:
     """Objective ``F[P]`` (C6) and constraint rows ``G[P, ·]`` (C7, then C8) of the decision
     vectors ``X[P, d]``; returns the number of power flows that did not converge (then ``F``
-    and ``G`` are not written).
+    and ``G`` are not written) and the population's markets (for :func:`_violations_py`).
 
     The per-hour arrays hold the distinct design hours only; hour ``t`` of the problem is
     ``rep[t]`` of them (:func:`_distinct_hours`): a repeated hour's market, dispatch and power
@@ -101,7 +101,7 @@ def _evaluate_py(
     feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
     cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
     if failed:
-        return failed
+        return failed, mk
     # (C4–C6) at the design point; (C7, C8) at the block ends, over every hour of the problem
     n_hours = rep.shape[0]
     loss_t = np.empty(n_hours)
@@ -130,11 +130,12 @@ def _evaluate_py(
                     r += n_rows
                 if efficiency:
                     G[p, r] = eff
-    return 0
+    return 0, mk
 
 
 def _violations_py(
-    X: np.ndarray,
+    mk: Markets,
+    who: np.ndarray,
     free: np.ndarray,
     mode_ab: bool,
     a: np.ndarray,
@@ -159,7 +160,8 @@ def _violations_py(
     limit: np.ndarray,
     V: np.ndarray,
 ) -> int:
-    """Total violation ``V[P]`` (C7, C8) of ``X[P, d]`` — exactly, as NumPy sums the rows of
+    """Total violation ``V[P]`` (C7, C8) of the points ``who[P]`` of a population whose markets
+    ``mk`` :func:`_evaluate_py` returned — exactly, as NumPy sums the rows of
     :func:`_evaluate_py`'s ``G`` — where it is at most ``limit[P]``, ``inf`` where it is not:
     the block ends are computed one ``k`` at a time (every hour) for the points whose partial
     violation is still within their limit, so that a point found infeasible by its first
@@ -167,7 +169,7 @@ def _violations_py(
     power flows that did not converge."""
     loss_price, dt = scalars[0], scalars[1]
     budget, efficiency = rows
-    P = X.shape[0]
+    P = who.shape[0]
     T = umax.shape[0]
     K = edges.shape[1]
     n_rows = rep.shape[0] * K
@@ -175,7 +177,6 @@ def _violations_py(
     part = np.zeros(P)
     alive = np.ones(P, dtype=np.bool_)
     slot = np.empty(P, dtype=np.int64)
-    mk = markets(X, free, mode_ab, a, b, umax)
     feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
     for k in range(K):
         n_alive = 0
@@ -191,7 +192,7 @@ def _violations_py(
         for p in range(P):
             for t in range(T if alive[p] else 0):
                 e = slot[p] * T + t
-                market[e] = p * T + t
+                market[e] = who[p] * T + t
                 q[e] = edges[t, k]
                 hour[e] = t
         cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
@@ -237,7 +238,7 @@ def _violations_py(
 
 
 #: a tuple of arguments as the wrapper keeps them, then the outputs
-_evaluate: Callable[..., int] = _compile(_evaluate_py)
+_evaluate: Callable[..., tuple[int, Markets]] = _compile(_evaluate_py)
 _violations: Callable[..., int] = _compile(_violations_py)
 
 
@@ -336,37 +337,41 @@ class FusedDCP:
         self._objective_args = (*self._args[:7], False, *self._args[8:])
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        return self._run(X, self._args)
+        F, G, _ = self._run(X, self._args)
+        return F, G
 
-    def objective(self, X: np.ndarray) -> np.ndarray:
-        """``F[P, 1]`` alone: the design point's markets and power flows, not the block ends'
-        (bit for bit the ``F`` of a whole evaluation)."""
-        return self._run(X, self._objective_args)[0]
+    def objective(self, X: np.ndarray) -> tuple[np.ndarray, Markets]:
+        """``F[P, 1]`` alone — the design point's markets and power flows, not the block ends'
+        (bit for bit the ``F`` of a whole evaluation) — and the population's markets, for
+        :meth:`violation`."""
+        F, _, mk = self._run(X, self._objective_args)
+        return F, mk
 
-    def violation(self, X: np.ndarray, bound: np.ndarray) -> np.ndarray:
-        """Total violation (C7, C8) of each row of ``X`` where it is at most ``bound``,
-        ``inf`` elsewhere (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends
-        one at a time, a row dropped once its violation so far exceeds its bound (a relative
-        1e-12 above it: the sums in another order differ by rounding)."""
-        out = np.full(len(X), np.inf)
+    def violation(self, mk: Markets, bound: np.ndarray) -> np.ndarray:
+        """Total violation (C7, C8) of each point of the population whose markets are ``mk``
+        (:meth:`objective`) where it is at most ``bound``, ``inf`` elsewhere
+        (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends one at a time, a
+        point dropped once its violation so far exceeds its bound (a relative 1e-12 above it:
+        the sums in another order differ by rounding)."""
+        out = np.full(len(bound), np.inf)
         rows = bound >= 0
         if rows.any():
             b = bound[rows]
             limit = np.where(b > 0, b * (1 + 1e-12), b)
             V = np.empty(len(b))
-            bad = _violations(
-                np.ascontiguousarray(X[rows], dtype=np.float64), *self._args, limit, V
-            )
-            self._check(bad)
+            self._check(_violations(mk, np.flatnonzero(rows), *self._args, limit, V))
             out[rows] = V
         return out
 
-    def _run(self, X: np.ndarray, args: tuple[Any, ...]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(
+        self, X: np.ndarray, args: tuple[Any, ...]
+    ) -> tuple[np.ndarray, np.ndarray | None, Markets]:
         X = np.ascontiguousarray(X, dtype=np.float64)
         F = np.empty(len(X))
         G = np.empty((len(X), self.n_constr))
-        self._check(_evaluate(X, *args, F, G))
-        return F[:, None], (G if self.n_constr else None)
+        bad, mk = _evaluate(X, *args, F, G)
+        self._check(bad)
+        return F[:, None], (G if self.n_constr else None), mk
 
     def _check(self, bad: int) -> None:
         if bad:

@@ -12,12 +12,16 @@ import numpy as np
 from flexopt.dso._kernels import _compile, _dispatch, _first_equal, _pairwise, _settle, _sorted
 from flexopt.grid._sweep import _kernel_serial
 
-__all__ = ["block_end", "clear_rows", "markets"]
+__all__ = ["Markets", "block_end", "clear_rows", "markets"]
+
+#: a population's markets ``[P·T, ·]``: offers ``a``, ``b``, capacities, then the sorted
+#: breakpoints, ``S`` above and below each, and ``(capacity, rising, steps)`` (``_sorted``)
+Markets = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _markets_py(
     X: np.ndarray, free: np.ndarray, mode_ab: bool, a: np.ndarray, b: np.ndarray, umax: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> Markets:
     """(C1) one market per individual and (distinct) hour, ``[P·T, n]``: the modified offers
     and the hour's capacity, then their sorted breakpoints (:func:`_sorted`)."""
     P = X.shape[0]
@@ -50,7 +54,7 @@ def _markets_py(
 
 
 def _clear_rows_py(
-    mk: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    mk: Markets,
     market: np.ndarray,
     q: np.ndarray,
     hour: np.ndarray,

@@ -419,8 +419,8 @@ class DCPProblem(Problem):
         fused = self._fused
         if fused is None or not fused.n_constr:
             return self.evaluate(X)
-        X = np.atleast_2d(np.asarray(X, dtype=float))
-        return Evaluation(fused.objective(X), deferred=partial(fused.violation, X))
+        F, markets = fused.objective(np.atleast_2d(np.asarray(X, dtype=float)))
+        return Evaluation(F, deferred=partial(fused.violation, markets))
 
     def objectives(self, X: np.ndarray) -> np.ndarray:
         """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""

@@ -269,11 +269,11 @@ class WCA(WaterCycle, Algorithm):
     def _tell(self, ev: Evaluation) -> None:
         f = ev.F[:, 0]
         if self.phase == "init":
-            if np.isnan(f).any() or (self._constrained and np.isnan(ev.violation).any()):
+            v = ev.violation  # every point's (computed once when deferred)
+            if np.isnan(f).any() or (self._constrained and np.isnan(v).any()):
                 self._raise_nan(ev)
             if ev.F.shape[1] != 1:
                 raise ValueError(f"WCA minimizes one objective, the problem gave {ev.F.shape[1]}")
-            v = ev.violation
             first = self.cycles == 0  # a new cycle (W4d) keeps the run's ε_0 and best
             if self._eps and first:  # ε_0: the violation of the 20th-percentile point (W5a)
                 self._eps0 = float(np.sort(v)[self.n_pop // 5])
