@@ -42,7 +42,9 @@ def minimize(
     Parameters
     ----------
     problem : Problem
-        Finite bounds; one objective unless the algorithm is multi-objective.
+        Finite bounds; one objective unless the algorithm is multi-objective. An algorithm
+        that asks for the violations it compares (``defers_constraints``: :class:`WCA` on a
+        constrained problem) gets :meth:`Problem.evaluate_deferred`'s evaluations.
     algorithm : Algorithm or ExternalOptimizer
         E.g. :class:`flexopt.optim.WCA`. External optimizers (anything with a ``solve``
         method, such as the mealpy adapter) run their own loop and return the same
