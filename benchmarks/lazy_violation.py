@@ -71,7 +71,8 @@ def counting(counts: dict[str, int]) -> Iterator[None]:
 
 
 def search_all(prs: list[DCPProblem], lazy: bool) -> tuple[float, list[tuple[Any, ...]]]:
-    """Seconds for every search, and what each found (x's bytes, f, evaluations, history)."""
+    """Seconds for every search, and what each found (x's bytes, f, violation, evaluations,
+    history)."""
     config = WCAConfig()
     start = time.perf_counter()
     found = []
@@ -79,7 +80,7 @@ def search_all(prs: list[DCPProblem], lazy: bool) -> tuple[float, list[tuple[Any
         alg = dcp_wca(pr, starts(pr, config), config, lazy_violation=lazy)
         term = dcp_termination(config, pr.lower.size)
         r = minimize(pr, alg, termination=term, seed=np.random.default_rng([0, j]))
-        found.append((r.x.tobytes(), r.f, r.evaluations, r.history.tobytes()))
+        found.append((r.x.tobytes(), r.f, r.violation, r.evaluations, r.history.tobytes()))
     return time.perf_counter() - start, found
 
 
@@ -99,7 +100,7 @@ def measure(name: str, path: Path, repeat: int) -> dict[str, Any]:
                 raise AssertionError(f"{name}: lazy_violation={lazy} changed a search")
             times[lazy].append(seconds)
     assert reference is not None
-    evaluations = sum(f[2] for f in reference)
+    evaluations = sum(f[3] for f in reference)
     ratios = np.array(times[False]) / np.array(times[True])
     return {
         "instance": name,

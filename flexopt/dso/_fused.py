@@ -162,11 +162,13 @@ def _violations_py(
 ) -> int:
     """Total violation ``V[P]`` (C7, C8) of the points ``who[P]`` of a population whose markets
     ``mk`` :func:`_evaluate_py` returned — exactly, as NumPy sums the rows of
-    :func:`_evaluate_py`'s ``G`` — where it is at most ``limit[P]``, ``inf`` where it is not:
-    the block ends are computed one ``k`` at a time (every hour) for the points whose partial
-    violation is still within their limit, so that a point found infeasible by its first
-    block ends (limit 0) costs those block ends only. NaN for a NaN row; returns the number of
-    power flows that did not converge."""
+    :func:`_evaluate_py`'s ``G`` — where it is at most ``limit[P]``, ``inf`` where its
+    violation so far exceeds the limit: the block ends are computed one ``k`` at a time
+    (every hour) for the points whose partial violation is still within their limit, so that
+    a point found infeasible by its first block ends (limit 0) costs those block ends only;
+    a point that stays within its limit gets its exact total even when that total is a
+    little above it. NaN for a NaN row; returns the number of power flows that did not
+    converge."""
     loss_price, dt = scalars[0], scalars[1]
     budget, efficiency = rows
     P = who.shape[0]
@@ -333,6 +335,8 @@ class FusedDCP:
             social0,
             slack,
         )
+        # a partial sum in stage order exceeds the pairwise total by at most ~n_constr ulp
+        self._margin = 1e-12 + self.n_constr * float(np.finfo(float).eps)
         # with_edges off: the design point only
         self._objective_args = (*self._args[:7], False, *self._args[8:])
 
@@ -351,13 +355,13 @@ class FusedDCP:
         """Total violation (C7, C8) of each point of the population whose markets are ``mk``
         (:meth:`objective`) where it is at most ``bound``, ``inf`` elsewhere
         (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends one at a time, a
-        point dropped once its violation so far exceeds its bound (a relative 1e-12 above it:
-        the sums in another order differ by rounding)."""
+        point dropped once its violation so far exceeds its bound (a relative ``1e-12 +
+        n_constr ε`` above it: the sums in another order differ by rounding)."""
         out = np.full(len(bound), np.inf)
         rows = bound >= 0
         if rows.any():
             b = bound[rows]
-            limit = np.where(b > 0, b * (1 + 1e-12), b)
+            limit = np.where(b > 0, b * (1 + self._margin), b)
             V = np.empty(len(b))
             self._check(_violations(mk, np.flatnonzero(rows), *self._args, limit, V))
             out[rows] = V

@@ -36,7 +36,7 @@ class _WCA(CycleState, Protocol):
 
     def _raise_nan(self, ev: Evaluation) -> NoReturn: ...
 
-    def round_violation(self, i: int, ev: Evaluation) -> np.ndarray: ...
+    def _round_violation(self, i: int, ev: Evaluation) -> np.ndarray: ...
 
 
 class CompiledRounds:
@@ -119,7 +119,7 @@ class CompiledRounds:
             self.F,
             self.V,
             ev.F,
-            self.wca.round_violation(i, ev) if constrained else self.zero_v,
+            self.wca._round_violation(i, ev) if constrained else self.zero_v,
             self.groups,
             self.plan,
             self.box,

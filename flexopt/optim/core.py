@@ -43,12 +43,15 @@ class Evaluation:
     F: np.ndarray
     G: np.ndarray | None = None
     deferred: Callable[[np.ndarray], np.ndarray] | None = None
+    _whole: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def violation(self) -> np.ndarray:
         """Total violation ``Σ_k max(0, G_k)`` per individual ``[n]`` (zero without constraints)."""
-        if self.deferred is not None:
-            return self.deferred(np.full(self.F.shape[0], np.inf))
+        if self.deferred is not None:  # computed once, on the first access
+            if "v" not in self._whole:
+                self._whole["v"] = self.deferred(np.full(self.F.shape[0], np.inf))
+            return self._whole["v"]
         if self.G is None or self.G.shape[1] == 0:
             return (
                 _ZEROS[: self.F.shape[0]]
@@ -58,10 +61,24 @@ class Evaluation:
         return total_violation(self.G)
 
     def violation_within(self, bound: np.ndarray) -> np.ndarray:
-        """The total violation of each row as :attr:`violation` gives it where it is at most
-        ``bound[n]`` (``0``: whether the row is feasible; ``inf``: always); where it exceeds
-        its bound, or ``bound`` is ``-inf`` (not needed), ``inf`` — or still the violation,
-        which an evaluation that is not deferred always gives."""
+        """Total violations where they are needed.
+
+        Parameters
+        ----------
+        bound : numpy.ndarray
+            ``[n]``: the largest violation that matters for each row — ``0`` asks only
+            whether the row is feasible, ``inf`` for its violation whatever it is, ``-inf``
+            for nothing.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[n]``: :attr:`violation`'s value, bit for bit, for every row whose violation
+            is at most its bound; ``inf`` for the others — or their value too (always, when
+            the evaluation is not deferred; a deferred one may return values a little above
+            the bound). NaN for a row whose constraints it computed and found NaN; a row it
+            did not compute is not checked.
+        """
         return self.deferred(bound) if self.deferred is not None else self.violation
 
 
@@ -316,6 +333,9 @@ class Algorithm(ABC):
     name = "algorithm"
     #: whether the algorithm takes several objectives (single-objective ones refuse them)
     multi_objective = False
+    #: whether :func:`minimize` hands it :meth:`Problem.evaluate_deferred`'s evaluations, of
+    #: which it asks for the violations it compares (set by :meth:`setup` where it does)
+    defers_constraints = False
 
     if TYPE_CHECKING:  # kept by every subclass, as attributes or properties; read by minimize
 

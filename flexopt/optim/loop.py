@@ -44,7 +44,8 @@ def minimize(
     problem : Problem
         Finite bounds; one objective unless the algorithm is multi-objective. An algorithm
         that asks for the violations it compares (``defers_constraints``: :class:`WCA` on a
-        constrained problem) gets :meth:`Problem.evaluate_deferred`'s evaluations.
+        constrained problem, unless ``lazy_violation=False`` or ``epsilon > 0``) gets
+        :meth:`Problem.evaluate_deferred`'s evaluations.
     algorithm : Algorithm or ExternalOptimizer
         E.g. :class:`flexopt.optim.WCA`. External optimizers (anything with a ``solve``
         method, such as the mealpy adapter) run their own loop and return the same
@@ -94,7 +95,7 @@ def minimize(
     max_iter, stall_iter = term.max_iter, term.stall_iter
     cap = sys.maxsize if term.max_evals is None else term.max_evals
     # an algorithm that asks for the violations it compares takes deferred constraints
-    defers = getattr(algorithm, "defers_constraints", False)
+    defers = getattr(algorithm, "defers_constraints", False)  # external optimizers: no
     evaluate = problem.evaluate_deferred if defers else problem.evaluate
     ask, tell, record = algorithm.ask, algorithm.tell, history.append
     while True:
@@ -103,7 +104,7 @@ def minimize(
         if evals + n > cap:
             if cap > evals:  # the budget's last points: evaluated, they may hold the best
                 part = np.array(X[: cap - evals])
-                ev = evaluate(part)
+                ev = problem.evaluate(part)  # its best is reported: every violation
                 check_values(ev)
                 partial = (part, ev)
                 evals = cap

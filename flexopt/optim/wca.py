@@ -99,7 +99,8 @@ class WCA(WaterCycle, Algorithm):
         only for the violations a comparison needs (W4b of ``models/wca.md``): every river's,
         and a stream's when its leader is infeasible or its objective beats its leader's. The
         run is the same bit for bit (``tests/optim/test_lazy_violation.py``); ``False``
-        computes every point's constraints. Not with ``epsilon > 0``.
+        computes every point's constraints. Ignored with ``epsilon > 0``. A point whose
+        constraints are not computed is not checked for NaN or failures there.
 
     Notes
     -----
@@ -292,7 +293,7 @@ class WCA(WaterCycle, Algorithm):
                 self._compiled = CompiledRounds(self, self._target)
             return
         i = self._round
-        rv = self.round_violation(i, ev) if self._constrained else None
+        rv = self._round_violation(i, ev) if self._constrained else None
         if np.isnan(f).any() or (rv is not None and np.isnan(rv).any()):
             self._raise_nan(ev)
         self._f[i][:] = f
@@ -313,14 +314,14 @@ class WCA(WaterCycle, Algorithm):
         self._evaporate()
         self._close_iteration()
 
-    def round_violation(self, i: int, ev: Evaluation) -> np.ndarray:
+    def _round_violation(self, i: int, ev: Evaluation) -> np.ndarray:
         """The violations of round ``i``'s points (``ev``) as far as its comparisons need them
         (W4b, Deb's rules): a river's always — it leads streams and meets the sea —; a
         stream's of a feasible leader only when its objective is below the leader's, and
         then only whether it is feasible; a stream's of an infeasible leader where it is
         below the leader's. Any other stream cannot beat its leader whatever its violation
         and gets ``inf``: the same streams swap as with every violation computed."""
-        if ev.deferred is None or self._rows[i] is self._rivers:
+        if ev.deferred is None or not self.defers_constraints or self._rows[i] is self._rivers:
             return ev.violation
         lead = self._round_target[i]
         v_lead = self.V[lead]
