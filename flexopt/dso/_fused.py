@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from flexopt.dso._fused_rows import Markets, block_end, clear_rows, markets
+from flexopt.dso._fused_rows import Feeder, Markets, block_end, clear_rows, markets
 from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
@@ -54,19 +54,11 @@ def _evaluate_py(
     q_design: np.ndarray,
     edges: np.ndarray,
     with_edges: bool,
-    p_load: np.ndarray,
-    q_load: np.ndarray,
-    loss_da: np.ndarray,
-    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    key: np.ndarray,
-    same_hour: np.ndarray,
     rep: np.ndarray,
-    net: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
-    r_pu: np.ndarray,
+    feeder: Feeder,
+    hours: tuple[np.ndarray, np.ndarray, np.ndarray],
     scalars: tuple[float, float, float, float, float, float],
     rows: tuple[bool, bool],
-    social0: np.ndarray,
-    slack: np.ndarray,
     F: np.ndarray,
     G: np.ndarray,
 ) -> tuple[int, Markets]:
@@ -76,9 +68,11 @@ def _evaluate_py(
 
     The per-hour arrays hold the distinct design hours only; hour ``t`` of the problem is
     ``rep[t]`` of them (:func:`_distinct_hours`): a repeated hour's market, dispatch and power
-    flows are those of its first, so they are computed once and read for both."""
+    flows are those of its first, so they are computed once and read for both. ``hours``:
+    the day-ahead loss, ``x⁰``'s social cost per block end and its slack (C8)."""
     loss_price, dt, w, f_loss0, f_price0, _ = scalars
     budget, efficiency = rows
+    loss_da, social0, slack = hours
     P = X.shape[0]
     T = umax.shape[0]  # distinct hours
     K = edges.shape[1]
@@ -98,7 +92,6 @@ def _evaluate_py(
                     q[e0 + j] = edges[t, j - 1]
                 market[e0 + j] = p * T + t
                 hour[e0 + j] = t
-    feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
     cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
     if failed:
         return failed, mk
@@ -136,27 +129,14 @@ def _evaluate_py(
 def _violations_py(
     mk: Markets,
     who: np.ndarray,
-    free: np.ndarray,
-    mode_ab: bool,
     a: np.ndarray,
     b: np.ndarray,
-    umax: np.ndarray,
-    q_design: np.ndarray,
     edges: np.ndarray,
-    with_edges: bool,
-    p_load: np.ndarray,
-    q_load: np.ndarray,
-    loss_da: np.ndarray,
-    plan: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    key: np.ndarray,
-    same_hour: np.ndarray,
     rep: np.ndarray,
-    net: tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
-    r_pu: np.ndarray,
+    feeder: Feeder,
+    hours: tuple[np.ndarray, np.ndarray, np.ndarray],
     scalars: tuple[float, float, float, float, float, float],
     rows: tuple[bool, bool],
-    social0: np.ndarray,
-    slack: np.ndarray,
     limit: np.ndarray,
     V: np.ndarray,
 ) -> int:
@@ -171,15 +151,14 @@ def _violations_py(
     converge."""
     loss_price, dt = scalars[0], scalars[1]
     budget, efficiency = rows
+    loss_da, social0, slack = hours
     P = who.shape[0]
-    T = umax.shape[0]
-    K = edges.shape[1]
+    T, K = edges.shape  # distinct hours
     n_rows = rep.shape[0] * K
     Gp = np.zeros((P, n_rows * (int(budget) + int(efficiency))))
     part = np.zeros(P)
     alive = np.ones(P, dtype=np.bool_)
     slot = np.empty(P, dtype=np.int64)
-    feeder = (p_load, q_load, plan, key, same_hour, net, r_pu)
     for k in range(K):
         n_alive = 0
         for p in range(P):
@@ -313,32 +292,27 @@ class FusedDCP:
         scale = (float(pr.f_loss0), float(pr.f_price0), float(f.base_mva))
         scalars = (pr.loss_price, float(pr.ctx.dt_h), float(o.weight), *scale)
         self.name, self.n_constr = f.name, int(pr.n_constr)
-        self._args: tuple[Any, ...] = (
-            np.ascontiguousarray(pr.free, dtype=np.int64),
-            o.mode == "ab",
-            *(_floats(x) for x in (pr.a, pr.b)),
-            u_max,
-            q,
-            edges,
-            self.n_constr > 0,
+        offers = (_floats(pr.a), _floats(pr.b))
+        feeder = (
             p,
             q_mvar,
-            loss_da,
             tuple(_ints(x) for x in (plan.bus[0], plan.who[0], *rest)),
             np.sqrt(np.arange(2.0, pr.n + 3.0)),  # any fixed numbers group the rows
             _same_hour(p, q_mvar),
-            rep,
             (*net, complex(f.v_root_pu), _TOL_PU, _MAX_ITER),
             _floats(f.r_pu),
-            scalars,
-            (bool(o.budget), bool(o.efficiency)),
-            social0,
-            slack,
         )
+        rows = (bool(o.budget), bool(o.efficiency))
+        tail = (rep, feeder, (loss_da, social0, slack), scalars, rows)
+        free = np.ascontiguousarray(pr.free, dtype=np.int64)
+        with_edges = self.n_constr > 0
+        self._args: tuple[Any, ...] = (free, o.mode == "ab", *offers, u_max, q, edges, with_edges)
+        self._args += tail
+        # with_edges off: the design point only
+        self._objective_args = (*self._args[:7], False, *tail)
+        self._violation_args = (*offers, edges, *tail)
         # a partial sum in stage order exceeds the pairwise total by at most ~n_constr ulp
         self._margin = 1e-12 + self.n_constr * float(np.finfo(float).eps)
-        # with_edges off: the design point only
-        self._objective_args = (*self._args[:7], False, *self._args[8:])
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         F, G, _ = self._run(X, self._args)
@@ -363,7 +337,7 @@ class FusedDCP:
             b = bound[rows]
             limit = np.where(b > 0, b * (1 + self._margin), b)
             V = np.empty(len(b))
-            self._check(_violations(mk, np.flatnonzero(rows), *self._args, limit, V))
+            self._check(_violations(mk, np.flatnonzero(rows), *self._violation_args, limit, V))
             out[rows] = V
         return out
 

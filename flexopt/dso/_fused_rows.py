@@ -12,11 +12,23 @@ import numpy as np
 from flexopt.dso._kernels import _compile, _dispatch, _first_equal, _pairwise, _settle, _sorted
 from flexopt.grid._sweep import _kernel_serial
 
-__all__ = ["Markets", "block_end", "clear_rows", "markets"]
+__all__ = ["Feeder", "Markets", "block_end", "clear_rows", "markets"]
 
 #: a population's markets ``[P·T, ·]``: offers ``a``, ``b``, capacities, then the sorted
 #: breakpoints, ``S`` above and below each, and ``(capacity, rising, steps)`` (``_sorted``)
 Markets = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: the feeder as :func:`_clear_rows_py` takes it: day-ahead loads ``p``, ``q`` per distinct hour,
+#: the prosumers' injection plan, the grouping key, each hour's first equal-load hour, the
+#: sweep's network and stopping rule, branch resistances
+Feeder = tuple[
+    np.ndarray,
+    np.ndarray,
+    tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    np.ndarray,
+    np.ndarray,
+    tuple[float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, complex, float, int],
+    np.ndarray,
+]
 
 
 def _markets_py(
