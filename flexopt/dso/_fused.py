@@ -29,6 +29,7 @@ the numpy form (:func:`fusable`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ from flexopt.dso._fused_rows import Feeder, Markets, block_end, clear_rows, mark
 from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
+from flexopt.optim import Evaluation
 
 __all__ = ["FusedDCP", "fusable"]
 
@@ -324,6 +326,12 @@ class FusedDCP:
         :meth:`violation`."""
         F, _, mk = self._run(X, self._objective_args)
         return F, mk
+
+    def deferred(self, X: np.ndarray) -> Evaluation:
+        """The objective of ``X[P, d]`` with (C7, C8) deferred to :meth:`violation`
+        (:meth:`flexopt.optim.Problem.evaluate_deferred`)."""
+        F, mk = self.objective(X)
+        return Evaluation(F, deferred=partial(self.violation, mk))
 
     def violation(self, mk: Markets, bound: np.ndarray) -> np.ndarray:
         """Total violation (C7, C8) of each point of the population whose markets are ``mk``

@@ -30,7 +30,6 @@ No Python loop over individuals: one compiled call per evaluation where the kern
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -335,9 +334,8 @@ class DCPProblem(Problem):
     def boundary_saving(self, X: np.ndarray) -> np.ndarray:
         """``e_{t,k}`` (C8) ``[P, T, K]``, €/h per copy: the social cost of each block's
         upper end with the unmodified offers less that with these factors."""
-        e: np.ndarray = (
-            self.social0_eur_per_h - self._at_edges(*self.factors(X)).social_cost_eur_per_h
-        )
+        at = self._at_edges(*self.factors(X))
+        e: np.ndarray = self.social0_eur_per_h - at.social_cost_eur_per_h
         return e
 
     def _constraints(self, at: Delivery) -> np.ndarray | None:
@@ -412,15 +410,9 @@ class DCPProblem(Problem):
         return Evaluation(objective[:, None], G)
 
     def evaluate_deferred(self, X: np.ndarray) -> Evaluation:
-        """:meth:`evaluate` with the constraints (C7, C8) left to be computed for the rows the
-        search compares (:meth:`flexopt.optim.Problem.evaluate_deferred`): the objective needs
-        each hour's design point only, the constraints every block end's market and power flow
-        — ten of the eleven power flows per hour at ten blocks. Compiled form only."""
-        fused = self._fused
-        if fused is None or not fused.n_constr:
-            return self.evaluate(X)
-        F, markets = fused.objective(np.atleast_2d(np.asarray(X, dtype=float)))
-        return Evaluation(F, deferred=partial(fused.violation, markets))
+        """:meth:`evaluate` with (C7, C8) deferred (compiled form; ``Problem.evaluate_deferred``)."""
+        fused, X = self._fused, np.atleast_2d(np.asarray(X, dtype=float))
+        return fused.deferred(X) if fused is not None and fused.n_constr else self.evaluate(X)
 
     def objectives(self, X: np.ndarray) -> np.ndarray:
         """``(f_loss, f_price)`` normalized by ``x⁰`` ``[P, 2]`` (the multi-objective form)."""

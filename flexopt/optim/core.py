@@ -26,6 +26,7 @@ __all__ = [
     "check_bounds",
     "check_problem",
     "deb_better",
+    "deb_bounds",
     "deb_order",
     "total_violation",
 ]
@@ -241,6 +242,20 @@ def deb_order(f: np.ndarray, v: np.ndarray) -> np.ndarray:
     doi:10.1016/S0045-7825(99)00389-8): feasible before infeasible, feasible by objective,
     infeasible by violation."""
     return np.lexsort((np.where(v > 0, 0.0, f), v))
+
+
+def deb_bounds(f: np.ndarray, f_lead: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
+    """The largest violation of each point ``f[n]`` that matters against its leader
+    ``(f_lead, v_lead)`` (``[n]`` each) under Deb's rules — what
+    :meth:`Evaluation.violation_within` is asked for.
+
+    A feasible leader is beaten by a feasible point with a lower objective only: ``0`` (is
+    it feasible?) where ``f < f_lead``, ``-inf`` (nothing) elsewhere. An infeasible leader is
+    beaten by any point with a smaller violation: ``v_lead``. A point given ``inf`` for the
+    rest cannot beat its leader, so that a group's swaps are those with every violation
+    computed (``tests/optim/test_lazy_violation.py``)."""
+    bound: np.ndarray = np.where(v_lead > 0, v_lead, np.where(f < f_lead, 0.0, -np.inf))
+    return bound
 
 
 def deb_better(

@@ -1,10 +1,11 @@
-"""WCA's stream counts (W2) and flow (W3), ``models/wca.md``; shared by WCA and MOWCA."""
+"""WCA's stream counts (W2), flow (W3) and the plan of an iteration's draws (W4a),
+``models/wca.md``; the first two shared by WCA and MOWCA."""
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["allocate_streams", "flow"]
+__all__ = ["allocate_streams", "flow", "plan_draws"]
 
 
 def allocate_streams(
@@ -60,3 +61,40 @@ def flow(
     np.maximum(out, lower, out=out)
     clipped: np.ndarray = np.minimum(out, upper, out=out)
     return clipped
+
+
+def plan_draws(
+    rounds: list[slice],
+    sea_rows: list[tuple[int, int] | None],
+    work: list[np.ndarray],
+    sea_stream_rand: str,
+    n_sr: int,
+) -> tuple[
+    list[tuple[int, int, int, int, int]], np.ndarray, list[list[tuple[np.ndarray, np.ndarray]]], int
+]:
+    """One buffer of uniforms per iteration, in the order they are used (W4a): each round's
+    factors row by row — one per stream of the sea (rows ``sea_rows[i]`` of round ``i``) with
+    ``sea_stream_rand="scalar"``, one per dimension otherwise — then one rain chance per
+    river.
+
+    Returns the pieces ``(round, first row, end row, factors per row, first factor)``, the
+    buffer, per round the pairs of rows of its work buffer ``work[i]`` with their factors, and
+    the number of factors (the rain chances follow them)."""
+    d = work[0].shape[1]
+    pieces = []  # (round, first row, last row, factors per row)
+    for i, (rows, sea) in enumerate(zip(rounds, sea_rows, strict=True)):
+        n = rows.stop - rows.start
+        if sea is None or sea_stream_rand == "vector":
+            pieces.append((i, 0, n, d))
+            continue
+        a, b = sea
+        pieces += [(i, 0, a, d), (i, a, b, 1), (i, b, n, d)]
+    pieces = [p for p in pieces if p[2] > p[1]]
+    sizes = [(b - a) * k for _, a, b, k in pieces]
+    ends = np.cumsum([0, *sizes])
+    draws = np.empty(ends[-1] + n_sr - 1)
+    segments: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in rounds]
+    for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
+        segments[i].append((work[i][a:b], draws[lo:hi].reshape(b - a, k)))
+    planned = [(*p, int(lo)) for p, lo in zip(pieces, ends[:-1], strict=True)]
+    return planned, draws, segments, int(ends[-1])

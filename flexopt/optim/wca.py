@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Literal, NoReturn
 import numpy as np
 
 from flexopt.optim._rain import CONSTRAINED_RESTART, RAIN_CHANCE, WaterCycle
-from flexopt.optim.core import Algorithm, Evaluation, check_values, deb_better, deb_order
-from flexopt.optim.streams import allocate_streams, flow
+from flexopt.optim.core import (
+    Algorithm,
+    Evaluation,
+    check_values,
+    deb_better,
+    deb_bounds,
+    deb_order,
+)
+from flexopt.optim.streams import allocate_streams, flow, plan_draws
 
 if TYPE_CHECKING:
     from flexopt.optim._wca_numba import CompiledRounds
@@ -95,12 +102,9 @@ class WCA(WaterCycle, Algorithm):
         coordinates of the same bounds exchanged (deviation 12) — of those, the share whose
         one coordinate takes the other's value instead (deviation 13). ``0`` (default): off.
     lazy_violation : bool
-        On a problem that defers its constraints (:meth:`Problem.evaluate_deferred`), ask
-        only for the violations a comparison needs (W4b of ``models/wca.md``): every river's,
-        and a stream's when its leader is infeasible or its objective beats its leader's. The
-        run is the same bit for bit (``tests/optim/test_lazy_violation.py``); ``False``
-        computes every point's constraints. Ignored with ``epsilon > 0``. A point whose
-        constraints are not computed is not checked for NaN or failures there.
+        Ask a problem that defers its constraints (:meth:`Problem.evaluate_deferred`) only
+        for the violations a comparison needs (W4b; :func:`deb_bounds`): the same run bit for
+        bit, but a point left uncomputed is not checked for NaN. Ignored with ``epsilon > 0``.
 
     Notes
     -----
@@ -115,21 +119,15 @@ class WCA(WaterCycle, Algorithm):
     per iteration draws its uniforms in the order they are used (W4a): the rounds' factors,
     then the rivers' rain chances; points that rain draw afterwards.
 
-    Deliberate deviations (``models/wca.md``):
-    1. *Batched phases.* All streams move and are evaluated together, then swaps happen (the
-       best stream of a group better than its leader swaps); then all rivers. The reference
-       evaluates and swaps one stream at a time, so a later stream can already flow to a new
-       sea. Same number of evaluations; the whole population is one problem call.
-    2. *Zero-stream repair* moves single streams from the leader with the most (the reference
-       transfers ``round(NS/6)`` using a loop index as the donor).
-    3. With constraints, when an infeasible individual is among the leaders or the best stream,
-       streams are split evenly over the leaders (the cost-proportional rule needs costs).
-    4. Rained streams keep their previous cost until they next flow (as the reference code
-       does): they are not evaluated when re-drawn.
-    5–7. The budget's last batch, ε-levels (opt-in) and the warm start: ``models/wca.md``.
-    8–9. *New cycles* (``restart``; the reference runs one cycle), *rain on some coordinates*
-       (``river_rain="coordinates"``): by default on constrained problems only.
-    10–13. *Rain chance*, *trajectory rain*, *exchange rain*, *copies* (opt-in).
+    Deliberate deviations (numbered and measured in ``models/wca.md``): 1 *batched phases* —
+    all streams move and are evaluated together (one problem call), then the swaps (the best
+    stream of a group better than its leader), then all rivers; the reference evaluates and
+    swaps one stream at a time; 2 *zero-stream repair* by single streams from the leader with
+    the most; 3 streams split evenly while an infeasible point is among the leaders; 4 rained
+    streams keep their cost until they next flow (as the reference); 5–7 the budget's last
+    batch, ε-levels (opt-in), the warm start; 8–9 *new cycles* and *rain on some coordinates*
+    (on constrained problems by default); 10–13 rain chance, trajectory and exchange rain,
+    copies (opt-in).
 
     References
     ----------
@@ -315,18 +313,12 @@ class WCA(WaterCycle, Algorithm):
         self._close_iteration()
 
     def _round_violation(self, i: int, ev: Evaluation) -> np.ndarray:
-        """The violations of round ``i``'s points (``ev``) as far as its comparisons need them
-        (W4b, Deb's rules): a river's always — it leads streams and meets the sea —; a
-        stream's of a feasible leader only when its objective is below the leader's, and
-        then only whether it is feasible; a stream's of an infeasible leader where it is
-        below the leader's. Any other stream cannot beat its leader whatever its violation
-        and gets ``inf``: the same streams swap as with every violation computed."""
+        """Round ``i``'s violations as far as its comparisons need them (W4b): the streams'
+        against their leaders (:func:`deb_bounds`), the rivers' all (they lead streams)."""
         if ev.deferred is None or not self.defers_constraints or self._rows[i] is self._rivers:
             return ev.violation
         lead = self._round_target[i]
-        v_lead = self.V[lead]
-        better = ev.F[:, 0] < self.F[lead]
-        return ev.violation_within(np.where(v_lead > 0, v_lead, np.where(better, 0.0, -np.inf)))
+        return ev.violation_within(deb_bounds(ev.F[:, 0], self.F[lead], self.V[lead]))
 
     # ------------------------------------------------------------------ pieces
     def _assign(self) -> None:
@@ -388,38 +380,14 @@ class WCA(WaterCycle, Algorithm):
         # from here on (swaps, rain)
         self._x = [self.X[rows] for rows in self._rows]
         self._f = [self.F[rows] for rows in self._rows]
-        self._plan_draws(sea_rows)
+        plan = plan_draws(self._rows, sea_rows, self._work, self.sea_stream_rand, self.n_sr)
+        self._pieces, self._draws, self._segments, n_factors = plan
+        self._factors, self._chance = self._draws[:n_factors], self._draws[n_factors:]
         self._sea_stream = leader == 0
         self._x_below_sea = self.X[1:]
         self._gap = np.empty_like(self._x_below_sea)
         self._dist2 = np.empty(self.n_pop - 1)
         self._groups = [np.flatnonzero(leader == k) + n_sr for k in range(n_sr)]
-
-    def _plan_draws(self, sea_rows: list[tuple[int, int] | None]) -> None:
-        """One buffer of uniforms per iteration, in the order they are used (W4a): each
-        round's factors row by row — one per stream of the sea (rows ``sea_rows[i]`` of round
-        ``i``) with ``sea_stream_rand="scalar"``, one per dimension otherwise — then one rain
-        chance per river. ``_segments[i]`` pairs rows of round i's work buffer with their
-        factors."""
-        d = self.lower.size
-        pieces = []  # (round, first row, last row, factors per row)
-        for i, (rows, sea) in enumerate(zip(self._rows, sea_rows, strict=True)):
-            n = rows.stop - rows.start
-            if sea is None or self.sea_stream_rand == "vector":
-                pieces.append((i, 0, n, d))
-                continue
-            a, b = sea
-            pieces += [(i, 0, a, d), (i, a, b, 1), (i, b, n, d)]
-        pieces = [p for p in pieces if p[2] > p[1]]
-        sizes = [(b - a) * k for _, a, b, k in pieces]
-        ends = np.cumsum([0, *sizes])
-        self._pieces = [(*p, int(lo)) for p, lo in zip(pieces, ends[:-1], strict=True)]
-        self._draws = np.empty(ends[-1] + self.n_sr - 1)
-        self._factors = self._draws[: ends[-1]]
-        self._chance = self._draws[ends[-1] :]
-        self._segments: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in self._rows]
-        for (i, a, b, k), lo, hi in zip(pieces, ends[:-1], ends[1:], strict=True):
-            self._segments[i].append((self._work[i][a:b], self._draws[lo:hi].reshape(b - a, k)))
 
     def _challenge(self, group: slice, k: int) -> None:
         """The best of ``group`` (rows of the population) swaps with leader ``k`` when it is
