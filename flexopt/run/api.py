@@ -75,6 +75,18 @@ def run(inst: Instance, opt: MarketOptions) -> MarketResult:
         return _run(inst, opt)
 
 
+def _starting(opt: MarketOptions) -> str | None:
+    """The progress line of the executor's start; none for a run in this process alone."""
+    if opt.scheduler:
+        return f"connecting to the Dask scheduler {opt.scheduler}"
+    workers = opt.workers or 1
+    if workers > 1:
+        return f"starting {workers} worker processes (this one and {workers - 1})"
+    if (opt.threads or 1) > 1:
+        return f"starting {opt.threads} threads"
+    return None
+
+
 def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
     clock = Clock(opt.progress)
     cut: IntradayInterrupted | None = None
@@ -84,7 +96,7 @@ def _run(inst: Instance, opt: MarketOptions) -> MarketResult:
         # BLAS on one thread: the run's matrices are small (feeders, the PLF's buses), and two
         # OpenBLAS threads on a busy two-core machine made S4's solves 30× slower, S2's 10×
         stack.enter_context(threadpool_limits(1, user_api="blas"))
-        with clock("pool_start", "starting the executor"):
+        with clock("pool_start", _starting(opt)):
             pool = executor(
                 opt.workers,
                 opt.scheduler,

@@ -21,9 +21,11 @@ class Clock:
         self.progress = progress
 
     @contextmanager
-    def __call__(self, key: str, label: str) -> Iterator[None]:
+    def __call__(self, key: str, label: str | None) -> Iterator[None]:
+        """Time the block as ``<key>_s``; log ``label`` first unless it is ``None``."""
         check_terminated()  # a SIGTERM swallowed in a finalizer stops the run here
-        self.say(f"{label} …")
+        if label is not None:
+            self.say(f"{label} …")
         start = time.perf_counter()
         try:
             yield

@@ -113,3 +113,26 @@ def test_save_draws_figures_from_either_outcome(rts, mlf, tmp_path):
         assert (out / "voltage_profiles.png").stat().st_size > 10_000
     assert (tmp_path / "mlf" / "offer_curves.png").exists()
     assert not (tmp_path / "central" / "offer_curves.png").exists()
+
+
+def test_the_executors_start_is_logged_only_when_something_starts(caplog):
+    """``--progress``: a line for workers, threads or Dask; none for a run in this process."""
+    import logging
+
+    from flexopt.run.api import _starting
+    from flexopt.run.clock import Clock
+    from flexopt.run.options import MarketOptions
+
+    assert _starting(MarketOptions()) is None
+    assert _starting(MarketOptions(workers=1)) is None
+    assert _starting(MarketOptions(workers=2)) == "starting 2 worker processes (this one and 1)"
+    assert _starting(MarketOptions(threads=2)) == "starting 2 threads"
+    assert _starting(MarketOptions(scheduler="local")).startswith("connecting to the Dask")
+    clock = Clock(progress=True)
+    with caplog.at_level(logging.INFO, logger="flexopt.progress"):
+        with clock("pool_start", None):
+            pass
+        with clock("day_ahead", "S1 day-ahead market"):
+            pass
+    assert [r.getMessage() for r in caplog.records] == ["S1 day-ahead market …"]
+    assert set(clock.timings) == {"pool_start_s", "day_ahead_s"}
