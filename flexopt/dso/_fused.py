@@ -16,9 +16,9 @@ threads at once (:mod:`flexopt.executors`).
 A search can defer the constraints (:meth:`FusedDCP.objective`, then
 :meth:`FusedDCP.violation` for the points it compares): the objective needs each hour's
 design point only; the block ends — ten of the eleven markets and power flows per hour at ten
-blocks — are then computed one block end at a time for the points whose violation matters,
-and a point stops as soon as its violation so far exceeds what could still win (W4b of
-``models/wca.md``). Equal design hours are computed once (:func:`_distinct_hours`).
+blocks — are then computed a few block ends at a time (the most often violated first) for the
+points whose violation matters, and a point stops as soon as its violation so far exceeds
+what could still win (W4b of ``models/wca.md``). Equal design hours are computed once (:func:`_distinct_hours`).
 
 Taken when the numpy form takes the compiled kernels: ``0 < n ≤ MAX_OFFERS`` prosumers that
 offer, every prosumer at one bus and no bus with more than two of them, the uniform price
@@ -36,6 +36,7 @@ import numpy as np
 
 from flexopt.dso._fused_rows import Feeder, Markets, block_end, clear_rows, markets
 from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
+from flexopt.grid._sweep import _NARROW
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
 from flexopt.optim import Evaluation
@@ -130,7 +131,8 @@ def _evaluate_py(
 
 def _violations_py(
     mk: Markets,
-    who: np.ndarray,
+    bound: np.ndarray,
+    margin: float,
     a: np.ndarray,
     b: np.ndarray,
     edges: np.ndarray,
@@ -139,29 +141,45 @@ def _violations_py(
     hours: tuple[np.ndarray, np.ndarray, np.ndarray],
     scalars: tuple[float, float, float, float, float, float],
     rows: tuple[bool, bool],
-    limit: np.ndarray,
+    order: np.ndarray,
+    hits: np.ndarray,
     V: np.ndarray,
 ) -> int:
-    """Total violation ``V[P]`` (C7, C8) of the points ``who[P]`` of a population whose markets
-    ``mk`` :func:`_evaluate_py` returned — exactly, as NumPy sums the rows of
-    :func:`_evaluate_py`'s ``G`` — where it is at most ``limit[P]``, ``inf`` where its
-    violation so far exceeds the limit: the block ends are computed one ``k`` at a time
-    (every hour) for the points whose partial violation is still within their limit, so that
-    a point found infeasible by its first block ends (limit 0) costs those block ends only;
-    a point that stays within its limit gets its exact total even when that total is a
-    little above it. NaN for a NaN row; returns the number of power flows that did not
-    converge."""
+    """Total violation ``V[P]`` (C7, C8) of the points of a population whose markets ``mk``
+    :func:`_evaluate_py` returned — exactly, as NumPy sums the rows of :func:`_evaluate_py`'s
+    ``G`` — where it is at most ``bound[P]``, ``inf`` where it is not needed (``bound < 0``) or
+    where its violation so far exceeds ``bound·(1 + margin)`` (the sums in another order
+    differ by rounding): the block ends are computed a few ``k`` at a time (every hour) for
+    the points whose partial violation is still within their limit, so that a point found
+    infeasible by its first block ends (bound 0) costs those block ends only; a point that
+    stays within its limit gets its exact total even when that total is a little above it.
+    A stage holds enough block ends for :data:`~flexopt.grid._sweep._NARROW` power flows (the
+    sweep's lockstep), all of them where every bound is infinite. The block ends are taken in
+    ``order`` (the caller's: those that most often added to a violation so far first, which
+    drops an infeasible point sooner); ``hits[k]`` counts the points whose violation block end
+    ``k`` added to. The order changes which points are dropped only where a total lies within
+    the margin of its limit, and no total (the rows are summed in their own order). NaN for a
+    NaN row; returns the number of power flows that did not converge."""
     loss_price, dt = scalars[0], scalars[1]
     budget, efficiency = rows
     loss_da, social0, slack = hours
-    P = who.shape[0]
+    P = bound.shape[0]
     T, K = edges.shape  # distinct hours
     n_rows = rep.shape[0] * K
     Gp = np.zeros((P, n_rows * (int(budget) + int(efficiency))))
     part = np.zeros(P)
-    alive = np.ones(P, dtype=np.bool_)
+    limit = np.empty(P)
+    alive = np.empty(P, dtype=np.bool_)
     slot = np.empty(P, dtype=np.int64)
-    for k in range(K):
+    whole = True
+    for p in range(P):
+        alive[p] = bound[p] >= 0.0
+        limit[p] = bound[p] * (1.0 + margin) if bound[p] > 0.0 else bound[p]
+        V[p] = np.inf
+        if alive[p] and bound[p] < np.inf:
+            whole = False
+    k0 = 0
+    while k0 < K:
         n_alive = 0
         for p in range(P):
             if alive[p]:
@@ -169,47 +187,56 @@ def _violations_py(
                 n_alive += 1
         if n_alive == 0:
             break
-        market = np.empty(n_alive * T, dtype=np.int64)
-        q = np.empty(n_alive * T)
-        hour = np.empty(n_alive * T, dtype=np.int64)
+        width = K if whole else min(max(-(-_NARROW // (n_alive * T)), 1), K - k0)
+        n_e = n_alive * T * width
+        market = np.empty(n_e, dtype=np.int64)
+        q = np.empty(n_e)
+        hour = np.empty(n_e, dtype=np.int64)
         for p in range(P):
             for t in range(T if alive[p] else 0):
-                e = slot[p] * T + t
-                market[e] = who[p] * T + t
-                q[e] = edges[t, k]
-                hour[e] = t
+                for j in range(width):
+                    e = (slot[p] * T + t) * width + j
+                    market[e] = p * T + t
+                    q[e] = edges[t, order[k0 + j]]
+                    hour[e] = t
         cleared, settled, loss, failed = clear_rows(mk, market, q, hour, a, b, *feeder)
         if failed:
             return failed
         for p in range(P):
             if not alive[p]:
                 continue
-            for h in range(rep.shape[0]):
-                t = rep[h]
-                g, eff = block_end(
-                    slot[p] * T + t,
-                    t,
-                    k,
-                    cleared,
-                    settled,
-                    loss,
-                    loss_da,
-                    social0,
-                    slack,
-                    loss_price,
-                    dt,
-                )
-                r = h * K + k
-                if budget:
-                    Gp[p, r] = g
-                    part[p] += g if g > 0.0 or g != g else 0.0
-                    r += n_rows
-                if efficiency:
-                    Gp[p, r] = eff
-                    part[p] += eff if eff > 0.0 or eff != eff else 0.0
+            for j in range(width):
+                k = order[k0 + j]
+                before = part[p]
+                for h in range(rep.shape[0]):
+                    t = rep[h]
+                    g, eff = block_end(
+                        (slot[p] * T + t) * width + j,
+                        t,
+                        k,
+                        cleared,
+                        settled,
+                        loss,
+                        loss_da,
+                        social0,
+                        slack,
+                        loss_price,
+                        dt,
+                    )
+                    r = h * K + k
+                    if budget:
+                        Gp[p, r] = g
+                        part[p] += g if g > 0.0 or g != g else 0.0
+                        r += n_rows
+                    if efficiency:
+                        Gp[p, r] = eff
+                        part[p] += eff if eff > 0.0 or eff != eff else 0.0
+                if part[p] != before:
+                    hits[k] += 1
             if not part[p] <= limit[p]:  # beyond its limit, or NaN (kept: the search raises)
                 alive[p] = False
                 V[p] = part[p] if part[p] != part[p] else np.inf
+        k0 += width
     clipped = np.empty(Gp.shape[1])
     for p in range(P):
         if alive[p]:
@@ -315,6 +342,8 @@ class FusedDCP:
         self._violation_args = (*offers, edges, *tail)
         # a partial sum in stage order exceeds the pairwise total by at most ~n_constr ulp
         self._margin = 1e-12 + self.n_constr * float(np.finfo(float).eps)
+        # how often each block end has added to a violation: the most violated come first
+        self._hits = np.zeros(edges.shape[1], dtype=np.int64)
 
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         F, G, _ = self._run(X, self._args)
@@ -336,18 +365,17 @@ class FusedDCP:
     def violation(self, mk: Markets, bound: np.ndarray) -> np.ndarray:
         """Total violation (C7, C8) of each point of the population whose markets are ``mk``
         (:meth:`objective`) where it is at most ``bound``, ``inf`` elsewhere
-        (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends one at a time, a
-        point dropped once its violation so far exceeds its bound (a relative ``1e-12 +
-        n_constr ε`` above it: the sums in another order differ by rounding)."""
-        out = np.full(len(bound), np.inf)
-        rows = bound >= 0
-        if rows.any():
-            b = bound[rows]
-            limit = np.where(b > 0, b * (1 + self._margin), b)
-            V = np.empty(len(b))
-            self._check(_violations(mk, np.flatnonzero(rows), *self._violation_args, limit, V))
-            out[rows] = V
-        return out
+        (:meth:`flexopt.optim.Evaluation.violation_within`): the block ends a few at a time,
+        those most often violated so far in this problem's evaluations first, a point dropped
+        once its violation so far exceeds its bound (a relative ``1e-12 + n_constr ε`` above
+        it: the sums in another order differ by rounding)."""
+        bound = np.ascontiguousarray(bound, dtype=np.float64)
+        V = np.empty(len(bound))
+        order = np.argsort(-self._hits, kind="stable")
+        self._check(
+            _violations(mk, bound, self._margin, *self._violation_args, order, self._hits, V)
+        )
+        return V
 
     def _run(
         self, X: np.ndarray, args: tuple[Any, ...]
