@@ -36,9 +36,9 @@ import numpy as np
 
 from flexopt.dso._fused_rows import Feeder, Markets, block_end, clear_rows, markets
 from flexopt.dso._kernels import MAX_OFFERS, _compile, _pairwise, _pairwise_any
-from flexopt.grid._sweep import _NARROW
 from flexopt.dso.budget import saving_slack
 from flexopt.errors import PowerFlowError
+from flexopt.grid._sweep import _NARROW
 from flexopt.optim import Evaluation
 
 __all__ = ["FusedDCP", "fusable"]
