@@ -45,7 +45,28 @@ def best_time(
 
 
 def machine() -> str:
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    """The machine as the tables record it: architecture, CPU model and its widest SIMD (the
+    compiled kernels' speed, and a ratio's, depend on it), cores, Python."""
+    return (
+        f"{platform.processor() or platform.machine()}, {_cpu()}{os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def _cpu() -> str:
+    """``"<model>, <SIMD>, "`` from ``/proc/cpuinfo`` (Linux), else nothing."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    fields: dict[str, str] = {}
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name", "")
+    flags = set(fields.get("flags", "").split())
+    simd = next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "")
+    return "".join(f"{x}, " for x in (model, simd.upper()) if x)
 
 
 def write_csv(df: pd.DataFrame, name: str) -> Path:

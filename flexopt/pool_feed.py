@@ -3,7 +3,9 @@ worker as it becomes free, single items to this process between its own tasks.""
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures
+import itertools
 import queue
 import threading
 import time
@@ -32,8 +34,9 @@ class Feed(Generic[A, R]):
     """The items of one call, handed out as they are asked for: to this process one at a
     time between its own tasks, and to each pool worker when it becomes free (its warm-up or
     its last chunk done, in the pool's callback thread), a chunk of the items left divided
-    by four times the processes (at least one): fewer round trips while many items are
-    left, single items towards the end so that all finish together (by twice the processes a
+    by four times the processes (at least one) — by their weights where they have a ``weight``
+    attribute (a DSO's search: its size), else by count: fewer round trips while many items
+    are left, single items towards the end so that all finish together (by twice the processes a
     worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
     1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet),
     each worker takes half of the items left divided among the workers instead, so a large
@@ -54,6 +57,10 @@ class Feed(Generic[A, R]):
         keeper: Keeper | None = None,
     ) -> None:
         self.pool, self.fn, self.items, self.processes, self.idle = pool, fn, items, n, idle
+        # the items' cumulative weights (an item's ``weight`` attribute, else 1)
+        self.cum = list(
+            itertools.accumulate((float(getattr(x, "weight", 1.0)) for x in items), initial=0.0)
+        )
         self.ahead, self.keeper = ahead, keeper
         self.lock = threading.Lock()
         self.next = self.sent = 0
@@ -72,13 +79,22 @@ class Feed(Generic[A, R]):
             # ahead of its collection (``start``) only the workers take items: each a
             # share of half of them (fewer round trips through a busy caller's threads)
             share = 2 * (self.processes - 1) if self.ahead else 4 * self.processes
-            k = min(
-                left, max(1, -(-left // share) if self.ahead else left // share) if remote else 1
-            )
+            k = min(left, max(1, self._share(share)) if remote else 1)
             chunk = range(self.next, self.next + k)
             self.next += k
             self.sent += k if remote else 0
             return chunk
+
+    def _share(self, share: int) -> int:
+        """How many of the items left make ``1/share`` of their weight: the items whose
+        weights add up to no more than that (a worker's chunk, handed out as it becomes
+        free), or, ahead of the collection, the fewest that reach it; by count where the
+        items have no weights."""
+        cum, start = self.cum, self.next
+        want = cum[start] + (cum[-1] - cum[start]) / share
+        if self.ahead:
+            return bisect.bisect_left(cum, want, lo=start) - start
+        return bisect.bisect_right(cum, want, lo=start) - 1 - start
 
     def warmed(self, f: concurrent.futures.Future[Any]) -> None:
         """Start handing chunks to the worker whose warm-up ``f`` ended well (once)."""

@@ -98,3 +98,23 @@ def test_an_item_run_here_warms_this_process(monkeypatch):
     monkeypatch.setattr(pool_feed, "_ran_here", False)
     assert here(abs, -3) == 3
     assert pool_feed._ran_here is True
+
+
+class _Weighed:
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+
+def test_a_workers_chunk_is_a_share_of_the_weight_left(pool):
+    """Items with a ``weight`` (a DSO's search size) are handed out by weight: a worker's
+    chunk holds the items making up to a quarter of the processes' share of the weight left
+    (at least one), a heavy first item alone; items without one, by count."""
+    heavy = [_Weighed(10.0)] + [_Weighed(1.0) for _ in range(30)]
+    feed: Feed[_Weighed, int] = Feed(pool, id, heavy, 2)
+    assert feed._take(remote=True) == range(0, 1)  # 10 > 40 / 8
+    assert feed._take(remote=True) == range(1, 4)  # 30 / 8 = 3.75: three of weight 1
+    assert feed._take(remote=False) == range(4, 5)  # this process: one at a time
+    plain: Feed[int, int] = Feed(pool, id, list(range(31)), 2)
+    assert plain._take(remote=True) == range(0, 3)  # 31 // 8
+    ahead: Feed[_Weighed, int] = Feed(pool, id, heavy, 2, ahead=True)
+    assert ahead._take(remote=True) == range(0, 11)  # the fewest reaching half: 10 + 10 × 1

@@ -70,11 +70,14 @@ def run_bilevel(base: MarketBase, opt: MarketOptions, ex: Executor, clock: Clock
                 )
                 for k, c in enumerate(ctxs)
             ]
-            # as each DSO finishes: a bar on a terminal (wca takes a while per DSO)
+            # the largest searches first, so that the processes finish together (each task
+            # has its own seed: the order changes no result); as each DSO finishes: a bar on
+            # a terminal (wca takes a while per DSO)
+            first = sorted(range(len(tasks)), key=lambda k: -tasks[k].weight)
             done: dict[int, DSOOffer] = {}
             with Progress(f"S5 {opt.method} per DSO", len(tasks), enabled=opt.progress) as bar:
-                for k, offer in ex.as_completed(run_task, tasks):
-                    done[k] = offer
+                for j, offer in ex.as_completed(run_task, [tasks[k] for k in first]):
+                    done[first[j]] = offer
                     bar.update(note=offer.dso_id)
             offers = [done[k] for k in range(len(tasks))]
             for o in offers:

@@ -127,6 +127,15 @@ class BidTask:
     blocks: int
     seed: tuple[int, int]
 
+    @property
+    def weight(self) -> float:
+        """Its share of S5–S6's work, for a process pool's chunks (``flexopt.pool_feed``):
+        what a search grows with — the factors × the market's offers × the hours with a
+        requirement — beside a DSO's fixed cost (its problem and bid, about a search of 25
+        such units)."""
+        hours = int((self.requirement_mw.to_numpy() > 0).sum())
+        return 25.0 + float(self.context.screened.sum()) * len(self.context.members) * hours
+
     def __call__(self) -> DSOOffer:
         with _stage(f"S5–S6 offers ({self.context.dso.id})"):
             inner = microgrid_offers(  # the third level first (models/microgrid.md)

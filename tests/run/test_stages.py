@@ -53,10 +53,17 @@ def test_stages_by_hand_equal_run_market(rts, mlf):
     req, _ = tso.requirement(rts, model, plf, hours, capacity, dso_bus)
     lp = rts.market.loss_price_eur_per_mwh
     method = get_method("mlf")
-    offers = [
-        run_task(BidTask(c, req[c.dso.id], method, None, mlf.options.dcp, lp, 10, (0, k)))
+    bids = [
+        BidTask(c, req[c.dso.id], method, None, mlf.options.dcp, lp, 10, (0, k))
         for k, c in enumerate(ctxs)
     ]
+    # a bid's weight (a process pool's chunks, the largest first): its search's size
+    for t in bids:
+        n_hours = int((t.requirement_mw.to_numpy() > 0).sum())
+        size = int(t.context.screened.sum()) * len(t.context.members) * n_hours
+        assert t.weight == 25.0 + size
+    assert any(t.weight > 25.0 for t in bids)
+    offers = [run_task(t) for t in bids]
     market = tso.tso_market(rts, model, plf, hours, [o.bid for o in offers])
     dispatch = [
         run_task(
