@@ -33,17 +33,18 @@ _ran_here = False  # whether it ran an item or a warm-up (numba started, kernels
 class Feed(Generic[A, R]):
     """The items of one call, handed out as they are asked for: to this process one at a
     time between its own tasks, and to each pool worker when it becomes free (its warm-up or
-    its last chunk done, in the pool's callback thread), a chunk of the items left divided
-    by four times the processes (at least one) — by their weights where they have a ``weight``
-    attribute (a DSO's search: its size), else by count: fewer round trips while many items
-    are left, single items towards the end so that all finish together (by twice the processes a
+    its last chunk done, in the pool's callback thread), a chunk of the items left divided by
+    four times the processes (at least one) — by their weights where they have a ``weight``
+    attribute (a DSO's search: its size), else by count: fewer round trips while many items are
+    left, single items towards the end so that all finish together (by twice the processes a
     worker took two of the few long searches at 10 DSOs: 1.24–1.43× on the DSO stages, not
-    1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet),
-    each worker takes half of the items left divided among the workers instead, so a large
-    chunk may still run when this process joins in. A worker holds one chunk of a call at a
-    time, so none waits in a queue that this process could have run (a later warm-up aside,
-    ``flexopt.executors``); its results arrive a chunk at a time. Until this process has run
-    an item (or a pool's warm-up, :func:`loaded_here`), it takes none of a call that the workers finish within :data:`COLD_S` anyway
+    1.61–1.77×). Ahead of its collection (a started call: this process takes no item yet), each
+    worker takes half of the items left divided among the workers instead, so a large chunk may
+    still run when this process joins in. A worker holds one chunk of a call at a time, so none
+    waits in a queue that this process could have run (a later warm-up aside,
+    ``flexopt.executors``); its results arrive a chunk at a time. Until this process has run an
+    item (or a pool's warm-up, :func:`loaded_here`), it takes none of a call that the workers
+    finish within :data:`COLD_S` anyway
     (:meth:`_leave_to_workers`)."""
 
     def __init__(

@@ -18,7 +18,8 @@ A search can defer the constraints (:meth:`FusedDCP.objective`, then
 design point only; the block ends — ten of the eleven markets and power flows per hour at ten
 blocks — are then computed a few block ends at a time (the most often violated first) for the
 points whose violation matters, and a point stops as soon as its violation so far exceeds
-what could still win (W4b of ``models/wca.md``). Equal design hours are computed once (:func:`_distinct_hours`).
+what could still win (W4b of ``models/wca.md``). Equal design hours are computed once
+(:func:`_distinct_hours`).
 
 Taken when the numpy form takes the compiled kernels: ``0 < n ≤ MAX_OFFERS`` prosumers that
 offer, every prosumer at one bus and no bus with more than two of them, the uniform price
